@@ -1,0 +1,28 @@
+package io.sftnative.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The root command: lists the sub-commands. Each sub-command is a thin layer over the public API. */
+@Command(name = "sft-native",
+        mixinStandardHelpOptions = true,
+        versionProvider = VersionProvider.class,
+        description = "Supervised fine-tuning of LLMs on the JVM (libtorch + native 4/8-bit and fused CE kernels).",
+        subcommands = {
+                CommandLine.HelpCommand.class,
+        })
+public final class SftCommand implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new SftCommand());
+        cl.setExecutionExceptionHandler(new ErrorHandler());
+        return cl;
+    }
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+}

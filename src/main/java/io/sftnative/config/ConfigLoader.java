@@ -1,0 +1,65 @@
+package io.sftnative.config;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+
+/** Reads a LLaMA-Factory-style YAML file and applies {@code key=value} overrides. */
+public final class ConfigLoader {
+    private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
+
+    private ConfigLoader() {}
+
+    /**
+     * @param yaml      the config file, or null for overrides only
+     * @param overrides {@code key=value} strings; later ones win
+     */
+    public static RawConfig load(Path yaml, List<String> overrides) {
+        Map<String, Object> values = new LinkedHashMap<>();
+        Map<String, String> origins = new LinkedHashMap<>();
+        if (yaml != null) {
+            String name = yaml.toString();
+            Object tree;
+            try {
+                tree = YAML.readValue(Files.readString(yaml), Object.class);
+            } catch (NoSuchFileException e) {
+                throw new ConfigException("config file " + name + " does not exist");
+            } catch (JsonProcessingException e) {
+                var loc = e.getLocation();
+                throw new ConfigException("config file " + name + " is not valid YAML"
+                        + (loc == null ? "" : " at line " + loc.getLineNr() + ", column " + loc.getColumnNr())
+                        + ": " + e.getOriginalMessage());
+            } catch (IOException e) {
+                throw new ConfigException("cannot read config file " + name + ": " + e.getMessage(), e);
+            }
+            if (tree == null) {
+                tree = Map.of();
+            }
+            if (!(tree instanceof Map<?, ?> map)) {
+                throw new ConfigException("config file " + name + " must be a mapping of key: value lines");
+            }
+            map.forEach((k, v) -> {
+                values.put(String.valueOf(k), v);
+                origins.put(String.valueOf(k), name);
+            });
+        }
+        for (String o : overrides) {
+            int eq = o.indexOf('=');
+            if (eq <= 0) {
+                throw new ConfigException("override '" + o + "' must look like key=value");
+            }
+            String key = o.substring(0, eq).trim();
+            values.put(key, o.substring(eq + 1).trim());
+            origins.put(key, "command line");
+        }
+        return new RawConfig(values, origins);
+    }
+}

@@ -1,0 +1,35 @@
+package io.sftnative.config;
+
+/**
+ * Which model to load and how (LLaMA-Factory's ModelArguments).
+ *
+ * @param modelNameOrPath     a local HF model directory (config.json + safetensors + tokenizer files)
+ * @param adapterNameOrPath   a PEFT adapter directory to load on top, or null
+ * @param quantizationBit     4 or 8 to hold frozen linear weights quantized (QLoRA), or 0 for none
+ * @param quantizationType    nf4 or fp4 (4-bit only)
+ * @param doubleQuantization  quantize the absmax statistics too (QLoRA's double quantization)
+ * @param quantizationBlocksize values per absmax block
+ * @param nativeLibrary       path of a real libbitsandbytes to use for the symbols it exports, or null for ours
+ * @param threads             libtorch intra-op threads (0 = all available processors)
+ */
+public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int quantizationBit,
+        String quantizationType, boolean doubleQuantization, int quantizationBlocksize, String nativeLibrary,
+        int threads) {
+
+    public static ModelArgs from(RawConfig c) {
+        int bit = c.integer("quantization_bit", 0);
+        if (bit != 0 && bit != 4 && bit != 8) {
+            throw new ConfigException("key 'quantization_bit' (" + c.origin("quantization_bit")
+                    + ") must be 4 or 8 (or absent for no quantization), got " + bit);
+        }
+        return new ModelArgs(
+                c.string("model_name_or_path", null),
+                c.string("adapter_name_or_path", null),
+                bit,
+                c.choice("quantization_type", "nf4", "nf4", "fp4"),
+                c.bool("double_quantization", true),
+                c.integer("quantization_blocksize", 64),
+                c.string("bnb_library", System.getenv("SFT_BNB_LIBRARY")),
+                c.integer("threads", 0));
+    }
+}

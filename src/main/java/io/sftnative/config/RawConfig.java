@@ -1,0 +1,205 @@
+package io.sftnative.config;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The user's key/value pairs (YAML file, then {@code key=value} overrides) before they become typed records.
+ *
+ * <p>Typed readers record every key they ask for; {@link #checkAllKnown} then reports any key nobody asked for as
+ * unknown, naming the nearest known key. So the set of valid keys is exactly what the records read: there is no
+ * second list to keep in sync.
+ */
+public final class RawConfig {
+    private final Map<String, Object> values;
+    private final Map<String, String> origins; // key -> "config.yaml" or "command line"
+    private final Set<String> requested = new LinkedHashSet<>();
+
+    RawConfig(Map<String, Object> values, Map<String, String> origins) {
+        this.values = new LinkedHashMap<>(values);
+        this.origins = new LinkedHashMap<>(origins);
+    }
+
+    /** For tests and the library API: a config from plain pairs. */
+    public static RawConfig of(Map<String, ?> values) {
+        Map<String, String> origins = new LinkedHashMap<>();
+        values.keySet().forEach(k -> origins.put(k, "code"));
+        return new RawConfig(new LinkedHashMap<>(values), origins);
+    }
+
+    public Map<String, Object> values() {
+        return Collections.unmodifiableMap(values);
+    }
+
+    public boolean has(String key) {
+        requested.add(key);
+        Object v = values.get(key);
+        return v != null && !(v instanceof String s && (s.isEmpty() || s.equalsIgnoreCase("null")));
+    }
+
+    public String string(String key, String def) {
+        if (!has(key)) {
+            return def;
+        }
+        return String.valueOf(values.get(key)).trim();
+    }
+
+    public int integer(String key, int def) {
+        if (!has(key)) {
+            return def;
+        }
+        Object v = values.get(key);
+        if (v instanceof Number n && n.doubleValue() == Math.rint(n.doubleValue())) {
+            return n.intValue();
+        }
+        try {
+            return Integer.parseInt(String.valueOf(v).trim());
+        } catch (NumberFormatException e) {
+            throw bad(key, "a whole number");
+        }
+    }
+
+    public long longValue(String key, long def) {
+        if (!has(key)) {
+            return def;
+        }
+        Object v = values.get(key);
+        if (v instanceof Number n && n.doubleValue() == Math.rint(n.doubleValue())) {
+            return n.longValue();
+        }
+        try {
+            return Long.parseLong(String.valueOf(v).trim());
+        } catch (NumberFormatException e) {
+            throw bad(key, "a whole number");
+        }
+    }
+
+    public double number(String key, double def) {
+        if (!has(key)) {
+            return def;
+        }
+        Object v = values.get(key);
+        if (v instanceof Number n) {
+            return n.doubleValue();
+        }
+        try {
+            return Double.parseDouble(String.valueOf(v).trim()); // YAML 1.1 reads 1e-4 as a string
+        } catch (NumberFormatException e) {
+            throw bad(key, "a number");
+        }
+    }
+
+    public boolean bool(String key, boolean def) {
+        if (!has(key)) {
+            return def;
+        }
+        Object v = values.get(key);
+        if (v instanceof Boolean b) {
+            return b;
+        }
+        return switch (String.valueOf(v).trim().toLowerCase(Locale.ROOT)) {
+            case "true", "yes", "1", "on" -> true;
+            case "false", "no", "0", "off" -> false;
+            default -> throw bad(key, "true or false");
+        };
+    }
+
+    /** A comma-separated string or a YAML list; empty when absent. */
+    public List<String> list(String key) {
+        if (!has(key)) {
+            return List.of();
+        }
+        Object v = values.get(key);
+        List<String> out = new ArrayList<>();
+        if (v instanceof List<?> l) {
+            l.forEach(x -> out.add(String.valueOf(x).trim()));
+        } else {
+            for (String s : String.valueOf(v).split(",")) {
+                if (!s.isBlank()) {
+                    out.add(s.trim());
+                }
+            }
+        }
+        return List.copyOf(out);
+    }
+
+    /** One of the allowed values (case-insensitive), lower-cased. */
+    public String choice(String key, String def, String... allowed) {
+        String v = string(key, def);
+        if (v == null) {
+            return null;
+        }
+        for (String a : allowed) {
+            if (a.equalsIgnoreCase(v)) {
+                return a;
+            }
+        }
+        throw new ConfigException("key '" + key + "' (" + origin(key) + ") is '" + v + "'; it must be one of "
+                + String.join(", ", allowed));
+    }
+
+    public String origin(String key) {
+        return origins.getOrDefault(key, "default");
+    }
+
+    /** Fails on the first key no typed reader asked for, suggesting the nearest valid one. */
+    public void checkAllKnown(Set<String> ignoredWithWarning, java.util.function.Consumer<String> warn) {
+        for (String key : values.keySet()) {
+            if (requested.contains(key)) {
+                continue;
+            }
+            if (ignoredWithWarning.contains(key)) {
+                warn.accept("config key '" + key + "' (" + origin(key) + ") is accepted for LLaMA-Factory"
+                        + " compatibility and ignored by sft-native");
+                continue;
+            }
+            String nearest = nearest(key, requested);
+            throw new ConfigException("unknown config key '" + key + "' (" + origin(key) + ")"
+                    + (nearest == null ? "" : "; did you mean '" + nearest + "'?")
+                    + " See README.md, section Configuration, for every key.");
+        }
+    }
+
+    ConfigException bad(String key, String expected) {
+        return new ConfigException("key '" + key + "' (" + origin(key) + ") must be " + expected + ", got '"
+                + values.get(key) + "'");
+    }
+
+    static String nearest(String key, Set<String> candidates) {
+        String best = null;
+        int bestD = Integer.MAX_VALUE;
+        for (String c : candidates) {
+            int d = levenshtein(key, c);
+            if (d < bestD) {
+                bestD = d;
+                best = c;
+            }
+        }
+        return best != null && bestD <= Math.max(3, key.length() / 2) ? best : null;
+    }
+
+    static int levenshtein(String a, String b) {
+        int[] prev = new int[b.length() + 1];
+        int[] cur = new int[b.length() + 1];
+        for (int j = 0; j <= b.length(); j++) {
+            prev[j] = j;
+        }
+        for (int i = 1; i <= a.length(); i++) {
+            cur[0] = i;
+            for (int j = 1; j <= b.length(); j++) {
+                int sub = prev[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1);
+                cur[j] = Math.min(sub, Math.min(prev[j] + 1, cur[j - 1] + 1));
+            }
+            int[] t = prev;
+            prev = cur;
+            cur = t;
+        }
+        return prev[b.length()];
+    }
+}

@@ -1,0 +1,33 @@
+package io.sftnative.config;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+import java.util.function.Consumer;
+
+/** The whole configuration of a run: one immutable record per concern. Components get only what they need. */
+public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetuning, TrainingArgs training,
+        GenerationArgs generation) {
+
+    /**
+     * Keys LLaMA-Factory configs commonly carry that have no effect here (logging integrations, multi-GPU
+     * plumbing, attention back-ends). They are accepted with a warning so users' files load unchanged.
+     */
+    public static final Set<String> IGNORED_KEYS = Set.of(
+            "report_to", "ddp_timeout", "trust_remote_code", "dataloader_num_workers", "flash_attn",
+            "save_only_model", "run_name", "logging_dir", "deepspeed", "fp16", "tf32", "ddp_find_unused_parameters",
+            "use_fast_tokenizer", "disable_tqdm", "include_num_input_tokens_seen", "save_strategy",
+            "eval_strategy", "evaluation_strategy", "logging_strategy", "streaming", "tokenized_path",
+            "preprocessing_batch_size", "cache_dir", "infer_backend", "enable_liger_kernel", "use_unsloth");
+
+    public static SftConfig load(Path yaml, List<String> overrides, Consumer<String> warn) {
+        return from(ConfigLoader.load(yaml, overrides), warn);
+    }
+
+    public static SftConfig from(RawConfig c, Consumer<String> warn) {
+        SftConfig cfg = new SftConfig(ModelArgs.from(c), DataArgs.from(c), FinetuningArgs.from(c),
+                TrainingArgs.from(c), GenerationArgs.from(c));
+        c.checkAllKnown(IGNORED_KEYS, warn);
+        return cfg;
+    }
+}

@@ -1,0 +1,65 @@
+package io.sftnative.config;
+
+/**
+ * How training runs (the subset of HF TrainingArguments that LLaMA-Factory configs use).
+ *
+ * @param gradientCheckpointing recompute each decoder layer's activations in backward
+ * @param fusedCrossEntropy     compute the LM head and loss chunk by chunk (logits never materialised whole)
+ */
+public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean doTrain, boolean doEval,
+        boolean doPredict, int perDeviceTrainBatchSize, int perDeviceEvalBatchSize, int gradientAccumulationSteps,
+        double learningRate, double numTrainEpochs, long maxSteps, String lrSchedulerType, double warmupRatio,
+        long warmupSteps, double weightDecay, double maxGradNorm, double adamBeta1, double adamBeta2,
+        double adamEpsilon, boolean bf16, long seed, long loggingSteps, long saveSteps, long evalSteps,
+        int saveTotalLimit, String resumeFromCheckpoint, boolean predictWithGenerate,
+        boolean gradientCheckpointing, Boolean fusedCrossEntropy) {
+
+    public static TrainingArgs from(RawConfig c) {
+        TrainingArgs t = new TrainingArgs(
+                c.string("output_dir", "saves/sft-native"),
+                c.bool("overwrite_output_dir", false),
+                c.bool("do_train", true),
+                c.bool("do_eval", false),
+                c.bool("do_predict", false),
+                c.integer("per_device_train_batch_size", 8),
+                c.integer("per_device_eval_batch_size", 8),
+                c.integer("gradient_accumulation_steps", 1),
+                c.number("learning_rate", 5e-5),
+                c.number("num_train_epochs", 3.0),
+                c.longValue("max_steps", -1),
+                c.choice("lr_scheduler_type", "linear", "linear", "cosine", "constant", "constant_with_warmup"),
+                c.number("warmup_ratio", 0.0),
+                c.longValue("warmup_steps", 0),
+                c.number("weight_decay", 0.0),
+                c.number("max_grad_norm", 1.0),
+                c.number("adam_beta1", 0.9),
+                c.number("adam_beta2", 0.999),
+                c.number("adam_epsilon", 1e-8),
+                c.bool("bf16", false),
+                c.longValue("seed", 42),
+                c.longValue("logging_steps", 500),
+                c.longValue("save_steps", 500),
+                c.has("eval_steps") ? c.longValue("eval_steps", 0) : c.longValue("logging_steps", 500),
+                c.integer("save_total_limit", 0),
+                c.string("resume_from_checkpoint", null),
+                c.bool("predict_with_generate", false),
+                c.bool("gradient_checkpointing", false),
+                c.has("fused_cross_entropy") ? c.bool("fused_cross_entropy", true) : null);
+        positive(c, "per_device_train_batch_size", t.perDeviceTrainBatchSize);
+        positive(c, "per_device_eval_batch_size", t.perDeviceEvalBatchSize);
+        positive(c, "gradient_accumulation_steps", t.gradientAccumulationSteps);
+        if (!(t.learningRate >= 0) || Double.isInfinite(t.learningRate)) {
+            throw new ConfigException("key 'learning_rate' (" + c.origin("learning_rate") + ") must be >= 0");
+        }
+        if (t.warmupRatio < 0 || t.warmupRatio > 1) {
+            throw new ConfigException("key 'warmup_ratio' (" + c.origin("warmup_ratio") + ") must be in [0, 1]");
+        }
+        return t;
+    }
+
+    private static void positive(RawConfig c, String key, int v) {
+        if (v < 1) {
+            throw new ConfigException("key '" + key + "' (" + c.origin(key) + ") must be >= 1, got " + v);
+        }
+    }
+}
