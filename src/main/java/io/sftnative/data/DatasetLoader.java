@@ -1,0 +1,373 @@
+package io.sftnative.data;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.function.Consumer;
+
+import io.sftnative.config.DataArgs;
+import io.sftnative.template.Template;
+import io.sftnative.tokenizer.Fingerprint;
+import io.sftnative.tokenizer.Tokenizer;
+import me.tongfei.progressbar.ConsoleProgressBarConsumer;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
+
+/**
+ * Datasets to train/eval examples, as LLaMA-Factory builds them: read (streaming) → convert → template → labels →
+ * packing / pt blocks, on all cores in chunks of 1000 records, written to a tokenized cache that later runs reuse.
+ *
+ * <p>The cache file is named by a hash of the data files' content, the tokenizer files, the template and every
+ * option that changes the ids; it is written atomically and checksummed, so a crash mid-way leaves no half cache and
+ * a corrupt one is rebuilt. Memory stays bounded: records stream in, a few chunks are in flight, examples are read
+ * back from the memory-mapped cache.
+ */
+public final class DatasetLoader {
+    private DatasetLoader() {}
+
+    /**
+     * Plain parameters of the pipeline.
+     *
+     * @param datasets    dataset names (dataset_info.json) or file paths, concatenated in order
+     * @param evalDatasets evaluation datasets (instead of a val_size split); may be empty
+     * @param stage       sft or pt
+     * @param maxSamples  at most this many records per dataset (0 = all)
+     * @param valSize     fraction (&lt; 1) or count (&ge; 1) of examples split off for evaluation (0 = none)
+     * @param packing     pack sft examples / cut pt texts into blocks
+     * @param workers     preprocessing threads (0 = all processors)
+     * @param cacheDir    where tokenized caches live
+     * @param seed        the val_size split's shuffle
+     * @param progress    show a progress bar on stderr
+     */
+    public record Options(List<String> datasets, List<String> evalDatasets, Path datasetDir, String stage,
+            int cutoffLen, int maxSamples, double valSize, boolean packing, boolean neatPacking,
+            boolean trainOnPrompt, boolean maskHistory, int workers, boolean overwriteCache, Path cacheDir, long seed,
+            boolean progress) {
+
+        public Options {
+            datasets = List.copyOf(datasets);
+            evalDatasets = List.copyOf(evalDatasets);
+            packing = packing || neatPacking;
+        }
+
+        boolean pretrain() {
+            return "pt".equals(stage);
+        }
+    }
+
+    /** The options a config asks for. */
+    public static Options options(DataArgs d, String stage, long seed) {
+        return new Options(d.dataset(), d.evalDataset(), d.datasetDir() == null ? null : Path.of(d.datasetDir()),
+                stage, d.cutoffLen(), d.maxSamples(), d.valSize(), d.packingFor(stage), d.neatPacking(),
+                d.trainOnPrompt(), d.maskHistory(), d.workers(), d.overwriteCache(), defaultCacheDir(), seed, true);
+    }
+
+    /** {@code $SFT_CACHE_DIR}, else {@code ~/.cache/sft-native/datasets}. */
+    public static Path defaultCacheDir() {
+        String env = System.getenv("SFT_CACHE_DIR");
+        return env != null && !env.isBlank() ? Path.of(env)
+                : Path.of(System.getProperty("user.home"), ".cache", "sft-native", "datasets");
+    }
+
+    /**
+     * Loads (or reuses from the cache) the examples of a run.
+     *
+     * @param tokenizer null only when every dataset is pre-tokenized
+     * @param template  the chat template (sft); null for pt or pre-tokenized data
+     * @param log       one-line messages for the user (cache reuse, warnings, the preprocessing summary)
+     */
+    public static LoadedData load(Options o, Tokenizer tokenizer, Template template, Consumer<String> log) {
+        if (o.datasets().isEmpty()) {
+            throw new DataException("no dataset: set the dataset key to names from dataset_info.json or to data"
+                    + " files (.json, .jsonl, .txt)", null, -1, "dataset");
+        }
+        if (!o.evalDatasets().isEmpty() && o.valSize() > 1e-6) {
+            throw new DataException("val_size cannot be combined with eval_dataset: use one way of getting"
+                    + " evaluation data", null, -1, "val_size");
+        }
+        if (o.neatPacking() && o.pretrain()) {
+            throw new DataException("neat_packing is for sft; pt always cuts texts into blocks", null, -1,
+                    "neat_packing");
+        }
+        ChunkProcessor.Settings settings = settings(o, tokenizer, template);
+        List<DatasetSpec> specs = o.datasets().stream().map(d -> DatasetSpec.resolve(d, o.datasetDir())).toList();
+        List<AutoCloseable> owned = new ArrayList<>();
+        try {
+            TokenizedStore train = build(specs, o, settings, tokenizer, template, log, "train");
+            owned.add(train);
+            PreprocessReport trainReport = report(train);
+            requireExamples(train, trainReport, o.datasets());
+            ExampleSet trainSet;
+            ExampleSet evalSet;
+            PreprocessReport evalReport = null;
+            if (!o.evalDatasets().isEmpty()) {
+                List<DatasetSpec> evalSpecs = o.evalDatasets().stream()
+                        .map(d -> DatasetSpec.resolve(d, o.datasetDir())).toList();
+                TokenizedStore eval = build(evalSpecs, o, settings, tokenizer, template, log, "eval");
+                owned.add(eval);
+                evalReport = report(eval);
+                requireExamples(eval, evalReport, o.evalDatasets());
+                trainSet = new ExampleSet(train, range(train.size()));
+                evalSet = new ExampleSet(eval, range(eval.size()));
+            } else if (o.valSize() > 1e-6) {
+                int[][] split = split(train.size(), o.valSize(), o.seed());
+                trainSet = new ExampleSet(train, split[0]);
+                evalSet = new ExampleSet(train, split[1]);
+            } else {
+                trainSet = new ExampleSet(train, range(train.size()));
+                evalSet = new ExampleSet(train, new int[0]);
+            }
+            List<AutoCloseable> closeAll = List.copyOf(owned);
+            return new LoadedData(trainSet, evalSet, trainReport, evalReport, settings.padId(), o.neatPacking(),
+                    () -> {
+                        for (AutoCloseable c : closeAll) {
+                            c.close();
+                        }
+                    });
+        } catch (RuntimeException e) {
+            for (AutoCloseable c : owned) {
+                try {
+                    c.close();
+                } catch (Exception suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            throw e;
+        }
+    }
+
+    private static ChunkProcessor.Settings settings(Options o, Tokenizer tok, Template template) {
+        if (o.cutoffLen() < 2) {
+            throw new DataException("cutoff_len must be at least 2", null, -1, "cutoff_len");
+        }
+        boolean efficientEos = template != null && template.efficientEos() && !o.pretrain();
+        SupervisedEncoder.Masking masking = new SupervisedEncoder.Masking(o.trainOnPrompt(), o.maskHistory(),
+                efficientEos);
+        int eos = -1;
+        int pad = 0;
+        int bos = -1;
+        boolean addBos = false;
+        if (tok != null) {
+            eos = template != null ? template.eosId(tok) : tok.eosId();
+            if (o.pretrain() && template != null && "llama3".equals(template.name())) {
+                eos = tok.requireTokenId("<|end_of_text|>"); // LLaMA-Factory's pt special case for llama3
+            }
+            pad = tok.specialTokens().padId() >= 0 ? tok.specialTokens().padId() : eos;
+            bos = tok.bosId();
+            addBos = tok.config().addBosToken();
+            if (eos < 0 && o.pretrain()) {
+                throw new DataException("the tokenizer in " + tok.directory() + " has no EOS token, which pt appends"
+                        + " to every text: set eos_token in tokenizer_config.json", null, -1, "eos_token");
+            }
+        }
+        return new ChunkProcessor.Settings(o.pretrain(), o.cutoffLen(), o.packing(), masking, tok,
+                o.pretrain() ? null : template, eos, Math.max(pad, 0), bos, addBos);
+    }
+
+    private static TokenizedStore build(List<DatasetSpec> specs, Options o, ChunkProcessor.Settings settings,
+            Tokenizer tok, Template template, Consumer<String> log, String what) {
+        String key = cacheKey(specs, o, settings, tok, template);
+        Path file = o.cacheDir().resolve(key + ".sftds");
+        if (Files.exists(file) && !o.overwriteCache()) {
+            try {
+                TokenizedStore store = TokenizedStore.open(file);
+                log.accept("using the tokenized " + what + " cache " + file + " (" + store.size() + " rows; set"
+                        + " overwrite_cache: true to rebuild)");
+                return store;
+            } catch (IOException e) {
+                log.accept("warning: the tokenized cache " + file + " is unusable (" + e.getMessage()
+                        + "); rebuilding it");
+            }
+        }
+        int workers = o.workers() > 0 ? o.workers() : Runtime.getRuntime().availableProcessors();
+        try {
+            PreprocessReport[] report = new PreprocessReport[1];
+            TokenizedStore.Writer.write(file, o.neatPacking(), settings.padId(), w -> {
+                report[0] = run(specs, o, settings, workers, w, log, what);
+                return report[0].toJson();
+            });
+            log.accept(what + " data: " + report[0].summary());
+            return TokenizedStore.open(file);
+        } catch (IOException e) {
+            throw new DataException("cannot write the tokenized cache " + file + ": " + e.getMessage()
+                    + " (set SFT_CACHE_DIR to a writable directory)", file, -1, null);
+        }
+    }
+
+    /** Reads every record, processes chunks in parallel, writes their rows in order; returns the report. */
+    private static PreprocessReport run(List<DatasetSpec> specs, Options o, ChunkProcessor.Settings settings,
+            int workers, TokenizedStore.Writer writer, Consumer<String> log, String what) throws IOException {
+        ChunkProcessor processor = new ChunkProcessor(settings);
+        PreprocessReport.Builder total = new PreprocessReport.Builder(o.cutoffLen());
+        ExecutorService pool = Executors.newFixedThreadPool(workers, r -> {
+            Thread t = new Thread(r, "sft-preprocess");
+            t.setDaemon(true);
+            return t;
+        });
+        long totalBytes = 0;
+        for (DatasetSpec s : specs) {
+            for (Path f : s.files()) {
+                totalBytes += Files.size(f);
+            }
+        }
+        Deque<Future<ChunkProcessor.Result>> inFlight = new ArrayDeque<>();
+        long doneBytes = 0;
+        try (ProgressBar bar = o.progress() ? new ProgressBarBuilder().setTaskName("Tokenizing " + what)
+                .setInitialMax(Math.max(1, totalBytes)).setUnit(" MiB", 1 << 20).setStyle(ProgressBarStyle.ASCII)
+                .setConsumer(new ConsoleProgressBarConsumer(System.err)).setUpdateIntervalMillis(500).showSpeed()
+                .build() : null) {
+            List<ChunkProcessor.Item> chunk = new ArrayList<>(ChunkProcessor.CHUNK);
+            for (DatasetSpec spec : specs) {
+                long taken = 0;
+                boolean checked = false;
+                for (Path f : spec.files()) {
+                    if (o.maxSamples() > 0 && taken >= o.maxSamples()) {
+                        break;
+                    }
+                    try (RecordReader reader = new RecordReader(f)) {
+                        while (reader.hasNext() && (o.maxSamples() <= 0 || taken < o.maxSamples())) {
+                            RecordReader.RawRecord r = reader.next();
+                            if (!checked && r.node() != null) {
+                                ColumnCheck.firstRecord(r, spec, o.pretrain(), log);
+                                checked = true;
+                            }
+                            taken++;
+                            chunk.add(new ChunkProcessor.Item(r, spec));
+                            if (chunk.size() == ChunkProcessor.CHUNK) {
+                                List<ChunkProcessor.Item> full = chunk;
+                                inFlight.add(pool.submit(() -> processor.process(full)));
+                                chunk = new ArrayList<>(ChunkProcessor.CHUNK);
+                                while (inFlight.size() > 2 * workers) {
+                                    drain(inFlight.poll(), writer, total);
+                                }
+                                if (bar != null) {
+                                    bar.stepTo(doneBytes + reader.bytesRead());
+                                }
+                            }
+                        }
+                        doneBytes += Files.size(f);
+                    }
+                }
+                if (taken == 0) {
+                    log.accept("warning: dataset '" + spec.name() + "' has no records");
+                }
+            }
+            if (!chunk.isEmpty()) {
+                List<ChunkProcessor.Item> last = chunk;
+                inFlight.add(pool.submit(() -> processor.process(last)));
+            }
+            while (!inFlight.isEmpty()) {
+                drain(inFlight.poll(), writer, total);
+            }
+            if (bar != null) {
+                bar.stepTo(bar.getMax());
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        return total.build();
+    }
+
+    private static void drain(Future<ChunkProcessor.Result> f, TokenizedStore.Writer writer,
+            PreprocessReport.Builder total) throws IOException {
+        ChunkProcessor.Result r;
+        try {
+            r = f.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while preprocessing", e);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException re) {
+                throw re;
+            }
+            throw new IOException(e.getCause());
+        }
+        for (Packing.Row row : r.rows()) {
+            writer.add(row.ids(), row.labels(), row.segLens());
+        }
+        total.merge(r.report());
+    }
+
+    private static PreprocessReport report(TokenizedStore store) {
+        try {
+            return PreprocessReport.fromJson(store.reportJson());
+        } catch (IOException e) {
+            throw new DataException("the tokenized cache's report is unreadable: " + e.getMessage()
+                    + "; set overwrite_cache: true");
+        }
+    }
+
+    private static void requireExamples(TokenizedStore store, PreprocessReport r, List<String> names) {
+        if (store.size() > 0) {
+            return;
+        }
+        String why = r.read() == 0 ? "no records were read"
+                : r.kept() == 0 ? "every record was dropped" : "no row could be built (texts shorter than one"
+                        + " cutoff_len block?)";
+        throw new DataException("dataset " + String.join(",", names) + " gives no examples: " + why + ".\n"
+                + r.summary(), null, -1, "dataset");
+    }
+
+    static int[] range(int n) {
+        int[] r = new int[n];
+        for (int i = 0; i < n; i++) {
+            r[i] = i;
+        }
+        return r;
+    }
+
+    /** {train indices, eval indices}: a seeded permutation, the first nEval to eval (HF train_test_split). */
+    static int[][] split(int n, double valSize, long seed) {
+        int nEval = valSize >= 1 ? (int) valSize : (int) Math.ceil(valSize * n);
+        if (nEval >= n) {
+            throw new DataException("val_size " + valSize + " leaves no training examples out of " + n, null, -1,
+                    "val_size");
+        }
+        int[] perm = range(n);
+        SplittableRandom rnd = new SplittableRandom(seed);
+        for (int i = n - 1; i > 0; i--) {
+            int j = rnd.nextInt(i + 1);
+            int t = perm[i];
+            perm[i] = perm[j];
+            perm[j] = t;
+        }
+        return new int[][] {java.util.Arrays.copyOfRange(perm, nEval, n), java.util.Arrays.copyOf(perm, nEval)};
+    }
+
+    /** Everything that changes the stored rows: data content, tokenizer, template, options, format version. */
+    private static String cacheKey(List<DatasetSpec> specs, Options o, ChunkProcessor.Settings s, Tokenizer tok,
+            Template template) {
+        StringBuilder k = new StringBuilder("sftds-v").append(TokenizedStore.VERSION).append('\n');
+        for (DatasetSpec spec : specs) {
+            k.append(spec.formatting()).append(spec.columns()).append(spec.tags()).append('\n');
+            for (Path f : spec.files()) {
+                k.append(Fingerprint.of(f)).append('\n');
+            }
+        }
+        k.append(tok == null ? "no-tokenizer" : tok.fingerprint()).append('\n');
+        k.append(template == null || o.pretrain() ? "no-template" : template.fingerprint()).append('\n');
+        k.append(o.stage()).append(' ').append(o.cutoffLen()).append(' ').append(o.packing()).append(' ')
+                .append(o.neatPacking()).append(' ').append(o.trainOnPrompt()).append(' ').append(o.maskHistory())
+                .append(' ').append(o.maxSamples()).append(' ').append(s.eosId()).append(' ').append(s.padId())
+                .append(' ').append(s.bosId()).append(' ').append(s.addBos());
+        try {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            return HexFormat.of().formatHex(md.digest(k.toString().getBytes(StandardCharsets.UTF_8)), 0, 12);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

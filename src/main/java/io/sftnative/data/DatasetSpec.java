@@ -1,0 +1,228 @@
+package io.sftnative.data;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.stream.Stream;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+/**
+ * One dataset: its files and how their records map to conversations (a {@code dataset_info.json} entry, or the
+ * defaults for a file given directly).
+ *
+ * @param name       the name from the {@code dataset} key
+ * @param files      data files (.json array, .jsonl, .txt), read in this order
+ * @param formatting alpaca or sharegpt
+ * @param columns    record keys for each role of the data
+ * @param tags       sharegpt message keys and role values
+ */
+public record DatasetSpec(String name, List<Path> files, Formatting formatting, Columns columns, Tags tags) {
+
+    public enum Formatting { ALPACA, SHAREGPT }
+
+    /** LLaMA-Factory's column defaults: alpaca instruction/input/output, sharegpt conversations. */
+    public record Columns(String prompt, String query, String response, String history, String messages,
+            String system, String tools) {
+        static Columns defaults() {
+            return new Columns("instruction", "input", "output", null, "conversations", null, null);
+        }
+    }
+
+    /** LLaMA-Factory's sharegpt tag defaults: from/value, human/gpt/observation/function_call/system. */
+    public record Tags(String roleTag, String contentTag, String userTag, String assistantTag, String observationTag,
+            String functionTag, String systemTag) {
+        static Tags defaults() {
+            return new Tags("from", "value", "human", "gpt", "observation", "function_call", "system");
+        }
+    }
+
+    public static final String INFO_FILE = "dataset_info.json";
+    private static final Set<String> DATA_EXT = Set.of("json", "jsonl", "txt");
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    public DatasetSpec {
+        files = List.copyOf(files);
+    }
+
+    /**
+     * Resolves a {@code dataset} entry: a name in {@code datasetDir/dataset_info.json}, else a path to a file or
+     * directory (absolute, or relative to the working directory or to {@code datasetDir}).
+     */
+    public static DatasetSpec resolve(String entry, Path datasetDir) {
+        Path infoFile = datasetDir == null ? null : datasetDir.resolve(INFO_FILE);
+        JsonNode info = readInfo(infoFile);
+        if (info != null && info.has(entry)) {
+            return fromInfo(entry, info.get(entry), datasetDir, infoFile);
+        }
+        for (Path p : candidates(entry, datasetDir)) {
+            if (Files.exists(p)) {
+                return new DatasetSpec(entry, dataFiles(p, entry), Formatting.ALPACA, Columns.defaults(),
+                        Tags.defaults());
+            }
+        }
+        StringBuilder msg = new StringBuilder("unknown dataset '" + entry + "': ");
+        if (info != null) {
+            List<String> names = new ArrayList<>();
+            info.fieldNames().forEachRemaining(names::add);
+            msg.append("it is not a name in ").append(infoFile);
+            String near = nearest(entry, names);
+            if (near != null) {
+                msg.append(" (did you mean '").append(near).append("'?)");
+            }
+            msg.append(" and ");
+        } else {
+            msg.append("there is no ").append(infoFile == null ? INFO_FILE : infoFile).append(" and ");
+        }
+        msg.append("no file ").append(entry).append(" exists. Set dataset to a name in dataset_info.json (with"
+                + " dataset_dir) or to a data file path (.json, .jsonl, .txt).");
+        throw new DataException(msg.toString(), infoFile, -1, entry);
+    }
+
+    private static List<Path> candidates(String entry, Path datasetDir) {
+        List<Path> out = new ArrayList<>();
+        Path p = Path.of(entry);
+        out.add(p);
+        if (!p.isAbsolute() && datasetDir != null) {
+            out.add(datasetDir.resolve(entry));
+        }
+        return out;
+    }
+
+    private static JsonNode readInfo(Path infoFile) {
+        if (infoFile == null || !Files.exists(infoFile)) {
+            return null;
+        }
+        try {
+            JsonNode n = JSON.readTree(infoFile.toFile());
+            if (!n.isObject()) {
+                throw new DataException(infoFile + " must be a JSON object of dataset name to entry", infoFile, 1,
+                        null);
+            }
+            return n;
+        } catch (JsonProcessingException e) {
+            var loc = e.getLocation();
+            throw new DataException(infoFile + (loc == null ? "" : ":" + loc.getLineNr()) + ": invalid JSON: "
+                    + e.getOriginalMessage(), infoFile, loc == null ? -1 : loc.getLineNr(), null);
+        } catch (IOException e) {
+            throw new DataException("cannot read " + infoFile + ": " + e.getMessage(), infoFile, -1, null);
+        }
+    }
+
+    private static DatasetSpec fromInfo(String name, JsonNode e, Path dir, Path infoFile) {
+        String where = infoFile + " entry '" + name + "'";
+        if (!e.has("file_name")) {
+            String hub = e.has("hf_hub_url") ? "hf_hub_url" : e.has("ms_hub_url") ? "ms_hub_url"
+                    : e.has("script_url") ? "script_url" : null;
+            throw new DataException(where + " has no file_name" + (hub == null ? "" : " (it points to a hub with '"
+                    + hub + "')") + ": sft-native reads local files only; download the data and set file_name",
+                    infoFile, -1, name);
+        }
+        if (e.path("ranking").asBoolean(false) || e.path("columns").has("kto_tag")) {
+            throw new DataException(where + " is preference data (ranking/kto), which SFT and pt do not use",
+                    infoFile, -1, name);
+        }
+        String fmt = e.path("formatting").asText("alpaca").toLowerCase(Locale.ROOT);
+        Formatting formatting = switch (fmt) {
+            case "alpaca" -> Formatting.ALPACA;
+            case "sharegpt", "openai" -> Formatting.SHAREGPT;
+            default -> throw new DataException(where + ": formatting '" + fmt + "' must be alpaca or sharegpt",
+                    infoFile, -1, name + ".formatting");
+        };
+        JsonNode c = e.path("columns");
+        Columns d = Columns.defaults();
+        Columns columns = new Columns(col(c, "prompt", d.prompt()), col(c, "query", d.query()),
+                col(c, "response", d.response()), col(c, "history", d.history()),
+                col(c, "messages", d.messages()), col(c, "system", d.system()), col(c, "tools", d.tools()));
+        if (c.has("prompt") && !c.has("query") && !c.has("response")) {
+            // A text dataset ({"prompt": "text"}) has no input/output columns.
+            columns = new Columns(columns.prompt(), null, null, columns.history(), columns.messages(),
+                    columns.system(), columns.tools());
+        }
+        JsonNode t = e.path("tags");
+        Tags dt = Tags.defaults();
+        Tags tags = new Tags(col(t, "role_tag", dt.roleTag()), col(t, "content_tag", dt.contentTag()),
+                col(t, "user_tag", dt.userTag()), col(t, "assistant_tag", dt.assistantTag()),
+                col(t, "observation_tag", dt.observationTag()), col(t, "function_tag", dt.functionTag()),
+                col(t, "system_tag", dt.systemTag()));
+        Path file = dir.resolve(e.get("file_name").asText());
+        if (!Files.exists(file)) {
+            throw new DataException(where + ": file " + file + " does not exist", infoFile, -1, name);
+        }
+        return new DatasetSpec(name, dataFiles(file, name), formatting, columns, tags);
+    }
+
+    private static String col(JsonNode n, String key, String def) {
+        JsonNode v = n.path(key);
+        return v.isTextual() ? v.asText() : def;
+    }
+
+    /** A file, or every data file of a directory in name order. */
+    private static List<Path> dataFiles(Path p, String name) {
+        if (!Files.isDirectory(p)) {
+            checkExtension(p, name);
+            return List.of(p);
+        }
+        try (Stream<Path> s = Files.list(p)) {
+            List<Path> files = s.filter(f -> Files.isRegularFile(f) && DATA_EXT.contains(ext(f))).sorted().toList();
+            if (files.isEmpty()) {
+                throw new DataException("dataset '" + name + "': directory " + p + " holds no .json, .jsonl or .txt"
+                        + " file", p, -1, name);
+            }
+            return files;
+        } catch (IOException e) {
+            throw new DataException("cannot list " + p + ": " + e.getMessage(), p, -1, name);
+        }
+    }
+
+    private static void checkExtension(Path p, String name) {
+        if (!DATA_EXT.contains(ext(p))) {
+            throw new DataException("dataset '" + name + "': " + p + " is not a .json, .jsonl or .txt file"
+                    + " (other formats are not supported)", p, -1, name);
+        }
+    }
+
+    static String ext(Path p) {
+        String f = p.getFileName().toString();
+        int dot = f.lastIndexOf('.');
+        return dot < 0 ? "" : f.substring(dot + 1).toLowerCase(Locale.ROOT);
+    }
+
+    private static String nearest(String key, List<String> names) {
+        String best = null;
+        int bestD = Integer.MAX_VALUE;
+        for (String n : names) {
+            int d = levenshtein(key, n);
+            if (d < bestD) {
+                bestD = d;
+                best = n;
+            }
+        }
+        return best != null && bestD <= Math.max(2, key.length() / 3) ? best : null;
+    }
+
+    private static int levenshtein(String a, String b) {
+        int[] prev = new int[b.length() + 1];
+        int[] cur = new int[b.length() + 1];
+        for (int j = 0; j <= b.length(); j++) {
+            prev[j] = j;
+        }
+        for (int i = 1; i <= a.length(); i++) {
+            cur[0] = i;
+            for (int j = 1; j <= b.length(); j++) {
+                cur[j] = Math.min(prev[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1),
+                        Math.min(prev[j] + 1, cur[j - 1] + 1));
+            }
+            int[] t = prev;
+            prev = cur;
+            cur = t;
+        }
+        return prev[b.length()];
+    }
+}
