@@ -75,8 +75,12 @@ public final class DatasetLoader {
                 d.trainOnPrompt(), d.maskHistory(), d.workers(), d.overwriteCache(), defaultCacheDir(), seed, true);
     }
 
-    /** {@code $SFT_CACHE_DIR}, else {@code ~/.cache/sft-native/datasets}. */
+    /** {@code -Dsft.cache.dir}, else {@code $SFT_CACHE_DIR}, else {@code ~/.cache/sft-native/datasets}. */
     public static Path defaultCacheDir() {
+        String prop = System.getProperty("sft.cache.dir");
+        if (prop != null && !prop.isBlank()) {
+            return Path.of(prop);
+        }
         String env = System.getenv("SFT_CACHE_DIR");
         return env != null && !env.isBlank() ? Path.of(env)
                 : Path.of(System.getProperty("user.home"), ".cache", "sft-native", "datasets");
@@ -226,7 +230,8 @@ public final class DatasetLoader {
         Deque<Future<ChunkProcessor.Result>> inFlight = new ArrayDeque<>();
         long doneBytes = 0;
         try (ProgressBar bar = o.progress() ? new ProgressBarBuilder().setTaskName("Tokenizing " + what)
-                .setInitialMax(Math.max(1, totalBytes)).setUnit(" MiB", 1 << 20).setStyle(ProgressBarStyle.ASCII)
+                .setInitialMax(Math.max(1, totalBytes)).setUnit(totalBytes < 64L << 20 ? " KiB" : " MiB",
+                        totalBytes < 64L << 20 ? 1 << 10 : 1 << 20).setStyle(ProgressBarStyle.ASCII)
                 .setConsumer(new ConsoleProgressBarConsumer(System.err)).setUpdateIntervalMillis(500).showSpeed()
                 .build() : null) {
             List<ChunkProcessor.Item> chunk = new ArrayList<>(ChunkProcessor.CHUNK);

@@ -24,7 +24,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
  * @param noTrainable     kept examples without any trainable token
  * @param remainderTokens pt: tokens left over after cutting blocks (discarded, as LLaMA-Factory does)
  * @param binWidth        width of each length-histogram bin
- * @param lengthBins      kept examples per length bin [i*binWidth, (i+1)*binWidth)
+ * @param lengthBins      kept examples per length bin (i*binWidth, (i+1)*binWidth]; the last: longer
  */
 public record PreprocessReport(long read, long kept, long truncated, List<String> truncatedAt,
         Map<String, Drop> dropped, long rows, long tokens, long trainableTokens, long noTrainable,
@@ -86,8 +86,9 @@ public record PreprocessReport(long read, long kept, long truncated, List<String
         }
         for (int i = 0; i <= last; i++) {
             int bar = (int) Math.round(40.0 * lengthBins[i] / max);
-            sb.append(String.format("  %6d-%-6d %7d %s%n", i * binWidth, (i + 1) * binWidth - 1, lengthBins[i],
-                    "#".repeat(bar)));
+            String range = i == lengthBins.length - 1 ? String.format("%6d+      ", i * binWidth + 1)
+                    : String.format("%6d-%-6d", i * binWidth + 1, (i + 1) * binWidth);
+            sb.append(String.format("  %s %7d %s%n", range, lengthBins[i], "#".repeat(bar)));
         }
         sb.append(String.format("  min %d, mean %.1f, max %d tokens%n", kept == 0 ? 0 : minLength, meanLength(),
                 maxLength));
@@ -146,7 +147,7 @@ public record PreprocessReport(long read, long kept, long truncated, List<String
             }
             minLength = Math.min(minLength, length);
             maxLength = Math.max(maxLength, length);
-            bins[Math.min(length / binWidth, bins.length - 1)]++;
+            bins[Math.min(Math.max(length - 1, 0) / binWidth, bins.length - 1)]++;
             if (wasTruncated) {
                 truncated++;
                 if (truncatedAt.size() < MAX_LOCATIONS) {

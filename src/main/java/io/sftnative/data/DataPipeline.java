@@ -1,0 +1,73 @@
+package io.sftnative.data;
+
+import java.nio.file.Path;
+import java.util.Optional;
+import java.util.function.Consumer;
+
+import io.sftnative.config.DataArgs;
+import io.sftnative.template.Template;
+import io.sftnative.template.TemplateDoctor;
+import io.sftnative.template.Templates;
+import io.sftnative.tokenizer.Tokenizer;
+
+/**
+ * The data half of a run, from config to examples: tokenizer, template (checked against the model's own
+ * chat_template), datasets. The trainer and {@code preflight} both start here.
+ */
+public final class DataPipeline {
+    private DataPipeline() {}
+
+    /**
+     * Everything the trainer needs from the data side. Closing it releases the tokenizer and the caches.
+     *
+     * @param tokenizer       null when no model_name_or_path is set (pre-tokenized data only)
+     * @param template        the chat template (null for pt without one, or without a tokenizer)
+     * @param templateWarning the template doctor's warning, if any (already logged)
+     */
+    public record Prepared(Tokenizer tokenizer, Template template, LoadedData data, Optional<String> templateWarning)
+            implements AutoCloseable {
+        @Override
+        public void close() {
+            try {
+                data.close();
+            } finally {
+                if (tokenizer != null) {
+                    tokenizer.close();
+                }
+            }
+        }
+    }
+
+    /**
+     * @param modelDir model_name_or_path: a directory with tokenizer.json or tokenizer.model (weights not needed),
+     *                 or null when every dataset is pre-tokenized
+     * @param stage    sft or pt
+     * @param seed     the val_size split's seed
+     * @param log      user-facing messages (template warning, cache reuse, preprocessing summary)
+     */
+    public static Prepared prepare(Path modelDir, DataArgs data, String stage, long seed, boolean progress,
+            Consumer<String> log) {
+        Tokenizer tok = modelDir == null ? null : Tokenizer.load(modelDir);
+        try {
+            Template template = null;
+            Optional<String> warning = Optional.empty();
+            if (tok != null && ("sft".equals(stage) || data.template() != null)) {
+                template = Templates.resolve(data.template(), tok, data.defaultSystem());
+                warning = TemplateDoctor.check(template, tok);
+                warning.ifPresent(log);
+            }
+            DatasetLoader.Options base = DatasetLoader.options(data, stage, seed);
+            DatasetLoader.Options o = new DatasetLoader.Options(base.datasets(), base.evalDatasets(),
+                    base.datasetDir(), base.stage(), base.cutoffLen(), base.maxSamples(), base.valSize(),
+                    base.packing(), base.neatPacking(), base.trainOnPrompt(), base.maskHistory(), base.workers(),
+                    base.overwriteCache(), base.cacheDir(), base.seed(), progress);
+            LoadedData loaded = DatasetLoader.load(o, tok, template, log);
+            return new Prepared(tok, template, loaded, warning);
+        } catch (RuntimeException e) {
+            if (tok != null) {
+                tok.close();
+            }
+            throw e;
+        }
+    }
+}

@@ -1,0 +1,35 @@
+package io.sftnative.template;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Optional;
+
+import org.junit.jupiter.api.Test;
+
+import io.sftnative.testing.Shared;
+import io.sftnative.tokenizer.Tokenizer;
+
+class TemplateDoctorTest {
+    @Test
+    void matchingTemplatesPassAndMismatchesAreShown() {
+        try (Tokenizer qwen = Tokenizer.load(Shared.require("assets/tokenizers/qwen2_5"));
+                Tokenizer llama3 = Tokenizer.load(Shared.require("assets/tokenizers/llama3"));
+                Tokenizer gpt2 = Tokenizer.load(Shared.require("assets/tokenizers/gpt2"))) {
+            assertEquals(Optional.empty(), TemplateDoctor.check(Templates.named("qwen"), qwen));
+            assertEquals(Optional.empty(), TemplateDoctor.check(Templates.named("llama3"), llama3),
+                    "Llama-3's always-appended generation prompt is not a difference");
+            assertEquals(Optional.empty(), TemplateDoctor.check(Templates.auto(qwen), qwen));
+            assertEquals(Optional.empty(), TemplateDoctor.check(Templates.named("alpaca"), gpt2),
+                    "no chat_template, nothing to compare");
+
+            String w = TemplateDoctor.check(Templates.named("alpaca"), qwen).orElseThrow();
+            assertTrue(w.contains("template 'alpaca'") && w.contains("<|im_start|>"), w);
+            // chatml lacks Qwen's default system prompt, which the model's template inserts
+            String c = TemplateDoctor.check(Templates.named("chatml"), qwen).orElseThrow();
+            assertTrue(c.contains("You are Qwen"), c);
+            String l = TemplateDoctor.check(Templates.named("qwen"), llama3).orElseThrow();
+            assertTrue(l.contains("<|start_header_id|>"), l);
+        }
+    }
+}
