@@ -14,18 +14,21 @@ import io.sftnative.tokenizer.Tokenizer;
 import io.sftnative.tokenizer.TokenizerException;
 
 /**
- * Turns one chunk of raw records (LLaMA-Factory's preprocessing batch of 1000) into stored rows: convert, render,
- * tokenize, mask, then pack (sft with packing) or group into blocks (pt). Chunks are independent, so they run in
- * parallel; their results are written in order.
+ * Turns raw records into stored rows in two steps: {@link #encode} (convert, render, tokenize, mask) runs on small
+ * sub-chunks in parallel; {@link #rows} then packs (sft with packing) or cuts blocks (pt) per chunk of 1000 records
+ * (LLaMA-Factory's preprocessing batch, within which its knapsack and block grouping work), in order.
  */
 final class ChunkProcessor {
     /** LLaMA-Factory's preprocessing_batch_size: packing and pt blocks work within such chunks. */
     static final int CHUNK = 1000;
+    /** Records per parallel encoding task (divides CHUNK, so tasks never straddle a chunk). */
+    static final int SUB_CHUNK = 100;
 
     /** A record and the dataset it belongs to. */
     record Item(RawRecord record, DatasetSpec spec) {}
 
-    record Result(List<Packing.Row> rows, PreprocessReport.Builder report) {}
+    /** Encoded examples ({ids, labels}) of a sub-chunk, in record order, and its report. */
+    record Encoded(List<int[][]> examples, PreprocessReport.Builder report) {}
 
     /**
      * @param tokenizer null when every dataset is pre-tokenized
@@ -45,7 +48,7 @@ final class ChunkProcessor {
         this.s = s;
     }
 
-    Result process(List<Item> chunk) {
+    Encoded encode(List<Item> chunk) {
         PreprocessReport.Builder report = new PreprocessReport.Builder(s.cutoffLen());
         report.read = chunk.size();
         List<int[][]> examples = new ArrayList<>(chunk.size());
@@ -56,18 +59,22 @@ final class ChunkProcessor {
                 if (r.error() != null) {
                     throw new DroppedException(r.error());
                 }
-                int[][] ex = s.pretrain() ? pretrainExample(r.node(), item.spec()) : supervisedExample(r, item.spec(),
-                        report, loc);
-                examples.add(ex);
+                examples.add(s.pretrain() ? pretrainExample(r.node(), item.spec())
+                        : supervisedExample(r, item.spec(), report, loc));
             } catch (DroppedException e) {
                 report.drop(e.reason(), loc);
             } catch (TemplateException | TokenizerException e) {
                 report.drop(shorten(e.getMessage()), loc);
             }
         }
+        return new Encoded(examples, report);
+    }
+
+    /** The rows of one chunk's examples (packed, or pt blocks), counted in {@code report}. */
+    List<Packing.Row> rows(List<int[][]> examples, PreprocessReport.Builder report) {
         List<Packing.Row> rows = s.pretrain() ? pretrainRows(examples, report) : supervisedRows(examples, report);
-        report.rows = rows.size();
-        return new Result(rows, report);
+        report.rows += rows.size();
+        return rows;
     }
 
     /** {ids, labels} of a supervised example, counted in the report (drops throw). */
@@ -148,7 +155,6 @@ final class ChunkProcessor {
                 report.kept(ids.length, trainable(labels), cut, "");
                 rows.add(new Packing.Row(ids, labels, new int[] {ids.length}));
             }
-            report.truncatedAt.clear(); // locations are not tracked for pt texts
             return rows;
         }
         long total = 0;

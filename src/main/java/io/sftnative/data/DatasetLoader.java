@@ -227,14 +227,16 @@ public final class DatasetLoader {
                 totalBytes += Files.size(f);
             }
         }
-        Deque<Future<ChunkProcessor.Result>> inFlight = new ArrayDeque<>();
+        Deque<Task> inFlight = new ArrayDeque<>();
+        List<int[][]> pending = new ArrayList<>(ChunkProcessor.CHUNK); // examples of the chunk being completed
         long doneBytes = 0;
         try (ProgressBar bar = o.progress() ? new ProgressBarBuilder().setTaskName("Tokenizing " + what)
                 .setInitialMax(Math.max(1, totalBytes)).setUnit(totalBytes < 64L << 20 ? " KiB" : " MiB",
                         totalBytes < 64L << 20 ? 1 << 10 : 1 << 20).setStyle(ProgressBarStyle.ASCII)
                 .setConsumer(new ConsoleProgressBarConsumer(System.err)).setUpdateIntervalMillis(500).showSpeed()
                 .build() : null) {
-            List<ChunkProcessor.Item> chunk = new ArrayList<>(ChunkProcessor.CHUNK);
+            List<ChunkProcessor.Item> chunk = new ArrayList<>(ChunkProcessor.SUB_CHUNK);
+            long submitted = 0;
             for (DatasetSpec spec : specs) {
                 long taken = 0;
                 boolean checked = false;
@@ -251,12 +253,14 @@ public final class DatasetLoader {
                             }
                             taken++;
                             chunk.add(new ChunkProcessor.Item(r, spec));
-                            if (chunk.size() == ChunkProcessor.CHUNK) {
+                            if (chunk.size() == ChunkProcessor.SUB_CHUNK) {
                                 List<ChunkProcessor.Item> full = chunk;
-                                inFlight.add(pool.submit(() -> processor.process(full)));
-                                chunk = new ArrayList<>(ChunkProcessor.CHUNK);
-                                while (inFlight.size() > 2 * workers) {
-                                    drain(inFlight.poll(), writer, total);
+                                submitted += full.size();
+                                inFlight.add(new Task(pool.submit(() -> processor.encode(full)),
+                                        submitted % ChunkProcessor.CHUNK == 0));
+                                chunk = new ArrayList<>(ChunkProcessor.SUB_CHUNK);
+                                while (inFlight.size() > 4 * workers) {
+                                    drain(inFlight.poll(), pending, processor, writer, total);
                                 }
                                 if (bar != null) {
                                     bar.stepTo(doneBytes + reader.bytesRead());
@@ -272,10 +276,13 @@ public final class DatasetLoader {
             }
             if (!chunk.isEmpty()) {
                 List<ChunkProcessor.Item> last = chunk;
-                inFlight.add(pool.submit(() -> processor.process(last)));
+                inFlight.add(new Task(pool.submit(() -> processor.encode(last)), true));
             }
             while (!inFlight.isEmpty()) {
-                drain(inFlight.poll(), writer, total);
+                drain(inFlight.poll(), pending, processor, writer, total);
+            }
+            if (!pending.isEmpty()) { // the last chunk ended on a sub-chunk boundary
+                writeRows(processor.rows(pending, total), writer);
             }
             if (bar != null) {
                 bar.stepTo(bar.getMax());
@@ -286,11 +293,14 @@ public final class DatasetLoader {
         return total.build();
     }
 
-    private static void drain(Future<ChunkProcessor.Result> f, TokenizedStore.Writer writer,
-            PreprocessReport.Builder total) throws IOException {
-        ChunkProcessor.Result r;
+    /** An encoding task and whether its sub-chunk completes a 1000-record chunk. */
+    private record Task(Future<ChunkProcessor.Encoded> future, boolean endsChunk) {}
+
+    private static void drain(Task task, List<int[][]> pending, ChunkProcessor processor,
+            TokenizedStore.Writer writer, PreprocessReport.Builder total) throws IOException {
+        ChunkProcessor.Encoded r;
         try {
-            r = f.get();
+            r = task.future().get();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted while preprocessing", e);
@@ -300,10 +310,18 @@ public final class DatasetLoader {
             }
             throw new IOException(e.getCause());
         }
-        for (Packing.Row row : r.rows()) {
+        total.merge(r.report());
+        pending.addAll(r.examples());
+        if (task.endsChunk()) {
+            writeRows(processor.rows(pending, total), writer);
+            pending.clear();
+        }
+    }
+
+    private static void writeRows(List<Packing.Row> rows, TokenizedStore.Writer writer) throws IOException {
+        for (Packing.Row row : rows) {
             writer.add(row.ids(), row.labels(), row.segLens());
         }
-        total.merge(r.report());
     }
 
     private static PreprocessReport report(TokenizedStore store) {

@@ -59,8 +59,8 @@ public record PreprocessReport(long read, long kept, long truncated, List<String
                     String.join(", ", e.getValue().firstAt())));
         }
         if (truncated > 0) {
-            sb.append(String.format("%n  truncated %d to cutoff_len (first at %s)", truncated,
-                    String.join(", ", truncatedAt)));
+            sb.append(String.format("%n  truncated %d to cutoff_len%s", truncated, truncatedAt.isEmpty() ? ""
+                    : " (first at " + String.join(", ", truncatedAt) + ")"));
         }
         if (noTrainable > 0) {
             sb.append(String.format("%n  %d examples have no trainable token (everything masked or cut)",
@@ -150,7 +150,7 @@ public record PreprocessReport(long read, long kept, long truncated, List<String
             bins[Math.min(Math.max(length - 1, 0) / binWidth, bins.length - 1)]++;
             if (wasTruncated) {
                 truncated++;
-                if (truncatedAt.size() < MAX_LOCATIONS) {
+                if (truncatedAt.size() < MAX_LOCATIONS && !location.isEmpty()) {
                     truncatedAt.add(location);
                 }
             }

@@ -83,4 +83,51 @@ class PackingTest {
             assertArrayEquals(new int[] {1, 1}, d.train().get(2).attentionMask());
         }
     }
+
+    @Test
+    void packingWorksWithinChunksOf1000RecordsLikeLlamaFactory() throws Exception {
+        Path f = dir.resolve("many.jsonl");
+        StringBuilder sb = new StringBuilder();
+        int n = 2500;
+        int[][] lengthsPerChunk = new int[3][];
+        for (int c = 0; c < 3; c++) {
+            lengthsPerChunk[c] = new int[Math.min(1000, n - c * 1000)];
+        }
+        for (int i = 0; i < n; i++) {
+            int len = i % 7 + 1;
+            lengthsPerChunk[i / 1000][i % 1000] = len;
+            sb.append("{\"input_ids\": [");
+            for (int k = 0; k < len; k++) {
+                sb.append(k == 0 ? "" : ", ").append(i);
+            }
+            sb.append("]}\n");
+        }
+        Files.writeString(f, sb);
+        int expectedRows = 0;
+        for (int[] lengths : lengthsPerChunk) {
+            expectedRows += Packing.greedyKnapsack(lengths, 15).size();
+        }
+        try (LoadedData d = DatasetLoader.load(options(f, dir.resolve("c"), 16, true, false), null, null, m -> {})) {
+            assertEquals(n, d.trainReport().kept());
+            assertEquals(expectedRows, d.train().size());
+            long tokens = 0;
+            for (int r = 0; r < d.train().size(); r++) {
+                Example e = d.train().get(r);
+                assertEquals(16, e.length());
+                int chunk = -1;
+                for (int t = 0; t < e.length(); t++) {
+                    if (e.attentionMask()[t] == 0 || e.labels()[t] == X) {
+                        continue;
+                    }
+                    tokens++;
+                    int c = e.inputIds()[t] / 1000;
+                    if (chunk < 0) {
+                        chunk = c;
+                    }
+                    assertEquals(chunk, c, "a row never mixes records of different chunks");
+                }
+            }
+            assertEquals(d.trainReport().tokens(), tokens);
+        }
+    }
 }
