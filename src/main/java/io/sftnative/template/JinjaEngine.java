@@ -12,10 +12,11 @@ import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.LegacyOverrides;
 import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
-import com.hubspot.jinjava.interpret.RenderResult;
+import com.hubspot.jinjava.interpret.Context;
 import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.lib.filter.Filter;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
+import com.hubspot.jinjava.tree.Node;
 
 import jinjava.javax.el.CompositeELResolver;
 
@@ -35,6 +36,9 @@ final class JinjaEngine {
 
     private final Jinjava jinjava;
     private final String source;
+    private final Node tree; // parsed once; every render walks it with a fresh interpreter
+    // jinjava contexts are not thread-safe and copying the global one costs ~0.5 ms: one copy per thread
+    private final ThreadLocal<Context> threadContext;
 
     JinjaEngine(String template) {
         LegacyOverrides legacy = LegacyOverrides.newBuilder()
@@ -59,6 +63,20 @@ final class JinjaEngine {
                 String.class));
         jinjava.registerFilter(new ToJson());
         this.source = adapt(template);
+        this.threadContext = ThreadLocal.withInitial(jinjava::getGlobalContextCopy);
+        JinjavaInterpreter parser = jinjava.newInterpreter();
+        JinjavaInterpreter.pushCurrent(parser);
+        try {
+            this.tree = parser.parse(source);
+        } finally {
+            JinjavaInterpreter.popCurrent();
+        }
+        for (TemplateError e : parser.getErrors()) {
+            if (e.getSeverity() == TemplateError.ErrorType.FATAL) {
+                throw new TemplateException("the model's chat_template cannot be parsed (line " + e.getLineno()
+                        + "): " + e.getMessage() + "; set template to a named template instead of auto");
+            }
+        }
     }
 
     /** Source rewrites for jinja2 syntax jinjava does not parse (see the class comment). */
@@ -116,15 +134,23 @@ final class JinjaEngine {
         return out;
     }
 
-    String render(Map<String, ?> context) {
-        RenderResult r = jinjava.renderForResult(source, context);
-        for (TemplateError e : r.getErrors()) {
+    String render(Map<String, ?> bindings) {
+        Context context = new Context(threadContext.get(), bindings, jinjava.getGlobalConfig().getDisabled());
+        JinjavaInterpreter interpreter = new JinjavaInterpreter(jinjava, context, jinjava.getGlobalConfig());
+        String out;
+        JinjavaInterpreter.pushCurrent(interpreter);
+        try {
+            out = interpreter.render(tree);
+        } finally {
+            JinjavaInterpreter.popCurrent();
+        }
+        for (TemplateError e : interpreter.getErrors()) {
             if (e.getSeverity() == TemplateError.ErrorType.FATAL) {
                 throw new TemplateException("the model's chat_template cannot be rendered (line " + e.getLineno()
                         + "): " + e.getMessage() + "; set template to a named template instead of auto");
             }
         }
-        return r.getOutput();
+        return out;
     }
 
     public static Object raiseException(Object message) {

@@ -213,7 +213,17 @@ final class JinjaTemplate implements Template {
         ctx.put("add_generation_prompt", addGenerationPrompt);
         if (tools != null && !tools.isBlank()) {
             try {
-                ctx.put("tools", JSON.readValue(tools, List.class));
+                List<Object> wrapped = new ArrayList<>();
+                for (Object t : JSON.readValue(tools, List.class)) {
+                    // HF tool schema: {"type": "function", "function": {...}}; LLaMA-Factory data often has the
+                    // bare function, which LLaMA-Factory's qwen tool format wraps the same way
+                    boolean isFunction = t instanceof Map<?, ?> m && "function".equals(m.get("type"));
+                    Map<String, Object> w = new LinkedHashMap<>();
+                    w.put("type", "function");
+                    w.put("function", t);
+                    wrapped.add(isFunction ? t : w);
+                }
+                ctx.put("tools", wrapped);
             } catch (Exception e) {
                 throw new TemplateException("the tools column must hold a JSON array: " + e.getMessage());
             }

@@ -89,6 +89,26 @@ class DatasetLoaderTest {
     }
 
     @Test
+    void autoTemplateBuildsTheSameExamplesAsTheNamedQwenTemplate() throws Exception {
+        // the model's own chat_template (jinjava, 2 threads) and the data-defined template agree id for id
+        try (LoadedData named = load(opts(List.of("alpaca_en_demo", "glaive_toolcall_en_demo"), "sft", 1024, false,
+                150, 0), Templates.named("qwen"), new ArrayList<>());
+                LoadedData auto = load(opts(List.of("alpaca_en_demo", "glaive_toolcall_en_demo"), "sft", 1024,
+                        false, 150, 0), Templates.auto(qwen), new ArrayList<>())) {
+            assertEquals(300, named.train().size());
+            assertEquals(named.train().size(), auto.train().size());
+            int differ = 0;
+            for (int i = 0; i < named.train().size(); i++) {
+                if (!Arrays.equals(named.train().get(i).inputIds(), auto.train().get(i).inputIds())
+                        || !Arrays.equals(named.train().get(i).labels(), auto.train().get(i).labels())) {
+                    differ++;
+                }
+            }
+            assertEquals(0, differ, "examples that differ");
+        }
+    }
+
+    @Test
     void corruptCacheIsRebuiltNotTrusted() throws Exception {
         Template t = Templates.named("qwen");
         DatasetLoader.Options o = opts(List.of("identity"), "sft", 256, false, 0, 0);
