@@ -128,6 +128,12 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
             throw new DataException(where + " is preference data (ranking/kto), which SFT and pt do not use",
                     infoFile, -1, name);
         }
+        for (String media : List.of("images", "videos", "audios")) {
+            if (e.path("columns").has(media)) {
+                throw new DataException(where + " has " + media + ": multimodal data is not supported (its text"
+                        + " would be trained without the " + media + ")", infoFile, -1, name + ".columns." + media);
+            }
+        }
         String fmt = e.path("formatting").asText("alpaca").toLowerCase(Locale.ROOT);
         Formatting formatting = switch (fmt) {
             case "alpaca" -> Formatting.ALPACA;

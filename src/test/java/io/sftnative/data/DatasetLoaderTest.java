@@ -284,6 +284,8 @@ class DatasetLoaderTest {
         DataException hub = assertThrows(DataException.class, () -> DatasetSpec.resolve("alpaca_en", demo));
         assertTrue(hub.getMessage().contains("hf_hub_url"), hub.getMessage());
         assertThrows(DataException.class, () -> DatasetSpec.resolve("dpo_en_demo", demo), "preference data");
+        DataException mm = assertThrows(DataException.class, () -> DatasetSpec.resolve("mllm_demo", demo));
+        assertEquals("mllm_demo.columns.images", mm.key());
     }
 
     @Test
