@@ -52,6 +52,24 @@ final class JinjaTemplate implements Template {
         return tok.eosId() >= 0 ? tok.eosId() : tok.requireTokenId("<|endoftext|>");
     }
 
+    /** The tokenizer's EOS and the special token the chat_template puts after an answer (found on a probe). */
+    @Override
+    public java.util.Set<Integer> stopTokenIds(Tokenizer tok) {
+        java.util.Set<Integer> ids = new java.util.LinkedHashSet<>();
+        if (tok.eosId() >= 0) {
+            ids.add(tok.eosId());
+        }
+        List<String[]> turns = splitTurns(tok, List.of(Message.user("Hi"), Message.assistant("Hello")), null, null);
+        int[] target = tok.encode(turns.get(0)[1]);
+        for (int i = target.length - 1; i >= 0; i--) {
+            if (tok.specialTokenIds().containsValue(target[i])) {
+                ids.add(target[i]);
+                break;
+            }
+        }
+        return ids;
+    }
+
     @Override
     public boolean efficientEos() {
         return false;

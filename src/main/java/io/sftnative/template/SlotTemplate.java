@@ -60,6 +60,21 @@ public record SlotTemplate(String name, List<Slot> prefix, List<Slot> user, List
     }
 
     @Override
+    public java.util.Set<Integer> stopTokenIds(Tokenizer tok) {
+        java.util.Set<Integer> ids = new java.util.LinkedHashSet<>();
+        ids.add(eosId(tok));
+        for (String w : stopWords) {
+            if (tok.tokenId(w) >= 0) {
+                ids.add(tok.tokenId(w));
+            }
+        }
+        if (tok.eosId() >= 0) {
+            ids.add(tok.eosId());
+        }
+        return ids;
+    }
+
+    @Override
     public String fingerprint() {
         return toString();
     }

@@ -31,6 +31,12 @@ public interface Template {
     /** The end-of-turn id the labels use: the tokenizer's EOS, or the first stop word for replace_eos templates. */
     int eosId(Tokenizer tokenizer);
 
+    /**
+     * Ids that end an answer at generation time: the template's EOS, its stop words, the tokenizer's EOS (those the
+     * vocabulary has).
+     */
+    java.util.Set<Integer> stopTokenIds(Tokenizer tokenizer);
+
     /** Templates without an end-of-turn token in the answer (baichuan, chatglm): one EOS at the very end instead. */
     boolean efficientEos();
 

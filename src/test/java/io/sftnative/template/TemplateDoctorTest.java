@@ -30,6 +30,13 @@ class TemplateDoctorTest {
             assertTrue(c.contains("You are Qwen"), c);
             String l = TemplateDoctor.check(Templates.named("qwen"), llama3).orElseThrow();
             assertTrue(l.contains("<|start_header_id|>"), l);
+
+            // stop tokens for generation
+            assertEquals(java.util.Set.of(128009, 128001), Templates.named("llama3").stopTokenIds(llama3),
+                    "<|eom_id|> is Llama-3.1's; this Llama-3 vocabulary lacks it");
+            assertEquals(java.util.Set.of(151645), Templates.named("qwen").stopTokenIds(qwen));
+            assertEquals(java.util.Set.of(128001, 128009), Templates.auto(llama3).stopTokenIds(llama3));
+            assertEquals(java.util.Set.of(151645), Templates.auto(qwen).stopTokenIds(qwen));
         }
     }
 }
