@@ -316,7 +316,12 @@ public final class Jieba {
             for (int i = 0; i < words.length; i++) {
                 freqs[i] = dict.get(words[i]);
             }
-            return new Jieba(words, freqs, total, loadEmission());
+            Jieba j = new Jieba(words, freqs, total, loadEmission());
+            if (words.length < 300_000 || j.freq("北京") <= 0) {
+                throw new IllegalStateException("the dict.txt on the class path (" + words.length + " words) is not"
+                        + " jieba's: another jar shadows the one of com.huaban:jieba-analysis");
+            }
+            return j;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read jieba's dictionary from the jieba-analysis jar", e);
         }
