@@ -16,6 +16,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * counterparts that HF stores in {@code rng_state.pth}. Restoring a saved state reproduces the same random
  * numbers (same dropout masks) from that point on. Boots libtorch through {@link TorchRuntime} if needed.
  */
+@SuppressWarnings("try") // scopes and no-grad guards are held for their side effect
 public final class TorchRng {
     private TorchRng() {}
 

@@ -36,6 +36,7 @@ import org.bytedeco.pytorch.global.torch;
  * <p>The optimizer does not own the parameters (it holds its own handles to them, released on {@link #close()}); it
  * owns its state tensors. Use after close fails with {@link IllegalStateException}.
  */
+@SuppressWarnings("try") // scopes and no-grad guards are held for their side effect
 public final class AdamW implements AutoCloseable {
     /** Keys of {@link #stateDict()}: {@code <param name>.<suffix>}. */
     public static final String EXP_AVG = "exp_avg";

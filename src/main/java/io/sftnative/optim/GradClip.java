@@ -20,6 +20,7 @@ import org.bytedeco.pytorch.global.torch;
  * weights at the next step); here the gradients are left untouched so the trainer can skip the step or stop with a
  * clear message ({@link #isFinite}).
  */
+@SuppressWarnings("try") // scopes and no-grad guards are held for their side effect
 public final class GradClip {
     private GradClip() {}
 

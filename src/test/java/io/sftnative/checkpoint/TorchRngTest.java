@@ -21,6 +21,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+@SuppressWarnings("try") // scopes and no-grad guards are held for their side effect
 class TorchRngTest {
     @TempDir
     Path dir;

@@ -28,6 +28,7 @@ import org.junit.jupiter.api.Test;
  * 1 ulp) and torch >= 2.1's op order (first moment by {@code lerp_}) run with torch's kernels (bit-exact in fp32;
  * bf16 within 1 bf16 ulp).
  */
+@SuppressWarnings("try") // scopes and no-grad guards are held for their side effect
 class AdamWGoldenTest {
     @BeforeAll
     static void boot() {

@@ -17,6 +17,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
+@SuppressWarnings("try") // scopes and no-grad guards are held for their side effect
 class GradClipAndGroupsTest {
     @BeforeAll
     static void boot() {
