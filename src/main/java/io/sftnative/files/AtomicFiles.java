@@ -32,12 +32,14 @@ public final class AtomicFiles {
         try {
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
                     OutputStream out = java.nio.channels.Channels.newOutputStream(ch)) {
-                body.writeTo(new java.io.BufferedOutputStream(out, 1 << 20) {
+                OutputStream buffered = new java.io.BufferedOutputStream(out, 1 << 20) {
                     @Override
                     public void close() throws IOException {
                         flush(); // the channel is closed (and synced) below, not by the wrapper
                     }
-                });
+                };
+                body.writeTo(buffered);
+                buffered.flush(); // a body that neither flushes nor closes must not leave its bytes in the buffer
                 out.flush();
                 ch.force(true);
             }
