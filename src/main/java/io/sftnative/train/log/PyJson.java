@@ -1,0 +1,197 @@
+package io.sftnative.train.log;
+
+import java.math.BigDecimal;
+import java.math.MathContext;
+import java.math.RoundingMode;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * JSON text exactly as Python's {@code json.dumps} writes it (what LLaMA-Factory and HF Trainer produce):
+ * floats as {@code repr(float)} ({@code 1e-05}, {@code 0.0001}, {@code 2.0}, {@code NaN}, {@code Infinity}),
+ * {@code ensure_ascii} escapes, {@code ", "}/{@code ": "} separators without indent, {@code ","}/{@code ": "} with
+ * one, optional key sorting. Values: {@link Map} (string keys), {@link List}, {@link CharSequence}, {@link Boolean},
+ * integral and floating {@link Number}s, {@code null}.
+ */
+public final class PyJson {
+    private PyJson() {}
+
+    /** {@code json.dumps(value)}. */
+    public static String dumps(Object value) {
+        StringBuilder sb = new StringBuilder();
+        write(sb, value, -1, false, 0);
+        return sb.toString();
+    }
+
+    /** {@code json.dumps(value, indent=indent, sort_keys=sortKeys)}; {@code indent < 0} means none. */
+    public static String dumps(Object value, int indent, boolean sortKeys) {
+        StringBuilder sb = new StringBuilder();
+        write(sb, value, indent, sortKeys, 0);
+        return sb.toString();
+    }
+
+    /** Python's {@code round(x, digits)}: half-to-even on the exact binary value of {@code x}. */
+    public static double round(double x, int digits) {
+        if (Double.isNaN(x) || Double.isInfinite(x)) {
+            return x;
+        }
+        double r = Double.parseDouble(new BigDecimal(x).setScale(digits, RoundingMode.HALF_EVEN).toPlainString());
+        return r == 0 ? Math.copySign(0.0, x) : r; // round(-0.00001, 4) is -0.0 in Python
+    }
+
+    /** Python's {@code repr(float)}: shortest round-trip digits, exponent form below 1e-4 and from 1e16. */
+    public static String floatRepr(double x) {
+        if (Double.isNaN(x)) {
+            return "NaN";
+        }
+        if (Double.isInfinite(x)) {
+            return x > 0 ? "Infinity" : "-Infinity";
+        }
+        if (x == 0) {
+            return (1 / x < 0) ? "-0.0" : "0.0";
+        }
+        BigDecimal d = shortest(Math.abs(x));
+        String digits = d.unscaledValue().toString();
+        int decpt = digits.length() - d.scale(); // value = 0.DIGITS * 10^decpt
+        StringBuilder sb = new StringBuilder(x < 0 ? "-" : "");
+        if (decpt > -4 && decpt <= 16) {
+            if (decpt <= 0) {
+                sb.append("0.").append("0".repeat(-decpt)).append(digits);
+            } else if (decpt < digits.length()) {
+                sb.append(digits, 0, decpt).append('.').append(digits, decpt, digits.length());
+            } else {
+                sb.append(digits).append("0".repeat(decpt - digits.length())).append(".0");
+            }
+        } else {
+            sb.append(digits.charAt(0));
+            if (digits.length() > 1) {
+                sb.append('.').append(digits, 1, digits.length());
+            }
+            int exp = decpt - 1;
+            sb.append('e').append(exp < 0 ? '-' : '+');
+            String e = Integer.toString(Math.abs(exp));
+            sb.append(e.length() < 2 ? "0" + e : e);
+        }
+        return sb.toString();
+    }
+
+    /** The closest decimal with the fewest significant digits that reads back as {@code x} (repr's choice). */
+    private static BigDecimal shortest(double x) {
+        BigDecimal exact = new BigDecimal(x);
+        for (int k = 1; k < 17; k++) {
+            BigDecimal r = exact.round(new MathContext(k, RoundingMode.HALF_EVEN));
+            if (Double.parseDouble(r.toString()) == x) {
+                return r.stripTrailingZeros();
+            }
+        }
+        return exact.round(new MathContext(17, RoundingMode.HALF_EVEN)).stripTrailingZeros();
+    }
+
+    private static void write(StringBuilder sb, Object v, int indent, boolean sortKeys, int level) {
+        if (v == null) {
+            sb.append("null");
+        } else if (v instanceof Boolean b) {
+            sb.append(b ? "true" : "false");
+        } else if (v instanceof Double || v instanceof Float) {
+            sb.append(floatRepr(((Number) v).doubleValue()));
+        } else if (v instanceof BigDecimal bd) {
+            sb.append(floatRepr(bd.doubleValue()));
+        } else if (v instanceof Number n) {
+            sb.append(n.toString()); // Integer, Long, BigInteger, Short, Byte
+        } else if (v instanceof CharSequence s) {
+            string(sb, s.toString());
+        } else if (v instanceof Map<?, ?> m) {
+            map(sb, m, indent, sortKeys, level);
+        } else if (v instanceof List<?> l) {
+            list(sb, l, indent, sortKeys, level);
+        } else {
+            throw new IllegalArgumentException("cannot write " + v.getClass().getName() + " as JSON");
+        }
+    }
+
+    private static void map(StringBuilder sb, Map<?, ?> m, int indent, boolean sortKeys, int level) {
+        if (m.isEmpty()) {
+            sb.append("{}");
+            return;
+        }
+        List<String> keys = new ArrayList<>();
+        for (Object k : m.keySet()) {
+            if (!(k instanceof String)) {
+                throw new IllegalArgumentException("JSON object keys must be strings, got " + k);
+            }
+            keys.add((String) k);
+        }
+        if (sortKeys) {
+            keys.sort(PyJson::compareCodePoints);
+        }
+        sb.append('{');
+        for (int i = 0; i < keys.size(); i++) {
+            separator(sb, i, indent, level + 1);
+            string(sb, keys.get(i));
+            sb.append(": ");
+            write(sb, m.get(keys.get(i)), indent, sortKeys, level + 1);
+        }
+        close(sb, indent, level);
+        sb.append('}');
+    }
+
+    private static void list(StringBuilder sb, List<?> l, int indent, boolean sortKeys, int level) {
+        if (l.isEmpty()) {
+            sb.append("[]");
+            return;
+        }
+        sb.append('[');
+        for (int i = 0; i < l.size(); i++) {
+            separator(sb, i, indent, level + 1);
+            write(sb, l.get(i), indent, sortKeys, level + 1);
+        }
+        close(sb, indent, level);
+        sb.append(']');
+    }
+
+    private static void separator(StringBuilder sb, int i, int indent, int level) {
+        if (indent < 0) {
+            if (i > 0) {
+                sb.append(", ");
+            }
+        } else {
+            sb.append(i > 0 ? ",\n" : "\n").append(" ".repeat(indent * level));
+        }
+    }
+
+    private static void close(StringBuilder sb, int indent, int level) {
+        if (indent >= 0) {
+            sb.append('\n').append(" ".repeat(indent * level));
+        }
+    }
+
+    private static void string(StringBuilder sb, String s) {
+        sb.append('"');
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            switch (c) {
+                case '"' -> sb.append("\\\"");
+                case '\\' -> sb.append("\\\\");
+                case '\n' -> sb.append("\\n");
+                case '\r' -> sb.append("\\r");
+                case '\t' -> sb.append("\\t");
+                case '\b' -> sb.append("\\b");
+                case '\f' -> sb.append("\\f");
+                default -> {
+                    if (c < 0x20 || c > 0x7e) {
+                        sb.append(String.format("\\u%04x", (int) c)); // UTF-16 units: surrogate pairs as Python
+                    } else {
+                        sb.append(c);
+                    }
+                }
+            }
+        }
+        sb.append('"');
+    }
+
+    /** Python sorts str keys by code point (Java's compareTo is by UTF-16 unit). */
+    private static int compareCodePoints(String a, String b) {
+        return java.util.Arrays.compare(a.codePoints().toArray(), b.codePoints().toArray());
+    }
+}
