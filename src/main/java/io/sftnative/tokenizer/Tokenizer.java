@@ -88,6 +88,7 @@ public interface Tokenizer extends AutoCloseable {
             throw new TokenizerException("tokenizer directory " + dir + " does not exist (model_name_or_path must be"
                     + " a local directory with tokenizer.json or tokenizer.model)");
         }
+        DjlLogging.quiet();
         if (Files.exists(dir.resolve(HfTokenizer.FILE))) {
             return HfTokenizer.load(dir);
         }
