@@ -127,7 +127,9 @@ def forward(cfg, p, input_ids, position_ids, vis):
     mask = additive(vis, dtype)
     cos, sin = rope_cos_sin(cfg, position_ids, dtype)
     cos_u, sin_u = cos.unsqueeze(1), sin.unsqueeze(1)
-    h = F.embedding(input_ids, p["model.embed_tokens.weight"])
+    # nn.Embedding(vocab, hidden, padding_idx=pad_token_id): the padding row gets no gradient
+    pad = cfg.get("pad_token_id")
+    h = F.embedding(input_ids, p["model.embed_tokens.weight"], padding_idx=pad)
     for li in range(cfg["num_hidden_layers"]):
         pre = "model.layers.%d." % li
         residual = h
