@@ -210,6 +210,7 @@ public final class DecoderModel implements AutoCloseable {
 
     /** Full causal attention over (B, T) with positions 0..T-1 (no padding). */
     public AttentionContext causalContext(long batch, long seq) {
+        check();
         Tensor pos = torch.arange(new Scalar(0), new Scalar(seq), new TensorOptions(ScalarType.Long))
                 .unsqueeze(0).expand(batch, seq); // (B, T)
         Tensor mask = needsWindow(seq) ? AttentionMasks.build(batch, seq, 0, null, null, config.slidingWindow())
@@ -222,6 +223,7 @@ public final class DecoderModel implements AutoCloseable {
      * {@code positionIds} (B, T) or null for 0..T-1 (right padding, as the training collator produces).
      */
     public AttentionContext paddedContext(Tensor attentionMask, Tensor positionIds) {
+        check();
         long b = attentionMask.size(0);
         long t = attentionMask.size(1);
         Tensor pos = positionIds != null ? positionIds.to(ScalarType.Long)
@@ -239,6 +241,7 @@ public final class DecoderModel implements AutoCloseable {
      * segment.
      */
     public AttentionContext packedContext(Tensor segmentIds, Tensor positionIds) {
+        check();
         Tensor seg = segmentIds.to(ScalarType.Long);
         Tensor pos = positionIds != null ? positionIds.to(ScalarType.Long) : restartPositions(seg);
         Tensor mask = AttentionMasks.build(seg.size(0), seg.size(1), 0, null, seg, config.slidingWindow());
@@ -250,6 +253,7 @@ public final class DecoderModel implements AutoCloseable {
      * {@code cache} for incremental decoding (then {@code mask} must be given).
      */
     public AttentionContext context(Tensor positionIds, Tensor mask, KvCache cache) {
+        check();
         if (cache != null && mask == null) {
             throw new IllegalArgumentException("decoding with a KV cache needs an explicit mask");
         }
