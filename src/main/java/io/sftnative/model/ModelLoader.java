@@ -61,7 +61,7 @@ final class ModelLoader {
         }
     }
 
-    private static void check(ModelConfig config, SafetensorsCheckpoint ck, Map<String, long[]> expected) {
+    static void check(ModelConfig config, SafetensorsCheckpoint ck, Map<String, long[]> expected) {
         List<String> missing = new ArrayList<>();
         for (String n : expected.keySet()) {
             if (!ck.contains(n)) {
