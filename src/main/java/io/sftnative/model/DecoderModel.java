@@ -257,6 +257,7 @@ public final class DecoderModel implements AutoCloseable {
         if (cache != null && mask == null) {
             throw new IllegalArgumentException("decoding with a KV cache needs an explicit mask");
         }
+        BlasThreads.restore(); // in case an earlier backward stopped between the SDPA hooks
         Tensor[] cs = rope.cosSin(positionIds, dtype);
         return new AttentionContext(cs[0], cs[1], mask, cache, positionIds.size(1));
     }
@@ -336,9 +337,7 @@ public final class DecoderModel implements AutoCloseable {
             kh = kv[0];
             vh = kv[1];
         }
-        Tensor attn = torch.scaled_dot_product_attention(qh, kh, vh,
-                ctx.mask() == null ? new TensorOptional() : new TensorOptional(ctx.mask()), 0.0, ctx.isCausal(),
-                new DoubleOptional(scale), kvHeads != heads); // (B, nH, T, D)
+        Tensor attn = attention(qh, kh, vh, ctx, kvHeads != heads); // (B, nH, T, D)
         Tensor o = attn.transpose(1, 2).reshape(b, t, (long) heads * d); // (B, T, nH*D)
         Tensor h = hidden.add(linears.get(p + "self_attn.o_proj").forward(o)); // (B, T, H)
 
@@ -346,6 +345,36 @@ public final class DecoderModel implements AutoCloseable {
         Tensor gate = linears.get(p + "mlp.gate_proj").forward(x); // (B, T, I)
         Tensor up = linears.get(p + "mlp.up_proj").forward(x); // (B, T, I)
         return h.add(linears.get(p + "mlp.down_proj").forward(torch.silu(gate).mul(up))); // (B, T, H)
+    }
+
+    /**
+     * Scaled dot-product attention (libtorch's fused CPU kernel), with OpenBLAS single-threaded inside it in the
+     * forward and, through tensor hooks, in the backward (see {@link BlasThreads}).
+     */
+    private Tensor attention(Tensor q, Tensor k, Tensor v, AttentionContext ctx, boolean gqa) {
+        boolean guard = BlasThreads.enabled();
+        Tensor out;
+        if (guard) {
+            BlasThreads.set(1);
+        }
+        try {
+            out = torch.scaled_dot_product_attention(q, k, v,
+                    ctx.mask() == null ? new TensorOptional() : new TensorOptional(ctx.mask()), 0.0, ctx.isCausal(),
+                    new DoubleOptional(scale), gqa);
+        } finally {
+            if (guard) {
+                BlasThreads.restore();
+            }
+        }
+        if (guard && out.requires_grad()) {
+            out.register_hook(BlasThreads.SINGLE);
+            for (Tensor in : new Tensor[] {q, k, v}) {
+                if (in.requires_grad()) {
+                    in.register_hook(BlasThreads.RESTORE);
+                }
+            }
+        }
+        return out;
     }
 
     /** The final RMSNorm: (B, T, H) -> (B, T, H). */

@@ -98,7 +98,9 @@ public final class DecoderStepBench {
             }
             List<Double> times = new ArrayList<>();
             double[] phase = new double[4];
+            double[] cpuTotal = new double[2];
             for (int i = 0; i < warmup + steps; i++) {
+                double[] c0 = cpuSeconds();
                 long t0 = System.nanoTime();
                 double loss;
                 try (PointerScope step = new PointerScope()) {
@@ -121,10 +123,13 @@ public final class DecoderStepBench {
                     }
                 }
                 double sec = (System.nanoTime() - t0) / 1e9;
-                System.out.printf("step %d%s: %.3f s  loss %.4f  %.0f tokens/s%n", i, i < warmup ? " (warm-up)" : "",
-                        sec, loss, tokens / sec);
+                double[] c1 = cpuSeconds();
+                System.out.printf("step %d%s: %.3f s  loss %.4f  %.0f tokens/s  cpu user %.2f s sys %.2f s%n", i,
+                        i < warmup ? " (warm-up)" : "", sec, loss, tokens / sec, c1[0] - c0[0], c1[1] - c0[1]);
                 if (i >= warmup) {
                     times.add(sec);
+                    cpuTotal[0] += c1[0] - c0[0];
+                    cpuTotal[1] += c1[1] - c0[1];
                 }
             }
             ids.releaseReference();
@@ -139,6 +144,10 @@ public final class DecoderStepBench {
                     + " convention)  %.1f%% (causal attention counted)  load %s%n", median, tokens / median,
                     flopsPalm / median / 1e9, 100 * flopsPalm / median / gemm, 100 * flopsCausal / median / gemm,
                     loadAverage());
+            double cpuPerStep = (cpuTotal[0] + cpuTotal[1]) / steps;
+            System.out.printf("cpu per step: user %.2f s, sys %.2f s; if all %d threads were ours: %.0f%% of the"
+                    + " wall time busy (below 100%% means waiting: other jobs on the machine or serial parts)%n",
+                    cpuTotal[0] / steps, cpuTotal[1] / steps, threads, 100 * cpuPerStep / threads / median);
             if (profile) {
                 modelGemmRates(config, batch * seq);
             }
@@ -203,6 +212,17 @@ public final class DecoderStepBench {
                 System.out.printf("gemm %s: forward %.1f  grad-input %.1f  grad-weight %.1f GFLOP/s%n",
                         Arrays.toString(s), best[0] / 1e9, best[1] / 1e9, best[2] / 1e9);
             }
+        }
+    }
+
+    /** This process's user and system CPU seconds (Linux), or zeros. */
+    static double[] cpuSeconds() {
+        try {
+            String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/self/stat"));
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            return new double[] {Long.parseLong(f[11]) / 100.0, Long.parseLong(f[12]) / 100.0};
+        } catch (java.io.IOException | RuntimeException e) {
+            return new double[2];
         }
     }
 
