@@ -14,6 +14,7 @@ import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -320,9 +321,10 @@ public final class DecoderModel implements AutoCloseable {
         int d = config.headDim();
 
         Tensor x = rmsNorm(hidden, n.input()); // (B, T, H)
-        Tensor q = linears.get(p + "self_attn.q_proj").forward(x).reshape(b, t, heads, d); // (B, T, nH, D)
-        Tensor k = linears.get(p + "self_attn.k_proj").forward(x).reshape(b, t, kvHeads, d); // (B, T, nKV, D)
-        Tensor v = linears.get(p + "self_attn.v_proj").forward(x).reshape(b, t, kvHeads, d); // (B, T, nKV, D)
+        Tensor[] qkv = project(x, p + "self_attn.", "q_proj", "k_proj", "v_proj");
+        Tensor q = qkv[0].reshape(b, t, heads, d); // (B, T, nH, D)
+        Tensor k = qkv[1].reshape(b, t, kvHeads, d); // (B, T, nKV, D)
+        Tensor v = qkv[2].reshape(b, t, kvHeads, d); // (B, T, nKV, D)
         if (n.q() != null) {
             q = rmsNorm(q, n.q());
             k = rmsNorm(k, n.k());
@@ -342,9 +344,53 @@ public final class DecoderModel implements AutoCloseable {
         Tensor h = hidden.add(linears.get(p + "self_attn.o_proj").forward(o)); // (B, T, H)
 
         x = rmsNorm(h, n.post()); // (B, T, H)
-        Tensor gate = linears.get(p + "mlp.gate_proj").forward(x); // (B, T, I)
-        Tensor up = linears.get(p + "mlp.up_proj").forward(x); // (B, T, I)
-        return h.add(linears.get(p + "mlp.down_proj").forward(torch.silu(gate).mul(up))); // (B, T, H)
+        Tensor[] gateUp = project(x, p + "mlp.", "gate_proj", "up_proj"); // (B, T, I) each
+        return h.add(linears.get(p + "mlp.down_proj").forward(torch.silu(gateUp[0]).mul(gateUp[1]))); // (B, T, H)
+    }
+
+    /**
+     * Applies the projections {@code prefix + names[i]} to the same input. When all of them are plain
+     * {@link DenseLinear} layers (no LoRA, no quantized weight) this is one GEMM over the concatenated weights, split
+     * afterwards ({@code split_with_sizes}, whose backward is a single concatenation): fewer, larger GEMMs and one
+     * gradient for x instead of a sum of several. The HF parameters stay separate tensors; only this step's weight
+     * copy is concatenated. Otherwise each slot's own forward runs.
+     */
+    private Tensor[] project(Tensor x, String prefix, String... names) {
+        LinearLayer[] layers = new LinearLayer[names.length];
+        boolean fusable = FUSE_PROJECTIONS;
+        int withBias = 0;
+        for (int i = 0; i < names.length; i++) {
+            layers[i] = linears.get(prefix + names[i]);
+            fusable &= layers[i] instanceof DenseLinear;
+            if (layers[i] instanceof DenseLinear dl && dl.bias() != null) {
+                withBias++;
+            }
+        }
+        Tensor[] out = new Tensor[names.length];
+        if (!fusable || (withBias != 0 && withBias != names.length)) {
+            for (int i = 0; i < names.length; i++) {
+                out[i] = layers[i].forward(x);
+            }
+            return out;
+        }
+        TensorVector ws = new TensorVector();
+        TensorVector bs = new TensorVector();
+        long[] sizes = new long[names.length];
+        for (int i = 0; i < names.length; i++) {
+            DenseLinear dl = (DenseLinear) layers[i];
+            ws.push_back(dl.weight());
+            if (withBias > 0) {
+                bs.push_back(dl.bias());
+            }
+            sizes[i] = dl.outFeatures();
+        }
+        Tensor w = torch.cat(ws, 0); // (sum out, in)
+        Tensor y = withBias > 0 ? torch.linear(x, w, new TensorOptional(torch.cat(bs, 0))) : torch.linear(x, w);
+        TensorVector parts = y.split_with_sizes(sizes, -1); // views (..., out_i)
+        for (int i = 0; i < names.length; i++) {
+            out[i] = parts.get(i);
+        }
+        return out;
     }
 
     /**
@@ -414,11 +460,22 @@ public final class DecoderModel implements AutoCloseable {
      */
     Tensor rmsNorm(Tensor x, Tensor weight) {
         ScalarType in = x.scalar_type();
+        if (FUSED_RMS_NORM && DType.same(in, ScalarType.Float)) {
+            // fp32: libtorch's rms_norm is the same math in fewer passes over memory. Not for bf16/fp16: its fused
+            // kernel multiplies by the weight before rounding, HF rounds first (measured: bf16 logits 30% further
+            // from the reference)
+            return torch.rms_norm(x, new long[] {x.size(-1)}, new TensorOptional(weight),
+                    new DoubleOptional(config.rmsNormEps()));
+        }
         Tensor h = x.to(ScalarType.Float); // no copy when already fp32
         Tensor variance = h.pow(new Scalar(2.0)).mean(new long[] {-1}, true, new ScalarTypeOptional());
         h = h.mul(variance.add(new Scalar(config.rmsNormEps())).rsqrt());
         return weight.mul(h.to(in));
     }
+
+    /** Benchmark switches (A/B measurements); both on by default. */
+    static final boolean FUSE_PROJECTIONS = !"0".equals(System.getenv("SFT_FUSE_PROJECTIONS"));
+    static final boolean FUSED_RMS_NORM = !"0".equals(System.getenv("SFT_FUSED_RMS_NORM"));
 
     // ---------------------------------------------------------------- saving
 

@@ -99,8 +99,10 @@ public final class DecoderStepBench {
             List<Double> times = new ArrayList<>();
             double[] phase = new double[4];
             double[] cpuTotal = new double[2];
+            List<Double> cleanTimes = new ArrayList<>();
             for (int i = 0; i < warmup + steps; i++) {
                 double[] c0 = cpuSeconds();
+                double busy0 = machineBusySeconds();
                 long t0 = System.nanoTime();
                 double loss;
                 try (PointerScope step = new PointerScope()) {
@@ -124,10 +126,16 @@ public final class DecoderStepBench {
                 }
                 double sec = (System.nanoTime() - t0) / 1e9;
                 double[] c1 = cpuSeconds();
-                System.out.printf("step %d%s: %.3f s  loss %.4f  %.0f tokens/s  cpu user %.2f s sys %.2f s%n", i,
-                        i < warmup ? " (warm-up)" : "", sec, loss, tokens / sec, c1[0] - c0[0], c1[1] - c0[1]);
+                double others = (machineBusySeconds() - busy0 - (c1[0] - c0[0]) - (c1[1] - c0[1]))
+                        / (sec * Runtime.getRuntime().availableProcessors()); // share of the machine used by others
+                System.out.printf("step %d%s: %.3f s  loss %.4f  %.0f tokens/s  cpu user %.2f s sys %.2f s  other"
+                        + " processes %.0f%%%n", i, i < warmup ? " (warm-up)" : "", sec, loss, tokens / sec,
+                        c1[0] - c0[0], c1[1] - c0[1], 100 * Math.max(0, others));
                 if (i >= warmup) {
                     times.add(sec);
+                    if (others < CLEAN) {
+                        cleanTimes.add(sec);
+                    }
                     cpuTotal[0] += c1[0] - c0[0];
                     cpuTotal[1] += c1[1] - c0[1];
                 }
@@ -136,14 +144,18 @@ public final class DecoderStepBench {
             adamw.close();
             double gemmAfter = gemmRate(3);
             double gemm = Math.max(gemmBefore, gemmAfter);
-            double median = median(times);
+            boolean clean = !cleanTimes.isEmpty();
+            double median = median(clean ? cleanTimes : times);
+            System.out.printf("%d of %d timed steps ran while other processes used < %.0f%% of the CPUs%s%n",
+                    cleanTimes.size(), times.size(), 100 * CLEAN, clean ? "; RESULT uses those"
+                            : "; none did, RESULT uses all steps and is contended");
             System.out.printf("phases (mean s): forward %.3f  loss %.3f  backward %.3f  adamw %.3f%n",
                     phase[0] / steps, phase[1] / steps, phase[2] / steps, phase[3] / steps);
             System.out.printf("fp32 GEMM rate after: %.1f GFLOP/s; using %.1f%n", gemmAfter / 1e9, gemm / 1e9);
-            System.out.printf("RESULT median step %.3f s  %.0f tokens/s  achieved %.1f GFLOP/s  MFU %.1f%% (PaLM"
-                    + " convention)  %.1f%% (causal attention counted)  load %s%n", median, tokens / median,
-                    flopsPalm / median / 1e9, 100 * flopsPalm / median / gemm, 100 * flopsCausal / median / gemm,
-                    loadAverage());
+            System.out.printf("RESULT%s median step %.3f s  %.0f tokens/s  achieved %.1f GFLOP/s  MFU %.1f%% (PaLM"
+                    + " convention)  %.1f%% (causal attention counted)  load %s%n", clean ? "" : " (contended)",
+                    median, tokens / median, flopsPalm / median / 1e9, 100 * flopsPalm / median / gemm,
+                    100 * flopsCausal / median / gemm, loadAverage());
             double cpuPerStep = (cpuTotal[0] + cpuTotal[1]) / steps;
             System.out.printf("cpu per step: user %.2f s, sys %.2f s; if all %d threads were ours: %.0f%% of the"
                     + " wall time busy (below 100%% means waiting: other jobs on the machine or serial parts)%n",
@@ -212,6 +224,26 @@ public final class DecoderStepBench {
                 System.out.printf("gemm %s: forward %.1f  grad-input %.1f  grad-weight %.1f GFLOP/s%n",
                         Arrays.toString(s), best[0] / 1e9, best[1] / 1e9, best[2] / 1e9);
             }
+        }
+    }
+
+    /** A step counts as clean when other processes used less than this share of the machine's CPUs meanwhile. */
+    static final double CLEAN = 0.05;
+
+    /** CPU seconds all processes of the machine spent busy so far (/proc/stat, all CPUs), or 0. */
+    static double machineBusySeconds() {
+        try {
+            String first = java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/stat")).get(0);
+            String[] f = first.trim().split("\\s+");
+            long busy = 0;
+            for (int i = 1; i < f.length; i++) {
+                if (i != 4 && i != 5) { // idle, iowait
+                    busy += Long.parseLong(f[i]);
+                }
+            }
+            return busy / 100.0;
+        } catch (java.io.IOException | RuntimeException e) {
+            return 0;
         }
     }
 
