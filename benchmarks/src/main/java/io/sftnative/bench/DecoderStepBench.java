@@ -1,0 +1,302 @@
+package io.sftnative.bench;
+
+import java.lang.management.ManagementFactory;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.AdamW;
+import org.bytedeco.pytorch.AdamWOptions;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import io.sftnative.loss.CausalLmLoss;
+import io.sftnative.model.AttentionContext;
+import io.sftnative.model.DecoderModel;
+import io.sftnative.model.ModelConfig;
+import io.sftnative.model.RandomInit;
+import io.sftnative.torch.TorchRuntime;
+
+/**
+ * Times full-parameter fp32 training steps (forward + causal-LM loss + backward + AdamW) of a Qwen2-shaped decoder
+ * and reports tokens/s and MFU against the fp32 GEMM rate measured in the same process.
+ *
+ * <pre>
+ * OMP_WAIT_POLICY=PASSIVE java --enable-native-access=ALL-UNNAMED -cp target/sft-native.jar \
+ *     io.sftnative.bench.DecoderStepBench [--threads 2] [--steps 4] [--warmup 1] [--batch 4] [--seq 512] \
+ *     [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--intermediate 1408] [--vocab 32000] [--profile]
+ * </pre>
+ *
+ * <p>Model FLOPs per step follow PaLM (appendix B): {@code 6 * N * tokens + 12 * L * d_attn * T * tokens}, where N
+ * counts the weights of all matrix multiplications (q/k/v/o, gate/up/down, lm_head; not the embedding lookup) and
+ * the attention term counts the full T x T score matrix. Causal attention only needs half of it; the "causal" MFU
+ * counts that half. The denominator is the best fp32 GEMM rate of this process on the same threads (a 2048^3
+ * {@code torch.mm}), measured before and after the steps, so a machine shared with other jobs lowers both.
+ * AdamW is libtorch's own optimizer; the project's optimizer lives in io.sftnative.optim.
+ */
+public final class DecoderStepBench {
+    private DecoderStepBench() {}
+
+    public static void main(String[] args) {
+        Map<String, String> a = parse(args);
+        int threads = Integer.parseInt(a.getOrDefault("threads", "2"));
+        int steps = Integer.parseInt(a.getOrDefault("steps", "4"));
+        int warmup = Integer.parseInt(a.getOrDefault("warmup", "1"));
+        int batch = Integer.parseInt(a.getOrDefault("batch", "4"));
+        int seq = Integer.parseInt(a.getOrDefault("seq", "512"));
+        boolean profile = a.containsKey("profile");
+        Map<String, Object> keys = new LinkedHashMap<>();
+        keys.put("model_type", "qwen2");
+        keys.put("hidden_size", Integer.parseInt(a.getOrDefault("hidden", "512")));
+        keys.put("num_hidden_layers", Integer.parseInt(a.getOrDefault("layers", "8")));
+        keys.put("num_attention_heads", Integer.parseInt(a.getOrDefault("heads", "8")));
+        keys.put("num_key_value_heads", Integer.parseInt(a.getOrDefault("kv-heads", "8")));
+        keys.put("intermediate_size", Integer.parseInt(a.getOrDefault("intermediate", "1408")));
+        keys.put("vocab_size", Integer.parseInt(a.getOrDefault("vocab", "32000")));
+        keys.put("tie_word_embeddings", false);
+        keys.put("rope_theta", 1000000.0);
+        ModelConfig config = ModelConfig.fromMap(keys);
+
+        TorchRuntime.Info rt = TorchRuntime.boot(threads);
+        System.out.printf("sft-native DecoderStepBench  %s  threads=%d  OMP_WAIT_POLICY=%s  cpu=%s  load=%s%n",
+                Instant.now(), rt.threads(), rt.ompWaitPolicy(), cpuName(), loadAverage());
+
+        double gemmBefore = gemmRate(5);
+        System.out.printf("fp32 GEMM rate (2048^3 mm, best of 5): %.1f GFLOP/s%n", gemmBefore / 1e9);
+
+        long tokens = (long) batch * seq;
+        try (DecoderModel model = RandomInit.create(config, 1234, ScalarType.Float)) {
+            model.setRequiresGrad(true);
+            long matmulWeights = matmulWeights(config);
+            double attn = 12.0 * config.numHiddenLayers() * config.numAttentionHeads() * config.headDim() * seq;
+            double flopsPalm = (6.0 * matmulWeights + attn) * tokens;
+            double flopsCausal = (6.0 * matmulWeights + attn / 2) * tokens;
+            System.out.printf("model: qwen2 hidden=%d layers=%d heads=%d/%d intermediate=%d vocab=%d -> %,d parameters"
+                    + " (%,d in matmuls); batch %dx%d = %d tokens; %.1f GFLOP/step (PaLM), %.1f (causal)%n",
+                    config.hiddenSize(), config.numHiddenLayers(), config.numAttentionHeads(),
+                    config.numKeyValueHeads(), config.intermediateSize(), config.vocabSize(), model.parameterCount(),
+                    matmulWeights, batch, seq, tokens, flopsPalm / 1e9, flopsCausal / 1e9);
+
+            TensorVector params = new TensorVector();
+            model.parameters().values().forEach(params::push_back);
+            AdamWOptions opts = new AdamWOptions(1e-4);
+            opts.weight_decay().put(0.0);
+            AdamW adamw = new AdamW(params, opts);
+            Tensor ids;
+            try (PointerScope s = new PointerScope()) {
+                ids = torch.randint(config.vocabSize(), new long[] {batch, seq},
+                        new TensorOptions(ScalarType.Long)); // (B, T)
+                ids.retainReference();
+            }
+            List<Double> times = new ArrayList<>();
+            double[] phase = new double[4];
+            double[] cpuTotal = new double[2];
+            List<Double> cleanTimes = new ArrayList<>();
+            for (int i = 0; i < warmup + steps; i++) {
+                double[] c0 = cpuSeconds();
+                double busy0 = machineBusySeconds();
+                long t0 = System.nanoTime();
+                double loss;
+                try (PointerScope step = new PointerScope()) {
+                    AttentionContext ctx = model.causalContext(batch, seq);
+                    Tensor logits = model.forward(ids, ctx); // (B, T, V)
+                    long t1 = System.nanoTime();
+                    Tensor l = CausalLmLoss.mean(logits, ids);
+                    loss = l.item_double();
+                    long t2 = System.nanoTime();
+                    l.backward();
+                    long t3 = System.nanoTime();
+                    adamw.step();
+                    adamw.zero_grad(true);
+                    long t4 = System.nanoTime();
+                    if (i >= warmup) {
+                        phase[0] += (t1 - t0) / 1e9;
+                        phase[1] += (t2 - t1) / 1e9;
+                        phase[2] += (t3 - t2) / 1e9;
+                        phase[3] += (t4 - t3) / 1e9;
+                    }
+                }
+                double sec = (System.nanoTime() - t0) / 1e9;
+                double[] c1 = cpuSeconds();
+                double others = (machineBusySeconds() - busy0 - (c1[0] - c0[0]) - (c1[1] - c0[1]))
+                        / (sec * Runtime.getRuntime().availableProcessors()); // share of the machine used by others
+                System.out.printf("step %d%s: %.3f s  loss %.4f  %.0f tokens/s  cpu user %.2f s sys %.2f s  other"
+                        + " processes %.0f%%%n", i, i < warmup ? " (warm-up)" : "", sec, loss, tokens / sec,
+                        c1[0] - c0[0], c1[1] - c0[1], 100 * Math.max(0, others));
+                if (i >= warmup) {
+                    times.add(sec);
+                    if (others < CLEAN) {
+                        cleanTimes.add(sec);
+                    }
+                    cpuTotal[0] += c1[0] - c0[0];
+                    cpuTotal[1] += c1[1] - c0[1];
+                }
+            }
+            ids.releaseReference();
+            adamw.close();
+            double gemmAfter = gemmRate(3);
+            double gemm = Math.max(gemmBefore, gemmAfter);
+            boolean clean = !cleanTimes.isEmpty();
+            double median = median(clean ? cleanTimes : times);
+            System.out.printf("%d of %d timed steps ran while other processes used < %.0f%% of the CPUs%s%n",
+                    cleanTimes.size(), times.size(), 100 * CLEAN, clean ? "; RESULT uses those"
+                            : "; none did, RESULT uses all steps and is contended");
+            System.out.printf("phases (mean s): forward %.3f  loss %.3f  backward %.3f  adamw %.3f%n",
+                    phase[0] / steps, phase[1] / steps, phase[2] / steps, phase[3] / steps);
+            System.out.printf("fp32 GEMM rate after: %.1f GFLOP/s; using %.1f%n", gemmAfter / 1e9, gemm / 1e9);
+            System.out.printf("RESULT%s median step %.3f s  %.0f tokens/s  achieved %.1f GFLOP/s  MFU %.1f%% (PaLM"
+                    + " convention)  %.1f%% (causal attention counted)  load %s%n", clean ? "" : " (contended)",
+                    median, tokens / median, flopsPalm / median / 1e9, 100 * flopsPalm / median / gemm,
+                    100 * flopsCausal / median / gemm, loadAverage());
+            double cpuPerStep = (cpuTotal[0] + cpuTotal[1]) / steps;
+            System.out.printf("cpu per step: user %.2f s, sys %.2f s; if all %d threads were ours: %.0f%% of the"
+                    + " wall time busy (below 100%% means waiting: other jobs on the machine or serial parts)%n",
+                    cpuTotal[0] / steps, cpuTotal[1] / steps, threads, 100 * cpuPerStep / threads / median);
+            if (profile) {
+                modelGemmRates(config, batch * seq);
+            }
+        }
+    }
+
+    /** Weights that take part in a matmul per token: every linear projection and lm_head. */
+    static long matmulWeights(ModelConfig c) {
+        long h = c.hiddenSize();
+        long q = (long) c.numAttentionHeads() * c.headDim();
+        long kv = (long) c.numKeyValueHeads() * c.headDim();
+        long perLayer = h * q + 2 * h * kv + q * h + 3 * h * c.intermediateSize();
+        return perLayer * c.numHiddenLayers() + (long) c.vocabSize() * h;
+    }
+
+    /** Best fp32 GEMM rate (FLOP/s) of a 2048 x 2048 x 2048 matmul. */
+    static double gemmRate(int reps) {
+        int n = 2048;
+        double best = 0;
+        try (PointerScope s = new PointerScope()) {
+            Tensor x = torch.randn(n, n);
+            Tensor y = torch.randn(n, n);
+            torch.mm(x, y); // warm-up
+            for (int i = 0; i < reps; i++) {
+                try (PointerScope r = new PointerScope()) {
+                    long t0 = System.nanoTime();
+                    torch.mm(x, y);
+                    double sec = (System.nanoTime() - t0) / 1e9;
+                    best = Math.max(best, 2.0 * n * n * n / sec);
+                }
+            }
+        }
+        return best;
+    }
+
+    /** With --profile: the rate of the model's own GEMM shapes (forward and the two backward products). */
+    static void modelGemmRates(ModelConfig c, long m) {
+        long h = c.hiddenSize();
+        long[][] shapes = {{m, h, h}, {m, h, 3 * h}, {m, h, c.intermediateSize()}, {m, c.intermediateSize(), h},
+                {m, h, c.vocabSize()}};
+        for (long[] s : shapes) {
+            try (PointerScope scope = new PointerScope()) {
+                Tensor x = torch.randn(s[0], s[1]);
+                Tensor w = torch.randn(s[2], s[1]);
+                Tensor g = torch.randn(s[0], s[2]);
+                double[] best = new double[3];
+                for (int i = 0; i < 4; i++) {
+                    try (PointerScope r = new PointerScope()) {
+                        long t0 = System.nanoTime();
+                        torch.linear(x, w); // forward: (m, k) x (k, n)^T
+                        long t1 = System.nanoTime();
+                        torch.mm(g, w); // grad input
+                        long t2 = System.nanoTime();
+                        torch.mm(g.t(), x); // grad weight
+                        long t3 = System.nanoTime();
+                        double f = 2.0 * s[0] * s[1] * s[2];
+                        best[0] = Math.max(best[0], f / ((t1 - t0) / 1e9));
+                        best[1] = Math.max(best[1], f / ((t2 - t1) / 1e9));
+                        best[2] = Math.max(best[2], f / ((t3 - t2) / 1e9));
+                    }
+                }
+                System.out.printf("gemm %s: forward %.1f  grad-input %.1f  grad-weight %.1f GFLOP/s%n",
+                        Arrays.toString(s), best[0] / 1e9, best[1] / 1e9, best[2] / 1e9);
+            }
+        }
+    }
+
+    /** A step counts as clean when other processes used less than this share of the machine's CPUs meanwhile. */
+    static final double CLEAN = 0.05;
+
+    /** CPU seconds all processes of the machine spent busy so far (/proc/stat, all CPUs), or 0. */
+    static double machineBusySeconds() {
+        try {
+            String first = java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/stat")).get(0);
+            String[] f = first.trim().split("\\s+");
+            long busy = 0;
+            for (int i = 1; i < f.length; i++) {
+                if (i != 4 && i != 5) { // idle, iowait
+                    busy += Long.parseLong(f[i]);
+                }
+            }
+            return busy / 100.0;
+        } catch (java.io.IOException | RuntimeException e) {
+            return 0;
+        }
+    }
+
+    /** This process's user and system CPU seconds (Linux), or zeros. */
+    static double[] cpuSeconds() {
+        try {
+            String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/self/stat"));
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            return new double[] {Long.parseLong(f[11]) / 100.0, Long.parseLong(f[12]) / 100.0};
+        } catch (java.io.IOException | RuntimeException e) {
+            return new double[2];
+        }
+    }
+
+    static double median(List<Double> xs) {
+        List<Double> s = new ArrayList<>(xs);
+        s.sort(Double::compare);
+        int n = s.size();
+        return n % 2 == 1 ? s.get(n / 2) : (s.get(n / 2 - 1) + s.get(n / 2)) / 2;
+    }
+
+    static String loadAverage() {
+        return String.format("%.2f", ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage());
+    }
+
+    static String cpuName() {
+        try {
+            for (String l : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/cpuinfo"))) {
+                if (l.startsWith("model name")) {
+                    return l.substring(l.indexOf(':') + 1).trim();
+                }
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // not Linux
+        }
+        return System.getProperty("os.arch");
+    }
+
+    static Map<String, String> parse(String[] args) {
+        Map<String, String> m = new LinkedHashMap<>();
+        for (int i = 0; i < args.length; i++) {
+            if (!args[i].startsWith("--")) {
+                throw new IllegalArgumentException("unexpected argument '" + args[i] + "'");
+            }
+            String k = args[i].substring(2);
+            if (k.equals("profile")) {
+                m.put(k, "true");
+            } else if (i + 1 < args.length) {
+                m.put(k, args[++i]);
+            } else {
+                throw new IllegalArgumentException("--" + k + " needs a value");
+            }
+        }
+        return m;
+    }
+}

@@ -1,0 +1,532 @@
+package io.sftnative.model;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import org.bytedeco.pytorch.DoubleOptional;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarTypeOptional;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import io.sftnative.files.AtomicFiles;
+import io.sftnative.model.safetensors.DType;
+import io.sftnative.model.safetensors.ShardedSafetensorsWriter;
+
+/**
+ * A decoder-only Llama-family model (llama, mistral, qwen2, qwen3) with transformers' math.
+ *
+ * <p>Owns its parameters (HF names, e.g. {@code model.layers.0.self_attn.q_proj.weight}); {@link #close()} frees them.
+ * Every linear projection sits in a replaceable {@link LinearLayer} slot addressed by its HF module path. The forward
+ * pass is exposed in pieces ({@link #embed}, {@link #layer}, {@link #finalNorm}, {@link #lmHead}) so a trainer can
+ * recompute layers (gradient checkpointing) or fuse the LM head with the loss. Parameters do not require grad after
+ * loading; a trainer turns on what it trains ({@link #setRequiresGrad} or per tensor).
+ *
+ * <p>A training step, with every temporary freed at the end of the scope:
+ * <pre>{@code
+ * try (PointerScope step = new PointerScope()) {
+ *     AttentionContext ctx = model.paddedContext(attentionMask, null);   // once per batch
+ *     Tensor logits = model.forward(inputIds, ctx);                        // (B, T, V)
+ *     Tensor loss = CausalLmLoss.mean(logits, labels);                     // scalar
+ *     loss.backward();
+ *     double value = loss.item_double();                                   // only scalars leave the scope
+ *     optimizer.step();
+ * }
+ * }</pre>
+ */
+public final class DecoderModel implements AutoCloseable {
+    private final ModelConfig config;
+    private final ScalarType dtype;
+    private final Map<String, Tensor> parameters; // HF name -> owned leaf tensor
+    private final Map<String, LinearLayer> linears; // HF module path -> projection
+    private final LayerNorms[] norms;
+    private final RotaryEmbedding rope;
+    private final long paddingIdx;
+    private final double scale;
+    private boolean closed;
+
+    /** Per-layer norm weights (borrowed from {@link #parameters}). qNorm/kNorm are null unless qwen3. */
+    private record LayerNorms(Tensor input, Tensor post, Tensor q, Tensor k) {}
+
+    /**
+     * Takes ownership of {@code params} (each already retained once for this model, see
+     * {@code Tensor.retainReference()}); names and shapes must match {@link ParameterLayout#shapes}.
+     */
+    DecoderModel(ModelConfig config, ScalarType dtype, Map<String, Tensor> params) {
+        this.config = config;
+        this.dtype = dtype.intern();
+        this.parameters = new LinkedHashMap<>(params);
+        this.linears = new LinkedHashMap<>();
+        this.rope = new RotaryEmbedding(config);
+        Integer pad = config.padTokenId();
+        this.paddingIdx = pad != null && pad >= 0 && pad < config.vocabSize() ? pad : -1;
+        this.scale = 1.0 / Math.sqrt(config.headDim());
+        for (String module : ParameterLayout.linearModules(config)) {
+            String weight = module.equals("lm_head") && config.tieWordEmbeddings()
+                    ? "model.embed_tokens.weight" : module + ".weight";
+            linears.put(module, new DenseLinear(require(weight), parameters.get(module + ".bias")));
+        }
+        norms = new LayerNorms[config.numHiddenLayers()];
+        for (int i = 0; i < norms.length; i++) {
+            String p = ParameterLayout.layerPrefix(i);
+            norms[i] = new LayerNorms(require(p + "input_layernorm.weight"),
+                    require(p + "post_attention_layernorm.weight"),
+                    config.qkNorm() ? require(p + "self_attn.q_norm.weight") : null,
+                    config.qkNorm() ? require(p + "self_attn.k_norm.weight") : null);
+        }
+    }
+
+    /** Loads {@code dir} (config.json + safetensors) converting weights to {@code dtype} (null: config's). */
+    public static DecoderModel load(Path dir, ScalarType dtype) throws IOException {
+        return ModelLoader.load(dir, dtype);
+    }
+
+    private Tensor require(String name) {
+        Tensor t = parameters.get(name);
+        if (t == null) {
+            throw new IllegalStateException("parameter " + name + " missing");
+        }
+        return t;
+    }
+
+    // ---------------------------------------------------------------- parameters and slots
+
+    public ModelConfig config() {
+        return config;
+    }
+
+    /** Compute and parameter dtype (Float, BFloat16 or Half). */
+    public ScalarType dtype() {
+        return dtype;
+    }
+
+    /** Parameters by HF name, in HF order (tied lm_head not repeated). Borrowed: never close them. */
+    public Map<String, Tensor> parameters() {
+        check();
+        return Collections.unmodifiableMap(parameters);
+    }
+
+    public Tensor parameter(String name) {
+        check();
+        Tensor t = parameters.get(name);
+        if (t == null) {
+            throw new IllegalArgumentException("no parameter named '" + name + "' in this " + config.modelType()
+                    + " model");
+        }
+        return t;
+    }
+
+    /** Number of parameter elements (tied embeddings once). */
+    public long parameterCount() {
+        long n = 0;
+        for (Tensor t : parameters.values()) {
+            n += t.numel();
+        }
+        return n;
+    }
+
+    /** Bytes held by the parameters. */
+    public long parameterBytes() {
+        long n = 0;
+        for (Tensor t : parameters.values()) {
+            n += t.numel() * t.element_size();
+        }
+        return n;
+    }
+
+    /** Sets requires_grad on every parameter (full fine-tuning) or none. */
+    public void setRequiresGrad(boolean on) {
+        check();
+        for (Tensor t : parameters.values()) {
+            t.requires_grad_(on);
+        }
+    }
+
+    /** HF module paths of the linear slots (q/k/v/o, gate/up/down per layer, then lm_head). */
+    public List<String> linearPaths() {
+        return List.copyOf(linears.keySet());
+    }
+
+    /** The projection in slot {@code path}, e.g. {@code model.layers.0.self_attn.q_proj}. */
+    public LinearLayer linear(String path) {
+        LinearLayer l = linears.get(path);
+        if (l == null) {
+            throw new IllegalArgumentException("no linear module '" + path + "'; modules look like "
+                    + linears.keySet().iterator().next());
+        }
+        return l;
+    }
+
+    /**
+     * Replaces the projection in slot {@code path} (LoRA wrapping, a quantized weight). The replacement must map
+     * the same feature sizes. The model keeps owning the dense parameters; see {@link #detachParameter}.
+     */
+    public void setLinear(String path, LinearLayer layer) {
+        LinearLayer old = linear(path);
+        if (layer.inFeatures() != old.inFeatures() || layer.outFeatures() != old.outFeatures()) {
+            throw new IllegalArgumentException("replacement for " + path + " maps " + layer.inFeatures() + " -> "
+                    + layer.outFeatures() + " features, the module maps " + old.inFeatures() + " -> "
+                    + old.outFeatures());
+        }
+        linears.put(path, layer);
+    }
+
+    /**
+     * Removes a parameter from the model and hands its ownership to the caller (who must release it); e.g. QLoRA
+     * frees the dense weight after putting a quantized layer into its slot. The slot must not use it any more.
+     */
+    public Tensor detachParameter(String name) {
+        check();
+        Tensor t = parameters.remove(name);
+        if (t == null) {
+            throw new IllegalArgumentException("no parameter named '" + name + "'");
+        }
+        return t;
+    }
+
+    /** (V, H) the input embedding. */
+    public Tensor embedWeight() {
+        return parameter("model.embed_tokens.weight");
+    }
+
+    /** (V, H) the LM head weight (the embedding when tied); for a fused LM-head loss. */
+    public Tensor lmHeadWeight() {
+        return config.tieWordEmbeddings() ? embedWeight() : parameter("lm_head.weight");
+    }
+
+    public RotaryEmbedding rotary() {
+        return rope;
+    }
+
+    // ---------------------------------------------------------------- attention contexts
+
+    /** Full causal attention over (B, T) with positions 0..T-1 (no padding). */
+    public AttentionContext causalContext(long batch, long seq) {
+        check();
+        Tensor pos = torch.arange(new Scalar(0), new Scalar(seq), new TensorOptions(ScalarType.Long))
+                .unsqueeze(0).expand(batch, seq); // (B, T)
+        Tensor mask = needsWindow(seq) ? AttentionMasks.build(batch, seq, 0, null, null, config.slidingWindow())
+                : null;
+        return context(pos, mask, null);
+    }
+
+    /**
+     * Causal attention with a padding mask: {@code attentionMask} (B, T) 1 = token, 0 = padding (either side);
+     * {@code positionIds} (B, T) or null for 0..T-1 (right padding, as the training collator produces).
+     */
+    public AttentionContext paddedContext(Tensor attentionMask, Tensor positionIds) {
+        check();
+        long b = attentionMask.size(0);
+        long t = attentionMask.size(1);
+        Tensor pos = positionIds != null ? positionIds.to(ScalarType.Long)
+                : torch.arange(new Scalar(0), new Scalar(t), new TensorOptions(ScalarType.Long)).unsqueeze(0)
+                        .expand(b, t);
+        boolean noPadding = attentionMask.ne(new Scalar(0L)).all().item_bool();
+        Tensor mask = noPadding && !needsWindow(t) ? null
+                : AttentionMasks.build(b, t, 0, attentionMask, null, config.slidingWindow());
+        return context(pos, mask, null);
+    }
+
+    /**
+     * Packed sequences that must not see each other (LLaMA-Factory neat_packing): {@code segmentIds} (B, T) with
+     * 1, 2, 3, ... per sequence and 0 for padding; {@code positionIds} (B, T), or null to restart at 0 in each
+     * segment.
+     */
+    public AttentionContext packedContext(Tensor segmentIds, Tensor positionIds) {
+        check();
+        Tensor seg = segmentIds.to(ScalarType.Long);
+        Tensor pos = positionIds != null ? positionIds.to(ScalarType.Long) : restartPositions(seg);
+        Tensor mask = AttentionMasks.build(seg.size(0), seg.size(1), 0, null, seg, config.slidingWindow());
+        return context(pos, mask, null);
+    }
+
+    /**
+     * The general form: {@code positionIds} (B, T); {@code mask} (B, 1, T, S) bool or null for causal;
+     * {@code cache} for incremental decoding (then {@code mask} must be given).
+     */
+    public AttentionContext context(Tensor positionIds, Tensor mask, KvCache cache) {
+        check();
+        if (cache != null && mask == null) {
+            throw new IllegalArgumentException("decoding with a KV cache needs an explicit mask");
+        }
+        BlasThreads.restore(); // in case an earlier backward stopped between the SDPA hooks
+        Tensor[] cs = rope.cosSin(positionIds, dtype);
+        return new AttentionContext(cs[0], cs[1], mask, cache, positionIds.size(1));
+    }
+
+    /** Context for decoding step(s): {@code keyMask} (B, S) over cached + new positions, S = cache.length() + T. */
+    AttentionContext decodeContext(Tensor positionIds, Tensor keyMask, KvCache cache) {
+        long t = positionIds.size(1);
+        Tensor mask = AttentionMasks.build(positionIds.size(0), t, cache.length(), keyMask, null,
+                config.slidingWindow());
+        return context(positionIds, mask, cache);
+    }
+
+    private boolean needsWindow(long seq) {
+        return config.slidingWindow() != null && seq > config.slidingWindow();
+    }
+
+    private static Tensor restartPositions(Tensor seg) {
+        long b = seg.size(0);
+        long t = seg.size(1);
+        Tensor host = seg.contiguous();
+        long[] ids = new long[(int) (b * t)];
+        host.data_ptr_long().get(ids);
+        long[] pos = new long[ids.length];
+        for (int r = 0; r < b; r++) {
+            long p = 0;
+            for (int c = 0; c < t; c++) {
+                int k = (int) (r * t + c);
+                p = c > 0 && ids[k] == ids[k - 1] ? p + 1 : 0;
+                pos[k] = ids[k] == 0 ? 0 : p;
+            }
+        }
+        return Tensors.longs(pos, b, t);
+    }
+
+    // ---------------------------------------------------------------- forward pieces
+
+    /** (B, T) token ids -> (B, T, H) embeddings. */
+    public Tensor embed(Tensor inputIds) {
+        check();
+        if (inputIds.numel() > 0) {
+            long max = inputIds.max().item_long();
+            long min = inputIds.min().item_long();
+            if (min < 0 || max >= config.vocabSize()) {
+                throw new IllegalArgumentException("token id " + (min < 0 ? min : max) + " is outside the"
+                        + " vocabulary of this model (vocab_size " + config.vocabSize() + ")");
+            }
+        }
+        return torch.embedding(embedWeight(), inputIds, paddingIdx, false, false);
+    }
+
+    /** Decoder layer {@code i}: (B, T, H) -> (B, T, H). */
+    public Tensor layer(int i, Tensor hidden, AttentionContext ctx) {
+        check();
+        String p = ParameterLayout.layerPrefix(i);
+        LayerNorms n = norms[i];
+        long b = hidden.size(0);
+        long t = hidden.size(1);
+        int heads = config.numAttentionHeads();
+        int kvHeads = config.numKeyValueHeads();
+        int d = config.headDim();
+
+        Tensor x = rmsNorm(hidden, n.input()); // (B, T, H)
+        Tensor[] qkv = project(x, p + "self_attn.", "q_proj", "k_proj", "v_proj");
+        Tensor q = qkv[0].reshape(b, t, heads, d); // (B, T, nH, D)
+        Tensor k = qkv[1].reshape(b, t, kvHeads, d); // (B, T, nKV, D)
+        Tensor v = qkv[2].reshape(b, t, kvHeads, d); // (B, T, nKV, D)
+        if (n.q() != null) {
+            q = rmsNorm(q, n.q());
+            k = rmsNorm(k, n.k());
+        }
+        q = rope.apply(q, ctx.cos(), ctx.sinSigned());
+        k = rope.apply(k, ctx.cos(), ctx.sinSigned());
+        Tensor qh = q.transpose(1, 2); // (B, nH, T, D)
+        Tensor kh = k.transpose(1, 2); // (B, nKV, T, D)
+        Tensor vh = v.transpose(1, 2); // (B, nKV, T, D)
+        if (ctx.cache() != null) {
+            Tensor[] kv = ctx.cache().append(i, kh, vh); // (B, nKV, S, D) each
+            kh = kv[0];
+            vh = kv[1];
+        }
+        Tensor attn = attention(qh, kh, vh, ctx, kvHeads != heads); // (B, nH, T, D)
+        Tensor o = attn.transpose(1, 2).reshape(b, t, (long) heads * d); // (B, T, nH*D)
+        Tensor h = hidden.add(linears.get(p + "self_attn.o_proj").forward(o)); // (B, T, H)
+
+        x = rmsNorm(h, n.post()); // (B, T, H)
+        Tensor[] gateUp = project(x, p + "mlp.", "gate_proj", "up_proj"); // (B, T, I) each
+        return h.add(linears.get(p + "mlp.down_proj").forward(torch.silu(gateUp[0]).mul(gateUp[1]))); // (B, T, H)
+    }
+
+    /**
+     * Applies the projections {@code prefix + names[i]} to the same input. When all of them are plain
+     * {@link DenseLinear} layers (no LoRA, no quantized weight) this is one GEMM over the concatenated weights, split
+     * afterwards ({@code split_with_sizes}, whose backward is a single concatenation): fewer, larger GEMMs and one
+     * gradient for x instead of a sum of several. The HF parameters stay separate tensors; only this step's weight
+     * copy is concatenated. Otherwise each slot's own forward runs.
+     */
+    private Tensor[] project(Tensor x, String prefix, String... names) {
+        LinearLayer[] layers = new LinearLayer[names.length];
+        boolean fusable = FUSE_PROJECTIONS;
+        int withBias = 0;
+        for (int i = 0; i < names.length; i++) {
+            layers[i] = linears.get(prefix + names[i]);
+            fusable &= layers[i] instanceof DenseLinear;
+            if (layers[i] instanceof DenseLinear dl && dl.bias() != null) {
+                withBias++;
+            }
+        }
+        Tensor[] out = new Tensor[names.length];
+        if (!fusable || (withBias != 0 && withBias != names.length)) {
+            for (int i = 0; i < names.length; i++) {
+                out[i] = layers[i].forward(x);
+            }
+            return out;
+        }
+        TensorVector ws = new TensorVector();
+        TensorVector bs = new TensorVector();
+        long[] sizes = new long[names.length];
+        for (int i = 0; i < names.length; i++) {
+            DenseLinear dl = (DenseLinear) layers[i];
+            ws.push_back(dl.weight());
+            if (withBias > 0) {
+                bs.push_back(dl.bias());
+            }
+            sizes[i] = dl.outFeatures();
+        }
+        Tensor w = torch.cat(ws, 0); // (sum out, in)
+        Tensor y = withBias > 0 ? torch.linear(x, w, new TensorOptional(torch.cat(bs, 0))) : torch.linear(x, w);
+        TensorVector parts = y.split_with_sizes(sizes, -1); // views (..., out_i)
+        for (int i = 0; i < names.length; i++) {
+            out[i] = parts.get(i);
+        }
+        return out;
+    }
+
+    /**
+     * Scaled dot-product attention (libtorch's fused CPU kernel), with OpenBLAS single-threaded inside it in the
+     * forward and, through tensor hooks, in the backward (see {@link BlasThreads}).
+     */
+    private Tensor attention(Tensor q, Tensor k, Tensor v, AttentionContext ctx, boolean gqa) {
+        boolean guard = BlasThreads.enabled();
+        Tensor out;
+        if (guard) {
+            BlasThreads.set(1);
+        }
+        try {
+            out = torch.scaled_dot_product_attention(q, k, v,
+                    ctx.mask() == null ? new TensorOptional() : new TensorOptional(ctx.mask()), 0.0, ctx.isCausal(),
+                    new DoubleOptional(scale), gqa);
+        } finally {
+            if (guard) {
+                BlasThreads.restore();
+            }
+        }
+        if (guard && out.requires_grad()) {
+            out.register_hook(BlasThreads.SINGLE);
+            for (Tensor in : new Tensor[] {q, k, v}) {
+                if (in.requires_grad()) {
+                    in.register_hook(BlasThreads.RESTORE);
+                }
+            }
+        }
+        return out;
+    }
+
+    /** The final RMSNorm: (B, T, H) -> (B, T, H). */
+    public Tensor finalNorm(Tensor hidden) {
+        return rmsNorm(hidden, parameter("model.norm.weight"));
+    }
+
+    /** (B, T, H) -> (B, T, V) logits in the model dtype, through the {@code lm_head} slot. */
+    public Tensor lmHead(Tensor hidden) {
+        return linears.get("lm_head").forward(hidden);
+    }
+
+    /** Embeddings, all layers and the final norm: (B, T) ids -> (B, T, H). Advances {@code ctx.cache()}. */
+    public Tensor hidden(Tensor inputIds, AttentionContext ctx) {
+        Tensor h = embed(inputIds);
+        for (int i = 0; i < config.numHiddenLayers(); i++) {
+            h = layer(i, h, ctx);
+        }
+        if (ctx.cache() != null) {
+            ctx.cache().advance(inputIds.size(1));
+        }
+        return finalNorm(h);
+    }
+
+    /** (B, T) ids -> (B, T, V) logits. */
+    public Tensor forward(Tensor inputIds, AttentionContext ctx) {
+        return lmHead(hidden(inputIds, ctx));
+    }
+
+    /** (B, T) ids -> (B, T, V) logits with plain causal attention. */
+    public Tensor forward(Tensor inputIds) {
+        return forward(inputIds, causalContext(inputIds.size(0), inputIds.size(1)));
+    }
+
+    /**
+     * transformers' LlamaRMSNorm: in fp32, x * rsqrt(mean(x^2) + eps), cast back to the input dtype, times weight.
+     */
+    Tensor rmsNorm(Tensor x, Tensor weight) {
+        ScalarType in = x.scalar_type();
+        if (FUSED_RMS_NORM && DType.same(in, ScalarType.Float)) {
+            // fp32: libtorch's rms_norm is the same math in fewer passes over memory. Not for bf16/fp16: its fused
+            // kernel multiplies by the weight before rounding, HF rounds first (measured: bf16 logits 30% further
+            // from the reference)
+            return torch.rms_norm(x, new long[] {x.size(-1)}, new TensorOptional(weight),
+                    new DoubleOptional(config.rmsNormEps()));
+        }
+        Tensor h = x.to(ScalarType.Float); // no copy when already fp32
+        Tensor variance = h.pow(new Scalar(2.0)).mean(new long[] {-1}, true, new ScalarTypeOptional());
+        h = h.mul(variance.add(new Scalar(config.rmsNormEps())).rsqrt());
+        return weight.mul(h.to(in));
+    }
+
+    /** Benchmark switches (A/B measurements); both on by default. */
+    static final boolean FUSE_PROJECTIONS = !"0".equals(System.getenv("SFT_FUSE_PROJECTIONS"));
+    static final boolean FUSED_RMS_NORM = !"0".equals(System.getenv("SFT_FUSED_RMS_NORM"));
+
+    // ---------------------------------------------------------------- saving
+
+    /**
+     * Writes {@code dir/config.json} and the weights ({@code model.safetensors}, or shards + index above 5 GB),
+     * each file atomically, with HF names; tied models omit {@code lm_head.weight} like transformers.
+     */
+    public void save(Path dir) throws IOException {
+        save(dir, ShardedSafetensorsWriter.DEFAULT_MAX_SHARD_BYTES);
+    }
+
+    public void save(Path dir, long maxShardBytes) throws IOException {
+        check();
+        String dtypeName = switch (DType.of(dtype)) {
+            case BF16 -> "bfloat16";
+            case F16 -> "float16";
+            default -> "float32";
+        };
+        ShardedSafetensorsWriter.write(dir, parameters, Map.of("format", "pt"), maxShardBytes);
+        byte[] json = config.withTorchDtype(dtypeName).toJson().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        AtomicFiles.write(dir.resolve("config.json"), out -> {
+            out.write(json);
+            out.flush(); // AtomicFiles' buffered stream is not flushed by AtomicFiles itself
+        });
+    }
+
+    // ---------------------------------------------------------------- lifetime
+
+    private void check() {
+        if (closed) {
+            throw new IllegalStateException("model is closed");
+        }
+    }
+
+    public boolean isClosed() {
+        return closed;
+    }
+
+    /** Frees the parameters; any later use of the model fails. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        List<Tensor> owned = new ArrayList<>(parameters.values());
+        parameters.clear();
+        linears.clear();
+        for (Tensor t : owned) {
+            t.releaseReference();
+        }
+        rope.close();
+    }
+}

@@ -1,0 +1,75 @@
+package io.sftnative.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.stream.Collectors;
+import java.util.stream.StreamSupport;
+
+import org.junit.jupiter.api.Test;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+class ModelCommandsTest {
+    static final Path GOLDEN = Path.of("src/test/resources/golden/model");
+
+    record Run(int code, String out, String err) {}
+
+    static Run run(String... args) {
+        PrintStream oldOut = System.out;
+        PrintStream oldErr = System.err;
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        try {
+            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+            int code = SftCommand.commandLine().setErr(new java.io.PrintWriter(System.err, true)).execute(args);
+            return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(oldOut);
+            System.setErr(oldErr);
+        }
+    }
+
+    @Test
+    void infoPrintsArchitectureParametersDtypeAndMemory() {
+        Run r = run("info", GOLDEN.resolve("llama_gqa/checkpoint").toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("LlamaForCausalLM"), r.out());
+        assertTrue(r.out().contains("4 query heads, 2 key/value heads (GQA)"), r.out());
+        assertTrue(r.out().contains("llama3 scaling x8.0"), r.out());
+        assertTrue(r.out().contains("parameters:     119,104"), r.out());
+        assertTrue(r.out().contains("F32 on disk"), r.out());
+        assertTrue(r.out().contains("memory:"), r.out());
+    }
+
+    @Test
+    void generateContinuesIdsLikeTheReference() throws Exception {
+        JsonNode gen = new ObjectMapper().readTree(GOLDEN.resolve("llama_gqa/expected.json").toFile()).get("generate");
+        String prompt = StreamSupport.stream(gen.get("prompts").get(0).spliterator(), false).map(JsonNode::asText)
+                .collect(Collectors.joining(","));
+        String expected = StreamSupport.stream(gen.get("greedy").get(0).spliterator(), false).map(JsonNode::asText)
+                .collect(Collectors.joining(" "));
+        Run r = run("generate", GOLDEN.resolve("llama_gqa/checkpoint").toString(), "--ids", prompt, "--ids", "7,8",
+                "--greedy", "--max-new-tokens", "12", "--stop-ids", "-1", "--threads", "2");
+        assertEquals(0, r.code(), r.err());
+        String[] lines = r.out().strip().split("\n");
+        assertEquals(2, lines.length, r.out());
+        assertEquals(expected, lines[0]);
+    }
+
+    @Test
+    void badInputsGiveOneClearLine() {
+        Run r = run("generate", GOLDEN.resolve("llama_gqa/checkpoint").toString(), "--ids", "1,x", "--threads", "2");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("error: --ids must be comma-separated token ids, got 'x'"), r.err());
+        r = run("info", "/nonexistent/model");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("config.json"), r.err());
+    }
+}
