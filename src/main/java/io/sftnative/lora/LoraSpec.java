@@ -44,8 +44,9 @@ public record LoraSpec(int rank, double alpha, double dropout, List<String> targ
         return useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
     }
 
-    /** True when the targets are {@code ["all"]}. */
+    /** True when the targets include {@code all} (or PEFT's {@code all-linear}). */
     public boolean targetsAll() {
-        return targets.size() == 1 && TargetModules.ALL.equalsIgnoreCase(targets.get(0));
+        return targets.stream().anyMatch(t -> TargetModules.ALL.equalsIgnoreCase(t)
+                || TargetModules.ALL_LINEAR.equalsIgnoreCase(t));
     }
 }

@@ -49,16 +49,14 @@ final class TargetModules {
             boolean strict) {
         List<String> paths = model.linearPaths();
         Set<String> chosen = new LinkedHashSet<>();
-        boolean all = targets.size() == 1
-                && (ALL.equalsIgnoreCase(targets.get(0)) || ALL_LINEAR.equalsIgnoreCase(targets.get(0)));
-        if (all) {
-            for (String p : paths) {
-                if (!p.equals(LM_HEAD)) {
-                    chosen.add(p);
+        for (String t : targets) {
+            if (ALL.equalsIgnoreCase(t) || ALL_LINEAR.equalsIgnoreCase(t)) {
+                for (String p : paths) {
+                    if (!p.equals(LM_HEAD)) {
+                        chosen.add(p);
+                    }
                 }
-            }
-        } else {
-            for (String t : targets) {
+            } else {
                 List<String> hit = paths.stream().filter(p -> matches(p, t)).toList();
                 if (hit.isEmpty() && strict) {
                     throw new IllegalArgumentException(what + " '" + t + "' matches no linear module of this "

@@ -85,6 +85,20 @@ class PeftFormatTest {
         }
     }
 
+    @Test
+    void allPlusLmHeadSavesTheResolvedLeafNames() throws Exception {
+        try (DecoderModel model = LoraTesting.tiny("llama", 32, 2, false);
+                LoraAdapters lora = LoraAdapters.attach(model, LoraTesting.spec(2, List.of("all", "lm_head")), 1)) {
+            assertEquals(15, lora.modulePaths().size());
+            assertEquals("lm_head", lora.modulePaths().get(14));
+            Path dir = tmp.resolve("a");
+            lora.save(dir, "x");
+            JsonNode c = new ObjectMapper().readTree(dir.resolve("adapter_config.json").toFile());
+            assertEquals("[\"down_proj\",\"gate_proj\",\"k_proj\",\"lm_head\",\"o_proj\",\"q_proj\",\"up_proj\","
+                    + "\"v_proj\"]", c.get("target_modules").toString());
+        }
+    }
+
     private static List<Long> boxed(long[] a) {
         List<Long> out = new ArrayList<>();
         for (long x : a) {
