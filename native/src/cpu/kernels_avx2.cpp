@@ -70,53 +70,62 @@ inline float code_at(const uint8_t *A, int64_t i, const float *lut) {
     return lut[(i & 1) ? (b & 0xf) : (b >> 4)];
 }
 
-inline void deq4_f32_block(const uint8_t *A, float am, const float *lut, float *out, int64_t count) {
+inline void deq4_f32_block(const uint8_t *A, float am, const float *lut, float *out, int64_t count, int stream) {
     __m256 llo = _mm256_loadu_ps(lut), lhi = _mm256_loadu_ps(lut + 8), S = _mm256_set1_ps(am);
     int64_t i = 0;
     for (; i + 16 <= count; i += 16) {
         __m256 v0, v1;
         deq16(A + (i >> 1), llo, lhi, S, v0, v1);
-        _mm256_storeu_ps(out + i, v0);
-        _mm256_storeu_ps(out + i + 8, v1);
+        if (stream) {
+            _mm256_stream_ps(out + i, v0);
+            _mm256_stream_ps(out + i + 8, v1);
+        } else {
+            _mm256_storeu_ps(out + i, v0);
+            _mm256_storeu_ps(out + i + 8, v1);
+        }
     }
     for (; i < count; ++i) out[i] = code_at(A, i, lut) * am;
 }
-inline void deq4_bf16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count) {
+inline void deq4_bf16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count, int stream) {
     __m256 llo = _mm256_loadu_ps(lut), lhi = _mm256_loadu_ps(lut + 8), S = _mm256_set1_ps(am);
     int64_t i = 0;
     for (; i + 16 <= count; i += 16) {
         __m256 v0, v1;
         deq16(A + (i >> 1), llo, lhi, S, v0, v1);
-        _mm_storeu_si128((__m128i *)(out + i), to_bf16(v0));
-        _mm_storeu_si128((__m128i *)(out + i + 8), to_bf16(v1));
+        __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(to_bf16(v0)), to_bf16(v1), 1);
+        if (stream) _mm256_stream_si256((__m256i *)(out + i), both);
+        else _mm256_storeu_si256((__m256i *)(out + i), both);
     }
     for (; i < count; ++i) out[i] = bf16_1(code_at(A, i, lut) * am);
 }
-inline void deq4_f16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count) {
+inline void deq4_f16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count, int stream) {
     __m256 llo = _mm256_loadu_ps(lut), lhi = _mm256_loadu_ps(lut + 8), S = _mm256_set1_ps(am);
     int64_t i = 0;
     for (; i + 16 <= count; i += 16) {
         __m256 v0, v1;
         deq16(A + (i >> 1), llo, lhi, S, v0, v1);
-        _mm_storeu_si128((__m128i *)(out + i), to_f16(v0));
-        _mm_storeu_si128((__m128i *)(out + i + 8), to_f16(v1));
+        __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(to_f16(v0)), to_f16(v1), 1);
+        if (stream) _mm256_stream_si256((__m256i *)(out + i), both);
+        else _mm256_storeu_si256((__m256i *)(out + i), both);
     }
     for (; i < count; ++i) out[i] = f16_1(code_at(A, i, lut) * am);
 }
 
 template <class Out, class Block>
 inline void deq4_blocks(const uint8_t *A, const float *absmax, int64_t bs, const float *lut, Out *out, int64_t count,
-                        Block block) {
-    for (int64_t s = 0, b = 0; s < count; s += bs, ++b) block(A + s / 2, absmax[b], lut, out + s, count - s < bs ? count - s : bs);
+                        int stream, Block block) {
+    for (int64_t s = 0, b = 0; s < count; s += bs, ++b)
+        block(A + s / 2, absmax[b], lut, out + s, count - s < bs ? count - s : bs, stream);
+    if (stream) _mm_sfence(); // order the non-temporal stores before the caller's next access
 }
-void deq4_f32(const uint8_t *A, const float *am, int64_t bs, const float *lut, float *out, int64_t count) {
-    deq4_blocks(A, am, bs, lut, out, count, deq4_f32_block);
+void deq4_f32(const uint8_t *A, const float *am, int64_t bs, const float *lut, float *out, int64_t count, int stream) {
+    deq4_blocks(A, am, bs, lut, out, count, stream, deq4_f32_block);
 }
-void deq4_bf16(const uint8_t *A, const float *am, int64_t bs, const float *lut, uint16_t *out, int64_t count) {
-    deq4_blocks(A, am, bs, lut, out, count, deq4_bf16_block);
+void deq4_bf16(const uint8_t *A, const float *am, int64_t bs, const float *lut, uint16_t *out, int64_t count, int stream) {
+    deq4_blocks(A, am, bs, lut, out, count, stream, deq4_bf16_block);
 }
-void deq4_f16(const uint8_t *A, const float *am, int64_t bs, const float *lut, uint16_t *out, int64_t count) {
-    deq4_blocks(A, am, bs, lut, out, count, deq4_f16_block);
+void deq4_f16(const uint8_t *A, const float *am, int64_t bs, const float *lut, uint16_t *out, int64_t count, int stream) {
+    deq4_blocks(A, am, bs, lut, out, count, stream, deq4_f16_block);
 }
 
 // 8 values -> 8 codes (int32)

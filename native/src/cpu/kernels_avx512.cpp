@@ -64,58 +64,70 @@ inline float code_at(const uint8_t *A, int64_t i, const float *lut) {
     return lut[(i & 1) ? (b & 0xf) : (b >> 4)];
 }
 
-inline void deq4_f32_block(const uint8_t *A, float am, const float *lut, float *out, int64_t count) {
+inline void deq4_f32_block(const uint8_t *A, float am, const float *lut, float *out, int64_t count, int stream) {
     __m512 L = _mm512_loadu_ps(lut), S = _mm512_set1_ps(am);
     int64_t i = 0;
     for (; i + 32 <= count; i += 32) {
         __m512 v0, v1;
         deq32(A + (i >> 1), L, S, v0, v1);
-        _mm512_storeu_ps(out + i, v0);
-        _mm512_storeu_ps(out + i + 16, v1);
+        if (stream) {
+            _mm512_stream_ps(out + i, v0);
+            _mm512_stream_ps(out + i + 16, v1);
+        } else {
+            _mm512_storeu_ps(out + i, v0);
+            _mm512_storeu_ps(out + i + 16, v1);
+        }
     }
     for (; i < count; ++i) out[i] = code_at(A, i, lut) * am;
 }
 
-inline void deq4_bf16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count) {
-    __m512 L = _mm512_loadu_ps(lut), S = _mm512_set1_ps(am);
-    int64_t i = 0;
-    for (; i + 32 <= count; i += 32) {
-        __m512 v0, v1;
-        deq32(A + (i >> 1), L, S, v0, v1);
-        _mm256_storeu_si256((__m256i *)(out + i), to_bf16(v0));
-        _mm256_storeu_si256((__m256i *)(out + i + 16), to_bf16(v1));
-    }
-    for (; i < count; ++i) {
-        __m512 v = _mm512_set1_ps(code_at(A, i, lut) * am);
-        out[i] = uint16_t(_mm256_extract_epi16(to_bf16(v), 0));
-    }
+// 16-bit outputs: the 16 possible outputs of a block are fp32 products lut[c] * absmax rounded once (exactly what
+// the element-wise path computes), so each element is then a 16-bit table lookup (vpermw) in element order.
+inline __m512i codes_u16(const uint8_t *A) {
+    // byte b_i -> u16 lanes (2i, 2i+1) = (b_i >> 4, b_i & 15): little-endian dword = hi | lo << 16
+    __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)A));
+    return _mm512_or_si512(_mm512_srli_epi32(b, 4), _mm512_slli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0xf)), 16));
 }
 
-inline void deq4_f16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count) {
-    __m512 L = _mm512_loadu_ps(lut), S = _mm512_set1_ps(am);
+template <class Conv>
+inline void deq4_16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count, int stream, Conv conv) {
+    __m256i t16 = conv(_mm512_mul_ps(_mm512_loadu_ps(lut), _mm512_set1_ps(am))); // 16 rounded outputs
+    __m512i table = _mm512_castsi256_si512(t16);
     int64_t i = 0;
     for (; i + 32 <= count; i += 32) {
-        __m512 v0, v1;
-        deq32(A + (i >> 1), L, S, v0, v1);
-        _mm256_storeu_si256((__m256i *)(out + i), to_f16(v0));
-        _mm256_storeu_si256((__m256i *)(out + i + 16), to_f16(v1));
+        __m512i v = _mm512_permutexvar_epi16(codes_u16(A + (i >> 1)), table);
+        if (stream) _mm512_stream_si512((__m512i *)(out + i), v);
+        else _mm512_storeu_si512(out + i, v);
     }
-    for (; i < count; ++i) out[i] = _cvtss_sh(code_at(A, i, lut) * am, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    alignas(64) uint16_t t[32];
+    _mm512_store_si512(t, table);
+    for (; i < count; ++i) {
+        uint8_t b = A[i >> 1];
+        out[i] = t[(i & 1) ? (b & 0xf) : (b >> 4)];
+    }
+}
+inline void deq4_bf16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count, int stream) {
+    deq4_16_block(A, am, lut, out, count, stream, to_bf16);
+}
+inline void deq4_f16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count, int stream) {
+    deq4_16_block(A, am, lut, out, count, stream, to_f16);
 }
 
 template <class Out, class Block>
 inline void deq4_blocks(const uint8_t *A, const float *absmax, int64_t bs, const float *lut, Out *out, int64_t count,
-                        Block block) {
-    for (int64_t s = 0, b = 0; s < count; s += bs, ++b) block(A + s / 2, absmax[b], lut, out + s, count - s < bs ? count - s : bs);
+                        int stream, Block block) {
+    for (int64_t s = 0, b = 0; s < count; s += bs, ++b)
+        block(A + s / 2, absmax[b], lut, out + s, count - s < bs ? count - s : bs, stream);
+    if (stream) _mm_sfence(); // order the non-temporal stores before the caller's next access
 }
-void deq4_f32(const uint8_t *A, const float *am, int64_t bs, const float *lut, float *out, int64_t count) {
-    deq4_blocks(A, am, bs, lut, out, count, deq4_f32_block);
+void deq4_f32(const uint8_t *A, const float *am, int64_t bs, const float *lut, float *out, int64_t count, int stream) {
+    deq4_blocks(A, am, bs, lut, out, count, stream, deq4_f32_block);
 }
-void deq4_bf16(const uint8_t *A, const float *am, int64_t bs, const float *lut, uint16_t *out, int64_t count) {
-    deq4_blocks(A, am, bs, lut, out, count, deq4_bf16_block);
+void deq4_bf16(const uint8_t *A, const float *am, int64_t bs, const float *lut, uint16_t *out, int64_t count, int stream) {
+    deq4_blocks(A, am, bs, lut, out, count, stream, deq4_bf16_block);
 }
-void deq4_f16(const uint8_t *A, const float *am, int64_t bs, const float *lut, uint16_t *out, int64_t count) {
-    deq4_blocks(A, am, bs, lut, out, count, deq4_f16_block);
+void deq4_f16(const uint8_t *A, const float *am, int64_t bs, const float *lut, uint16_t *out, int64_t count, int stream) {
+    deq4_blocks(A, am, bs, lut, out, count, stream, deq4_f16_block);
 }
 
 // ---- 4-bit quantize --------------------------------------------------------------------------------------

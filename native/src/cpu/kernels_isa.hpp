@@ -19,10 +19,12 @@ struct Quant4Spec {
 struct Table {
     const char *name;
     // 4-bit dequantize of `count` elements starting at a block boundary; blocksize is even. A points at the packed
-    // byte of the first element, absmax at its block's scale; lut: 16 fp32 code values.
-    void (*deq4_f32)(const uint8_t *A, const float *absmax, int64_t blocksize, const float *lut, float *out, int64_t count);
-    void (*deq4_bf16)(const uint8_t *A, const float *absmax, int64_t blocksize, const float *lut, uint16_t *out, int64_t count);
-    void (*deq4_f16)(const uint8_t *A, const float *absmax, int64_t blocksize, const float *lut, uint16_t *out, int64_t count);
+    // byte of the first element, absmax at its block's scale; lut: 16 fp32 code values. stream != 0: the caller
+    // guarantees out is 64-byte aligned and blocksize * sizeof(out element) is a multiple of 64, and the kernel
+    // may use non-temporal stores (large outputs that would only evict the cache).
+    void (*deq4_f32)(const uint8_t *A, const float *absmax, int64_t blocksize, const float *lut, float *out, int64_t count, int stream);
+    void (*deq4_bf16)(const uint8_t *A, const float *absmax, int64_t blocksize, const float *lut, uint16_t *out, int64_t count, int stream);
+    void (*deq4_f16)(const uint8_t *A, const float *absmax, int64_t blocksize, const float *lut, uint16_t *out, int64_t count, int stream);
     // 4-bit quantize of `count` (even) values: y = x * inv, code = number of thresholds t with y > t (NF4: 15
     // thresholds) or, when fp4_mag is set, fp4_mag[#thresholds below |y|] | sign (FP4: 7); packed high nibble first.
     void (*quant4_f32)(const float *x, float inv, uint8_t *out, int64_t count, const Quant4Spec *spec);

@@ -15,29 +15,30 @@ void deq4(const uint8_t *A, float absmax, const float *lut, int64_t count, Store
         store(i, lut[c] * absmax);
     }
 }
-inline void deq4_f32_block(const uint8_t *A, float am, const float *lut, float *out, int64_t count) {
+inline void deq4_f32_block(const uint8_t *A, float am, const float *lut, float *out, int64_t count, int) {
     deq4(A, am, lut, count, [&](int64_t i, float v) { out[i] = v; });
 }
-inline void deq4_bf16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count) {
+inline void deq4_bf16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count, int) {
     deq4(A, am, lut, count, [&](int64_t i, float v) { out[i] = float_to_bf16(v); });
 }
-inline void deq4_f16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count) {
+inline void deq4_f16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count, int) {
     deq4(A, am, lut, count, [&](int64_t i, float v) { out[i] = float_to_fp16(v); });
 }
 
 template <class Out, class Block>
 inline void deq4_blocks(const uint8_t *A, const float *absmax, int64_t bs, const float *lut, Out *out, int64_t count,
-                        Block block) {
-    for (int64_t s = 0, b = 0; s < count; s += bs, ++b) block(A + s / 2, absmax[b], lut, out + s, count - s < bs ? count - s : bs);
+                        int stream, Block block) {
+    for (int64_t s = 0, b = 0; s < count; s += bs, ++b)
+        block(A + s / 2, absmax[b], lut, out + s, count - s < bs ? count - s : bs, stream);
 }
-void deq4_f32(const uint8_t *A, const float *am, int64_t bs, const float *lut, float *out, int64_t count) {
-    deq4_blocks(A, am, bs, lut, out, count, deq4_f32_block);
+void deq4_f32(const uint8_t *A, const float *am, int64_t bs, const float *lut, float *out, int64_t count, int stream) {
+    deq4_blocks(A, am, bs, lut, out, count, stream, deq4_f32_block);
 }
-void deq4_bf16(const uint8_t *A, const float *am, int64_t bs, const float *lut, uint16_t *out, int64_t count) {
-    deq4_blocks(A, am, bs, lut, out, count, deq4_bf16_block);
+void deq4_bf16(const uint8_t *A, const float *am, int64_t bs, const float *lut, uint16_t *out, int64_t count, int stream) {
+    deq4_blocks(A, am, bs, lut, out, count, stream, deq4_bf16_block);
 }
-void deq4_f16(const uint8_t *A, const float *am, int64_t bs, const float *lut, uint16_t *out, int64_t count) {
-    deq4_blocks(A, am, bs, lut, out, count, deq4_f16_block);
+void deq4_f16(const uint8_t *A, const float *am, int64_t bs, const float *lut, uint16_t *out, int64_t count, int stream) {
+    deq4_blocks(A, am, bs, lut, out, count, stream, deq4_f16_block);
 }
 
 uint8_t code4(float y, const Quant4Spec *s) {

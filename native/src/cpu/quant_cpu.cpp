@@ -1,6 +1,7 @@
 // CPU blockwise quantization drivers (threading, block splitting, dtype conversion) and their C exports:
 // our jbnb_* functions plus the bitsandbytes-named CPU drop-ins.
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -80,15 +81,28 @@ void quantize4(In A, float *absmax, uint8_t *out, int64_t bs, int64_t n, int32_t
     });
 }
 
+// Outputs at least this large are written with non-temporal stores: they cannot stay in a typical last-level cache
+// anyway, and skipping the read-for-ownership nearly doubles the write bandwidth (benchmarks/native/RESULTS).
+// SFTNATIVE_STREAM_MIN_BYTES overrides the threshold (tests use 0 to exercise the streaming path).
+int64_t stream_min_bytes() {
+    static const int64_t v = [] {
+        const char *e = std::getenv("SFTNATIVE_STREAM_MIN_BYTES");
+        return e != nullptr ? std::strtoll(e, nullptr, 10) : int64_t(64) << 20;
+    }();
+    return v;
+}
+
 template <class Out, class Fn, class Scalar>
 void dequantize4(const uint8_t *A, const float *absmax, Out *out, int64_t bs, int64_t n, int32_t qt, Fn fn,
                  Scalar store) {
     const float *lut = qt == JBNB_NF4 ? NF4_CODE : FP4_CODE;
     int64_t nblocks = ceil_div(n, bs);
+    int stream = n * int64_t(sizeof(Out)) >= stream_min_bytes() && reinterpret_cast<uintptr_t>(out) % 64 == 0 &&
+                 (bs * int64_t(sizeof(Out))) % 64 == 0;
     if (bs % 2 == 0) {
         parallel_for(nblocks, 1, std::max<int64_t>(1, MIN_PER_THREAD / bs), [&](int64_t lo, int64_t hi) {
             int64_t s = lo * bs;
-            fn(A + s / 2, absmax + lo, bs, lut, out + s, std::min(hi * bs, n) - s);
+            fn(A + s / 2, absmax + lo, bs, lut, out + s, std::min(hi * bs, n) - s, stream);
         });
         return;
     }
