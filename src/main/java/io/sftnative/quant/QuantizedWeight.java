@@ -63,12 +63,14 @@ public final class QuantizedWeight implements AutoCloseable {
         this.shape = shape.clone();
         this.dtype = dtype;
         this.numel = product(shape);
-        this.packed = packed;
-        this.absmax = absmax;
-        this.quantMap = quantMap;
-        this.nestedCodes = nestedCodes;
-        this.nestedAbsmax = nestedAbsmax;
-        this.nestedQuantMap = nestedQuantMap;
+        // Every tensor is created inside a PointerScope by the factories below; one extra reference makes it ours
+        // (the scope drops its own at exit), released again in close().
+        this.packed = keep(packed);
+        this.absmax = keep(absmax);
+        this.quantMap = keep(quantMap);
+        this.nestedCodes = keep(nestedCodes);
+        this.nestedAbsmax = keep(nestedAbsmax);
+        this.nestedQuantMap = keep(nestedQuantMap);
         this.offset = offset;
     }
 
@@ -116,7 +118,6 @@ public final class QuantizedWeight implements AutoCloseable {
                         codes.to(device, ScalarType.Byte), absmax2.to(device, ScalarType.Float),
                         dyn.to(device, ScalarType.Float), offset);
             }
-            q.detachFrom(scope);
             return q;
         }
     }
@@ -126,49 +127,55 @@ public final class QuantizedWeight implements AutoCloseable {
         return dequantize(dtype);
     }
 
-    /** Dequantizes into a new tensor of {@code outDtype} (float32, bfloat16 or float16). */
+    /**
+     * Dequantizes into a new tensor of {@code outDtype} (float32, bfloat16 or float16). Like any libtorch result, it
+     * belongs to the caller's innermost {@link PointerScope} if one is open, else to the caller (close it).
+     */
     public Tensor dequantize(ScalarType outDtype) {
         ensureOpen();
+        Tensor out = empty(shape, options(outDtype, packed.device())); // (shape...), in the caller's scope
         try (PointerScope scope = new PointerScope()) {
-            Device device = packed.device();
-            Tensor scales = absmaxFp32(); // (nblocks) fp32, on device
-            Tensor out = empty(shape, options(outDtype, device)); // (shape...)
+            Tensor scales = absmaxFp32(); // (nblocks) fp32, on device, freed with this scope
             Kernels.Dtype kd = TensorMemory.dtype(out, "output");
             Kernels.of(TensorMemory.device(packed)).dequantize4bit(kd, TensorMemory.segment(packed, "packed"),
                     TensorMemory.segment(scales, "absmax"), TensorMemory.segment(out, "output"), blocksize, numel,
                     type.abi);
-            scope.detach(out);
-            return out;
         }
+        return out;
     }
 
     /**
-     * The per-block fp32 absmax (nblocks): the stored one, or rebuilt from the nested codes as
-     * {@code fp32(fp32(code[q] * absmax2[i / 256]) + offset)} (spec §2.6). A new tensor owned by the caller when
-     * nested, otherwise a view owned by this weight.
+     * The per-block fp32 absmax (nblocks) as a new tensor (ownership as {@link #dequantize}): a copy of the stored
+     * one, or rebuilt from the nested codes as {@code fp32(fp32(code[q] * absmax2[i / 256]) + offset)} (spec §2.6).
      */
     public Tensor absmaxFp32() {
         ensureOpen();
         if (absmax != null) {
-            return absmax;
+            return absmax.clone();
         }
         long nblocks = ceilDiv(numel, blocksize);
-        try (PointerScope scope = new PointerScope()) {
-            Tensor out;
-            if (!nestedCodes.is_cuda()) {
-                out = empty(new long[] {nblocks}, options(ScalarType.Float, nestedCodes.device()));
-                Kernels.dequantAbsmaxCpu(TensorMemory.segment(nestedCodes, "nested codes"),
-                        TensorMemory.segment(nestedAbsmax, "nested_absmax"),
-                        TensorMemory.segment(nestedQuantMap, "nested_quant_map"), offset, NESTED_BLOCKSIZE, nblocks,
-                        TensorMemory.segment(out, "absmax"));
-            } else {
-                // On the GPU with torch ops: one rounding for the product, one for the sum, as bitsandbytes.
-                Tensor values = nestedQuantMap.index_select(0, nestedCodes.to(ScalarType.Long)); // (nblocks)
-                Tensor scale = nestedAbsmax.repeat_interleave(NESTED_BLOCKSIZE).narrow(0, 0, nblocks); // (nblocks)
-                out = values.mul(scale).add(new Scalar((double) offset));
-            }
-            scope.detach(out);
+        if (!nestedCodes.is_cuda()) {
+            Tensor out = empty(new long[] {nblocks}, options(ScalarType.Float, nestedCodes.device())); // (nblocks)
+            Kernels.dequantAbsmaxCpu(TensorMemory.segment(nestedCodes, "nested codes"),
+                    TensorMemory.segment(nestedAbsmax, "nested_absmax"),
+                    TensorMemory.segment(nestedQuantMap, "nested_quant_map"), offset, NESTED_BLOCKSIZE, nblocks,
+                    TensorMemory.segment(out, "absmax"));
             return out;
+        }
+        // On the GPU with torch ops: one rounding for the product, one for the sum, as bitsandbytes.
+        Tensor values;
+        Tensor scale;
+        try (PointerScope scope = new PointerScope()) {
+            values = nestedQuantMap.index_select(0, nestedCodes.to(ScalarType.Long)); // (nblocks)
+            scale = nestedAbsmax.repeat_interleave(NESTED_BLOCKSIZE).narrow(0, 0, nblocks); // (nblocks)
+            values.retainReference();
+            scale.retainReference();
+        }
+        try {
+            return values.mul(scale).add(new Scalar((double) offset));
+        } finally {
+            values.close();
+            scale.close();
         }
     }
 
@@ -193,8 +200,7 @@ public final class QuantizedWeight implements AutoCloseable {
             QuantStateJson js = new QuantStateJson(type, blocksize, dtypeName(dtype), shape,
                     nested() ? NESTED_BLOCKSIZE : null, nested() ? "float32" : null, nested() ? (double) offset : null);
             try (PointerScope scope = new PointerScope()) {
-                stateBlob = bytes(js.toBytes());
-                scope.detach(stateBlob);
+                stateBlob = keep(bytes(js.toBytes()));
             }
         }
         m.put(base + ".quant_state.bitsandbytes__" + type.bnbName, stateBlob);
@@ -262,7 +268,6 @@ public final class QuantizedWeight implements AutoCloseable {
                         null, quantMap, am.contiguous().reshape(-1).clone(), am2.contiguous().reshape(-1).clone(),
                         map.contiguous().reshape(-1).clone(), (float) (double) js.nestedOffset());
             }
-            q.detachFrom(scope);
             return q;
         }
     }
@@ -274,7 +279,6 @@ public final class QuantizedWeight implements AutoCloseable {
             QuantizedWeight q = new QuantizedWeight(type, blocksize, shape, dtype, move(packed, device),
                     move(absmax, device), move(quantMap, device), move(nestedCodes, device), move(nestedAbsmax, device),
                     move(nestedQuantMap, device), offset);
-            q.detachFrom(scope);
             return q;
         }
     }
@@ -359,10 +363,11 @@ public final class QuantizedWeight implements AutoCloseable {
         return l;
     }
 
-    private void detachFrom(PointerScope scope) {
-        for (Tensor t : owned()) {
-            scope.detach(t);
+    private static Tensor keep(Tensor t) {
+        if (t != null) {
+            t.retainReference();
         }
+        return t;
     }
 
     private void ensureOpen() {
@@ -391,7 +396,7 @@ public final class QuantizedWeight implements AutoCloseable {
     }
 
     private static void expect(Tensor t, ScalarType type, long numel, String key) {
-        if (t.scalar_type() != type || t.numel() != numel) {
+        if (!TensorMemory.same(t.scalar_type(), type) || t.numel() != numel) {
             throw new IllegalArgumentException(key + " must be " + type + " with " + numel + " elements, got "
                     + t.scalar_type() + " with " + t.numel());
         }
@@ -415,13 +420,13 @@ public final class QuantizedWeight implements AutoCloseable {
     }
 
     static String dtypeName(ScalarType t) {
-        if (t == ScalarType.Float) {
+        if (TensorMemory.same(t, ScalarType.Float)) {
             return "float32";
         }
-        if (t == ScalarType.BFloat16) {
+        if (TensorMemory.same(t, ScalarType.BFloat16)) {
             return "bfloat16";
         }
-        if (t == ScalarType.Half) {
+        if (TensorMemory.same(t, ScalarType.Half)) {
             return "float16";
         }
         throw new IllegalArgumentException("unsupported weight dtype " + t);

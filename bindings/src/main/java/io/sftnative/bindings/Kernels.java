@@ -325,6 +325,28 @@ public final class Kernels {
         lib.check(name, st, "cross-entropy rows [" + row0 + ", " + (row0 + rows) + ") of " + totalRows);
     }
 
+    // ---- settings --------------------------------------------------------------------------------------------
+
+    /** The CPU kernel ISA in use: 0 scalar, 1 AVX2, 2 AVX-512. */
+    public static int cpuIsa() {
+        return NativeLibrary.cpu().callInt("jbnb_cpu_isa");
+    }
+
+    /** Forces a lower CPU ISA (tests, benchmarks); fails when the CPU or build lacks it. */
+    public static void setCpuIsa(int isa) {
+        NativeLibrary l = NativeLibrary.cpu();
+        MethodHandle h = l.handle("jbnb_set_cpu_isa");
+        l.check("jbnb_set_cpu_isa", invokeInt("jbnb_set_cpu_isa", () -> (int) h.invokeExact(isa)), "isa " + isa);
+    }
+
+    /** Threads of the CPU kernels (0 = all hardware threads); defaults to SFT_THREADS or all processors. */
+    public static void setThreads(int threads) {
+        NativeLibrary l = NativeLibrary.cpu();
+        MethodHandle h = l.handle("jbnb_set_num_threads");
+        l.check("jbnb_set_num_threads", invokeInt("jbnb_set_num_threads", () -> (int) h.invokeExact(threads)),
+                "threads " + threads);
+    }
+
     // ---- helpers ---------------------------------------------------------------------------------------------
 
     private String dev() {

@@ -31,16 +31,21 @@ public final class TensorMemory {
         return MemorySegment.ofAddress(addr).reinterpret(bytes);
     }
 
+    /** Whether two libtorch scalar types are equal (JNI hands out non-canonical enum instances: never use ==). */
+    public static boolean same(ScalarType a, ScalarType b) {
+        return a.value == b.value;
+    }
+
     /** The kernel dtype of a float tensor. */
     public static Kernels.Dtype dtype(Tensor t, String what) {
         ScalarType s = t.scalar_type();
-        if (s == ScalarType.Float) {
+        if (same(s, ScalarType.Float)) {
             return Kernels.Dtype.FP32;
         }
-        if (s == ScalarType.BFloat16) {
+        if (same(s, ScalarType.BFloat16)) {
             return Kernels.Dtype.BF16;
         }
-        if (s == ScalarType.Half) {
+        if (same(s, ScalarType.Half)) {
             return Kernels.Dtype.FP16;
         }
         throw new IllegalArgumentException(what + " must be float32, bfloat16 or float16, got " + s);
