@@ -118,18 +118,24 @@ public final class FusedLinearCrossEntropy {
         }
     }
 
+    /** Memory for one chunk of logits that {@link #defaultChunkRows} aims at. */
+    public static final long CHUNK_BUDGET_BYTES = 256L << 20;
+
     /**
-     * Liger's rule (spec §4.4): {@code next_pow2(ceil(N / ceil(V / H)))} rows, at least 64 so the chunk GEMMs keep
-     * enough rows to run at matrix speed on the CPU.
+     * Rows per chunk: the larger of Liger's rule ({@code next_pow2(ceil(N / ceil(V / H)))}, spec §4.4) and the
+     * largest power of two whose (rows, V) chunk fits {@link #CHUNK_BUDGET_BYTES} (fp32), capped at N. Fewer, larger
+     * chunks matter on the CPU: every chunk re-reads W and re-writes the (V, H) weight gradient, and small-row GEMMs
+     * run far below peak (at V = 151936, H = 896: 256 rows, a 148 MiB chunk; benchmarks/RESULTS.md).
      */
     public static int defaultChunkRows(long rows, long vocab, long hidden) {
         long inc = Math.max(1, (vocab + hidden - 1) / hidden);
-        long want = Math.max(1, (rows + inc - 1) / inc);
-        long pow2 = Long.highestOneBit(want);
-        if (pow2 < want) {
+        long liger = Math.max(1, (rows + inc - 1) / inc);
+        long pow2 = Long.highestOneBit(liger);
+        if (pow2 < liger) {
             pow2 <<= 1;
         }
-        return (int) Math.min(Math.max(64, pow2), Math.max(1, rows));
+        long budget = Math.max(1, Long.highestOneBit(Math.max(1, CHUNK_BUDGET_BYTES / (vocab * 4))));
+        return (int) Math.max(1, Math.min(Math.max(pow2, budget), rows));
     }
 
     private static Result run(Tensor hidden, Tensor weight, Tensor labels, boolean shift, long seqLen, double numItems,
@@ -172,6 +178,7 @@ public final class FusedLinearCrossEntropy {
             int chunk = chunkRows > 0 ? (int) Math.min(chunkRows, n) : defaultChunkRows(n, v, h);
             Tensor buf = torch.empty(new long[] {chunk, v}, opts, new MemoryFormatOptional()); // (chunk, V) logits/grad
             Tensor gh = gradHidden.reshape(n, h); // (N, H) view
+            Tensor dht = torch.empty(new long[] {h, chunk}, opts, new MemoryFormatOptional()); // (H, chunk) dH^T
             Tensor rowLoss = cuda ? torch.zeros(new long[] {chunk}, new TensorOptions(ScalarType.Float)
                     .device(new DeviceOptional(hidden.device()))) : null; // (chunk) fp32
             Tensor lossAcc = cuda ? torch.zeros(new long[] {1}, new TensorOptions(ScalarType.Double)
@@ -193,7 +200,11 @@ public final class FusedLinearCrossEntropy {
                         lossSum += k.ceChunk(dtype, zs, rows, v, TensorMemory.segment(dev, "labels"), n, r0, seqLen,
                                 shift, IGNORE_INDEX, scale, MemorySegment.NULL, MemorySegment.NULL).lossSum();
                     }
-                    torch.mm_out(gh.narrow(0, r0, rows), z, w); // dH_c = dZ W   (rows, H)
+                    // dH_c = dZ W (rows, H), computed as (W^T dZ^T)^T: with K = V huge and few rows, this operand
+                    // order runs 3-7x faster in libtorch's CPU GEMM (benchmarks/RESULTS.md)
+                    Tensor dhtc = rows == chunk ? dht : torch.empty(new long[] {h, rows}, opts, new MemoryFormatOptional());
+                    torch.mm_out(dhtc, wt, z.t()); // (H, rows)
+                    gh.narrow(0, r0, rows).copy_(dhtc.t());
                     if (gradWeight != null) { // dW += dZ^T H_c   (V, H), fp32 accumulator
                         if (dtype == Kernels.Dtype.FP32) {
                             gradWeight.addmm_(z.t(), hc);

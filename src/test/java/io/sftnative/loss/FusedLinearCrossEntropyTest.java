@@ -204,8 +204,12 @@ class FusedLinearCrossEntropyTest {
 
     @Test
     void defaultChunkFollowsLigersRule() {
-        assertEquals(128, FusedLinearCrossEntropy.defaultChunkRows(4096, 151936, 3584)); // spec §4.5's example
-        assertEquals(64, FusedLinearCrossEntropy.defaultChunkRows(4096, 151936, 896)); // Liger: 32, raised to 64
+        // budget: 256 MiB / (151936 * 4 B) = 441 rows -> 256 (Liger's rule gives 128 and 32 here)
+        assertEquals(256, FusedLinearCrossEntropy.defaultChunkRows(4096, 151936, 3584));
+        assertEquals(256, FusedLinearCrossEntropy.defaultChunkRows(4096, 151936, 896));
+        assertEquals(2048, FusedLinearCrossEntropy.defaultChunkRows(4096, 32000, 4096)); // budget 2097 -> 2048
+        assertEquals(8192, FusedLinearCrossEntropy.defaultChunkRows(65536, 32000, 4096)); // Liger: chunk ~ hidden size
+        assertEquals(8192, FusedLinearCrossEntropy.defaultChunkRows(8192, 256, 4096)); // V < H: one chunk (Liger)
         assertEquals(10, FusedLinearCrossEntropy.defaultChunkRows(10, 151936, 896)); // never more than the rows
     }
 }
