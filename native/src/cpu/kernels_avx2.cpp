@@ -86,29 +86,45 @@ inline void deq4_f32_block(const uint8_t *A, float am, const float *lut, float *
     }
     for (; i < count; ++i) out[i] = code_at(A, i, lut) * am;
 }
-inline void deq4_bf16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count, int stream) {
-    __m256 llo = _mm256_loadu_ps(lut), lhi = _mm256_loadu_ps(lut + 8), S = _mm256_set1_ps(am);
+// 16-bit outputs: the block's 16 possible outputs (fp32 product lut[c] * absmax, rounded once, exactly what the
+// element-wise path computes) become byte tables, and each element is two pshufb lookups in element order.
+template <class Conv>
+inline void deq4_16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count, int stream, Conv conv) {
+    __m256 S = _mm256_set1_ps(am);
+    alignas(16) uint16_t t[16];
+    _mm_store_si128((__m128i *)t, conv(_mm256_mul_ps(_mm256_loadu_ps(lut), S)));
+    _mm_store_si128((__m128i *)(t + 8), conv(_mm256_mul_ps(_mm256_loadu_ps(lut + 8), S)));
+    __m128i v0 = _mm_load_si128((const __m128i *)t), v1 = _mm_load_si128((const __m128i *)(t + 8));
+    // split the 16 u16 entries into a low-byte table and a high-byte table
+    const __m128i even = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m128i odd = _mm_setr_epi8(1, 3, 5, 7, 9, 11, 13, 15, -1, -1, -1, -1, -1, -1, -1, -1);
+    __m128i tlo = _mm_unpacklo_epi64(_mm_shuffle_epi8(v0, even), _mm_shuffle_epi8(v1, even));
+    __m128i thi = _mm_unpacklo_epi64(_mm_shuffle_epi8(v0, odd), _mm_shuffle_epi8(v1, odd));
+    const __m128i nib = _mm_set1_epi8(0xf);
     int64_t i = 0;
-    for (; i + 16 <= count; i += 16) {
-        __m256 v0, v1;
-        deq16(A + (i >> 1), llo, lhi, S, v0, v1);
-        __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(to_bf16(v0)), to_bf16(v1), 1);
-        if (stream) _mm256_stream_si256((__m256i *)(out + i), both);
-        else _mm256_storeu_si256((__m256i *)(out + i), both);
+    for (; i + 32 <= count; i += 32) {
+        __m128i b = _mm_loadu_si128((const __m128i *)(A + (i >> 1)));
+        __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), nib), lo = _mm_and_si128(b, nib);
+        __m128i c0 = _mm_unpacklo_epi8(hi, lo), c1 = _mm_unpackhi_epi8(hi, lo); // codes of elements 0-15, 16-31
+        __m128i l0 = _mm_shuffle_epi8(tlo, c0), h0 = _mm_shuffle_epi8(thi, c0);
+        __m128i l1 = _mm_shuffle_epi8(tlo, c1), h1 = _mm_shuffle_epi8(thi, c1);
+        __m128i o[4] = {_mm_unpacklo_epi8(l0, h0), _mm_unpackhi_epi8(l0, h0), _mm_unpacklo_epi8(l1, h1),
+                        _mm_unpackhi_epi8(l1, h1)};
+        for (int k = 0; k < 4; ++k) {
+            if (stream) _mm_stream_si128((__m128i *)(out + i + 8 * k), o[k]);
+            else _mm_storeu_si128((__m128i *)(out + i + 8 * k), o[k]);
+        }
     }
-    for (; i < count; ++i) out[i] = bf16_1(code_at(A, i, lut) * am);
+    for (; i < count; ++i) {
+        uint8_t byte = A[i >> 1];
+        out[i] = t[(i & 1) ? (byte & 0xf) : (byte >> 4)];
+    }
+}
+inline void deq4_bf16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count, int stream) {
+    deq4_16_block(A, am, lut, out, count, stream, to_bf16);
 }
 inline void deq4_f16_block(const uint8_t *A, float am, const float *lut, uint16_t *out, int64_t count, int stream) {
-    __m256 llo = _mm256_loadu_ps(lut), lhi = _mm256_loadu_ps(lut + 8), S = _mm256_set1_ps(am);
-    int64_t i = 0;
-    for (; i + 16 <= count; i += 16) {
-        __m256 v0, v1;
-        deq16(A + (i >> 1), llo, lhi, S, v0, v1);
-        __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(to_f16(v0)), to_f16(v1), 1);
-        if (stream) _mm256_stream_si256((__m256i *)(out + i), both);
-        else _mm256_storeu_si256((__m256i *)(out + i), both);
-    }
-    for (; i < count; ++i) out[i] = f16_1(code_at(A, i, lut) * am);
+    deq4_16_block(A, am, lut, out, count, stream, to_f16);
 }
 
 template <class Out, class Block>
