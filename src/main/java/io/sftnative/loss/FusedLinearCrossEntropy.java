@@ -37,6 +37,8 @@ import io.sftnative.bindings.TensorMemory;
  * accumulation (so every token weighs the same), or {@code <= 0} for this call's own target count (a plain mean).
  * When nothing is a target and numItems is automatic the loss is 0 and the gradients are zero.
  */
+// PointerScope blocks own every tensor created inside them; the scope variable itself is never read
+@SuppressWarnings("try")
 public final class FusedLinearCrossEntropy {
     public static final long IGNORE_INDEX = -100;
 

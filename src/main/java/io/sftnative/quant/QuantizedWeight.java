@@ -37,6 +37,8 @@ import io.sftnative.bindings.TensorMemory;
  * views of the owned tensors, valid until {@code close()}. Works on CPU tensors and, with the CUDA library, on
  * CUDA tensors (all tensors stay on the device of the weight they came from).
  */
+// PointerScope blocks own every tensor created inside them; the scope variable itself is never read
+@SuppressWarnings("try")
 public final class QuantizedWeight implements AutoCloseable {
     /** Blocks of absmax values per nested (8-bit) scale, fixed by bitsandbytes. */
     public static final int NESTED_BLOCKSIZE = 256;

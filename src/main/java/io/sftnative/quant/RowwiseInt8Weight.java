@@ -21,6 +21,8 @@ import io.sftnative.bindings.TensorMemory;
  * <p>Checkpoint keys (spec §2.7): {@code P.weight} int8 (out, in), {@code P.SCB} fp32 (out), {@code P.weight_format}
  * uint8 scalar 0 ("row", the only layout accepted). Ownership as {@link QuantizedWeight}.
  */
+// PointerScope blocks own every tensor created inside them; the scope variable itself is never read
+@SuppressWarnings("try")
 public final class RowwiseInt8Weight implements AutoCloseable {
     private final Tensor codes; // int8 (out, in)
     private final Tensor scb; // fp32 (out)

@@ -22,6 +22,8 @@ import io.sftnative.torch.TorchRuntime;
  * because other processes on a shared machine only ever make a run slower.
  * Not a test: run with benchmarks/run-java.sh (see benchmarks/README.md).
  */
+// PointerScope blocks own every tensor created inside them; the scope variable itself is never read
+@SuppressWarnings("try")
 public final class FusedCrossEntropyBenchmark {
     public static void main(String[] args) throws Exception {
         long n = args.length > 0 ? Long.parseLong(args[0]) : 4096;

@@ -10,10 +10,16 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Random;
 
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** Loading the library from the jar resources, error reporting across the boundary, and the bnb substitution. */
 class NativeLibraryTest {
+    @BeforeAll
+    static void needsTheLibrary() {
+        NativeTestSupport.assumeNativeBuilt();
+    }
+
     @Test
     void loadsOurLibraryAndReportsItself() {
         NativeLibrary lib = NativeLibrary.cpu();

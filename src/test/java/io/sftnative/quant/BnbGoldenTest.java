@@ -34,11 +34,14 @@ import io.sftnative.torch.TorchRuntime;
  * kernel semantics): packed codes, absmax, dequantized fp32 and bf16 values, double quantization and the
  * codebooks — on every CPU kernel path this machine has (scalar, AVX2, AVX-512) and through {@link QuantizedWeight}.
  */
+// PointerScope blocks own every tensor created inside them; the scope variable itself is never read
+@SuppressWarnings("try")
 class BnbGoldenTest {
     private static JsonNode golden;
 
     @BeforeAll
     static void load() throws IOException {
+        io.sftnative.bindings.NativeTestSupport.assumeNativeBuilt();
         Path p = Shared.require("vectors/bnb_golden_v1.json");
         golden = new ObjectMapper().readTree(p.toFile());
         TorchRuntime.boot();

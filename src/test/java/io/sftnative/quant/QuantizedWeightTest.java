@@ -25,9 +25,12 @@ import io.sftnative.bindings.TensorMemory;
 import io.sftnative.torch.TorchRuntime;
 
 /** Properties of {@link QuantizedWeight}: round trips, odd tails, zero blocks, non-finite input, checkpoints. */
+// PointerScope blocks own every tensor created inside them; the scope variable itself is never read
+@SuppressWarnings("try")
 class QuantizedWeightTest {
     @BeforeAll
     static void boot() {
+        io.sftnative.bindings.NativeTestSupport.assumeNativeBuilt();
         TorchRuntime.boot();
     }
 

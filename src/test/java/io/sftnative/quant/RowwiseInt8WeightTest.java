@@ -23,6 +23,8 @@ import io.sftnative.bindings.TensorMemory;
 import io.sftnative.torch.TorchRuntime;
 
 /** LLM.int8() row-wise weights: spec example EX10, zero rows, error bound, checkpoint keys. */
+// PointerScope blocks own every tensor created inside them; the scope variable itself is never read
+@SuppressWarnings("try")
 class RowwiseInt8WeightTest {
     @BeforeAll
     static void boot() {

@@ -22,6 +22,8 @@ import io.sftnative.torch.NativeRuntimeException;
  * <p>Pointers: host memory for {@link #cpu()}, CUDA device memory for {@link #cuda()}; the caller keeps the memory
  * alive for the call. CUDA calls run on the legacy default stream (libtorch's default), asynchronously.
  */
+// FFM restricted methods are the point of this class (the JVM runs with --enable-native-access)
+@SuppressWarnings("restricted")
 public final class Kernels {
     private static final Logger LOG = Logger.getLogger(Kernels.class.getName());
 

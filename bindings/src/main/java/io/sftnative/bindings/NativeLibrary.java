@@ -40,6 +40,8 @@ import io.sftnative.torch.NativeRuntimeException;
  * <p>Lifetime: a loaded library stays mapped for the life of the process, like {@code System.loadLibrary}
  * (unloading code that handles may still reference is unsafe); its arena is owned here and never closed.
  */
+// FFM restricted methods are the point of this class (the JVM runs with --enable-native-access)
+@SuppressWarnings("restricted")
 public final class NativeLibrary {
     private static final Logger LOG = Logger.getLogger(NativeLibrary.class.getName());
 

@@ -12,6 +12,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * i.e. for the duration of the kernel call. Only contiguous tensors are accepted, because the kernels read flat
  * row-major memory; call {@code contiguous()} and keep (and later close) the result.
  */
+// FFM restricted methods are the point of this class (the JVM runs with --enable-native-access)
+@SuppressWarnings("restricted")
 public final class TensorMemory {
     private TensorMemory() {}
 
