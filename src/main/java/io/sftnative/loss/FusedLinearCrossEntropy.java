@@ -120,6 +120,22 @@ public final class FusedLinearCrossEntropy {
         }
     }
 
+    /**
+     * Loss terms in labels (B, T) for the {@code numItems} of gradient accumulation (spec §4.2): with
+     * {@code shifted} the true count of causal-LM targets (labels[:, 1:] != -100, what {@link #causalLm} counts);
+     * without, transformers' {@code num_items_in_batch} (labels != -100, one more per sequence whose first label
+     * is not -100) for HF-identical losses. Sum it over the micro-batches of one optimizer step.
+     */
+    public static long countTargets(Tensor labels, boolean shifted) {
+        if (labels.dim() != 2) {
+            throw new IllegalArgumentException("labels must be (B, T), got " + shape(labels));
+        }
+        try (PointerScope scope = new PointerScope()) {
+            Tensor l = shifted ? labels.narrow(1, 1, labels.size(1) - 1) : labels;
+            return l.ne(new org.bytedeco.pytorch.Scalar(IGNORE_INDEX)).sum().item_long();
+        }
+    }
+
     /** Memory for one chunk of logits that {@link #defaultChunkRows} aims at. */
     public static final long CHUNK_BUDGET_BYTES = 256L << 20;
 

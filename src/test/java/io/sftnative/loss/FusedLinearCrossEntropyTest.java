@@ -206,6 +206,21 @@ class FusedLinearCrossEntropyTest {
     }
 
     @Test
+    void countsTargetsShiftedOrAsTransformers() {
+        try (PointerScope scope = new PointerScope()) {
+            Tensor labels = labels(3, 9, 50);
+            long shifted = FusedLinearCrossEntropy.countTargets(labels, true);
+            try (FusedLinearCrossEntropy.Result r = FusedLinearCrossEntropy.causalLm(torch.randn(3, 9, 4),
+                    torch.randn(50, 4), labels, 0, 0, false)) {
+                assertEquals(shifted, r.targetTokens());
+            }
+            long hf = FusedLinearCrossEntropy.countTargets(labels, false);
+            long firstValid = labels.narrow(1, 0, 1).ne(new Scalar(-100L)).sum().item_long();
+            assertEquals(shifted + firstValid, hf);
+        }
+    }
+
+    @Test
     void defaultChunkFollowsLigersRule() {
         // budget: 256 MiB / (151936 * 4 B) = 441 rows -> 256 (Liger's rule gives 128 and 32 here)
         assertEquals(256, FusedLinearCrossEntropy.defaultChunkRows(4096, 151936, 3584));
