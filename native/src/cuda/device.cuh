@@ -55,12 +55,19 @@ __device__ __forceinline__ int nf4_code(float y) {
 }
 __device__ __forceinline__ int fp4_code(float y) {
     const float t[7] = {0.00260417f, 0.0859375f, 0.20833333f, 0.29166667f, 0.4166667f, 0.583333f, 0.8333333f};
-    const int order[8] = {0, 1, 6, 7, 4, 5, 2, 3};
     float a = fabsf(y);
     int i = 0;
 #pragma unroll
     for (int k = 0; k < 7; ++k) i += a > t[k] ? 1 : 0;
-    return order[i] | (y < 0.0f ? 8 : 0);
+    // magnitude codes {0, 1, 6, 7, 4, 5, 2, 3}[i] packed in nibbles: no local-memory array indexed at run time
+    return (int)((0x32547610u >> (4 * i)) & 0xfu) | (y < 0.0f ? 8 : 0);
+}
+
+// The 16 code values of a 4-bit type, loaded into shared memory by the first 16 threads (a run-time indexed local
+// array would live in local memory). Call from every thread of the block; includes the barrier.
+__device__ __forceinline__ void load_lut4(float *lut, int nf4) {
+    if (threadIdx.x < 16) lut[threadIdx.x] = nf4 ? nf4_value(threadIdx.x) : fp4_value(threadIdx.x);
+    __syncthreads();
 }
 
 // bitsandbytes' dQuantize<0> binary search (spec §2.5.3); code in shared memory.

@@ -37,6 +37,8 @@ __global__ void k_quantize4(const T *__restrict__ A, float *__restrict__ absmax,
 template <class T>
 __global__ void k_dequantize4_vec(const uint8_t *__restrict__ A, const float *__restrict__ absmax,
                                   T *__restrict__ out, int bs, long long groups, int nf4) {
+    __shared__ float lut[16];
+    load_lut4(lut, nf4);
     for (long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x; g < groups;
          g += (long long)gridDim.x * blockDim.x) {
         uint2 raw = reinterpret_cast<const uint2 *>(A)[g];
@@ -47,15 +49,15 @@ __global__ void k_dequantize4_vec(const uint8_t *__restrict__ A, const float *__
         for (int b = 0; b < 8; ++b) {
             uint32_t byte = (w[b >> 2] >> (8 * (b & 3))) & 0xffu;
             int hi = (int)(byte >> 4), lo = (int)(byte & 0xfu);
-            v[2 * b] = (nf4 ? nf4_value(hi) : fp4_value(hi)) * scale;
-            v[2 * b + 1] = (nf4 ? nf4_value(lo) : fp4_value(lo)) * scale;
+            v[2 * b] = lut[hi] * scale;
+            v[2 * b + 1] = lut[lo] * scale;
         }
         if constexpr (sizeof(T) == 4) {
             float4 *o = reinterpret_cast<float4 *>(out + g * 16);
 #pragma unroll
             for (int q = 0; q < 4; ++q) o[q] = make_float4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]);
         } else {
-            T h[16];
+            __align__(16) T h[16]; // reinterpreted as two uint4 below
 #pragma unroll
             for (int i = 0; i < 16; ++i) h[i] = from_f<T>(v[i]);
             uint4 *o = reinterpret_cast<uint4 *>(out + g * 16);
@@ -69,11 +71,13 @@ __global__ void k_dequantize4_vec(const uint8_t *__restrict__ A, const float *__
 template <class T>
 __global__ void k_dequantize4(const uint8_t *__restrict__ A, const float *__restrict__ absmax, T *__restrict__ out,
                               int bs, long long first, long long n, int nf4) {
+    __shared__ float lut[16];
+    load_lut4(lut, nf4);
     for (long long i = first + (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (long long)gridDim.x * blockDim.x) {
         uint8_t byte = A[i >> 1];
         int c = (i & 1) ? (byte & 0xf) : (byte >> 4);
-        out[i] = from_f<T>((nf4 ? nf4_value(c) : fp4_value(c)) * absmax[i / bs]);
+        out[i] = from_f<T>(lut[c] * absmax[i / bs]);
     }
 }
 
