@@ -11,6 +11,8 @@ import java.util.Map;
 
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
+import io.sftnative.config.ModelArgs;
+import io.sftnative.config.RawConfig;
 import io.sftnative.files.AtomicFiles;
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.Generation;
@@ -114,10 +116,7 @@ public final class Demo {
     public static List<String> answer(Path modelDir, Path adapterDir, List<String> instructions, int maxNewTokens)
             throws IOException {
         try (Tokenizer tok = Tokenizer.load(modelDir);
-                TrainableModel m = TrainableModel.forInference(
-                        new io.sftnative.config.ModelArgs(modelDir.toString(),
-                                adapterDir == null ? null : adapterDir.toString(), 0, "nf4", true, 64, null, 0, false),
-                        false)) {
+                TrainableModel m = TrainableModel.forInference(modelArgs(modelDir, adapterDir), false)) {
             Template template = Templates.resolve("qwen", tok, null);
             long[][] prompts = new long[instructions.size()][];
             for (int i = 0; i < prompts.length; i++) {
@@ -136,6 +135,15 @@ public final class Demo {
             }
             return answers;
         }
+    }
+
+    private static ModelArgs modelArgs(Path modelDir, Path adapterDir) {
+        Map<String, Object> keys = new LinkedHashMap<>();
+        keys.put("model_name_or_path", modelDir.toString());
+        if (adapterDir != null) {
+            keys.put("adapter_name_or_path", adapterDir.toString());
+        }
+        return ModelArgs.from(RawConfig.of(keys));
     }
 
     private static byte[] resource(String name) throws IOException {

@@ -75,7 +75,7 @@ final class RunSetup implements AutoCloseable {
                         + " count of the training examples) or eval_dataset");
             }
             TrainableModel model = t.doTrain()
-                    ? TrainableModel.forTraining(cfg.model(), cfg.finetuning(), t.seed(),
+                    ? TrainableModel.forTraining(cfg.model(), cfg.finetuning(), t.bf16(), t.seed(),
                             resume == null ? null : resume.dir(), opts::say)
                     : TrainableModel.forInference(cfg.model(), t.bf16());
             try {

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -108,4 +109,20 @@ class GoldenTrainingTest {
         assertTrue(err < TOLERANCE, "max relative loss error " + err + ": " + losses);
     }
 
+
+    @Test
+    void loraSftMatchesTorchStepByStep() throws Exception {
+        JsonNode exp = expected("sft_lora");
+        SftTrainer.Builder b = builder("sft_lora", exp, dir.resolve("out"))
+                .set("adapter_name_or_path", ROOT.resolve("sft_lora").resolve("adapter_init").toString());
+        List<Double> losses = losses(b);
+        double err = maxRelativeError(exp.get("losses"), losses);
+        System.out.printf("sft_lora: %d steps, loss %.5f -> %.5f, max relative error vs torch %.2e%n", losses.size(),
+                losses.get(0), losses.get(losses.size() - 1), err);
+        assertTrue(err < TOLERANCE, "max relative loss error " + err + ": " + losses);
+        Path out = dir.resolve("out");
+        assertTrue(Files.exists(out.resolve("adapter_model.safetensors")));
+        assertTrue(Files.exists(out.resolve("adapter_config.json")));
+        assertTrue(Files.notExists(out.resolve("model.safetensors")), "LoRA saves the adapter only");
+    }
 }
