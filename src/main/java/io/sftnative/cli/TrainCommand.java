@@ -93,9 +93,12 @@ final class TrainCommand implements Callable<Integer> {
                 + " LoRA; nothing is downloaded.");
         Path model = Demo.writeAssets(out, seed);
         System.out.println("demo model and tokenizer written to " + model + ", data to " + out.resolve("data"));
+        for (String o : overrides) { // the command line wins over the demo's settings
+            int eq = o.indexOf('=');
+            keys.put(o.substring(0, eq).trim(), o.substring(eq + 1).trim());
+        }
         SftTrainer.Builder b = SftTrainer.builder().console(true);
         keys.forEach(b::set);
-        b.overrides(overrides);
         SftTrainer trainer = b.build();
         List<String> before = Demo.answer(model, null, Demo.PROMPTS, 24);
         TrainResult r = runInterruptibly(trainer);
@@ -124,7 +127,9 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     private static String oneLine(String s) {
-        String t = s.replace("\n", " ").strip();
-        return t.isEmpty() ? "(nothing)" : t;
+        StringBuilder sb = new StringBuilder();
+        s.codePoints().forEach(c -> sb.appendCodePoint(Character.isISOControl(c) ? ' ' : c));
+        String t = sb.toString().strip();
+        return t.isEmpty() ? "(nothing visible)" : t;
     }
 }
