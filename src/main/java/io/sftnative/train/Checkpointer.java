@@ -57,6 +57,30 @@ final class Checkpointer {
         return out;
     }
 
+    /**
+     * Deletes what an interrupted earlier run can leave in {@code outputDir}: hidden staging directories of
+     * checkpoints it was writing, half-deleted rotated checkpoints and temporary files of atomic writes (all named
+     * {@code .<name>.tmp-<uuid>}, {@code .old-<uuid>} or {@code .deleting-<uuid>}). Complete checkpoints are kept.
+     */
+    static List<Path> cleanInterrupted(Path outputDir) throws IOException {
+        List<Path> removed = new ArrayList<>();
+        if (!Files.isDirectory(outputDir)) {
+            return removed;
+        }
+        try (var s = Files.list(outputDir)) {
+            for (Path p : s.toList()) {
+                if (LEFTOVER.matcher(p.getFileName().toString()).matches()) {
+                    io.sftnative.files.AtomicFiles.deleteRecursively(p);
+                    removed.add(p);
+                }
+            }
+        }
+        return removed;
+    }
+
+    private static final java.util.regex.Pattern LEFTOVER = java.util.regex.Pattern.compile(
+            "^\\..+\\.(tmp|old|deleting)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$");
+
     /** Writes the checkpoint of {@code position} and rotates old ones; returns its directory. */
     Path save(TrainingCheckpoint.Position position, TrainerState state, long seed) throws IOException {
         Path dir;

@@ -36,6 +36,9 @@ final class TrainPhase {
         long total = order.totalSteps(t.numTrainEpochs(), t.maxSteps());
         LrSchedule schedule = run.schedule(total);
         long start = run.startStep(order, schedule);
+        for (Path p : Checkpointer.cleanInterrupted(run.outputDir)) {
+            run.opts.say("removed " + p.getFileName() + ", left by an interrupted earlier run");
+        }
         if (run.resume == null && t.overwriteOutputDir()) {
             for (Path old : CheckpointDirs.list(run.outputDir)) { // a fresh run must not resume these later
                 AtomicFiles.deleteRecursively(old);
