@@ -5,6 +5,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.regex.Pattern;
 
 import org.bytedeco.javacpp.PointerScope;
 
@@ -12,6 +13,7 @@ import io.sftnative.checkpoint.CheckpointRotation;
 import io.sftnative.checkpoint.ResumableRandom;
 import io.sftnative.checkpoint.RngState;
 import io.sftnative.checkpoint.TrainingCheckpoint;
+import io.sftnative.files.AtomicFiles;
 import io.sftnative.optim.AdamW;
 import io.sftnative.train.log.TrainerState;
 
@@ -70,7 +72,7 @@ final class Checkpointer {
         try (var s = Files.list(outputDir)) {
             for (Path p : s.toList()) {
                 if (LEFTOVER.matcher(p.getFileName().toString()).matches()) {
-                    io.sftnative.files.AtomicFiles.deleteRecursively(p);
+                    AtomicFiles.deleteRecursively(p);
                     removed.add(p);
                 }
             }
@@ -78,7 +80,7 @@ final class Checkpointer {
         return removed;
     }
 
-    private static final java.util.regex.Pattern LEFTOVER = java.util.regex.Pattern.compile(
+    private static final Pattern LEFTOVER = Pattern.compile(
             "^\\..+\\.(tmp|old|deleting)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$");
 
     /** Writes the checkpoint of {@code position} and rotates old ones; returns its directory. */
@@ -97,7 +99,7 @@ final class Checkpointer {
     void copyTokenizer(Path dir) throws IOException {
         for (Path f : tokenizerFiles) {
             byte[] bytes = Files.readAllBytes(f);
-            io.sftnative.files.AtomicFiles.writeBytes(dir.resolve(f.getFileName().toString()), bytes);
+            AtomicFiles.writeBytes(dir.resolve(f.getFileName().toString()), bytes);
         }
     }
 

@@ -2,7 +2,6 @@ package io.sftnative.train;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -160,9 +159,5 @@ public final class Demo {
             }
             return in.readAllBytes();
         }
-    }
-
-    static boolean exists(Path p) {
-        return Files.exists(p);
     }
 }

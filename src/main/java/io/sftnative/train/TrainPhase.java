@@ -28,7 +28,8 @@ final class TrainPhase {
     private TrainPhase() {}
 
     /** How training ended: the result to return when cancelled, the metrics otherwise. */
-    record Outcome(boolean cancelled, TrainResult result, Map<String, Object> metrics, long step) {}
+    record Outcome(boolean cancelled, TrainResult result, Map<String, Object> metrics, long step,
+            Path lastCheckpoint) {}
 
     static Outcome run(RunSetup run, TrainLoop.Evaluator evaluator, List<String> plotKeys) throws IOException {
         TrainingArgs t = run.cfg.training();
@@ -67,9 +68,10 @@ final class TrainPhase {
             if (end == TrainLoop.End.CANCELLED) {
                 TrainResult r = new TrainResult(TrainResult.Status.CANCELLED, step, total, record.trainLoss(),
                         run.outputDir, checkpointer.last(), Map.of());
-                return new Outcome(true, r, Map.of(), step);
+                return new Outcome(true, r, Map.of(), step, checkpointer.last());
             }
-            return new Outcome(false, null, finish(run, record, checkpointer, order, total, plotKeys), total);
+            return new Outcome(false, null, finish(run, record, checkpointer, order, total, plotKeys), total,
+                    checkpointer.last());
         }
     }
 
