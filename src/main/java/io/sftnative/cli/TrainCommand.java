@@ -103,7 +103,10 @@ final class TrainCommand implements Callable<Integer> {
         List<String> before = Demo.answer(model, null, Demo.PROMPTS, 24);
         TrainResult r = runInterruptibly(trainer);
         if (r.status() != TrainResult.Status.COMPLETED) {
-            return report(r);
+            System.out.println("demo stopped at step " + r.globalStep() + " of " + r.totalSteps() + " (checkpoint "
+                    + r.lastCheckpoint() + "); `train --demo` starts over, `train --demo overwrite_output_dir=false`"
+                    + " resumes it");
+            return 130;
         }
         Path adapter = "lora".equals(trainer.config().finetuning().finetuningType()) ? out : null;
         List<String> after = Demo.answer(adapter == null ? out : model, adapter, Demo.PROMPTS, 24);
