@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
         description = "Supervised fine-tuning of LLMs on the JVM (libtorch + native 4/8-bit and fused CE kernels).",
         subcommands = {
                 CommandLine.HelpCommand.class,
-                InfoCommand.class, GenerateCommand.class, PreflightCommand.class,
+                InfoCommand.class, GenerateCommand.class, PreflightCommand.class, NativeInfoCommand.class,
                 ExportCommand.class, ChatCommand.class,
         })
 public final class SftCommand implements Runnable {

@@ -1,0 +1,165 @@
+/*
+ * sftnative_bnb.h — the one C ABI of libsftnative (CPU) and libsftnative_cuda (CPU + CUDA).
+ *
+ * Two groups of symbols:
+ *   1. bitsandbytes drop-ins: the exact names and signatures of libbitsandbytes' blockwise quantize/dequantize
+ *      (spec §1.3, §1.4), so the Java bindings can call either library through the same descriptors.
+ *      They return void like bitsandbytes; unlike bitsandbytes they never call exit(): on bad arguments they
+ *      do nothing, print one line to stderr and record the message for jbnb_last_error().
+ *   2. Our extensions, all prefixed jbnb_: they return a jbnb_status (0 = OK) and never throw or exit.
+ *
+ * Conventions (spec §1.2): CUDA entry points take device pointers, *_cpu_* and jbnb_*_cpu_* take host pointers.
+ * 16-bit floats are passed as their bit patterns (uint16_t), which is layout-identical to CUDA's half /
+ * __nv_bfloat16 and to bitsandbytes' fp16_t / bf16_t. Streams are cudaStream_t passed as void* (NULL = the legacy
+ * default stream). Element counts: int for the bitsandbytes CUDA names (n < 2^31), long long / int64_t elsewhere.
+ * 4-bit packing: byte i holds element 2i in the high nibble and element 2i+1 in the low nibble; for odd n the
+ * last low nibble is the code of 0.0 (NF4 0x7, FP4 0x0). absmax has ceil(n / blocksize) fp32 entries.
+ *
+ * The Java bindings (bindings/src/main/java/io/sftnative/bindings/BnbAbi.java) mirror every declaration below;
+ * a test parses this file and fails if the two drift apart. Keep one declaration per line.
+ */
+#ifndef SFTNATIVE_BNB_H
+#define SFTNATIVE_BNB_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define SFTN_API __declspec(dllexport)
+#else
+#define SFTN_API __attribute__((visibility("default")))
+#endif
+
+typedef uint16_t sftn_fp16; /* IEEE binary16 bits (CUDA half, bnb fp16_t) */
+typedef uint16_t sftn_bf16; /* bfloat16 bits (CUDA __nv_bfloat16, bnb bf16_t) */
+typedef void *sftn_stream;  /* cudaStream_t; NULL = legacy default stream */
+
+/* ---------------------------------------------------------------------------------------------------------
+ * 1a. bitsandbytes drop-ins, CPU (spec §1.4). Present in both libraries.
+ * ------------------------------------------------------------------------------------------------------- */
+
+/* 8-bit blockwise with a 256-entry sorted codebook; nearest code by bitsandbytes' CUDA binary search (§2.5.3). */
+SFTN_API void cquantize_blockwise_cpu_fp32(float *code, float *A, float *absmax, unsigned char *out, long long blocksize, long long n);
+SFTN_API void cquantize_blockwise_cpu_bf16(float *code, sftn_bf16 *A, float *absmax, unsigned char *out, long long blocksize, long long n);
+SFTN_API void cquantize_blockwise_cpu_fp16(float *code, sftn_fp16 *A, float *absmax, unsigned char *out, long long blocksize, long long n);
+SFTN_API void cdequantize_blockwise_cpu_fp32(float *code, unsigned char *A, const float *absmax, float *out, long long blocksize, long long n);
+SFTN_API void cdequantize_blockwise_cpu_bf16(float *code, unsigned char *A, const float *absmax, sftn_bf16 *out, long long blocksize, long long n);
+SFTN_API void cdequantize_blockwise_cpu_fp16(float *code, unsigned char *A, const float *absmax, sftn_fp16 *out, long long blocksize, long long n);
+/* 4-bit dequantize; m x n is the logical output shape, treated as m*n flat elements (always correct, §1.4). */
+SFTN_API void cdequantize_blockwise_cpu_nf4_fp32(unsigned char *A, const float *absmax, float *out, long long blocksize, long long m, long long n);
+SFTN_API void cdequantize_blockwise_cpu_nf4_bf16(unsigned char *A, const float *absmax, sftn_bf16 *out, long long blocksize, long long m, long long n);
+SFTN_API void cdequantize_blockwise_cpu_nf4_fp16(unsigned char *A, const float *absmax, sftn_fp16 *out, long long blocksize, long long m, long long n);
+SFTN_API void cdequantize_blockwise_cpu_fp4_fp32(unsigned char *A, const float *absmax, float *out, long long blocksize, long long m, long long n);
+SFTN_API void cdequantize_blockwise_cpu_fp4_bf16(unsigned char *A, const float *absmax, sftn_bf16 *out, long long blocksize, long long m, long long n);
+SFTN_API void cdequantize_blockwise_cpu_fp4_fp16(unsigned char *A, const float *absmax, sftn_fp16 *out, long long blocksize, long long m, long long n);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * 1b. bitsandbytes drop-ins, CUDA (spec §1.3). Only in libsftnative_cuda; device pointers; quantize runs on the
+ *     legacy default stream (no stream argument, as in bitsandbytes). blocksize: 4-bit 32..4096, 8-bit 64..4096.
+ * ------------------------------------------------------------------------------------------------------- */
+SFTN_API void cquantize_blockwise_fp32(float *code, float *A, float *absmax, unsigned char *out, int blocksize, int n);
+SFTN_API void cquantize_blockwise_fp16(float *code, sftn_fp16 *A, float *absmax, unsigned char *out, int blocksize, int n);
+SFTN_API void cquantize_blockwise_bf16(float *code, sftn_bf16 *A, float *absmax, unsigned char *out, int blocksize, int n);
+SFTN_API void cquantize_blockwise_fp32_nf4(float *code, float *A, float *absmax, unsigned char *out, int blocksize, int n);
+SFTN_API void cquantize_blockwise_fp16_nf4(float *code, sftn_fp16 *A, float *absmax, unsigned char *out, int blocksize, int n);
+SFTN_API void cquantize_blockwise_bf16_nf4(float *code, sftn_bf16 *A, float *absmax, unsigned char *out, int blocksize, int n);
+SFTN_API void cquantize_blockwise_fp32_fp4(float *code, float *A, float *absmax, unsigned char *out, int blocksize, int n);
+SFTN_API void cquantize_blockwise_fp16_fp4(float *code, sftn_fp16 *A, float *absmax, unsigned char *out, int blocksize, int n);
+SFTN_API void cquantize_blockwise_bf16_fp4(float *code, sftn_bf16 *A, float *absmax, unsigned char *out, int blocksize, int n);
+SFTN_API void cdequantize_blockwise_fp32(float *code, unsigned char *A, float *absmax, float *out, int blocksize, int n, sftn_stream stream);
+SFTN_API void cdequantize_blockwise_fp16(float *code, unsigned char *A, float *absmax, sftn_fp16 *out, int blocksize, int n, sftn_stream stream);
+SFTN_API void cdequantize_blockwise_bf16(float *code, unsigned char *A, float *absmax, sftn_bf16 *out, int blocksize, int n, sftn_stream stream);
+SFTN_API void cdequantize_blockwise_fp32_nf4(float *code, unsigned char *A, float *absmax, float *out, int blocksize, int n, sftn_stream stream);
+SFTN_API void cdequantize_blockwise_fp16_nf4(float *code, unsigned char *A, float *absmax, sftn_fp16 *out, int blocksize, int n, sftn_stream stream);
+SFTN_API void cdequantize_blockwise_bf16_nf4(float *code, unsigned char *A, float *absmax, sftn_bf16 *out, int blocksize, int n, sftn_stream stream);
+SFTN_API void cdequantize_blockwise_fp32_fp4(float *code, unsigned char *A, float *absmax, float *out, int blocksize, int n, sftn_stream stream);
+SFTN_API void cdequantize_blockwise_fp16_fp4(float *code, unsigned char *A, float *absmax, sftn_fp16 *out, int blocksize, int n, sftn_stream stream);
+SFTN_API void cdequantize_blockwise_bf16_fp4(float *code, unsigned char *A, float *absmax, sftn_bf16 *out, int blocksize, int n, sftn_stream stream);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * 2. Extensions (jbnb_ prefix). Every function returns a jbnb_status; on failure jbnb_last_error() describes it.
+ * ------------------------------------------------------------------------------------------------------- */
+#define JBNB_ABI_VERSION 1
+
+enum jbnb_status {
+    JBNB_OK = 0,
+    JBNB_EINVAL = 1,      /* bad argument (null pointer, size, blocksize, label out of range, ...) */
+    JBNB_ENOMEM = 2,      /* host allocation failed */
+    JBNB_ECUDA = 3,       /* a CUDA runtime call or kernel launch failed */
+    JBNB_EUNSUPPORTED = 4, /* not built into this library (e.g. CUDA in the CPU library) or ISA not available */
+    JBNB_EINTERNAL = 5    /* any other C++ exception caught at the boundary */
+};
+
+enum jbnb_quant_type { JBNB_FP4 = 1, JBNB_NF4 = 2 }; /* the numbering of bitsandbytes' cgemm_4bit quant_type */
+
+enum jbnb_isa { JBNB_ISA_SCALAR = 0, JBNB_ISA_AVX2 = 1, JBNB_ISA_AVX512 = 2 };
+
+/* Library facts and settings. */
+SFTN_API int32_t jbnb_abi_version(void);
+SFTN_API const char *jbnb_last_error(void); /* message of the last failed call on this thread; "" if none */
+SFTN_API int32_t jbnb_has_cuda(void);       /* 1 when the CUDA kernels are compiled in */
+SFTN_API int32_t jbnb_cpu_isa(void);        /* the jbnb_isa the CPU kernels dispatch to */
+SFTN_API int32_t jbnb_set_cpu_isa(int32_t isa); /* force a lower ISA (tests, benchmarks); EUNSUPPORTED if absent */
+SFTN_API int32_t jbnb_set_num_threads(int32_t threads); /* CPU kernel threads; 0 = all hardware threads */
+SFTN_API int32_t jbnb_num_threads(void);
+
+/* Codebooks (fp32, code order): NF4 (16), FP4 (16) and bitsandbytes' signed dynamic 8-bit map (256, §2.3). */
+SFTN_API int32_t jbnb_codebook(int32_t which, float *out); /* which: JBNB_FP4, JBNB_NF4, or 8 for the dynamic map */
+
+/* 4-bit blockwise, CPU (bitsandbytes has no CPU 4-bit quantize). out: ceil(n/2) bytes, absmax: ceil(n/blocksize). */
+SFTN_API int32_t jbnb_quantize_4bit_cpu_fp32(const float *A, float *absmax, uint8_t *out, int64_t blocksize, int64_t n, int32_t quant_type);
+SFTN_API int32_t jbnb_quantize_4bit_cpu_bf16(const sftn_bf16 *A, float *absmax, uint8_t *out, int64_t blocksize, int64_t n, int32_t quant_type);
+SFTN_API int32_t jbnb_quantize_4bit_cpu_fp16(const sftn_fp16 *A, float *absmax, uint8_t *out, int64_t blocksize, int64_t n, int32_t quant_type);
+SFTN_API int32_t jbnb_dequantize_4bit_cpu_fp32(const uint8_t *A, const float *absmax, float *out, int64_t blocksize, int64_t n, int32_t quant_type);
+SFTN_API int32_t jbnb_dequantize_4bit_cpu_bf16(const uint8_t *A, const float *absmax, sftn_bf16 *out, int64_t blocksize, int64_t n, int32_t quant_type);
+SFTN_API int32_t jbnb_dequantize_4bit_cpu_fp16(const uint8_t *A, const float *absmax, sftn_fp16 *out, int64_t blocksize, int64_t n, int32_t quant_type);
+
+/* 8-bit blockwise with a sorted 256-entry code, CPU. */
+SFTN_API int32_t jbnb_quantize_8bit_cpu_fp32(const float *code, const float *A, float *absmax, uint8_t *out, int64_t blocksize, int64_t n);
+SFTN_API int32_t jbnb_quantize_8bit_cpu_bf16(const float *code, const sftn_bf16 *A, float *absmax, uint8_t *out, int64_t blocksize, int64_t n);
+SFTN_API int32_t jbnb_quantize_8bit_cpu_fp16(const float *code, const sftn_fp16 *A, float *absmax, uint8_t *out, int64_t blocksize, int64_t n);
+SFTN_API int32_t jbnb_dequantize_8bit_cpu_fp32(const float *code, const uint8_t *A, const float *absmax, float *out, int64_t blocksize, int64_t n);
+SFTN_API int32_t jbnb_dequantize_8bit_cpu_bf16(const float *code, const uint8_t *A, const float *absmax, sftn_bf16 *out, int64_t blocksize, int64_t n);
+SFTN_API int32_t jbnb_dequantize_8bit_cpu_fp16(const float *code, const uint8_t *A, const float *absmax, sftn_fp16 *out, int64_t blocksize, int64_t n);
+
+/* Double quantization of absmax (spec §2.6), CPU: offset = fp32(mean in fp64); qabsmax = code8((absmax - offset)
+ * / absmax2) per group of nested_blocksize. qabsmax: nblocks bytes; absmax2: ceil(nblocks/nested_blocksize). */
+SFTN_API int32_t jbnb_double_quant_cpu(const float *absmax, int64_t nblocks, const float *code, int64_t nested_blocksize, uint8_t *qabsmax, float *absmax2, float *offset);
+/* Inverse: absmax[i] = fp32(fp32(code[qabsmax[i]] * absmax2[i / nested_blocksize]) + offset). */
+SFTN_API int32_t jbnb_dequant_absmax_cpu(const uint8_t *qabsmax, const float *absmax2, const float *code, float offset, int64_t nested_blocksize, int64_t nblocks, float *absmax);
+
+/* Fused cross-entropy for one chunk of logits rows (spec §4.3, §4.6), CPU. logits (rows, vocab) row-major is
+ * overwritten IN PLACE with d(loss)/d(logits) = (softmax(z) - onehot(target)) * grad_scale (0 for ignored rows).
+ * Targets: shift = 0: target(r) = labels[row0 + r]; shift = 1 (causal-LM label shift): labels holds the unshifted
+ * (B, seq_len) labels and target(r) = labels[g + 1] with g = row0 + r, or ignore_index when g is the last position
+ * of its sequence (g % seq_len == seq_len - 1). total_rows = length of labels (B * seq_len when shifted).
+ * Outputs (nullable): row_loss[r] = logsumexp(z_r) - z_r[target] (0 when ignored), row_lse[r] = logsumexp(z_r),
+ * loss_sum += sum of row_loss in fp64, valid_count += number of non-ignored rows. All arithmetic in fp32 with fp64
+ * loss accumulation; labels outside [0, vocab) other than ignore_index are rejected before anything is written. */
+SFTN_API int32_t jbnb_ce_chunk_cpu_fp32(float *logits, int64_t rows, int64_t vocab, const int64_t *labels, int64_t total_rows, int64_t row0, int64_t seq_len, int32_t shift, int64_t ignore_index, float grad_scale, float *row_loss, float *row_lse, double *loss_sum, int64_t *valid_count);
+SFTN_API int32_t jbnb_ce_chunk_cpu_bf16(sftn_bf16 *logits, int64_t rows, int64_t vocab, const int64_t *labels, int64_t total_rows, int64_t row0, int64_t seq_len, int32_t shift, int64_t ignore_index, float grad_scale, float *row_loss, float *row_lse, double *loss_sum, int64_t *valid_count);
+SFTN_API int32_t jbnb_ce_chunk_cpu_fp16(sftn_fp16 *logits, int64_t rows, int64_t vocab, const int64_t *labels, int64_t total_rows, int64_t row0, int64_t seq_len, int32_t shift, int64_t ignore_index, float grad_scale, float *row_loss, float *row_lse, double *loss_sum, int64_t *valid_count);
+
+/* CUDA variants (libsftnative_cuda only; JBNB_EUNSUPPORTED in the CPU library). Device pointers; asynchronous on
+ * `stream` except that argument errors are reported synchronously and launch errors via cudaGetLastError. */
+SFTN_API int32_t jbnb_cuda_device_count(int32_t *count);
+SFTN_API int32_t jbnb_cuda_synchronize(void);
+SFTN_API int32_t jbnb_quantize_4bit_cuda_fp32(const float *A, float *absmax, uint8_t *out, int64_t blocksize, int64_t n, int32_t quant_type, sftn_stream stream);
+SFTN_API int32_t jbnb_quantize_4bit_cuda_bf16(const sftn_bf16 *A, float *absmax, uint8_t *out, int64_t blocksize, int64_t n, int32_t quant_type, sftn_stream stream);
+SFTN_API int32_t jbnb_quantize_4bit_cuda_fp16(const sftn_fp16 *A, float *absmax, uint8_t *out, int64_t blocksize, int64_t n, int32_t quant_type, sftn_stream stream);
+SFTN_API int32_t jbnb_dequantize_4bit_cuda_fp32(const uint8_t *A, const float *absmax, float *out, int64_t blocksize, int64_t n, int32_t quant_type, sftn_stream stream);
+SFTN_API int32_t jbnb_dequantize_4bit_cuda_bf16(const uint8_t *A, const float *absmax, sftn_bf16 *out, int64_t blocksize, int64_t n, int32_t quant_type, sftn_stream stream);
+SFTN_API int32_t jbnb_dequantize_4bit_cuda_fp16(const uint8_t *A, const float *absmax, sftn_fp16 *out, int64_t blocksize, int64_t n, int32_t quant_type, sftn_stream stream);
+SFTN_API int32_t jbnb_quantize_8bit_cuda_fp32(const float *code, const float *A, float *absmax, uint8_t *out, int64_t blocksize, int64_t n, sftn_stream stream);
+SFTN_API int32_t jbnb_dequantize_8bit_cuda_fp32(const float *code, const uint8_t *A, const float *absmax, float *out, int64_t blocksize, int64_t n, sftn_stream stream);
+SFTN_API int32_t jbnb_ce_chunk_cuda_fp32(float *logits, int64_t rows, int64_t vocab, const int64_t *labels, int64_t total_rows, int64_t row0, int64_t seq_len, int32_t shift, int64_t ignore_index, float grad_scale, float *row_loss, float *row_lse, sftn_stream stream);
+SFTN_API int32_t jbnb_ce_chunk_cuda_bf16(sftn_bf16 *logits, int64_t rows, int64_t vocab, const int64_t *labels, int64_t total_rows, int64_t row0, int64_t seq_len, int32_t shift, int64_t ignore_index, float grad_scale, float *row_loss, float *row_lse, sftn_stream stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SFTNATIVE_BNB_H */
