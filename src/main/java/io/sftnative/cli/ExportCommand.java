@@ -57,8 +57,13 @@ final class ExportCommand implements Callable<Integer> {
         if (template != null && !template.isBlank() && !template.equalsIgnoreCase(Templates.AUTO)) {
             Templates.named(template.trim()); // a typo is an error, as in training (the tokenizer files are copied)
         }
-        TorchRuntime.boot(threads != null ? threads : TorchRuntime.defaultThreads());
         List<Path> adapters = AdapterChain.parse(cfg.model().adapterNameOrPath());
+        if (!adapters.isEmpty() && !cfg.finetuning().finetuningType().equals("lora")) {
+            throw new ConfigException("adapter_name_or_path is only valid with finetuning_type: lora (it is "
+                    + cfg.finetuning().finetuningType() + "); a full or freeze run's output_dir is already a model:"
+                    + " use it as model_name_or_path");
+        }
+        TorchRuntime.boot(threads != null ? threads : TorchRuntime.defaultThreads());
         ModelExport.Result r = ModelExport.export(Path.of(base), adapters, Path.of(dir),
                 cfg.export().maxShardBytes(), null, m -> System.err.println(m));
         System.out.printf("exported %s%s to %s: %s (%.1f MB)%n", base,

@@ -68,7 +68,7 @@ final class AdapterFile {
             for (Map.Entry<String, String> e : fullKeys.entrySet()) {
                 checkShape(f, weights, e.getKey(), Tensors.shape(fullParams.get(e.getValue())), e.getValue(), origin);
             }
-            return load(f, paths, fullKeys, dtype, model.dtype());
+            return load(f, paths, fullKeys, dtype, model);
         }
     }
 
@@ -113,14 +113,16 @@ final class AdapterFile {
     }
 
     private static Loaded load(SafetensorsFile f, List<String> paths, Map<String, String> fullKeys,
-            ScalarType adapterDtype, ScalarType modelDtype) {
+            ScalarType adapterDtype, DecoderModel model) {
         Map<String, Tensor[]> ab = new LinkedHashMap<>();
         Map<String, Tensor> full = new LinkedHashMap<>();
         List<Tensor> owned = new ArrayList<>();
         try (PointerScope scope = new PointerScope()) {
             for (String p : paths) {
-                Tensor a = f.load(PeftConfig.PREFIX + p + ".lora_A.weight", adapterDtype); // (r, in), a copy
-                Tensor b = f.load(PeftConfig.PREFIX + p + ".lora_B.weight", adapterDtype); // (out, r)
+                Tensor a = LoraAdapters.onDevice(f.load(PeftConfig.PREFIX + p + ".lora_A.weight", adapterDtype),
+                        model); // (r, in), a copy
+                Tensor b = LoraAdapters.onDevice(f.load(PeftConfig.PREFIX + p + ".lora_B.weight", adapterDtype),
+                        model); // (out, r)
                 a.retainReference();
                 owned.add(a);
                 b.retainReference();
@@ -128,7 +130,7 @@ final class AdapterFile {
                 ab.put(p, new Tensor[] {a, b});
             }
             for (Map.Entry<String, String> e : fullKeys.entrySet()) {
-                Tensor t = f.load(e.getKey(), modelDtype);
+                Tensor t = f.load(e.getKey(), model.dtype()); // copied into the model's tensor (any device)
                 t.retainReference();
                 full.put(e.getValue(), t);
             }

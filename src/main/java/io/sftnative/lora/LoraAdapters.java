@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Map;
 
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.MemoryFormatOptional;
@@ -115,7 +116,7 @@ public final class LoraAdapters implements AutoCloseable {
                         .uniform_(-bound, bound, new GeneratorOptional(gen)).to(adapterDtype); // (r, in)
                 Tensor b = torch.zeros(new long[] {base.outFeatures(), spec.rank()},
                         new TensorOptions(adapterDtype)); // (out, r)
-                ab.put(path, own(owned, a, b));
+                ab.put(path, own(owned, onDevice(a, model), onDevice(b, model)));
             }
         } catch (RuntimeException e) {
             owned.forEach(Tensor::releaseReference);
@@ -169,6 +170,12 @@ public final class LoraAdapters implements AutoCloseable {
         }
         return install(model, spec, cfg.targetModules(), cfg.layersToTransform(), loaded.ab(), fullParams,
                 loaded.owned(), trainable);
+    }
+
+    /** The tensor on the model's device (drawn on the CPU so that a seed gives the same values everywhere). */
+    static Tensor onDevice(Tensor t, DecoderModel model) {
+        Device dev = model.embedWeight().device();
+        return dev.is_cpu() ? t : t.to(dev, t.scalar_type());
     }
 
     private static Tensor[] own(List<Tensor> owned, Tensor a, Tensor b) {

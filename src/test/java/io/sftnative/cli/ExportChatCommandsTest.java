@@ -91,6 +91,9 @@ class ExportChatCommandsTest {
         assertTrue(r.err().contains("'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight'")
                 && r.err().contains("[128, 4]") && r.err().contains("[64, 4]") && r.err().contains("different model"),
                 r.err());
+        r = ModelCommandsTest.run("export", yaml.toString(), "export_dir=" + tmp.resolve("o"),
+                "adapter_name_or_path=" + other, "finetuning_type=full");
+        assertTrue(r.err().contains("only valid with finetuning_type: lora"), r.err());
         r = ModelCommandsTest.run("export", yaml.toString(), "export_dir=" + tmp.resolve("o"), "template=qwenn");
         assertTrue(r.err().contains("unknown template 'qwenn'"), r.err());
         assertFalse(Files.exists(tmp.resolve("o")));
