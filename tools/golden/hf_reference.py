@@ -115,8 +115,15 @@ def linear(x, w, b=None):
     return F.linear(x, w, b)
 
 
-def forward(cfg, p, input_ids, position_ids, vis):
-    """Returns logits (B, T, V) in the weights' dtype (as HF's lm_head output)."""
+def forward(cfg, p, input_ids, position_ids, vis, proj=None):
+    """Returns logits (B, T, V) in the weights' dtype (as HF's lm_head output).
+
+    proj(module, x): computes the linear layer at HF module path `module` (e.g. "model.layers.0.self_attn.q_proj")
+    on x; default F.linear with p[module + ".weight"] and p.get(module + ".bias"). The benchmark reference passes a
+    PEFT-style LoRA linear here."""
+    if proj is None:
+        def proj(module, x):
+            return linear(x, p[module + ".weight"], p.get(module + ".bias"))
     dtype = p["model.embed_tokens.weight"].dtype
     B, T = input_ids.shape
     H = cfg["num_attention_heads"]
@@ -134,9 +141,9 @@ def forward(cfg, p, input_ids, position_ids, vis):
         pre = "model.layers.%d." % li
         residual = h
         x = rms_norm(h, p[pre + "input_layernorm.weight"], eps)
-        q = linear(x, p[pre + "self_attn.q_proj.weight"], p.get(pre + "self_attn.q_proj.bias")).view(B, T, H, D)
-        k = linear(x, p[pre + "self_attn.k_proj.weight"], p.get(pre + "self_attn.k_proj.bias")).view(B, T, KV, D)
-        v = linear(x, p[pre + "self_attn.v_proj.weight"], p.get(pre + "self_attn.v_proj.bias")).view(B, T, KV, D)
+        q = proj(pre + "self_attn.q_proj", x).view(B, T, H, D)
+        k = proj(pre + "self_attn.k_proj", x).view(B, T, KV, D)
+        v = proj(pre + "self_attn.v_proj", x).view(B, T, KV, D)
         if qk_norm:
             q = rms_norm(q, p[pre + "self_attn.q_norm.weight"], eps)
             k = rms_norm(k, p[pre + "self_attn.k_norm.weight"], eps)
@@ -149,12 +156,12 @@ def forward(cfg, p, input_ids, position_ids, vis):
         w = w + mask
         w = F.softmax(w, dim=-1, dtype=torch.float32).to(q.dtype)
         o = torch.matmul(w, v).transpose(1, 2).contiguous().reshape(B, T, H * D)
-        h = residual + linear(o, p[pre + "self_attn.o_proj.weight"])
+        h = residual + proj(pre + "self_attn.o_proj", o)
         residual = h
         x = rms_norm(h, p[pre + "post_attention_layernorm.weight"], eps)
-        gate = linear(x, p[pre + "mlp.gate_proj.weight"])
-        up = linear(x, p[pre + "mlp.up_proj.weight"])
-        h = residual + linear(F.silu(gate) * up, p[pre + "mlp.down_proj.weight"])
+        gate = proj(pre + "mlp.gate_proj", x)
+        up = proj(pre + "mlp.up_proj", x)
+        h = residual + proj(pre + "mlp.down_proj", F.silu(gate) * up)
     h = rms_norm(h, p["model.norm.weight"], eps)
     head = p["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else p["lm_head.weight"]
     return linear(h, head)
