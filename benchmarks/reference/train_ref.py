@@ -51,6 +51,18 @@ def status_kb(field):
     return -1
 
 
+def machine_busy_seconds():
+    """CPU seconds all processes of the machine spent busy (/proc/stat, all CPUs; not idle, not iowait)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    return sum(int(v) for i, v in enumerate(fields) if i not in (3, 4)) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds():
+    t = os.times()
+    return t.user + t.system
+
+
 def gemm_rate(reps=3, n=2048):
     x, y = torch.randn(n, n), torch.randn(n, n)
     torch.mm(x, y)
@@ -144,6 +156,7 @@ def main():
     records, peak = [], -1
     t_train = time.perf_counter()
     for i, micro in enumerate(steps):
+        busy0, own0 = machine_busy_seconds(), own_cpu_seconds()
         t0 = time.perf_counter()
         total_targets = max(1, sum(int((lab[:, 1:] != IGNORE).sum()) for _, lab, _, _ in micro))
         lr = s["learningRate"] * sched.multiplier(s["scheduler"], i, total, warm)
@@ -162,8 +175,10 @@ def main():
         opt.step()
         opt.zero_grad(set_to_none=True)
         dt = time.perf_counter() - t0
+        others = (machine_busy_seconds() - busy0 - (own_cpu_seconds() - own0)) / (dt * os.cpu_count())
         records.append({"step": i + 1, "seconds": dt, "loss": step_sum / total_targets, "lr": lr, "grad_norm": norm,
-                        "targets": total_targets, "tokens": tokens, "rss_bytes": status_kb("VmRSS") * 1024})
+                        "targets": total_targets, "tokens": tokens, "rss_bytes": status_kb("VmRSS") * 1024,
+                        "others_cpu_share": max(0.0, others)})
         if i + 1 == total:
             peak = status_kb("VmHWM") * 1024
         print("step %d/%d  %.2f s  loss %.4f" % (i + 1, total, dt, step_sum / total_targets), flush=True)

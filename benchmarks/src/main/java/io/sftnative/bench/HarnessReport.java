@@ -33,7 +33,8 @@ final class HarnessReport {
     record RunStats(String id, String mode, String side, int steps, int timedSteps, double timedSeconds,
             long timedTokens, long timedTargets, long timedPaddedTokens, double tokensPerSecond,
             double targetsPerSecond, double mfu, long peakRssBytes, double firstLoss, double finalLoss,
-            double setupSeconds, double processSeconds, String loadAverage, boolean batchesMatch,
+            double setupSeconds, double processSeconds, String loadAverage, double othersCpuShare,
+            boolean batchesMatch,
             List<Double> losses, String implementation, List<String> warnings) {}
 
     /** Ours against the reference's run with the same fine-tuning and batches (plain cross-entropy). */
@@ -86,6 +87,7 @@ final class HarnessReport {
         long targets = 0;
         long padded = 0;
         double flops = 0;
+        double others = 0;
         boolean match = n == planSteps.size();
         List<Double> losses = new ArrayList<>();
         double perToken = flopsPerToken(cfg, mode, s);
@@ -98,6 +100,7 @@ final class HarnessReport {
                     && p.get("tokens").asLong() == st.get("tokens").asLong();
             if (i >= warm && p != null) {
                 sec += st.get("seconds").asDouble();
+                others += st.path("others_cpu_share").asDouble() * st.get("seconds").asDouble();
                 tokens += st.get("tokens").asLong();
                 targets += st.get("targets").asLong();
                 padded += p.get("padded_tokens").asLong();
@@ -116,7 +119,7 @@ final class HarnessReport {
         return new RunStats(r.id(), r.mode(), r.side(), n, n - warm, sec, tokens, targets, padded, tokens / sec,
                 targets / sec, flops / sec / peak, j.get("peak_rss_bytes").asLong(), losses.get(0),
                 losses.get(n - 1), j.get("setup_seconds").asDouble(), j.get("process_seconds").asDouble(),
-                j.get("load_average").asText(), match, losses, j.get("implementation").asText(), warnings);
+                j.get("load_average").asText(), others / sec, match, losses, j.get("implementation").asText(), warnings);
     }
 
     /** Matrix-product FLOPs per real token: 6 per trained weight, 4 per frozen one (see the class comment). */
@@ -259,19 +262,23 @@ final class HarnessReport {
         b.append(HarnessPlan.f("GEMM peak (best fp32 2048^3 torch.mm of any process in this run): %.1f GFLOP/s.%n%n",
                 s.gemmPeakFlops() / 1e9));
         b.append("| mode | side | steps (timed) | real tokens/s | target tokens/s | padding | MFU | peak RSS | ours/ref"
-                + " tokens/s | ours/ref RSS | loss first → last | load avg |\n");
+                + " tokens/s | ours/ref RSS | loss first → last | others' CPU (load) |\n");
         b.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n");
         for (RunStats r : s.runs()) {
             Comparison c = r.side().equals(HarnessPlan.Run.OURS) ? comparison(s, r.mode()) : null;
             b.append(HarnessPlan.f("| %s | %s | %d (%d) | %.0f | %.0f | %.0f%% | %.1f%% | %.2f GB | %s | %s | %.3f → %.3f |"
-                    + " %s |%n", r.mode(), r.side().equals(HarnessPlan.Run.OURS) ? "sft-native" : "PyTorch eager",
+                    + " %.0f%% (%s) |%n", r.mode(), r.side().equals(HarnessPlan.Run.OURS) ? "sft-native" : "PyTorch eager",
                     r.steps(), r.timedSteps(), r.tokensPerSecond(), r.targetsPerSecond(),
                     100.0 * (r.timedPaddedTokens() - r.timedTokens()) / r.timedPaddedTokens(), 100 * r.mfu(),
                     r.peakRssBytes() / 1e9, c == null ? "" : HarnessPlan.f("**%.2fx**%s", c.speedup(),
                             c.mode().equals(c.referenceMode()) ? "" : " (vs " + c.referenceMode() + ")"),
                     c == null ? "" : HarnessPlan.f("%.2fx", c.rssRatio()), r.firstLoss(), r.finalLoss(),
-                    r.loadAverage()));
+                    100 * r.othersCpuShare(), r.loadAverage()));
         }
+        b.append("\nothers' CPU: the share of the machine's CPUs other processes used during the run's timed steps"
+                + " (/proc/stat minus the run's own CPU time); load: the 1-minute load average at the run's end. Above"
+                + " ~10% the run was contended and its absolute numbers are low; ratios between runs with different"
+                + " contention are unreliable.\n");
         b.append("\nTargets:\n\n");
         for (Target t : s.targets()) {
             b.append(t.value() == null ? HarnessPlan.f("- %s (%s): not measured in this run%n", t.name(), t.definition())

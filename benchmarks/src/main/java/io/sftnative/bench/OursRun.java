@@ -87,6 +87,8 @@ public final class OursRun {
         final List<Map<String, Object>> steps = new ArrayList<>();
         final List<String> messages = new ArrayList<>();
         long last;
+        double busyLast;
+        double ownLast;
         long seen;
         double setupSeconds;
         long peakAtLastStep;
@@ -98,11 +100,23 @@ public final class OursRun {
             setupSeconds = Duration.between(ProcessHandle.current().info().startInstant().orElse(Instant.now()),
                     Instant.now()).toMillis() / 1000.0;
             last = System.nanoTime();
+            busyLast = DecoderStepBench.machineBusySeconds();
+            ownLast = ownCpu();
+        }
+
+        private static double ownCpu() {
+            double[] c = DecoderStepBench.cpuSeconds();
+            return c[0] + c[1];
         }
 
         @Override
         public void onStep(StepEvent e) {
             long now = System.nanoTime();
+            double busy = DecoderStepBench.machineBusySeconds();
+            double own = ownCpu();
+            // the share of the machine's CPUs that other processes used during this step
+            double others = (busy - busyLast - (own - ownLast)) / ((now - last) / 1e9
+                    * Runtime.getRuntime().availableProcessors());
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("step", e.step());
             m.put("seconds", (now - last) / 1e9);
@@ -112,6 +126,7 @@ public final class OursRun {
             m.put("targets", e.targetTokens());
             m.put("tokens", e.tokensSeen() - seen);
             m.put("rss_bytes", ProcStatus.kb("VmRSS") * 1024);
+            m.put("others_cpu_share", Math.max(0, others));
             steps.add(m);
             seen = e.tokensSeen();
             if (e.step() == totalSteps) {
@@ -120,6 +135,8 @@ public final class OursRun {
             System.out.println(HarnessPlan.f("step %d/%d  %.2f s  loss %.4f", e.step(), totalSteps,
                     (now - last) / 1e9, e.loss()));
             last = System.nanoTime(); // the print is ours, not the trainer's
+            busyLast = DecoderStepBench.machineBusySeconds();
+            ownLast = ownCpu();
         }
 
         @Override
