@@ -52,6 +52,7 @@ public final class DecoderModel implements AutoCloseable {
     private final RotaryEmbedding rope;
     private final long paddingIdx;
     private final double scale;
+    private final List<AutoCloseable> adopted = new ArrayList<>(); // closed after the parameters
     private boolean closed;
 
     /** Per-layer norm weights (borrowed from {@link #parameters}). qNorm/kNorm are null unless qwen3. */
@@ -62,6 +63,16 @@ public final class DecoderModel implements AutoCloseable {
      * {@code Tensor.retainReference()}); names and shapes must match {@link ParameterLayout#shapes}.
      */
     DecoderModel(ModelConfig config, ScalarType dtype, Map<String, Tensor> params) {
+        this(config, dtype, params, Map.of());
+    }
+
+    /**
+     * As above, with some linear slots given ready-made (e.g. quantized layers built while loading, so the dense
+     * weights never exist together): for those modules {@code params} holds no {@code .weight} (a bias stays a
+     * parameter). The model adopts every given slot that is {@link AutoCloseable} (see {@link #adopt}).
+     */
+    DecoderModel(ModelConfig config, ScalarType dtype, Map<String, Tensor> params,
+            Map<String, LinearLayer> prebuilt) {
         this.config = config;
         this.dtype = dtype.intern();
         this.parameters = new LinkedHashMap<>(params);
@@ -71,6 +82,14 @@ public final class DecoderModel implements AutoCloseable {
         this.paddingIdx = pad != null && pad >= 0 && pad < config.vocabSize() ? pad : -1;
         this.scale = 1.0 / Math.sqrt(config.headDim());
         for (String module : ParameterLayout.linearModules(config)) {
+            LinearLayer given = prebuilt.get(module);
+            if (given != null) {
+                linears.put(module, given);
+                if (given instanceof AutoCloseable c) {
+                    adopted.add(c);
+                }
+                continue;
+            }
             String weight = module.equals("lm_head") && config.tieWordEmbeddings()
                     ? "model.embed_tokens.weight" : module + ".weight";
             linears.put(module, new DenseLinear(require(weight), parameters.get(module + ".bias")));
@@ -85,9 +104,29 @@ public final class DecoderModel implements AutoCloseable {
         }
     }
 
+    /**
+     * A model from parameters and ready-made linear slots (quantized loading, {@code io.sftnative.quant}).
+     * {@code params}: HF name to tensor, each retained once for the model (it releases them on close), every name
+     * of {@link ParameterLayout#shapes} except the {@code .weight} of the modules in {@code linears}; {@code linears}:
+     * module path to layer with the module's feature sizes. AutoCloseable layers are adopted (closed with the model).
+     */
+    public static DecoderModel assemble(ModelConfig config, ScalarType dtype, Map<String, Tensor> params,
+            Map<String, LinearLayer> linears) {
+        ModelLoader.checkAssembled(config, dtype, params, linears);
+        return new DecoderModel(config, dtype, params, linears);
+    }
+
     /** Loads {@code dir} (config.json + safetensors) converting weights to {@code dtype} (null: config's). */
     public static DecoderModel load(Path dir, ScalarType dtype) throws IOException {
         return ModelLoader.load(dir, dtype);
+    }
+
+    /**
+     * Loads {@code dir} like {@link #load(Path, ScalarType)}, handing each linear weight to {@code factory} as it is
+     * read (one dense weight at a time): QLoRA quantizes while loading so the dense model never exists whole.
+     */
+    public static DecoderModel load(Path dir, ScalarType dtype, LinearFactory factory) throws IOException {
+        return ModelLoader.load(dir, dtype, factory);
     }
 
     private Tensor require(String name) {
@@ -191,6 +230,16 @@ public final class DecoderModel implements AutoCloseable {
             throw new IllegalArgumentException("no parameter named '" + name + "'");
         }
         return t;
+    }
+
+    /**
+     * Hands {@code resource} to the model, which closes it after its parameters when the model is closed: e.g. the
+     * quantized weight put into a slot with {@link #setLinear}. Returns it.
+     */
+    public <T extends AutoCloseable> T adopt(T resource) {
+        check();
+        adopted.add(resource);
+        return resource;
     }
 
     /** (V, H) the input embedding. */
@@ -489,6 +538,13 @@ public final class DecoderModel implements AutoCloseable {
 
     public void save(Path dir, long maxShardBytes) throws IOException {
         check();
+        for (String name : ParameterLayout.shapes(config).keySet()) {
+            if (!parameters.containsKey(name)) {
+                throw new IllegalStateException("cannot save " + name + ": this model holds it in a replaced slot"
+                        + " (a quantized layer), not as a dense parameter; export it with the quantized writer"
+                        + " (io.sftnative.quant.QuantizedCheckpoint) or merge/dequantize first");
+            }
+        }
         String dtypeName = switch (DType.of(dtype)) {
             case BF16 -> "bfloat16";
             case F16 -> "float16";
@@ -527,6 +583,20 @@ public final class DecoderModel implements AutoCloseable {
         for (Tensor t : owned) {
             t.releaseReference();
         }
+        RuntimeException failure = null;
+        for (AutoCloseable c : adopted) {
+            try {
+                c.close();
+            } catch (Exception e) {
+                if (failure == null) {
+                    failure = new IllegalStateException("closing " + c + " failed", e);
+                }
+            }
+        }
+        adopted.clear();
         rope.close();
+        if (failure != null) {
+            throw failure;
+        }
     }
 }
