@@ -123,8 +123,8 @@ public final class LayerCheckpointing implements AutoCloseable {
                                 new TensorVector());
                     }
                     if (needInputGrad) {
-                        Tensor gx = x.grad();
-                        next = gx.defined() ? gx.retainReference() : torch.zeros_like(x).retainReference();
+                        Tensor gx = x.grad(); // a reference into x's autograd metadata: copy the handle before x dies
+                        next = (gx.defined() ? new Tensor(gx) : torch.zeros_like(x)).retainReference();
                     }
                 }
                 if (ownsG) {
