@@ -11,6 +11,7 @@ import picocli.CommandLine.Command;
         subcommands = {
                 CommandLine.HelpCommand.class,
                 InfoCommand.class, GenerateCommand.class, PreflightCommand.class, NativeInfoCommand.class,
+                ExportCommand.class, ChatCommand.class,
         })
 public final class SftCommand implements Runnable {
     @CommandLine.Spec

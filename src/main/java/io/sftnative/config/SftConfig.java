@@ -7,7 +7,13 @@ import java.util.function.Consumer;
 
 /** The whole configuration of a run: one immutable record per concern. Components get only what they need. */
 public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetuning, TrainingArgs training,
-        GenerationArgs generation) {
+        GenerationArgs generation, ExportArgs export) {
+
+    /** Without export settings (defaults: no export_dir, 5 GB shards). */
+    public SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetuning, TrainingArgs training,
+            GenerationArgs generation) {
+        this(model, data, finetuning, training, generation, new ExportArgs(null, 5, "cpu", false));
+    }
 
     /**
      * Keys LLaMA-Factory configs commonly carry that have no effect here (logging integrations, multi-GPU
@@ -26,7 +32,7 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
 
     public static SftConfig from(RawConfig c, Consumer<String> warn) {
         SftConfig cfg = new SftConfig(ModelArgs.from(c), DataArgs.from(c), FinetuningArgs.from(c),
-                TrainingArgs.from(c), GenerationArgs.from(c));
+                TrainingArgs.from(c), GenerationArgs.from(c), ExportArgs.from(c));
         c.checkAllKnown(IGNORED_KEYS, warn);
         return cfg;
     }

@@ -1,0 +1,100 @@
+package io.sftnative.cli;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import io.sftnative.lora.AdapterChain;
+import io.sftnative.model.DecoderModel;
+import io.sftnative.model.Generation;
+import io.sftnative.model.GenerationOptions;
+import io.sftnative.model.safetensors.DType;
+import io.sftnative.template.Template;
+import io.sftnative.template.Templates;
+import io.sftnative.tokenizer.Tokenizer;
+import io.sftnative.torch.TorchRuntime;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code chat MODEL_DIR [--adapter DIR] [--template NAME]}: an interactive multi-turn chat on stdin/stdout. */
+@Command(name = "chat", mixinStandardHelpOptions = true,
+        description = {"Chat with a model in the terminal: each line you type is a user turn; the conversation is"
+                + " rendered with the chat template, the answer is generated until the template's stop token.",
+                "/clear forgets the conversation, /exit (or end of input) quits."})
+final class ChatCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "MODEL_DIR",
+            description = "HF model directory (config.json, safetensors, tokenizer files)")
+    Path modelDir;
+
+    @Option(names = "--adapter", paramLabel = "DIR[,DIR...]",
+            description = "PEFT LoRA adapter(s) merged into the model in order (adapter_name_or_path)")
+    String adapter;
+
+    @Option(names = "--template", paramLabel = "NAME",
+            description = "chat template (qwen, llama3, ...; default: the tokenizer's own chat_template)")
+    String template;
+
+    @Option(names = "--system", paramLabel = "TEXT", description = "system prompt (default: the template's)")
+    String system;
+
+    @Option(names = "--max-new-tokens", defaultValue = "1024", description = "answer length limit (default 1024)")
+    int maxNewTokens;
+
+    @Option(names = "--greedy", description = "greedy decoding (default: sampling, as LLaMA-Factory)")
+    boolean greedy;
+
+    @Option(names = "--temperature", defaultValue = "0.95", description = "sampling temperature (default 0.95)")
+    double temperature;
+
+    @Option(names = "--top-p", defaultValue = "0.7", description = "nucleus sampling mass (default 0.7)")
+    double topP;
+
+    @Option(names = "--top-k", defaultValue = "50", description = "keep the k most likely tokens, 0 = off (default 50)")
+    int topK;
+
+    @Option(names = "--repetition-penalty", defaultValue = "1.0", description = "CTRL repetition penalty (default 1)")
+    double repetitionPenalty;
+
+    @Option(names = "--seed", defaultValue = "42", description = "sampling seed (default 42)")
+    long seed;
+
+    @Option(names = "--dtype", description = "float32, bfloat16 or float16 (default: the config's torch_dtype)")
+    String dtype;
+
+    @Option(names = "--threads", description = "libtorch threads (default: SFT_THREADS or all processors)")
+    Integer threads;
+
+    @Override
+    public Integer call() throws Exception {
+        TorchRuntime.boot(threads != null ? threads : TorchRuntime.defaultThreads());
+        ScalarType st = dtype == null ? null : DType.fromTorchName(dtype).scalarType();
+        PrintStream out = System.out;
+        try (Tokenizer tok = Tokenizer.load(modelDir); DecoderModel model = DecoderModel.load(modelDir, st)) {
+            Template tpl = Templates.resolve(template, tok, null);
+            if (tok.vocabSize() > model.config().vocabSize()) {
+                System.err.println("warning: the tokenizer has " + tok.vocabSize() + " ids but the model only "
+                        + model.config().vocabSize() + "; prompts with the extra ids will fail");
+            }
+            AdapterChain.forInference(model, AdapterChain.parse(adapter), true);
+            List<Integer> stops = new ArrayList<>(tpl.stopTokenIds(tok));
+            long pad = tok.padId() >= 0 ? tok.padId() : 0;
+            long[] turn = {0};
+            ChatSession session = new ChatSession(tok, tpl, system, prompt -> {
+                GenerationOptions opts = new GenerationOptions(!greedy, temperature, topP, topK, repetitionPenalty,
+                        maxNewTokens, stops.stream().mapToLong(Integer::longValue).toArray(), pad,
+                        seed + turn[0]++);
+                return Generation.generate(model, new long[][] {prompt}, opts)[0];
+            });
+            session.run(new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8)), out);
+        }
+        return 0;
+    }
+}

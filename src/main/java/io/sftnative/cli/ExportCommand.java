@@ -1,0 +1,74 @@
+package io.sftnative.cli;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+import io.sftnative.config.ConfigException;
+import io.sftnative.config.SftConfig;
+import io.sftnative.lora.AdapterChain;
+import io.sftnative.lora.ModelExport;
+import io.sftnative.template.Templates;
+import io.sftnative.torch.TorchRuntime;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code export config.yaml key=value ...}: merges LoRA adapters into the base model and writes an HF directory. */
+@Command(name = "export", mixinStandardHelpOptions = true,
+        description = {"Merge LoRA adapters (adapter_name_or_path, comma-separated, merged in order) into the base"
+                + " model (model_name_or_path) and write a complete HF model directory to export_dir: config.json,"
+                + " safetensors shards of at most export_size GB (+ model.safetensors.index.json), and the base's"
+                + " generation_config.json and tokenizer files. The directory is replaced atomically."})
+final class ExportCommand implements Callable<Integer> {
+    @Parameters(arity = "0..*", paramLabel = "CONFIG|KEY=VALUE",
+            description = "A YAML config (LLaMA-Factory keys), then key=value overrides.")
+    List<String> args = new ArrayList<>();
+
+    @Option(names = "--threads", description = "libtorch threads (default: SFT_THREADS or all processors)")
+    Integer threads;
+
+    @Override
+    public Integer call() throws Exception {
+        Path yaml = null;
+        List<String> overrides = new ArrayList<>();
+        for (String a : args) {
+            if (yaml == null && overrides.isEmpty() && !a.contains("=")) {
+                yaml = Path.of(a);
+            } else {
+                overrides.add(a);
+            }
+        }
+        SftConfig cfg = SftConfig.load(yaml, overrides, w -> System.err.println("warning: " + w));
+        String base = cfg.model().modelNameOrPath();
+        if (base == null) {
+            throw new ConfigException("export needs model_name_or_path (the base model directory)");
+        }
+        String dir = cfg.export().exportDir();
+        if (dir == null) {
+            throw new ConfigException("export needs export_dir (where the merged model is written)");
+        }
+        if (cfg.model().quantizationBit() != 0) {
+            throw new ConfigException("export merges into the full-precision weights: remove quantization_bit ("
+                    + cfg.model().quantizationBit() + ") from the export config");
+        }
+        String template = cfg.data().template();
+        if (template != null && !template.isBlank() && !template.equalsIgnoreCase(Templates.AUTO)) {
+            Templates.named(template.trim()); // a typo is an error, as in training (the tokenizer files are copied)
+        }
+        List<Path> adapters = AdapterChain.parse(cfg.model().adapterNameOrPath());
+        if (!adapters.isEmpty() && !cfg.finetuning().finetuningType().equals("lora")) {
+            throw new ConfigException("adapter_name_or_path is only valid with finetuning_type: lora (it is "
+                    + cfg.finetuning().finetuningType() + "); a full or freeze run's output_dir is already a model:"
+                    + " use it as model_name_or_path");
+        }
+        TorchRuntime.boot(threads != null ? threads : TorchRuntime.defaultThreads());
+        ModelExport.Result r = ModelExport.export(Path.of(base), adapters, Path.of(dir),
+                cfg.export().maxShardBytes(), null, m -> System.err.println(m));
+        System.out.printf("exported %s%s to %s: %s (%.1f MB)%n", base,
+                adapters.isEmpty() ? "" : " with " + adapters.size() + " merged adapter(s)", r.dir(),
+                String.join(", ", r.files()), r.bytes() / 1e6);
+        return 0;
+    }
+}

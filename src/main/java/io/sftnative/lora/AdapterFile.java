@@ -1,0 +1,150 @@
+package io.sftnative.lora;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import io.sftnative.model.DecoderModel;
+import io.sftnative.model.LinearLayer;
+import io.sftnative.model.Tensors;
+import io.sftnative.model.safetensors.DType;
+import io.sftnative.model.safetensors.SafetensorsFile;
+import io.sftnative.model.safetensors.TensorEntry;
+
+/** Reads {@code adapter_model.safetensors} against a model: every name and shape checked before anything loads. */
+final class AdapterFile {
+    private AdapterFile() {}
+
+    /**
+     * @param ab    module path -> {A (r, in), B (out, r)}, retained (owned by the caller, also listed in owned)
+     * @param full  HF parameter name -> modules_to_save weight, retained (the caller copies and releases them)
+     * @param owned every A and B
+     */
+    record Loaded(Map<String, Tensor[]> ab, Map<String, Tensor> full, List<Tensor> owned) {}
+
+    static Loaded read(DecoderModel model, PeftConfig cfg, Path weights, ScalarType dtype) throws IOException {
+        String what = weights.resolveSibling(PeftConfig.CONFIG_FILE) + " target_modules";
+        List<String> paths = cfg.targetModules() instanceof String s && !s.equalsIgnoreCase(TargetModules.ALL_LINEAR)
+                ? TargetModules.resolveRegex(model, s, cfg.layersToTransform(), what)
+                : TargetModules.resolveLinear(model, targetList(cfg), cfg.layersToTransform(), what, false);
+        Map<String, Tensor> fullParams = TargetModules.resolveFull(model,
+                cfg.modulesToSave() == null ? List.of() : cfg.modulesToSave(),
+                weights.resolveSibling(PeftConfig.CONFIG_FILE) + " modules_to_save");
+        String origin = cfg.baseModel() == null ? "" : " (it was trained on " + cfg.baseModel() + ")";
+        try (SafetensorsFile f = SafetensorsFile.open(weights)) {
+            Map<String, String> fullKeys = new LinkedHashMap<>(); // file key -> HF parameter name
+            for (String name : fullParams.keySet()) {
+                String key = PeftConfig.PREFIX + name;
+                String tiedHead = PeftConfig.PREFIX + TargetModules.LM_HEAD + ".weight";
+                if (!f.contains(key) && name.equals(TargetModules.EMBED + ".weight") && f.contains(tiedHead)) {
+                    key = tiedHead; // modules_to_save lm_head of a tied model: the one shared matrix
+                }
+                fullKeys.put(key, name);
+            }
+            Set<String> expected = new LinkedHashSet<>();
+            for (String p : paths) {
+                expected.add(PeftConfig.PREFIX + p + ".lora_A.weight");
+                expected.add(PeftConfig.PREFIX + p + ".lora_B.weight");
+            }
+            expected.addAll(fullKeys.keySet());
+            checkNames(model, weights, f.names(), expected, origin);
+            for (String p : paths) {
+                LinearLayer base = model.linear(p);
+                checkShape(f, weights, PeftConfig.PREFIX + p + ".lora_A.weight",
+                        new long[] {cfg.r(), base.inFeatures()}, p, origin);
+                checkShape(f, weights, PeftConfig.PREFIX + p + ".lora_B.weight",
+                        new long[] {base.outFeatures(), cfg.r()}, p, origin);
+            }
+            for (Map.Entry<String, String> e : fullKeys.entrySet()) {
+                checkShape(f, weights, e.getKey(), Tensors.shape(fullParams.get(e.getValue())), e.getValue(), origin);
+            }
+            return load(f, paths, fullKeys, dtype, model);
+        }
+    }
+
+    private static List<String> targetList(PeftConfig cfg) {
+        return cfg.targetModules() instanceof List<?> l ? l.stream().map(String::valueOf).toList()
+                : List.of(String.valueOf(cfg.targetModules()));
+    }
+
+    private static void checkNames(DecoderModel model, Path file, Set<String> present, Set<String> expected,
+            String origin) {
+        List<String> missing = expected.stream().filter(k -> !present.contains(k)).toList();
+        List<String> unexpected = present.stream().filter(k -> !expected.contains(k)).toList();
+        if (missing.isEmpty() && unexpected.isEmpty()) {
+            return;
+        }
+        StringBuilder sb = new StringBuilder(file + " does not match adapter_config.json and this "
+                + model.config().modelType() + " model (" + model.config().numHiddenLayers() + " layers)" + origin
+                + ":");
+        if (!missing.isEmpty()) {
+            sb.append(" missing tensors ").append(list(missing)).append(';');
+        }
+        if (!unexpected.isEmpty()) {
+            sb.append(" unexpected tensors ").append(list(unexpected)).append(';');
+        }
+        sb.append(" check that the adapter belongs to this base model");
+        throw new AdapterFormatException(sb.toString());
+    }
+
+    private static void checkShape(SafetensorsFile f, Path file, String key, long[] want, String module,
+            String origin) {
+        TensorEntry e = f.entry(key);
+        if (!Arrays.equals(e.shape(), want)) {
+            throw new AdapterFormatException("adapter tensor '" + key + "' in " + file + " has shape "
+                    + Arrays.toString(e.shape()) + " but " + module + " of the base model needs "
+                    + Arrays.toString(want) + ": the adapter was trained for a different model" + origin);
+        }
+        DType d = e.dtype();
+        if (d != DType.F32 && d != DType.BF16 && d != DType.F16 && d != DType.F64) {
+            throw new AdapterFormatException("adapter tensor '" + key + "' in " + file + " is stored as " + d
+                    + "; LoRA weights must be floating point");
+        }
+    }
+
+    private static Loaded load(SafetensorsFile f, List<String> paths, Map<String, String> fullKeys,
+            ScalarType adapterDtype, DecoderModel model) {
+        Map<String, Tensor[]> ab = new LinkedHashMap<>();
+        Map<String, Tensor> full = new LinkedHashMap<>();
+        List<Tensor> owned = new ArrayList<>();
+        try (PointerScope scope = new PointerScope()) {
+            for (String p : paths) {
+                Tensor a = LoraAdapters.onDevice(f.load(PeftConfig.PREFIX + p + ".lora_A.weight", adapterDtype),
+                        model); // (r, in), a copy
+                Tensor b = LoraAdapters.onDevice(f.load(PeftConfig.PREFIX + p + ".lora_B.weight", adapterDtype),
+                        model); // (out, r)
+                a.retainReference();
+                owned.add(a);
+                b.retainReference();
+                owned.add(b);
+                ab.put(p, new Tensor[] {a, b});
+            }
+            for (Map.Entry<String, String> e : fullKeys.entrySet()) {
+                Tensor t = f.load(e.getKey(), model.dtype()); // copied into the model's tensor (any device)
+                t.retainReference();
+                full.put(e.getValue(), t);
+            }
+        } catch (RuntimeException e) {
+            owned.forEach(Tensor::releaseReference);
+            full.values().forEach(Tensor::releaseReference);
+            throw e;
+        }
+        return new Loaded(ab, full, owned);
+    }
+
+    private static String list(List<String> names) {
+        int show = Math.min(names.size(), 6);
+        String head = String.join(", ", names.subList(0, show));
+        return names.size() > show ? head + ", ... (" + names.size() + " in all)" : head;
+    }
+}

@@ -1,0 +1,349 @@
+package io.sftnative.lora;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Generator;
+import org.bytedeco.pytorch.GeneratorOptional;
+import org.bytedeco.pytorch.MemoryFormatOptional;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import io.sftnative.files.AtomicFiles;
+import io.sftnative.model.DecoderModel;
+import io.sftnative.model.DenseLinear;
+import io.sftnative.model.LinearLayer;
+import io.sftnative.model.safetensors.SafetensorsWriter;
+
+/**
+ * LoRA adapters attached to a model (PEFT semantics): every targeted linear slot becomes
+ * {@code base(x) + B(A(dropout(x))) * scaling}; A and B are owned here, the base weights stay the model's.
+ * Attaching freezes every base parameter; {@code additional_target} modules (PEFT's {@code modules_to_save}, e.g.
+ * {@code lm_head}, {@code embed_tokens}) are trained in full, in place in the model.
+ *
+ * <pre>{@code
+ * try (LoraAdapters lora = LoraAdapters.attach(model, spec, seed)) {
+ *     optimizer = new AdamW(lora.trainableParameters(), ...);
+ *     lora.setTraining(true);   ... train ...
+ *     lora.save(outputDir, "Qwen/Qwen2.5-0.5B");          // adapter_config.json + adapter_model.safetensors
+ * }                                                       // slots restored, A/B freed
+ * }</pre>
+ *
+ * <p>{@link #close()} restores the original slots and frees A and B (values written into additional targets stay);
+ * any use afterwards fails. Not thread-safe.
+ */
+public final class LoraAdapters implements AutoCloseable {
+    /** Shared by the slots: training flag (dropout) and lifetime. */
+    static final class State {
+        private boolean training;
+        private boolean closed;
+        private boolean merged;
+
+        boolean training() {
+            return training;
+        }
+
+        void check() {
+            if (closed) {
+                throw new IllegalStateException("these LoRA adapters are closed");
+            }
+            if (merged) {
+                throw new IllegalStateException("these LoRA adapters were merged into the base weights");
+            }
+        }
+    }
+
+    private final DecoderModel model;
+    private final LoraSpec spec;
+    private final Object savedTargets; // target_modules as saved: a list of names, or PEFT's regex string
+    private final List<Integer> layers; // layers_to_transform, or null
+    private final Map<String, LoraLinear> slots; // module path -> LoRA slot, model order
+    private final Map<String, Tensor> full; // additional targets by HF name (borrowed from the model)
+    private final List<Tensor> owned; // every A and B
+    private final State state = new State();
+
+    private LoraAdapters(DecoderModel model, LoraSpec spec, Object savedTargets, List<Integer> layers,
+            Map<String, LoraLinear> slots, Map<String, Tensor> full, List<Tensor> owned) {
+        this.model = model;
+        this.spec = spec;
+        this.savedTargets = savedTargets;
+        this.layers = layers;
+        this.slots = slots;
+        this.full = full;
+        this.owned = owned;
+    }
+
+    // ---------------------------------------------------------------- creating
+
+    /** New adapters with fp32 A/B (LLaMA-Factory keeps trainable parameters in fp32). */
+    public static LoraAdapters attach(DecoderModel model, LoraSpec spec, long seed) {
+        return attach(model, spec, seed, ScalarType.Float);
+    }
+
+    /**
+     * New adapters: A ~ kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)) like PEFT / nn.Linear (drawn in
+     * fp32 from a generator seeded with {@code seed}, then cast), B = 0, so the model's output is unchanged until
+     * training moves B. Freezes every base parameter; A, B and the additional targets require grad.
+     */
+    public static LoraAdapters attach(DecoderModel model, LoraSpec spec, long seed, ScalarType adapterDtype) {
+        List<String> paths = TargetModules.resolveLinear(model, spec.targets(), null, "lora_target", true);
+        Map<String, Tensor> fullParams = TargetModules.resolveFull(model, spec.additionalTarget(),
+                "additional_target");
+        check(model, spec.rank(), paths, fullParams, true);
+        Object saved = spec.targetsAll() ? TargetModules.leafNamesOf(paths) : spec.targets();
+        List<Tensor> owned = new ArrayList<>();
+        Map<String, Tensor[]> ab = new LinkedHashMap<>();
+        try (PointerScope scope = new PointerScope()) {
+            Generator gen = torch.make_generator_cpu(seed);
+            TensorOptions f32 = new TensorOptions(ScalarType.Float);
+            for (String path : paths) {
+                LinearLayer base = model.linear(path);
+                double bound = 1.0 / Math.sqrt(base.inFeatures()); // kaiming_uniform_(a=sqrt(5)): gain*sqrt(3/fan_in)
+                Tensor a = torch.empty(new long[] {spec.rank(), base.inFeatures()}, f32, new MemoryFormatOptional())
+                        .uniform_(-bound, bound, new GeneratorOptional(gen)).to(adapterDtype); // (r, in)
+                Tensor b = torch.zeros(new long[] {base.outFeatures(), spec.rank()},
+                        new TensorOptions(adapterDtype)); // (out, r)
+                ab.put(path, own(owned, onDevice(a, model), onDevice(b, model)));
+            }
+        } catch (RuntimeException e) {
+            owned.forEach(Tensor::releaseReference);
+            throw e;
+        }
+        return install(model, spec, saved, null, ab, fullParams, owned, true);
+    }
+
+    /** Loads a PEFT adapter with fp32 A/B (PEFT's default autocast of adapter weights). */
+    public static LoraAdapters load(DecoderModel model, Path adapterDir, boolean trainable) throws IOException {
+        return load(model, adapterDir, trainable, ScalarType.Float);
+    }
+
+    /**
+     * Loads a PEFT adapter directory ({@code adapter_config.json} + {@code adapter_model.safetensors}, PEFT key
+     * names) onto {@code model}. Its hyper-parameters come from the adapter's config. Every tensor is checked against
+     * the model (names, shapes) and mismatches fail naming the tensor. {@code modules_to_save} weights are copied
+     * into the model. With {@code trainable}, A/B and those weights require grad (resuming training).
+     */
+    public static LoraAdapters load(DecoderModel model, Path adapterDir, boolean trainable, ScalarType adapterDtype)
+            throws IOException {
+        PeftConfig cfg = PeftConfig.read(adapterDir);
+        Path weights = adapterDir.resolve(PeftConfig.WEIGHTS_FILE);
+        if (!Files.isRegularFile(weights)) {
+            if (Files.isRegularFile(adapterDir.resolve(PeftConfig.LEGACY_WEIGHTS_FILE))) {
+                throw new AdapterFormatException(adapterDir + " holds adapter_model.bin (pickle) but no "
+                        + PeftConfig.WEIGHTS_FILE + "; re-save it with PEFT's save_pretrained(safe_serialization=True)");
+            }
+            throw new NoSuchFileException(weights.toString(), null, "adapter weights not found next to "
+                    + PeftConfig.CONFIG_FILE);
+        }
+        AdapterFile.Loaded loaded = AdapterFile.read(model, cfg, weights, adapterDtype);
+        List<String> targets = cfg.targetModules() instanceof List<?> l
+                ? l.stream().map(String::valueOf).toList() : List.of(String.valueOf(cfg.targetModules()));
+        LoraSpec spec = new LoraSpec(cfg.r(), cfg.loraAlpha(), cfg.loraDropout(), targets, cfg.useRslora(),
+                cfg.modulesToSave() == null ? List.of() : cfg.modulesToSave());
+        Map<String, Tensor> fullParams = TargetModules.resolveFull(model, spec.additionalTarget(),
+                "adapter_config.json modules_to_save");
+        try {
+            check(model, cfg.r(), new ArrayList<>(loaded.ab().keySet()), fullParams, false);
+            try (NoGradGuard noGrad = new NoGradGuard(); PointerScope scope = new PointerScope()) {
+                for (Map.Entry<String, Tensor> e : loaded.full().entrySet()) {
+                    fullParams.get(e.getKey()).copy_(e.getValue());
+                }
+            }
+        } catch (RuntimeException e) {
+            loaded.owned().forEach(Tensor::releaseReference);
+            throw e;
+        } finally {
+            loaded.full().values().forEach(Tensor::releaseReference);
+        }
+        return install(model, spec, cfg.targetModules(), cfg.layersToTransform(), loaded.ab(), fullParams,
+                loaded.owned(), trainable);
+    }
+
+    /** The tensor on the model's device (drawn on the CPU so that a seed gives the same values everywhere). */
+    static Tensor onDevice(Tensor t, DecoderModel model) {
+        Device dev = model.embedWeight().device();
+        return dev.is_cpu() ? t : t.to(dev, t.scalar_type());
+    }
+
+    private static Tensor[] own(List<Tensor> owned, Tensor a, Tensor b) {
+        a.retainReference(); // owned by the adapters from now on (released in close/merge)
+        b.retainReference();
+        owned.add(a);
+        owned.add(b);
+        return new Tensor[] {a, b};
+    }
+
+    private static void check(DecoderModel model, int rank, List<String> paths, Map<String, Tensor> fullParams,
+            boolean checkRank) {
+        for (String path : paths) {
+            LinearLayer base = model.linear(path);
+            if (base instanceof LoraLinear) {
+                throw new IllegalStateException(path + " already has a LoRA adapter; merge or close the first"
+                        + " adapters before attaching others");
+            }
+            if (path.equals(TargetModules.LM_HEAD) && model.config().tieWordEmbeddings()) {
+                throw new IllegalArgumentException("lm_head shares its weight with embed_tokens in this model"
+                        + " (tie_word_embeddings); LoRA on it could not be merged. Drop lm_head from lora_target, or"
+                        + " train it in full with additional_target: embed_tokens");
+            }
+            long min = Math.min(base.inFeatures(), base.outFeatures());
+            if (checkRank && rank > min) {
+                throw new IllegalArgumentException("lora_rank " + rank + " is larger than " + path + " ("
+                        + base.inFeatures() + " -> " + base.outFeatures() + " features): a rank above min(in, out) = "
+                        + min + " adds parameters but no capacity; lower lora_rank to at most " + min);
+            }
+            String weight = path + ".weight";
+            if (fullParams.containsKey(weight)) {
+                throw new IllegalArgumentException(path + " is both a LoRA target and an additional_target (trained"
+                        + " in full); choose one");
+            }
+        }
+    }
+
+    private static LoraAdapters install(DecoderModel model, LoraSpec spec, Object saved, List<Integer> layers,
+            Map<String, Tensor[]> ab, Map<String, Tensor> fullParams, List<Tensor> owned, boolean trainable) {
+        model.setRequiresGrad(false);
+        Map<String, LoraLinear> slots = new LinkedHashMap<>();
+        LoraAdapters adapters = new LoraAdapters(model, spec, saved, layers, slots,
+                Collections.unmodifiableMap(fullParams), owned);
+        for (Map.Entry<String, Tensor[]> e : ab.entrySet()) {
+            Tensor a = e.getValue()[0];
+            Tensor b = e.getValue()[1];
+            a.requires_grad_(trainable);
+            b.requires_grad_(trainable);
+            LoraLinear slot = new LoraLinear(e.getKey(), model.linear(e.getKey()), a, b, spec.scaling(),
+                    spec.dropout(), adapters.state);
+            slots.put(e.getKey(), slot);
+            model.setLinear(e.getKey(), slot);
+        }
+        fullParams.values().forEach(t -> t.requires_grad_(trainable));
+        return adapters;
+    }
+
+    // ---------------------------------------------------------------- using
+
+    public LoraSpec spec() {
+        return spec;
+    }
+
+    /** HF module paths that carry a LoRA branch, in model order. */
+    public List<String> modulePaths() {
+        state.check();
+        return List.copyOf(slots.keySet());
+    }
+
+    /**
+     * What the optimizer trains, in a stable order: for each LoRA module (model order) its
+     * {@code <path>.lora_A.weight} (r, in) and {@code <path>.lora_B.weight} (out, r), then the additional targets by
+     * HF name. Names are PEFT's saved keys without {@code base_model.model.}. Borrowed: never close them.
+     */
+    public Map<String, Tensor> trainableParameters() {
+        state.check();
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        for (LoraLinear s : slots.values()) {
+            out.put(s.path() + ".lora_A.weight", s.a());
+            out.put(s.path() + ".lora_B.weight", s.b());
+        }
+        out.putAll(full);
+        return Collections.unmodifiableMap(out);
+    }
+
+    /** Elements in {@link #trainableParameters()}. */
+    public long trainableParameterCount() {
+        long n = 0;
+        for (Tensor t : trainableParameters().values()) {
+            n += t.numel();
+        }
+        return n;
+    }
+
+    /** Dropout on the LoRA inputs only while training (PEFT's nn.Dropout follows model.train()/eval()). */
+    public void setTraining(boolean training) {
+        state.check();
+        state.training = training;
+    }
+
+    /**
+     * Writes {@code dir/adapter_model.safetensors} (keys {@code base_model.model.<path>.lora_A.weight} /
+     * {@code lora_B.weight}, additional targets as {@code base_model.model.<HF name>}) and then
+     * {@code dir/adapter_config.json}, each atomically. Other files in {@code dir} are left alone.
+     */
+    public void save(Path dir, String baseModelNameOrPath) throws IOException {
+        state.check();
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : trainableParameters().entrySet()) {
+            tensors.put(PeftConfig.PREFIX + e.getKey(), e.getValue());
+        }
+        PeftConfig cfg = new PeftConfig(spec.rank(), spec.alpha(), spec.dropout(), savedTargets, spec.useRslora(),
+                spec.additionalTarget(), layers, baseModelNameOrPath);
+        Files.createDirectories(dir);
+        SafetensorsWriter.write(dir.resolve(PeftConfig.WEIGHTS_FILE), tensors, Map.of("format", "pt"));
+        AtomicFiles.writeString(dir.resolve(PeftConfig.CONFIG_FILE), cfg.toJsonText());
+    }
+
+    /**
+     * Folds the adapters into the base weights in place, PEFT's merge: {@code W += (B @ A) * scaling} computed in
+     * the adapter dtype, added into W's dtype. Afterwards the slots hold their plain dense layers again, A and B are
+     * freed, and these adapters can no longer be used (close() is then a no-op). Fails before changing anything
+     * when a slot's base is not a dense layer (e.g. quantized).
+     */
+    public void merge() {
+        state.check();
+        for (LoraLinear s : slots.values()) {
+            if (!(s.base() instanceof DenseLinear)) {
+                throw new IllegalStateException("cannot merge LoRA into " + s.path() + ": its base layer is "
+                        + s.base().getClass().getSimpleName() + ", not a dense weight (a quantized model keeps its"
+                        + " adapter unmerged)");
+            }
+        }
+        try (NoGradGuard noGrad = new NoGradGuard(); PointerScope scope = new PointerScope()) {
+            for (LoraLinear s : slots.values()) {
+                Tensor w = ((DenseLinear) s.base()).weight(); // (out, in)
+                Tensor delta = torch.mm(s.b(), s.a()).mul(new Scalar(s.scaling())); // (out, in)
+                w.add_(delta);
+                model.setLinear(s.path(), s.base());
+            }
+        }
+        full.values().forEach(t -> t.requires_grad_(false));
+        state.merged = true;
+        release();
+    }
+
+    /** Restores the original slots and frees A and B. Idempotent. */
+    @Override
+    public void close() {
+        if (state.closed) {
+            return;
+        }
+        if (!state.merged) {
+            if (!model.isClosed()) {
+                for (LoraLinear s : slots.values()) {
+                    model.setLinear(s.path(), s.base());
+                }
+                full.values().forEach(t -> t.requires_grad_(false));
+            }
+            release();
+        }
+        state.closed = true;
+    }
+
+    private void release() {
+        for (Tensor t : owned) {
+            t.releaseReference();
+        }
+        owned.clear();
+    }
+}

@@ -1,0 +1,83 @@
+package io.sftnative.lora;
+
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import io.sftnative.model.LinearLayer;
+import io.sftnative.model.safetensors.DType;
+
+/**
+ * A linear slot with a LoRA branch, PEFT's {@code lora.Linear.forward}:
+ * {@code y = base(x) + B(A(dropout(x))) * scaling}, where x is cast to the adapter dtype for the branch and the sum
+ * is cast back to the base output dtype. Two thin GEMMs, (.., in) -> (.., r) -> (.., out); B·A is never formed.
+ *
+ * <p>Borrows A and B (owned by {@link LoraAdapters}) and the base layer (owned by the model).
+ */
+final class LoraLinear implements LinearLayer {
+    private final String path;
+    private final LinearLayer base;
+    private final Tensor a; // (r, in)
+    private final Tensor b; // (out, r)
+    private final double scaling;
+    private final double dropout;
+    private final LoraAdapters.State state;
+
+    LoraLinear(String path, LinearLayer base, Tensor a, Tensor b, double scaling, double dropout,
+            LoraAdapters.State state) {
+        this.path = path;
+        this.base = base;
+        this.a = a;
+        this.b = b;
+        this.scaling = scaling;
+        this.dropout = dropout;
+        this.state = state;
+    }
+
+    @Override
+    public Tensor forward(Tensor x) { // x (..., in)
+        state.check();
+        Tensor y = base.forward(x); // (..., out) in the base dtype
+        ScalarType outType = y.scalar_type();
+        Tensor xa = DType.same(x.scalar_type(), a.scalar_type()) ? x : x.to(a.scalar_type()); // (..., in)
+        if (dropout > 0 && state.training()) {
+            xa = torch.dropout(xa, dropout, true);
+        }
+        Tensor delta = torch.linear(torch.linear(xa, a), b); // (..., r) -> (..., out)
+        Tensor sum = y.add(delta, new Scalar(scaling)); // promoted to the wider of the two dtypes, as in PEFT
+        return DType.same(sum.scalar_type(), outType) ? sum : sum.to(outType);
+    }
+
+    String path() {
+        return path;
+    }
+
+    LinearLayer base() {
+        return base;
+    }
+
+    /** (r, in) */
+    Tensor a() {
+        return a;
+    }
+
+    /** (out, r) */
+    Tensor b() {
+        return b;
+    }
+
+    double scaling() {
+        return scaling;
+    }
+
+    @Override
+    public long inFeatures() {
+        return base.inFeatures();
+    }
+
+    @Override
+    public long outFeatures() {
+        return base.outFeatures();
+    }
+}

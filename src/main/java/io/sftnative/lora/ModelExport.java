@@ -1,0 +1,102 @@
+package io.sftnative.lora;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import io.sftnative.files.AtomicFiles;
+import io.sftnative.model.DecoderModel;
+
+/**
+ * LLaMA-Factory's {@code export}: the base model with its LoRA adapters merged, written as a complete HF model
+ * directory (config.json, safetensors shards + index when over the shard size, generation_config.json and the
+ * tokenizer files of the base). The directory is staged next to the target and published in one rename, so a crash
+ * leaves the previous export intact.
+ */
+public final class ModelExport {
+    /** Files copied unchanged from the base directory when present (tokenizer, chat template, generation). */
+    public static final List<String> COPIED_FILES = List.of("generation_config.json", "tokenizer.json",
+            "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json",
+            "merges.txt", "chat_template.jinja", "chat_template.json");
+
+    /** What was written. */
+    public record Result(Path dir, int adapters, List<String> files, long bytes) {}
+
+    private ModelExport() {}
+
+    /**
+     * @param baseDir       the HF base model directory (model_name_or_path)
+     * @param adapters      PEFT adapter directories merged in order (adapter_name_or_path; may be empty)
+     * @param exportDir     the directory to write (replaced when it already holds a model)
+     * @param maxShardBytes split the weights into shards of at most this many bytes
+     * @param dtype         weights dtype, or null for the base config's torch_dtype (LLaMA-Factory's behaviour)
+     */
+    public static Result export(Path baseDir, List<Path> adapters, Path exportDir, long maxShardBytes,
+            ScalarType dtype, Consumer<String> log) throws IOException {
+        checkTarget(baseDir, adapters, exportDir);
+        Path staging = AtomicFiles.stagingDirectory(exportDir);
+        try {
+            try (DecoderModel model = DecoderModel.load(baseDir, dtype)) {
+                AdapterChain.mergeAll(model, adapters);
+                model.save(staging, maxShardBytes);
+            }
+            boolean tokenizer = false;
+            for (String f : COPIED_FILES) {
+                Path src = baseDir.resolve(f);
+                if (Files.isRegularFile(src)) {
+                    Files.copy(src, staging.resolve(f), StandardCopyOption.COPY_ATTRIBUTES);
+                    tokenizer |= f.startsWith("tokenizer.");
+                }
+            }
+            if (!tokenizer) {
+                log.accept("warning: " + baseDir + " has no tokenizer.json or tokenizer.model; the exported model has"
+                        + " no tokenizer files (copy them into " + exportDir + " before using it)");
+            }
+            List<String> files = new ArrayList<>();
+            long bytes = 0;
+            try (Stream<Path> s = Files.list(staging)) {
+                for (Path p : s.sorted().toList()) {
+                    files.add(p.getFileName().toString());
+                    bytes += Files.size(p);
+                }
+            }
+            AtomicFiles.publishDirectory(staging, exportDir);
+            return new Result(exportDir, adapters.size(), files, bytes);
+        } finally {
+            AtomicFiles.deleteRecursively(staging); // no-op once published
+        }
+    }
+
+    private static void checkTarget(Path baseDir, List<Path> adapters, Path exportDir) throws IOException {
+        Path target = exportDir.toAbsolutePath().normalize();
+        List<Path> sources = new ArrayList<>(adapters);
+        sources.add(baseDir);
+        for (Path src : sources) {
+            Path s = src.toAbsolutePath().normalize();
+            if (s.startsWith(target) || target.equals(s)) {
+                throw new IllegalArgumentException("export_dir " + exportDir + " would replace " + src
+                        + ", which the export reads; choose another export_dir");
+            }
+        }
+        if (Files.exists(target)) {
+            if (!Files.isDirectory(target)) {
+                throw new IllegalArgumentException("export_dir " + exportDir + " is a file; choose a directory");
+            }
+            boolean empty;
+            try (Stream<Path> s = Files.list(target)) {
+                empty = s.findAny().isEmpty();
+            }
+            if (!empty && !Files.isRegularFile(target.resolve("config.json"))) {
+                throw new IllegalArgumentException("export_dir " + exportDir + " exists and is not a model directory"
+                        + " (no config.json); the export replaces the whole directory, so choose a new or empty one");
+            }
+        }
+    }
+}
