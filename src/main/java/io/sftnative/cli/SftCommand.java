@@ -12,6 +12,7 @@ import picocli.CommandLine.Command;
                 CommandLine.HelpCommand.class,
                 InfoCommand.class, GenerateCommand.class, PreflightCommand.class, NativeInfoCommand.class,
                 ExportCommand.class, ChatCommand.class,
+                TrainCommand.class, EvalCommand.class,
         })
 public final class SftCommand implements Runnable {
     @CommandLine.Spec

@@ -23,6 +23,29 @@ public final class ConfigLoader {
      * @param overrides {@code key=value} strings; later ones win
      */
     public static RawConfig load(Path yaml, List<String> overrides) {
+        return load(yaml, overrides, Map.of());
+    }
+
+    /**
+     * As {@link #load(Path, List)}, then {@code values} set in code (the library API) on top: file, then command
+     * line, then code.
+     */
+    public static RawConfig load(Path yaml, List<String> overrides, Map<String, ?> values) {
+        RawConfig base = read(yaml, overrides);
+        if (values.isEmpty()) {
+            return base;
+        }
+        Map<String, Object> merged = new LinkedHashMap<>(base.values());
+        Map<String, String> origins = new LinkedHashMap<>();
+        merged.keySet().forEach(k -> origins.put(k, base.origin(k)));
+        values.forEach((k, v) -> {
+            merged.put(k, v);
+            origins.put(k, "code");
+        });
+        return new RawConfig(merged, origins);
+    }
+
+    private static RawConfig read(Path yaml, List<String> overrides) {
         Map<String, Object> values = new LinkedHashMap<>();
         Map<String, String> origins = new LinkedHashMap<>();
         if (yaml != null) {

@@ -16,10 +16,14 @@ import java.util.List;
  * @param freezeTrainableModules freeze: which modules inside those layers train ([all] = all)
  * @param additionalTarget       modules trained in full besides the adapters (e.g. lm_head, embed_tokens)
  * @param plotLoss               write training_loss.png
+ * @param computeAccuracy        evaluation also reports token accuracy (argmax vs label, shifted)
+ * @param createNewAdapter       with adapter_name_or_path: merge those adapters and train a new one (instead of
+ *                               resuming the last one)
  */
 public record FinetuningArgs(String stage, String finetuningType, int loraRank, double loraAlpha,
         double loraDropout, List<String> loraTarget, boolean useRslora, int freezeTrainableLayers,
-        List<String> freezeTrainableModules, List<String> additionalTarget, boolean plotLoss) {
+        List<String> freezeTrainableModules, List<String> additionalTarget, boolean plotLoss,
+        boolean computeAccuracy, boolean createNewAdapter) {
 
     public static FinetuningArgs from(RawConfig c) {
         int rank = c.integer("lora_rank", 8);
@@ -39,6 +43,8 @@ public record FinetuningArgs(String stage, String finetuningType, int loraRank, 
                 c.integer("freeze_trainable_layers", 2),
                 modules.isEmpty() ? List.of("all") : modules,
                 c.list("additional_target"),
-                c.bool("plot_loss", false));
+                c.bool("plot_loss", false),
+                c.bool("compute_accuracy", false),
+                c.bool("create_new_adapter", false));
     }
 }

@@ -11,10 +11,11 @@ package io.sftnative.config;
  * @param quantizationBlocksize values per absmax block
  * @param nativeLibrary       path of a real libbitsandbytes to use for the symbols it exports, or null for ours
  * @param threads             libtorch intra-op threads (0 = all available processors)
+ * @param trainFromScratch    ignore the weights: random-initialise the architecture of config.json (seeded by seed)
  */
 public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int quantizationBit,
         String quantizationType, boolean doubleQuantization, int quantizationBlocksize, String nativeLibrary,
-        int threads) {
+        int threads, boolean trainFromScratch) {
 
     public static ModelArgs from(RawConfig c) {
         int bit = c.integer("quantization_bit", 0);
@@ -30,6 +31,7 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
                 c.bool("double_quantization", true),
                 c.integer("quantization_blocksize", 64),
                 c.string("bnb_library", System.getenv("SFT_BNB_LIBRARY")),
-                c.integer("threads", 0));
+                c.integer("threads", 0),
+                c.bool("train_from_scratch", false));
     }
 }

@@ -23,7 +23,7 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
             "report_to", "ddp_timeout", "trust_remote_code", "dataloader_num_workers", "flash_attn",
             "save_only_model", "run_name", "logging_dir", "deepspeed", "fp16", "tf32", "ddp_find_unused_parameters",
             "use_fast_tokenizer", "disable_tqdm", "include_num_input_tokens_seen", "save_strategy",
-            "eval_strategy", "evaluation_strategy", "logging_strategy", "streaming", "tokenized_path",
+            "logging_strategy", "streaming", "tokenized_path",
             "preprocessing_batch_size", "cache_dir", "infer_backend", "enable_liger_kernel", "use_unsloth");
 
     public static SftConfig load(Path yaml, List<String> overrides, Consumer<String> warn) {

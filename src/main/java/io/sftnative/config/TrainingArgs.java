@@ -5,6 +5,9 @@ package io.sftnative.config;
  *
  * @param gradientCheckpointing recompute each decoder layer's activations in backward
  * @param fusedCrossEntropy     compute the LM head and loss chunk by chunk (logits never materialised whole)
+ * @param evalStrategy          when to evaluate during training: no, steps (every eval_steps) or epoch; default
+ *                              steps when there is evaluation data (val_size or eval_dataset), else no
+ * @param evalOnStart           evaluate once before the first step (HF eval_on_start)
  */
 public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean doTrain, boolean doEval,
         boolean doPredict, int perDeviceTrainBatchSize, int perDeviceEvalBatchSize, int gradientAccumulationSteps,
@@ -12,7 +15,7 @@ public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean
         long warmupSteps, double weightDecay, double maxGradNorm, double adamBeta1, double adamBeta2,
         double adamEpsilon, boolean bf16, long seed, long loggingSteps, long saveSteps, long evalSteps,
         int saveTotalLimit, String resumeFromCheckpoint, boolean predictWithGenerate,
-        boolean gradientCheckpointing, Boolean fusedCrossEntropy) {
+        boolean gradientCheckpointing, Boolean fusedCrossEntropy, String evalStrategy, boolean evalOnStart) {
 
     public static TrainingArgs from(RawConfig c) {
         TrainingArgs t = new TrainingArgs(
@@ -44,12 +47,30 @@ public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean
                 c.string("resume_from_checkpoint", null),
                 c.bool("predict_with_generate", false),
                 c.bool("gradient_checkpointing", false),
-                c.has("fused_cross_entropy") ? c.bool("fused_cross_entropy", true) : null);
+                c.has("fused_cross_entropy") ? c.bool("fused_cross_entropy", true) : null,
+                c.has("eval_strategy") ? c.choice("eval_strategy", null, "no", "steps", "epoch")
+                        : c.choice("evaluation_strategy", null, "no", "steps", "epoch"),
+                c.bool("eval_on_start", false));
         positive(c, "per_device_train_batch_size", t.perDeviceTrainBatchSize);
         positive(c, "per_device_eval_batch_size", t.perDeviceEvalBatchSize);
         positive(c, "gradient_accumulation_steps", t.gradientAccumulationSteps);
         if (!(t.learningRate >= 0) || Double.isInfinite(t.learningRate)) {
             throw new ConfigException("key 'learning_rate' (" + c.origin("learning_rate") + ") must be >= 0");
+        }
+        for (String key : new String[] {"logging_steps", "save_steps", "eval_steps"}) {
+            long v = key.equals("logging_steps") ? t.loggingSteps : key.equals("save_steps") ? t.saveSteps
+                    : t.evalSteps;
+            if (v < 1) {
+                throw new ConfigException("key '" + key + "' (" + c.origin(key) + ") must be >= 1, got " + v);
+            }
+        }
+        if (t.maxSteps <= 0 && !(t.numTrainEpochs > 0)) {
+            throw new ConfigException("key 'num_train_epochs' (" + c.origin("num_train_epochs") + ") must be > 0"
+                    + " (or set max_steps)");
+        }
+        if (!(t.maxGradNorm >= 0)) {
+            throw new ConfigException("key 'max_grad_norm' (" + c.origin("max_grad_norm") + ") must be >= 0"
+                    + " (0 turns clipping off)");
         }
         if (t.warmupRatio < 0 || t.warmupRatio > 1) {
             throw new ConfigException("key 'warmup_ratio' (" + c.origin("warmup_ratio") + ") must be in [0, 1]");

@@ -1,0 +1,147 @@
+package io.sftnative.api;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+import io.sftnative.config.ConfigLoader;
+import io.sftnative.config.SftConfig;
+import io.sftnative.loss.LossComputation;
+import io.sftnative.train.PretrainRecipe;
+import io.sftnative.train.RunOptions;
+import io.sftnative.train.SftRecipe;
+
+/**
+ * Fine-tunes or pretrains a model from a JVM service: the same runs as {@code sft-native train}.
+ *
+ * <pre>{@code
+ * SftTrainer trainer = SftTrainer.builder()
+ *         .config(Path.of("examples/qwen2_5_lora_sft.yaml"))      // optional: LLaMA-Factory YAML
+ *         .set("output_dir", "saves/run-7").set("max_steps", 200)  // keys as in the YAML, code wins
+ *         .listener(new TrainingListener() {
+ *             public void onStep(StepEvent e) { metrics.record(e.step(), e.loss()); }
+ *         })
+ *         .build();                                                  // validates the config
+ * try (TrainingRun run = trainer.start()) {                          // trains on its own thread
+ *     ...
+ *     run.cancel();                                                  // saves a checkpoint, then stops
+ *     TrainResult r = run.await();                                   // COMPLETED or CANCELLED
+ * }
+ * }</pre>
+ * Starting again with the same {@code output_dir} resumes from its latest checkpoint (LLaMA-Factory's rule), or
+ * set {@code resume_from_checkpoint}.
+ */
+public final class SftTrainer {
+    private final SftConfig config;
+    private final TrainingListener listener;
+    private final LossComputation loss;
+    private final boolean console;
+
+    private SftTrainer(SftConfig config, TrainingListener listener, LossComputation loss, boolean console) {
+        this.config = config;
+        this.listener = listener;
+        this.loss = loss;
+        this.console = console;
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** The validated configuration this trainer runs. */
+    public SftConfig config() {
+        return config;
+    }
+
+    /** Starts training on a new thread and returns its handle at once. */
+    public TrainingRun start() {
+        AtomicBoolean cancel = new AtomicBoolean();
+        return TrainingRun.start(() -> execute(cancel), cancel);
+    }
+
+    /** Trains in the calling thread until done. Failures are thrown as they happen (config, data, divergence). */
+    public TrainResult run() throws IOException {
+        return execute(new AtomicBoolean());
+    }
+
+    private TrainResult execute(AtomicBoolean cancel) throws IOException {
+        RunOptions opts = new RunOptions(listener, cancel::get, loss, console);
+        return "pt".equals(config.finetuning().stage()) ? PretrainRecipe.run(config, opts)
+                : SftRecipe.run(config, opts);
+    }
+
+    /** Configuration from a YAML file, command-line style overrides and values set in code (later wins). */
+    public static final class Builder {
+        private Path yaml;
+        private final List<String> overrides = new ArrayList<>();
+        private final Map<String, Object> values = new LinkedHashMap<>();
+        private SftConfig config;
+        private TrainingListener listener = TrainingListener.NONE;
+        private LossComputation loss;
+        private boolean console;
+
+        private Builder() {}
+
+        /** A LLaMA-Factory-style YAML config file. */
+        public Builder config(Path yaml) {
+            this.yaml = yaml;
+            return this;
+        }
+
+        /** An already validated config (other config calls are then ignored). */
+        public Builder config(SftConfig config) {
+            this.config = config;
+            return this;
+        }
+
+        /** {@code key=value} strings as on the command line. */
+        public Builder overrides(List<String> keyValues) {
+            overrides.addAll(keyValues);
+            return this;
+        }
+
+        /** One config key (LLaMA-Factory's names, e.g. {@code learning_rate}); wins over file and overrides. */
+        public Builder set(String key, Object value) {
+            values.put(key, value);
+            return this;
+        }
+
+        public Builder listener(TrainingListener listener) {
+            this.listener = listener == null ? TrainingListener.NONE : listener;
+            return this;
+        }
+
+        /** Replaces the micro-batch forward/loss/backward (e.g. a memory-saving variant); default: plain. */
+        public Builder lossComputation(LossComputation loss) {
+            this.loss = loss;
+            return this;
+        }
+
+        /** Print progress and messages to standard output as the CLI does (default: off). */
+        public Builder console(boolean console) {
+            this.console = console;
+            return this;
+        }
+
+        /** Validates the configuration: an unknown key or a bad value fails here with the key named. */
+        public SftTrainer build() {
+            SftConfig cfg = config;
+            if (cfg == null) {
+                List<String> warnings = new ArrayList<>();
+                cfg = SftConfig.from(ConfigLoader.load(yaml, overrides, values), warnings::add);
+                for (String w : warnings) {
+                    if (console) {
+                        System.err.println("warning: " + w);
+                    }
+                    listener.onMessage("warning: " + w);
+                }
+            }
+            return new SftTrainer(cfg, listener, loss, console);
+        }
+    }
+
+}

@@ -1,0 +1,41 @@
+package io.sftnative.loss;
+
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import io.sftnative.batch.Batch;
+import io.sftnative.model.AttentionContext;
+import io.sftnative.model.DecoderModel;
+import io.sftnative.model.Tensors;
+
+/**
+ * One collated micro-batch on the model's device: what a {@link LossComputation} consumes. Its tensors are
+ * temporaries of the current step scope.
+ *
+ * @param host      the host arrays it was made from (row count, target-token count)
+ * @param inputIds  (B, T) int64 token ids
+ * @param labels    (B, T) int64 labels, -100 where no loss is taken; NOT shifted (the loss shifts)
+ * @param context   attention for the batch: causal with a padding mask, or block-diagonal for neat packing
+ */
+public record MicroBatch(Batch host, Tensor inputIds, Tensor labels, AttentionContext context) {
+
+    /** Uploads {@code b} to the device of {@code model}'s weights and builds its attention context. */
+    public static MicroBatch upload(Batch b, DecoderModel model) {
+        Device device = model.embedWeight().device();
+        long rows = b.batchSize();
+        long len = b.seqLen();
+        Tensor ids = Tensors.longs(b.inputIds(), rows, len).to(device, ScalarType.Long); // (B, T)
+        Tensor labels = Tensors.longs(b.labels(), rows, len).to(device, ScalarType.Long); // (B, T)
+        Tensor mask = Tensors.longs(b.attentionMask(), rows, len).to(device, ScalarType.Long); // (B, T)
+        Tensor positions = Tensors.longs(b.positionIds(), rows, len).to(device, ScalarType.Long); // (B, T)
+        AttentionContext ctx = b.segmentIds() ? model.packedContext(mask, positions)
+                : model.paddedContext(mask, positions);
+        return new MicroBatch(b, ids, labels, ctx);
+    }
+
+    /** Target tokens of this micro-batch (labels != -100 after the shift). */
+    public long targetTokens() {
+        return host.targetTokens();
+    }
+}

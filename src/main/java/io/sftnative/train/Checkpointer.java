@@ -1,0 +1,87 @@
+package io.sftnative.train;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import org.bytedeco.javacpp.PointerScope;
+
+import io.sftnative.checkpoint.CheckpointRotation;
+import io.sftnative.checkpoint.ResumableRandom;
+import io.sftnative.checkpoint.RngState;
+import io.sftnative.checkpoint.TrainingCheckpoint;
+import io.sftnative.optim.AdamW;
+import io.sftnative.train.log.TrainerState;
+
+/**
+ * Saves {@code checkpoint-<step>} directories for a run ({@link TrainingCheckpoint}, atomic) and keeps at most
+ * {@code save_total_limit} of them ({@link CheckpointRotation}).
+ */
+final class Checkpointer {
+    /** Tokenizer files copied next to weights so a checkpoint or output_dir is usable on its own. */
+    static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json",
+            "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
+            "generation_config.json", "chat_template.jinja");
+
+    private final Path outputDir;
+    private final int saveTotalLimit;
+    private final TrainableModel model;
+    private final AdamW optimizer;
+    private final TrainingCheckpoint.Schedule schedule;
+    private final List<Path> tokenizerFiles;
+    private Path last;
+
+    Checkpointer(Path outputDir, int saveTotalLimit, TrainableModel model, AdamW optimizer,
+            TrainingCheckpoint.Schedule schedule, Path tokenizerDir) {
+        this.outputDir = outputDir;
+        this.saveTotalLimit = saveTotalLimit;
+        this.model = model;
+        this.optimizer = optimizer;
+        this.schedule = schedule;
+        this.tokenizerFiles = tokenizerFiles(tokenizerDir);
+    }
+
+    /** The tokenizer files present in {@code dir} (none when dir is null). */
+    static List<Path> tokenizerFiles(Path dir) {
+        List<Path> out = new ArrayList<>();
+        if (dir != null) {
+            for (String name : TOKENIZER_FILES) {
+                Path p = dir.resolve(name);
+                if (Files.isRegularFile(p)) {
+                    out.add(p);
+                }
+            }
+        }
+        return out;
+    }
+
+    /** Writes the checkpoint of {@code position} and rotates old ones; returns its directory. */
+    Path save(TrainingCheckpoint.Position position, TrainerState state, long seed) throws IOException {
+        Path dir;
+        try (PointerScope scope = new PointerScope()) {
+            dir = TrainingCheckpoint.save(outputDir, position, model::saveWeights, optimizer.stateDict(), schedule,
+                    RngState.capture(ResumableRandom.seeded(seed)), state, tokenizerFiles);
+        }
+        last = dir;
+        CheckpointRotation.rotate(outputDir, saveTotalLimit, dir, null);
+        return dir;
+    }
+
+    /** Copies the tokenizer files into {@code dir} (the final output directory). */
+    void copyTokenizer(Path dir) throws IOException {
+        for (Path f : tokenizerFiles) {
+            byte[] bytes = Files.readAllBytes(f);
+            io.sftnative.files.AtomicFiles.writeBytes(dir.resolve(f.getFileName().toString()), bytes);
+        }
+    }
+
+    Path last() {
+        return last;
+    }
+
+    void setLast(Path dir) {
+        last = dir;
+    }
+}

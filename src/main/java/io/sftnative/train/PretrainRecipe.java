@@ -1,0 +1,64 @@
+package io.sftnative.train;
+
+import java.io.IOException;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import io.sftnative.api.TrainResult;
+import io.sftnative.config.SftConfig;
+import io.sftnative.config.TrainingArgs;
+import io.sftnative.data.ExampleSet;
+import io.sftnative.eval.LossEvaluator;
+
+/**
+ * Pretraining (stage {@code pt}), LLaMA-Factory's {@code run_pt} as one recipe: texts (each + EOS) concatenated
+ * and cut into {@code cutoff_len} blocks with every token a target; from a checkpoint, or from scratch with
+ * {@code train_from_scratch: true}.
+ * <ol>
+ *   <li>setup ({@link RunSetup}); 2. train ({@link TrainPhase}, {@link TrainLoop});</li>
+ *   <li>evaluate ({@code do_eval}): eval_loss and {@code perplexity = exp(eval_loss)} → eval_results.json;</li>
+ *   <li>predict ({@code do_predict}): the loss on the validation blocks as {@code predict_loss}.</li>
+ * </ol>
+ */
+public final class PretrainRecipe {
+    private PretrainRecipe() {}
+
+    public static TrainResult run(SftConfig cfg, RunOptions opts) throws IOException {
+        TrainingArgs t = cfg.training();
+        Map<String, Object> results = new LinkedHashMap<>();
+        try (RunSetup run = RunSetup.open(cfg, "pt", opts)) {
+            ExampleSet evalSet = run.data.data().eval();
+            TrainLoop.Evaluator evaluator = evalSet.isEmpty() ? null : () -> evaluate(run, evalSet, "eval");
+            long step = run.resume == null ? 0 : run.resume.position().globalStep();
+            if (t.doTrain()) {
+                TrainPhase.Outcome trained = TrainPhase.run(run, evaluator, List.of("loss", "eval_loss"));
+                if (trained.cancelled()) {
+                    return trained.result();
+                }
+                results.putAll(trained.metrics());
+                step = trained.step();
+            }
+            run.model.setTraining(false);
+            if (t.doEval()) {
+                results.putAll(SftRecipe.save(run, "eval", evaluate(run, evalSet, "eval"), results.get("epoch")));
+            }
+            if (t.doPredict()) {
+                results.putAll(SftRecipe.save(run, "predict", evaluate(run, evalSet, "predict"),
+                        results.get("epoch")));
+            }
+            return new TrainResult(TrainResult.Status.COMPLETED, step, step,
+                    SftRecipe.doubleOr(results.get("train_loss")), run.outputDir, null, results);
+        }
+    }
+
+    /** Loss and perplexity on the validation blocks, named {@code <prefix>_loss}, {@code perplexity}. */
+    static TrainLoop.Evaluation evaluate(RunSetup run, ExampleSet set, String prefix) {
+        LossEvaluator.Result r = LossEvaluator.evaluate(run.model.model(), set, run.collator,
+                run.cfg.training().perDeviceEvalBatchSize(), run.loss, run.autocast, false);
+        Map<String, Double> m = new LinkedHashMap<>();
+        m.put(prefix + "_loss", r.loss());
+        m.put("perplexity", Math.exp(r.loss()));
+        return new TrainLoop.Evaluation(m, r.runtimeSeconds(), r.examples(), r.batches());
+    }
+}

@@ -1,0 +1,189 @@
+package io.sftnative.train;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+import io.sftnative.batch.Collator;
+import io.sftnative.checkpoint.ResumeResolver;
+import io.sftnative.checkpoint.TorchRng;
+import io.sftnative.checkpoint.TrainingCheckpoint;
+import io.sftnative.config.ConfigException;
+import io.sftnative.config.SftConfig;
+import io.sftnative.config.TrainingArgs;
+import io.sftnative.data.DataPipeline;
+import io.sftnative.loss.LossComputation;
+import io.sftnative.loss.PlainLossComputation;
+import io.sftnative.optim.AdamW;
+import io.sftnative.optim.LrSchedule;
+import io.sftnative.torch.Autocast;
+import io.sftnative.torch.TorchRuntime;
+
+/**
+ * What both recipes do before the first step, in order: libtorch and seeds, where the run resumes from, data,
+ * model, loss, optimizer, schedule, and (resuming) the optimizer, random and data state of the checkpoint. Owns
+ * the data and the model; closing it frees them.
+ */
+final class RunSetup implements AutoCloseable {
+    final SftConfig cfg;
+    final RunOptions opts;
+    final Path outputDir;
+    final TrainingCheckpoint.Loaded resume; // null for a fresh run
+    final DataPipeline.Prepared data;
+    final TrainableModel model;
+    final Autocast autocast;
+    final LossComputation loss;
+    final Collator collator;
+    final Path tokenizerDir; // null when the model has no tokenizer files (pre-tokenized data)
+
+    private RunSetup(SftConfig cfg, RunOptions opts, Path outputDir, TrainingCheckpoint.Loaded resume,
+            DataPipeline.Prepared data, TrainableModel model, Path tokenizerDir) {
+        this.cfg = cfg;
+        this.opts = opts;
+        this.outputDir = outputDir;
+        this.resume = resume;
+        this.data = data;
+        this.model = model;
+        this.tokenizerDir = tokenizerDir;
+        this.autocast = Autocast.of(cfg.training().bf16());
+        this.loss = opts.loss() != null ? opts.loss() : new PlainLossComputation(autocast);
+        this.collator = new Collator(data.data().padId(), cfg.data().padToMultipleOf(), data.data().neatPacking());
+    }
+
+    static RunSetup open(SftConfig cfg, String stage, RunOptions opts) throws IOException {
+        TrainingArgs t = cfg.training();
+        TorchRuntime.boot(cfg.model().threads() > 0 ? cfg.model().threads() : TorchRuntime.defaultThreads());
+        TorchRng.manualSeed(t.seed());
+        Path outputDir = Path.of(t.outputDir());
+        Optional<Path> from = ResumeResolver.resolve(t.resumeFromCheckpoint(), outputDir, t.overwriteOutputDir(),
+                t.doTrain());
+        TrainingCheckpoint.Loaded resume = from.isPresent() ? TrainingCheckpoint.read(from.get()) : null;
+        if (!t.doTrain() && !t.doEval() && !t.doPredict()) {
+            throw new ConfigException("do_train, do_eval and do_predict are all false: nothing to do");
+        }
+        Path modelDir = TrainableModel.modelDir(cfg.model());
+        Path tokenizerDir = hasTokenizer(modelDir) ? modelDir : null;
+        DataPipeline.Prepared data = DataPipeline.prepare(tokenizerDir, cfg.data(), stage, t.seed(), opts.console(),
+                opts::say);
+        try {
+            report(opts, "train", data.data().trainReport().summary());
+            if ((t.doEval() || t.doPredict()) && data.data().eval().isEmpty()) {
+                throw new ConfigException("do_eval / do_predict need evaluation data: set val_size (a fraction or a"
+                        + " count of the training examples) or eval_dataset");
+            }
+            TrainableModel model = t.doTrain()
+                    ? TrainableModel.forTraining(cfg.model(), cfg.finetuning(), t.bf16(), t.seed(),
+                            resume == null ? null : resume.dir(), opts::say)
+                    : TrainableModel.forInference(cfg.model(), t.bf16());
+            try {
+                checkVocabulary(model, data);
+            } catch (RuntimeException e) {
+                model.close();
+                throw e;
+            }
+            if (resume != null) {
+                opts.say("resuming from " + resume.dir() + " (step " + resume.position().globalStep()
+                        + ")");
+            }
+            return new RunSetup(cfg, opts, outputDir, resume, data, model, tokenizerDir);
+        } catch (IOException | RuntimeException e) {
+            data.close();
+            throw e;
+        }
+    }
+
+    /** The optimizer over the trainable parameters, with the checkpoint's state when resuming. */
+    AdamW optimizer() throws IOException {
+        TrainingArgs t = cfg.training();
+        AdamW opt = AdamW.withHfGroups(model.trainable(), t.weightDecay(), t.adamBeta1(), t.adamBeta2(),
+                t.adamEpsilon());
+        if (resume != null) {
+            try {
+                TrainingCheckpoint.loadOptimizerState(resume.dir(), opt::loadStateDict);
+            } catch (IOException | RuntimeException e) {
+                opt.close();
+                throw e;
+            }
+        }
+        return opt;
+    }
+
+    DataOrder order() {
+        TrainingArgs t = cfg.training();
+        return new DataOrder(data.data().train().size(), t.perDeviceTrainBatchSize(), t.gradientAccumulationSteps(),
+                t.seed(), true);
+    }
+
+    LrSchedule schedule(long totalSteps) {
+        TrainingArgs t = cfg.training();
+        return LrSchedule.of(t.lrSchedulerType(), t.learningRate(), totalSteps, t.warmupSteps(), t.warmupRatio());
+    }
+
+    /** The step to start from: the checkpoint's, after checking it fits this run and restoring its random state. */
+    long startStep(DataOrder order, LrSchedule schedule) {
+        if (resume == null) {
+            return 0;
+        }
+        TrainingCheckpoint.Position p = resume.position();
+        if (p.trainExamples() != order.examples()) {
+            throw new ConfigException(resume.dir() + " was trained on " + p.trainExamples() + " training rows, this"
+                    + " run has " + order.examples() + ": the data changed, so the run cannot continue where it"
+                    + " stopped. Restore the data (dataset, max_samples, val_size, cutoff_len, packing) or start"
+                    + " a new run (another output_dir, or overwrite_output_dir: true)");
+        }
+        if (p.batchSize() != order.batchSize() || p.accumulation() != order.accumulation() || p.seed() != cfg
+                .training().seed()) {
+            opts.say("warning: the checkpoint was trained with batch size " + p.batchSize()
+                    + ", accumulation " + p.accumulation() + ", seed " + p.seed() + "; this run uses "
+                    + order.batchSize() + ", " + order.accumulation() + ", " + cfg.training().seed()
+                    + ": the data order after the resume differs from an uninterrupted run");
+        }
+        TrainingCheckpoint.Schedule s = resume.schedule();
+        if (!s.type().equals(schedule.type().configName()) || s.learningRate() != schedule.baseLr()
+                || s.totalSteps() != schedule.totalSteps() || s.warmupSteps() != schedule.warmupSteps()) {
+            opts.say("warning: the learning-rate schedule differs from the checkpoint's (" + s.type()
+                    + ", lr " + s.learningRate() + ", " + s.totalSteps() + " steps, warmup " + s.warmupSteps()
+                    + "); continuing with this run's");
+        }
+        resume.rng().restore();
+        return p.globalStep();
+    }
+
+    /** The log history of the resumed checkpoint (empty for a fresh run). */
+    List<Map<String, Object>> history() {
+        return resume == null ? List.of() : resume.state().logHistory();
+    }
+
+    long tokensSeen() {
+        return resume == null ? 0 : resume.position().tokensSeen();
+    }
+
+    static boolean hasTokenizer(Path dir) {
+        return Files.isRegularFile(dir.resolve("tokenizer.json")) || Files.isRegularFile(dir.resolve("tokenizer.model"));
+    }
+
+    /** Ids beyond the embedding would fail at the first step: say so before anything runs. */
+    private static void checkVocabulary(TrainableModel model, DataPipeline.Prepared data) {
+        if (data.tokenizer() != null && data.tokenizer().vocabSize() > model.model().config().vocabSize()) {
+            throw new ConfigException("the tokenizer in " + data.tokenizer().directory() + " has "
+                    + data.tokenizer().vocabSize() + " tokens but the model's vocab_size is "
+                    + model.model().config().vocabSize() + ": the tokenizer does not belong to this model");
+        }
+    }
+
+    private static void report(RunOptions opts, String split, String summary) {
+        opts.say(split + " data: " + summary);
+    }
+
+    @Override
+    public void close() {
+        try {
+            model.close();
+        } finally {
+            data.close();
+        }
+    }
+}

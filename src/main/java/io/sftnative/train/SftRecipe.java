@@ -1,0 +1,125 @@
+package io.sftnative.train;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+import io.sftnative.api.TrainResult;
+import io.sftnative.config.ConfigException;
+import io.sftnative.config.SftConfig;
+import io.sftnative.config.TrainingArgs;
+import io.sftnative.data.ExampleSet;
+import io.sftnative.eval.GenerationPredictor;
+import io.sftnative.eval.LossEvaluator;
+import io.sftnative.model.GenerationOptions;
+import io.sftnative.tokenizer.Tokenizer;
+import io.sftnative.train.log.LossPlot;
+import io.sftnative.train.log.ResultsWriter;
+
+/**
+ * Supervised fine-tuning (stage {@code sft}), LLaMA-Factory's {@code run_sft} as one recipe:
+ * <ol>
+ *   <li>setup: libtorch, seed, resume point, data (template, labels masked on prompts), model with its trainable
+ *       part (full / freeze / LoRA), loss ({@link RunSetup});</li>
+ *   <li>train ({@code do_train}): the optimisation loop with eval loss every {@code eval_steps} and checkpoints
+ *       every {@code save_steps}, then the weights or adapter, logs, metrics and loss plot in output_dir
+ *       ({@link TrainPhase}, {@link TrainLoop});</li>
+ *   <li>evaluate ({@code do_eval}): loss (and token accuracy with {@code compute_accuracy}) on the validation
+ *       split → eval_results.json;</li>
+ *   <li>predict ({@code do_predict} or {@code predict_with_generate}): generate an answer for every validation
+ *       prompt → generated_predictions.jsonl, BLEU-4 and ROUGE-1/2/L → predict_results.json.</li>
+ * </ol>
+ */
+public final class SftRecipe {
+    private SftRecipe() {}
+
+    public static TrainResult run(SftConfig cfg, RunOptions opts) throws IOException {
+        TrainingArgs t = cfg.training();
+        boolean accuracy = cfg.finetuning().computeAccuracy();
+        if (accuracy && t.predictWithGenerate()) {
+            throw new ConfigException("compute_accuracy and predict_with_generate cannot both be true (LLaMA-Factory"
+                    + " rejects the combination): accuracy scores the teacher-forced logits, predict_with_generate"
+                    + " free generation");
+        }
+        Map<String, Object> results = new LinkedHashMap<>();
+        try (RunSetup run = RunSetup.open(cfg, "sft", opts)) {
+            ExampleSet evalSet = run.data.data().eval();
+            TrainLoop.Evaluator evaluator = evalSet.isEmpty() ? null : () -> evaluate(run, evalSet, accuracy);
+            long step = run.resume == null ? 0 : run.resume.position().globalStep();
+            if (t.doTrain()) {
+                TrainPhase.Outcome trained = TrainPhase.run(run, evaluator, LossPlot.SFT_KEYS);
+                if (trained.cancelled()) {
+                    return trained.result();
+                }
+                results.putAll(trained.metrics());
+                step = trained.step();
+            }
+            run.model.setTraining(false);
+            if (t.doEval()) {
+                TrainLoop.Evaluation e = evaluate(run, evalSet, accuracy);
+                results.putAll(save(run, "eval", e, results.get("epoch")));
+            }
+            if (t.doPredict() || t.predictWithGenerate()) {
+                results.putAll(predict(run, evalSet, results.get("epoch")));
+            }
+            return new TrainResult(TrainResult.Status.COMPLETED, step, step, doubleOr(results.get("train_loss")),
+                    run.outputDir, null, results);
+        }
+    }
+
+    /** Validation loss (and accuracy) with HF's metric names. */
+    static TrainLoop.Evaluation evaluate(RunSetup run, ExampleSet set, boolean accuracy) {
+        LossEvaluator.Result r = LossEvaluator.evaluate(run.model.model(), set, run.collator,
+                run.cfg.training().perDeviceEvalBatchSize(), run.loss, run.autocast, accuracy);
+        Map<String, Double> m = new LinkedHashMap<>();
+        m.put("eval_loss", r.loss());
+        if (accuracy) {
+            m.put("eval_accuracy", r.accuracy());
+        }
+        return new TrainLoop.Evaluation(m, r.runtimeSeconds(), r.examples(), r.batches());
+    }
+
+    /** Generates for every validation prompt; writes the predictions and their BLEU/ROUGE scores. */
+    private static Map<String, Object> predict(RunSetup run, ExampleSet set, Object epoch) throws IOException {
+        Tokenizer tok = run.data.tokenizer();
+        if (tok == null) {
+            throw new ConfigException("predict_with_generate decodes text: model_name_or_path needs tokenizer files");
+        }
+        TrainingArgs t = run.cfg.training();
+        GenerationOptions options = GenerationOptions.from(run.cfg.generation(),
+                new ArrayList<>(run.data.template().stopTokenIds(tok)), run.data.data().padId(), t.seed());
+        run.opts.say("predicting " + set.size() + " validation examples with generate ("
+                + (options.doSample() ? "sampling" : "greedy") + ", max_new_tokens " + options.maxNewTokens() + ")");
+        GenerationPredictor.Result r = GenerationPredictor.predict(run.model.model(), tok, set,
+                t.perDeviceEvalBatchSize(), options);
+        Path file = GenerationPredictor.write(run.outputDir, r.predictions());
+        Map<String, Object> m = new LinkedHashMap<>(GenerationPredictor.prefixed("predict", r.metrics()));
+        m.putAll(io.sftnative.train.log.LogHistory.speed("predict", r.runtimeSeconds(), r.predictions().size(),
+                (r.predictions().size() + t.perDeviceEvalBatchSize() - 1) / t.perDeviceEvalBatchSize()));
+        ResultsWriter.save(run.outputDir, "predict", m);
+        run.opts.say(ResultsWriter.table("predict", m).stripTrailing());
+        run.opts.say("generations written to " + file.toAbsolutePath());
+        return m;
+    }
+
+    /** Writes {@code <split>_results.json} (and all_results.json) and prints HF's table. */
+    static Map<String, Object> save(RunSetup run, String split, TrainLoop.Evaluation e, Object epoch)
+            throws IOException {
+        Map<String, Object> m = new LinkedHashMap<>();
+        if (epoch != null) {
+            m.put("epoch", epoch);
+        }
+        m.putAll(e.metrics());
+        m.putAll(io.sftnative.train.log.LogHistory.speed(split, e.runtimeSeconds(), e.examples(), e.batches()));
+        java.nio.file.Files.createDirectories(run.outputDir);
+        ResultsWriter.save(run.outputDir, split, m);
+        run.opts.say(ResultsWriter.table(split, m).stripTrailing());
+        return m;
+    }
+
+    static double doubleOr(Object v) {
+        return v instanceof Number n ? n.doubleValue() : Double.NaN;
+    }
+}

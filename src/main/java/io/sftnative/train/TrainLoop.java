@@ -1,0 +1,164 @@
+package io.sftnative.train;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.function.BooleanSupplier;
+
+import org.bytedeco.javacpp.PointerScope;
+
+import io.sftnative.api.CheckpointEvent;
+import io.sftnative.api.TrainingListener;
+import io.sftnative.batch.Batch;
+import io.sftnative.batch.Collator;
+import io.sftnative.checkpoint.TrainingCheckpoint;
+import io.sftnative.data.Example;
+import io.sftnative.data.ExampleSet;
+import io.sftnative.loss.LossComputation;
+import io.sftnative.loss.MicroBatch;
+import io.sftnative.optim.AdamW;
+import io.sftnative.optim.GradClip;
+import io.sftnative.optim.LrSchedule;
+
+/**
+ * The optimisation loop both recipes run (sft and pt differ in data and metrics, not here). One optimizer step:
+ * <pre>
+ *   collate the step's micro-batches (host arrays)        target tokens T = sum over all micro-batches
+ *   try (step scope) {
+ *       for each micro-batch: upload → forward → loss sum → backward of (sum / T)     (LossComputation)
+ *       clip the gradients' total norm → check it and the loss are finite → AdamW.step(lr) → zero grad
+ *   }
+ *   report scalars → evaluate every eval_steps → checkpoint every save_steps
+ * </pre>
+ * Dividing every micro-batch's summed loss by the token count of the whole accumulated batch makes accumulation
+ * exact: the update is the same as for one big batch holding all micro-batches.
+ */
+final class TrainLoop {
+    private TrainLoop() {}
+
+    /** When to evaluate and save. {@code evalEvery} 0 = never during training. */
+    record Cadence(long saveSteps, long evalEvery, boolean evalEachEpoch, boolean evalOnStart) {}
+
+    /** What the loop works with; built by the recipes from the config. */
+    record Parts(TrainableModel model, ExampleSet train, Collator collator, DataOrder order, LossComputation loss,
+            AdamW optimizer, LrSchedule schedule, double maxGradNorm, long totalSteps, Cadence cadence,
+            Evaluator evaluator, Checkpointer checkpointer, RunRecord record, TrainingListener listener,
+            BooleanSupplier cancelled, long seed, double epochs) {}
+
+    /** Runs an evaluation over the validation split. */
+    interface Evaluator {
+        Evaluation run();
+    }
+
+    /** Metrics with HF names (eval_loss, ...) and what the evaluation took. */
+    record Evaluation(java.util.Map<String, Double> metrics, double runtimeSeconds, long examples, long batches) {}
+
+    enum End { COMPLETED, CANCELLED }
+
+    /** Trains from {@code startStep} (0, or the step of the checkpoint being resumed) to the last step. */
+    static End run(Parts p, long startStep) throws IOException {
+        TrainableModel model = p.model();
+        if (p.cadence().evalOnStart() && startStep == 0 && p.evaluator() != null) {
+            evaluate(p, 0);
+        }
+        model.setTraining(true);
+        for (long step = startStep; step < p.totalSteps(); step++) {
+            if (p.cancelled().getAsBoolean()) {
+                if (step > startStep || p.checkpointer().last() == null) {
+                    checkpoint(p, step, false);
+                }
+                p.record().message("cancelled after step " + step + "; resume with resume_from_checkpoint: "
+                        + p.checkpointer().last());
+                return End.CANCELLED;
+            }
+            List<Batch> micro = collate(p, step); // host arrays
+            long targets = 0;
+            long tokens = 0;
+            for (Batch b : micro) {
+                targets += b.targetTokens();
+                tokens += nonPadding(b);
+            }
+            double normaliser = Math.max(1, targets);
+            double lr = p.schedule().lr(step);
+            double lossSum = 0;
+            double gradNorm;
+            try (PointerScope scope = new PointerScope()) {
+                for (Batch b : micro) {
+                    lossSum += p.loss().forwardBackward(model.model(), MicroBatch.upload(b, model.model()),
+                            normaliser);
+                }
+                gradNorm = p.maxGradNorm() > 0 ? GradClip.clipGradNorm(model.trainable().values(), p.maxGradNorm())
+                        : GradClip.totalNorm(model.trainable().values());
+                if (!Double.isFinite(lossSum) || !GradClip.isFinite(gradNorm)) {
+                    p.optimizer().zeroGrad();
+                    throw diverged(p, step + 1, lossSum / normaliser, gradNorm, lr);
+                }
+                p.optimizer().step(lr);
+                p.optimizer().zeroGrad();
+            }
+            long done = step + 1;
+            p.record().step(done, p.order().epochAfter(done), lossSum / normaliser, lr, gradNorm, targets, tokens);
+            boolean epochEnd = done % p.order().stepsPerEpoch() == 0;
+            if (p.evaluator() != null && ((p.cadence().evalEvery() > 0 && done % p.cadence().evalEvery() == 0)
+                    || (p.cadence().evalEachEpoch() && epochEnd))) {
+                evaluate(p, done);
+                model.setTraining(true);
+            }
+            if (done % p.cadence().saveSteps() == 0 || done == p.totalSteps()) {
+                checkpoint(p, done, done == p.totalSteps());
+            }
+        }
+        return End.COMPLETED;
+    }
+
+    /** The micro-batches of update {@code step}, collated on the host. */
+    private static List<Batch> collate(Parts p, long step) {
+        List<Batch> out = new ArrayList<>();
+        for (int[] indices : p.order().microBatches(step)) {
+            List<Example> rows = new ArrayList<>(indices.length);
+            for (int i : indices) {
+                rows.add(p.train().get(i));
+            }
+            out.add(p.collator().collate(rows));
+        }
+        return out;
+    }
+
+    private static long nonPadding(Batch b) {
+        long n = 0;
+        for (long m : b.attentionMask()) {
+            if (m != 0) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    static void evaluate(Parts p, long step) throws IOException {
+        p.model().setTraining(false);
+        Evaluation e = p.evaluator().run();
+        p.record().eval(step, p.order().epochAfter(step), e.metrics(), e.runtimeSeconds(), e.examples(), e.batches());
+    }
+
+    private static void checkpoint(Parts p, long step, boolean last) throws IOException {
+        long perEpoch = p.order().stepsPerEpoch();
+        TrainingCheckpoint.Position pos = new TrainingCheckpoint.Position(step, step / perEpoch, step % perEpoch,
+                p.train().size(), p.order().batchSize(), p.order().accumulation(), p.seed(), p.record().tokensSeen());
+        Path dir = p.checkpointer().save(pos, p.record().state(step, p.order().epochAfter(step),
+                p.cadence().evalEvery(), p.cadence().saveSteps(), p.order().batchSize(), p.epochs(), 0, last), p.seed());
+        p.record().message("saved " + dir);
+        p.listener().onCheckpoint(new CheckpointEvent(step, dir));
+    }
+
+    private static TrainingDivergedException diverged(Parts p, long step, double loss, double gradNorm, double lr) {
+        Path last = p.checkpointer().last();
+        String what = !Double.isFinite(loss) ? "the loss is " + loss : "the gradient norm is " + gradNorm;
+        return new TrainingDivergedException(String.format(Locale.ROOT, "training diverged at step %d: %s"
+                + " (learning rate %.3g). The weights were not updated by this step; %s. Lower learning_rate, add"
+                + " warmup (warmup_ratio) or keep max_grad_norm > 0, then resume%s.", step, what, lr,
+                last == null ? "no checkpoint had been saved yet" : "the last good checkpoint is " + last,
+                last == null ? " from the start" : " with resume_from_checkpoint: " + last), step);
+    }
+}

@@ -1,0 +1,214 @@
+package io.sftnative.train;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.Consumer;
+
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import io.sftnative.config.ConfigException;
+import io.sftnative.config.FinetuningArgs;
+import io.sftnative.config.ModelArgs;
+import io.sftnative.lora.AdapterChain;
+import io.sftnative.lora.Freeze;
+import io.sftnative.lora.LoraAdapters;
+import io.sftnative.lora.LoraSpec;
+import io.sftnative.model.DecoderModel;
+import io.sftnative.model.ModelConfig;
+import io.sftnative.model.RandomInit;
+
+/**
+ * The model of a run with what is trained in it, per {@code finetuning_type}: every weight ({@code full}), the
+ * last layers ({@code freeze}, {@link Freeze}) or LoRA adapters ({@code lora}, {@link LoraAdapters}). Owns the
+ * base {@link DecoderModel} and the adapters; {@link #close()} frees both.
+ *
+ * <p>Precision: trainable weights and their optimizer state are float32 (LLaMA-Factory casts trainable parameters
+ * to fp32). With {@code bf16: true} the forward pass runs under bf16 autocast ({@code io.sftnative.torch.Autocast})
+ * and, for LoRA, the frozen base weights are held in bf16 (half the memory).
+ */
+public final class TrainableModel implements AutoCloseable {
+    private final DecoderModel model;
+    private final LoraAdapters adapters; // null unless lora
+    private final Map<String, Tensor> trainable;
+    private final String finetuningType;
+    private final String baseModelPath;
+
+    private TrainableModel(DecoderModel model, LoraAdapters adapters, Map<String, Tensor> trainable,
+            String finetuningType, String baseModelPath) {
+        this.model = model;
+        this.adapters = adapters;
+        this.trainable = Collections.unmodifiableMap(new LinkedHashMap<>(trainable));
+        this.finetuningType = finetuningType;
+        this.baseModelPath = baseModelPath;
+    }
+
+    /**
+     * The model to train: loaded from {@code model_name_or_path} (or random-initialised with
+     * {@code train_from_scratch}); when resuming, the trained weights (full / freeze) or adapter (lora) come from
+     * {@code resumeFrom}.
+     *
+     * @param resumeFrom a checkpoint directory, or null for a fresh run
+     */
+    public static TrainableModel forTraining(ModelArgs m, FinetuningArgs f, boolean bf16, long seed, Path resumeFrom,
+            Consumer<String> log) throws IOException {
+        Path base = modelDir(m);
+        String type = f.finetuningType();
+        boolean lora = type.equals("lora");
+        if (!lora && m.adapterNameOrPath() != null) {
+            throw new ConfigException("adapter_name_or_path is set but finetuning_type is " + type + ": adapters"
+                    + " are trained with finetuning_type: lora (export merges them into a full model first)");
+        }
+        DecoderModel model;
+        ScalarType dtype = lora && bf16 ? ScalarType.BFloat16 : ScalarType.Float; // frozen LoRA base: bf16
+        if (resumeFrom != null && !lora) {
+            model = DecoderModel.load(resumeFrom, ScalarType.Float);
+        } else if (m.trainFromScratch()) {
+            model = RandomInit.create(ModelConfig.read(base), seed, dtype);
+            log.accept("train_from_scratch: random-initialised " + model.config().architecture() + " from "
+                    + base.resolve("config.json") + " (seed " + seed + ")");
+        } else {
+            model = DecoderModel.load(base, dtype);
+        }
+        try {
+            switch (type) {
+                case "full" -> {
+                    model.setRequiresGrad(true);
+                    return new TrainableModel(model, null, model.parameters(), type, base.toString());
+                }
+                case "freeze" -> {
+                    Map<String, Tensor> t = Freeze.apply(model, f.freezeTrainableLayers(), f.freezeTrainableModules(),
+                            f.additionalTarget());
+                    return new TrainableModel(model, null, t, type, base.toString());
+                }
+                default -> {
+                    LoraAdapters a = loraForTraining(model, m, f, seed, resumeFrom);
+                    return new TrainableModel(model, a, a.trainableParameters(), type, base.toString());
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            model.close();
+            throw e;
+        }
+    }
+
+    /**
+     * LLaMA-Factory's adapter rules: new adapters from the lora_* keys; with {@code adapter_name_or_path} all but
+     * the last merged and the last trained on (or all merged and a new one with {@code create_new_adapter}); when
+     * resuming, the same merges and then the checkpoint's adapter.
+     */
+    private static LoraAdapters loraForTraining(DecoderModel model, ModelArgs m, FinetuningArgs f, long seed,
+            Path resumeFrom) throws IOException {
+        List<Path> chain = AdapterChain.parse(m.adapterNameOrPath());
+        LoraSpec spec;
+        try {
+            spec = LoraSpec.from(f);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(e.getMessage(), e);
+        }
+        if (resumeFrom == null) {
+            return AdapterChain.forTraining(model, chain, spec, seed, f.createNewAdapter());
+        }
+        AdapterChain.mergeAll(model, f.createNewAdapter() || chain.isEmpty() ? chain
+                : chain.subList(0, chain.size() - 1));
+        return LoraAdapters.load(model, resumeFrom, true);
+    }
+
+    /**
+     * The model for evaluation or generation only: base weights (bf16 when {@code bf16}) with the adapters of
+     * {@code adapter_name_or_path} merged into them.
+     */
+    public static TrainableModel forInference(ModelArgs m, boolean bf16) throws IOException {
+        Path base = modelDir(m);
+        DecoderModel model = DecoderModel.load(base, bf16 ? ScalarType.BFloat16 : ScalarType.Float);
+        try {
+            AdapterChain.forInference(model, AdapterChain.parse(m.adapterNameOrPath()), true);
+        } catch (IOException | RuntimeException e) {
+            model.close();
+            throw e;
+        }
+        return new TrainableModel(model, null, Map.of(), m.adapterNameOrPath() == null ? "base model"
+                : "base model + adapter", base.toString());
+    }
+
+    /** model_name_or_path as an existing local directory, or a clear error. */
+    static Path modelDir(ModelArgs m) {
+        if (m.modelNameOrPath() == null) {
+            throw new ConfigException("model_name_or_path is not set: point it to a local HF model directory"
+                    + " (config.json, *.safetensors, tokenizer.json)");
+        }
+        Path p = Path.of(m.modelNameOrPath());
+        if (!Files.isDirectory(p)) {
+            throw new ConfigException("model_name_or_path " + p + " is not a directory: sft-native reads local HF"
+                    + " model directories (config.json, *.safetensors, tokenizer files); download the model first");
+        }
+        return p;
+    }
+
+    public DecoderModel model() {
+        return model;
+    }
+
+    /** The parameters the optimizer updates, by name (HF names; LoRA: PEFT's without base_model.model.). */
+    public Map<String, Tensor> trainable() {
+        return trainable;
+    }
+
+    public String finetuningType() {
+        return finetuningType;
+    }
+
+    /** Training mode (LoRA dropout on) or evaluation mode. The Llama family itself has no dropout. */
+    public void setTraining(boolean training) {
+        if (adapters != null) {
+            adapters.setTraining(training);
+        }
+    }
+
+    /** Writes the result into {@code dir}: the adapter (PEFT format) for LoRA, else the full model. */
+    public void saveWeights(Path dir) throws IOException {
+        if (adapters != null) {
+            adapters.save(dir, baseModelPath);
+        } else {
+            model.save(dir);
+        }
+    }
+
+    /** One line for the log: what trains and how much of the model that is. */
+    public String describe() {
+        long total = model.parameterCount() + (adapters == null ? 0 : adapters.trainableParameterCount());
+        long train = 0;
+        for (Tensor t : trainable.values()) {
+            train += t.numel();
+        }
+        String what = adapters == null ? finetuningType + " fine-tuning" : String.format(Locale.ROOT,
+                "LoRA r=%d alpha=%s on %d modules", adapters.spec().rank(), fmt(adapters.spec().alpha()),
+                adapters.modulePaths().size());
+        if (trainable.isEmpty()) {
+            return finetuningType + " (" + String.format(Locale.ROOT, "%,d parameters", total) + ")";
+        }
+        return String.format(Locale.ROOT, "%s: %,d trainable parameters of %,d (%.2f%%)", what, train, total,
+                total == 0 ? 0 : 100.0 * train / total);
+    }
+
+    private static String fmt(double v) {
+        return v == Math.rint(v) ? String.valueOf((long) v) : String.valueOf(v);
+    }
+
+    @Override
+    public void close() {
+        try {
+            if (adapters != null) {
+                adapters.close();
+            }
+        } finally {
+            model.close();
+        }
+    }
+}
