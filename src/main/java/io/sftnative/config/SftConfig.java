@@ -12,7 +12,7 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
     /** Without export settings (defaults: no export_dir, 5 GB shards). */
     public SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetuning, TrainingArgs training,
             GenerationArgs generation) {
-        this(model, data, finetuning, training, generation, new ExportArgs(null, 5, "cpu", false));
+        this(model, data, finetuning, training, generation, new ExportArgs(null, 5, "cpu", false, 0));
     }
 
     /**

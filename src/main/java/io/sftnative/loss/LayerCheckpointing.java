@@ -10,6 +10,7 @@ import org.bytedeco.pytorch.global.torch;
 import io.sftnative.checkpoint.TorchRng;
 import io.sftnative.model.AttentionContext;
 import io.sftnative.model.DecoderModel;
+import io.sftnative.torch.Autocast;
 
 /**
  * Gradient checkpointing at decoder-layer granularity (HF's {@code gradient_checkpointing}): the forward pass runs
@@ -24,7 +25,7 @@ import io.sftnative.model.DecoderModel;
  *
  * <pre>{@code
  * Tensor h0 = model.embed(ids);                                        // (B, T, H), with a graph if embeddings train
- * try (LayerCheckpointing ck = LayerCheckpointing.forward(model, h0, ctx)) {
+ * try (LayerCheckpointing ck = LayerCheckpointing.forward(model, h0, ctx, Autocast.OFF)) {
  *     Tensor top = ck.output().detach().requires_grad_(true);           // (B, T, H) leaf
  *     ... loss from model.finalNorm(top), backward ...
  *     ck.backward(top.grad());                                          // recompute + backprop every layer, then h0
@@ -38,6 +39,7 @@ import io.sftnative.model.DecoderModel;
 public final class LayerCheckpointing implements AutoCloseable {
     private final DecoderModel model;
     private final AttentionContext ctx;
+    private final Autocast autocast; // the forward's mixed precision, replayed in the recomputation
     private final Tensor embedded; // (B, T, H) layer 0's input with its graph (borrowed from the caller)
     private final Tensor[] inputs; // (B, T, H) per layer, no graph, owned (inputs[0] aliases embedded's values)
     private final byte[][] cpuRng; // generator state before each layer
@@ -47,9 +49,11 @@ public final class LayerCheckpointing implements AutoCloseable {
     private Tensor output; // (B, T, H) last layer's output, owned
     private boolean done;
 
-    private LayerCheckpointing(DecoderModel model, AttentionContext ctx, Tensor embedded, int layers) {
+    private LayerCheckpointing(DecoderModel model, AttentionContext ctx, Autocast autocast, Tensor embedded,
+            int layers) {
         this.model = model;
         this.ctx = ctx;
+        this.autocast = autocast;
         this.embedded = embedded;
         this.inputs = new Tensor[layers];
         this.cpuRng = new byte[layers][];
@@ -59,9 +63,13 @@ public final class LayerCheckpointing implements AutoCloseable {
         this.cudaRngAfter = TorchRng.cudaState();
     }
 
-    /** Runs every layer of {@code model} on {@code embedded} (B, T, H) without autograd, saving their inputs. */
-    public static LayerCheckpointing forward(DecoderModel model, Tensor embedded, AttentionContext ctx) {
-        return new LayerCheckpointing(model, ctx, embedded, model.config().numHiddenLayers());
+    /**
+     * Runs every layer of {@code model} on {@code embedded} (B, T, H) without autograd, saving their inputs.
+     * {@code autocast}: the mixed-precision policy of the forward pass (entered here and in each recomputation).
+     */
+    public static LayerCheckpointing forward(DecoderModel model, Tensor embedded, AttentionContext ctx,
+            Autocast autocast) {
+        return new LayerCheckpointing(model, ctx, autocast, embedded, model.config().numHiddenLayers());
     }
 
     private void forwardAll() {
@@ -72,7 +80,8 @@ public final class LayerCheckpointing implements AutoCloseable {
             for (int i = 0; i < inputs.length; i++) {
                 cpuRng[i] = TorchRng.cpuState();
                 cudaRng[i] = TorchRng.cudaState();
-                try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
+                try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard();
+                        Autocast.Scope cast = autocast.enter()) {
                     Tensor out = model.layer(i, inputs[i], ctx).retainReference(); // (B, T, H), owned
                     if (i + 1 < inputs.length) {
                         inputs[i + 1] = out;
@@ -117,7 +126,10 @@ public final class LayerCheckpointing implements AutoCloseable {
                     if (cudaRng[i] != null) {
                         TorchRng.setCudaState(cudaRng[i]);
                     }
-                    Tensor out = model.layer(i, x, ctx); // (B, T, H) with this layer's graph
+                    Tensor out; // (B, T, H) with this layer's graph
+                    try (Autocast.Scope cast = autocast.enter()) {
+                        out = model.layer(i, x, ctx);
+                    }
                     if (out.requires_grad()) {
                         torch.backward(new TensorVector(out), new TensorVector(g), new BoolOptional(), false,
                                 new TensorVector());

@@ -15,7 +15,9 @@ import io.sftnative.model.AttentionContext;
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.DenseLinear;
 import io.sftnative.model.LinearLayer;
+import io.sftnative.model.safetensors.DType;
 import io.sftnative.quant.QuantizedLinear;
+import io.sftnative.torch.Autocast;
 
 /**
  * Forward, causal-LM loss and backward of one micro-batch with the memory savers QLoRA training relies on:
@@ -35,20 +37,30 @@ import io.sftnative.quant.QuantizedLinear;
  */
 // PointerScope blocks and guards are held for their side effect
 @SuppressWarnings("try")
-public final class MemoryEfficientLoss {
+public final class MemoryEfficientLoss implements LossComputation {
     private final boolean checkpointing;
     private final boolean fused;
     private final int chunkRows;
+    private final Autocast autocast;
+
+    /** Without autocast (the model's dtype throughout). */
+    public MemoryEfficientLoss(boolean gradientCheckpointing, Boolean fusedCrossEntropy, int chunkRows) {
+        this(gradientCheckpointing, fusedCrossEntropy, chunkRows, Autocast.OFF);
+    }
 
     /**
-     * @param gradientCheckpointing recompute layers in the backward pass
-     * @param fusedCrossEntropy     chunked LM head + loss; null = the default ({@link #fusedByDefault()})
+     * @param gradientCheckpointing recompute layers in the backward pass ({@code gradient_checkpointing})
+     * @param fusedCrossEntropy     chunked LM head + loss ({@code fused_cross_entropy}); null = the default
+     *                              ({@link #fusedByDefault()})
      * @param chunkRows             rows per loss chunk, {@code <= 0} for automatic
+     * @param autocast              mixed precision of the forward passes (bf16: true); backward runs outside it
      */
-    public MemoryEfficientLoss(boolean gradientCheckpointing, Boolean fusedCrossEntropy, int chunkRows) {
+    public MemoryEfficientLoss(boolean gradientCheckpointing, Boolean fusedCrossEntropy, int chunkRows,
+            Autocast autocast) {
         this.checkpointing = gradientCheckpointing;
         this.fused = fusedCrossEntropy != null ? fusedCrossEntropy : fusedByDefault();
         this.chunkRows = chunkRows;
+        this.autocast = autocast;
     }
 
     /**
@@ -73,7 +85,18 @@ public final class MemoryEfficientLoss {
         return fused;
     }
 
+    @Override
+    public double forwardBackward(DecoderModel model, MicroBatch batch, double normaliser) {
+        return forwardBackward(model, batch.inputIds(), batch.labels(), batch.context(), normaliser);
+    }
+
+    @Override
+    public double lossSum(DecoderModel model, MicroBatch batch) {
+        return lossSum(model, batch.inputIds(), batch.labels(), batch.context());
+    }
+
     /** A short description for logs. */
+    @Override
     public String name() {
         return (checkpointing ? "gradient-checkpointing" : "plain") + (fused ? "+fused-ce" : "");
     }
@@ -88,20 +111,23 @@ public final class MemoryEfficientLoss {
             throw new IllegalArgumentException("normaliser must be a finite count > 0, got " + normaliser);
         }
         try (PointerScope scope = new PointerScope()) {
-            Tensor embedded = model.embed(inputIds); // (B, T, H)
             LayerCheckpointing ck = null;
             try {
                 Tensor top; // (B, T, H) the last layer's output
-                if (checkpointing) {
-                    ck = LayerCheckpointing.forward(model, embedded, ctx);
-                    top = ck.output().detach().requires_grad_(true); // leaf: the loss backward stops here
-                } else {
-                    top = embedded;
-                    for (int i = 0; i < model.config().numHiddenLayers(); i++) {
-                        top = model.layer(i, top, ctx);
+                Tensor hidden; // (B, T, H) after the final norm
+                try (Autocast.Scope cast = autocast.enter()) {
+                    Tensor embedded = model.embed(inputIds); // (B, T, H)
+                    if (checkpointing) {
+                        ck = LayerCheckpointing.forward(model, embedded, ctx, autocast);
+                        top = ck.output().detach().requires_grad_(true); // leaf: the loss backward stops here
+                    } else {
+                        top = embedded;
+                        for (int i = 0; i < model.config().numHiddenLayers(); i++) {
+                            top = model.layer(i, top, ctx);
+                        }
                     }
+                    hidden = model.finalNorm(top);
                 }
-                Tensor hidden = model.finalNorm(top); // (B, T, H)
                 double lossSum = lossAndBackward(model, hidden, labels, normaliser);
                 if (ck != null) {
                     Tensor g = top.grad(); // (B, T, H)
@@ -120,9 +146,12 @@ public final class MemoryEfficientLoss {
     /** The summed loss of a micro-batch without gradients (evaluation); never materialises all logits when fused. */
     public double lossSum(DecoderModel model, Tensor inputIds, Tensor labels, AttentionContext ctx) {
         try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
-            Tensor hidden = model.hidden(inputIds, ctx); // (B, T, H) after the final norm
-            if (!fused) {
-                return CausalLmLoss.sum(model.lmHead(hidden), labels).sum().item_double();
+            Tensor hidden; // (B, T, H) after the final norm
+            try (Autocast.Scope cast = autocast.enter()) {
+                hidden = model.hidden(inputIds, ctx);
+                if (!fused) {
+                    return CausalLmLoss.sum(model.lmHead(hidden), labels).sum().item_double();
+                }
             }
             return chunkedLossSum(model, hidden, labels, null);
         }
@@ -131,7 +160,10 @@ public final class MemoryEfficientLoss {
     /** The loss of hidden (B, T, H) and its backward into the model; returns the loss sum. */
     private double lossAndBackward(DecoderModel model, Tensor hidden, Tensor labels, double normaliser) {
         if (!fused) {
-            CausalLmLoss.SumAndCount sc = CausalLmLoss.sum(model.lmHead(hidden), labels);
+            CausalLmLoss.SumAndCount sc;
+            try (Autocast.Scope cast = autocast.enter()) {
+                sc = CausalLmLoss.sum(model.lmHead(hidden), labels);
+            }
             if (sc.sum().requires_grad()) {
                 sc.sum().div(new Scalar(normaliser)).backward();
             }
@@ -140,9 +172,10 @@ public final class MemoryEfficientLoss {
         LinearLayer head = model.linear("lm_head");
         if (head instanceof DenseLinear dense && dense.bias() == null) {
             Tensor w = dense.weight(); // (V, H)
-            try (FusedLinearCrossEntropy.Result r = FusedLinearCrossEntropy.causalLm(hidden, w, labels, normaliser,
+            Tensor h = DType.same(hidden.scalar_type(), w.scalar_type()) ? hidden : hidden.to(w.scalar_type());
+            try (FusedLinearCrossEntropy.Result r = FusedLinearCrossEntropy.causalLm(h, w, labels, normaliser,
                     chunkRows, w.requires_grad())) {
-                FusedLinearCrossEntropy.backward(r, hidden, w);
+                FusedLinearCrossEntropy.backward(r, h, w);
                 return r.lossSum();
             }
         }
@@ -171,7 +204,10 @@ public final class MemoryEfficientLoss {
         for (long r0 = 0; r0 < n; r0 += chunk) {
             try (PointerScope scope = new PointerScope()) {
                 long rows = Math.min(chunk, n - r0);
-                Tensor logits = model.lmHead(x.narrow(0, r0, rows)).to(ScalarType.Float); // (rows, V) fp32
+                Tensor logits; // (rows, V) fp32
+                try (Autocast.Scope cast = autocast.enter()) {
+                    logits = model.lmHead(x.narrow(0, r0, rows)).to(ScalarType.Float);
+                }
                 Tensor s = torch.cross_entropy_loss(logits, targets.narrow(0, r0, rows), new TensorOptional(), 2,
                         CausalLmLoss.IGNORE_INDEX, 0.0); // reduction sum
                 sum += s.item_double();

@@ -16,7 +16,7 @@ import io.sftnative.config.SftConfig;
 import io.sftnative.config.TrainingArgs;
 import io.sftnative.data.DataPipeline;
 import io.sftnative.loss.LossComputation;
-import io.sftnative.loss.PlainLossComputation;
+import io.sftnative.loss.MemoryEfficientLoss;
 import io.sftnative.optim.AdamW;
 import io.sftnative.optim.LrSchedule;
 import io.sftnative.torch.Autocast;
@@ -49,7 +49,9 @@ final class RunSetup implements AutoCloseable {
         this.model = model;
         this.tokenizerDir = tokenizerDir;
         this.autocast = Autocast.of(cfg.training().bf16());
-        this.loss = opts.loss() != null ? opts.loss() : new PlainLossComputation(autocast);
+        TrainingArgs t = cfg.training();
+        this.loss = opts.loss() != null ? opts.loss()
+                : new MemoryEfficientLoss(t.gradientCheckpointing(), t.fusedCrossEntropy(), 0, autocast);
         this.collator = new Collator(data.data().padId(), cfg.data().padToMultipleOf(), data.data().neatPacking());
     }
 
