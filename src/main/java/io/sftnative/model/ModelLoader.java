@@ -60,6 +60,7 @@ final class ModelLoader {
                     }
                     try (PointerScope scope = new PointerScope()) { // frees the dense weight unless kept
                         Tensor weight = ck.load(name, dtype);
+                        ck.release(name);
                         LinearLayer slot = factory.create(module, weight, bias);
                         if (slot == null) {
                             params.put(name, weight.retainReference());
@@ -93,7 +94,9 @@ final class ModelLoader {
 
     private static Tensor loadOwned(SafetensorsCheckpoint ck, String name, ScalarType dtype) {
         try (PointerScope scope = new PointerScope()) {
-            return ck.load(name, dtype).retainReference(); // an owned copy (the mapping closes), owned by the model
+            Tensor t = ck.load(name, dtype).retainReference(); // an owned copy (the mapping closes), owned by the model
+            ck.release(name); // the copy is all we need: keep the file's pages out of the peak memory
+            return t;
         }
     }
 

@@ -179,6 +179,9 @@ public final class BnbCheckpoint {
                         + Arrays.toString(stored) + " but config.json implies " + Arrays.toString(shape));
             }
             used.addAll(parts.keySet());
+            for (String n : parts.keySet()) {
+                ck.release(n);
+            }
             return q;
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(ck.source() + ": inconsistent quantized weight " + w + ": " + e.getMessage(),
@@ -202,7 +205,9 @@ public final class BnbCheckpoint {
                     + name.replaceAll("\\.weight$", "") + ".SCB for 8-bit)");
         }
         try (PointerScope scope = new PointerScope()) {
-            return ck.load(name, dtype).retainReference(); // owned by the model
+            Tensor t = ck.load(name, dtype).retainReference(); // owned by the model
+            ck.release(name); // the file's pages need not stay resident
+            return t;
         }
     }
 

@@ -55,9 +55,11 @@ public final class QuantizedModels {
             if (!spec.rowsFitBlocks(weight.size(1))) {
                 unaligned.add(module);
             }
+            NativeHeap.trim(); // return the previous dense weight's memory: keeps the loading peak bounded
             return spec.quantize(module, weight, bias);
         });
         warnUnaligned(unaligned, spec, warn);
+        NativeHeap.trim(); // the freed dense weights
         return model;
     }
 
@@ -89,6 +91,7 @@ public final class QuantizedModels {
             model.detachParameter(path + ".weight").releaseReference();
         }
         warnUnaligned(unaligned, spec, warn);
+        NativeHeap.trim(); // the freed dense weights
         return summary(model);
     }
 
