@@ -20,7 +20,8 @@ step, so the Java trainer, fed the same checkpoint and the same pre-tokenized da
 The model math is hf_reference.py (transformers' modeling code, eager attention).
 
 Output per case NAME: NAME/model/ (config.json + model.safetensors), NAME/train.jsonl, (sft_lora) NAME/adapter_init/,
-and NAME/expected.json (the config keys of the run, the per-step losses, the epoch permutations).
+and NAME/expected.json (the config keys of the run, the per-step losses, the epoch permutations, and the eval loss
+of the initial model, with the initial adapter for sft_lora, over all rows: what `sft-native eval` must print).
 """
 import json
 import math
@@ -201,6 +202,23 @@ def train(rows, keys, base, lora=None):
     return losses, norms, lrs, {str(k): v for k, v in perms.items()}
 
 
+def eval_loss(rows, p, lora=None, batch=4):
+    """The eval command's number: summed loss over all target tokens / their count (batches of `batch` rows)."""
+    q = dict(p)
+    if lora is not None:
+        for module in lora["modules"]:
+            a = lora["init"]["base_model.model." + module + ".lora_A.weight"]
+            b = lora["init"]["base_model.model." + module + ".lora_B.weight"]
+            q[module + ".weight"] = p[module + ".weight"] + lora["scaling"] * (b @ a)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(rows), batch):
+            ids, labels, mask, pos = collate(rows[i:i + batch])
+            total += float(loss_sum(CFG, q, ids, labels, mask, pos))
+            count += targets(labels)
+    return total / count, count
+
+
 def write_jsonl(path, rows):
     with open(path, "w") as f:
         for ids, labels in rows:
@@ -224,7 +242,7 @@ def pt_case(rng, gen):
                 warmup_steps=2, weight_decay=0.1, max_grad_norm=0.5, adam_beta1=0.9, adam_beta2=0.95,
                 adam_epsilon=1e-8, seed=7)
     losses, norms, lrs, perms = train(rows, keys, base)
-    return name, keys, losses, norms, lrs, perms, len(rows)
+    return name, keys, losses, norms, lrs, perms, len(rows), eval_loss(rows, base)
 
 
 def sft_case(rng, gen):
@@ -269,7 +287,7 @@ def sft_case(rng, gen):
                 adam_epsilon=1e-8, seed=11)
     lora = {"modules": modules, "init": init, "scaling": alpha / rank}
     losses, norms, lrs, perms = train(rows, keys, base, lora)
-    return name, keys, losses, norms, lrs, perms, len(rows)
+    return name, keys, losses, norms, lrs, perms, len(rows), eval_loss(rows, base, lora)
 
 
 def main():
@@ -277,9 +295,9 @@ def main():
     rng = random.Random(2024)
     for i, case in enumerate((pt_case, sft_case)):
         gen = torch.Generator().manual_seed(500 + i)
-        name, keys, losses, norms, lrs, perms, n = case(rng, gen)
+        name, keys, losses, norms, lrs, perms, n, (ev, ev_tokens) = case(rng, gen)
         meta = {"case": name, "keys": keys, "train_rows": n, "losses": losses, "grad_norms": norms, "lrs": lrs,
-                "permutations": perms}
+                "permutations": perms, "eval_loss_initial": ev, "eval_tokens": ev_tokens}
         with open(os.path.join(OUT, name, "expected.json"), "w") as f:
             json.dump(meta, f, indent=1, sort_keys=True)
             f.write("\n")

@@ -93,14 +93,20 @@ final class TrainCommand implements Callable<Integer> {
                 + " LoRA; nothing is downloaded.");
         Path model = Demo.writeAssets(out, seed);
         System.out.println("demo model and tokenizer written to " + model + ", data to " + out.resolve("data"));
+        for (String o : overrides) { // the command line wins over the demo's settings
+            int eq = o.indexOf('=');
+            keys.put(o.substring(0, eq).trim(), o.substring(eq + 1).trim());
+        }
         SftTrainer.Builder b = SftTrainer.builder().console(true);
         keys.forEach(b::set);
-        b.overrides(overrides);
         SftTrainer trainer = b.build();
         List<String> before = Demo.answer(model, null, Demo.PROMPTS, 24);
         TrainResult r = runInterruptibly(trainer);
         if (r.status() != TrainResult.Status.COMPLETED) {
-            return report(r);
+            System.out.println("demo stopped at step " + r.globalStep() + " of " + r.totalSteps() + " (checkpoint "
+                    + r.lastCheckpoint() + "); `train --demo` starts over, `train --demo overwrite_output_dir=false`"
+                    + " resumes it");
+            return 130;
         }
         Path adapter = "lora".equals(trainer.config().finetuning().finetuningType()) ? out : null;
         List<String> after = Demo.answer(adapter == null ? out : model, adapter, Demo.PROMPTS, 24);
@@ -124,7 +130,9 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     private static String oneLine(String s) {
-        String t = s.replace("\n", " ").strip();
-        return t.isEmpty() ? "(nothing)" : t;
+        StringBuilder sb = new StringBuilder();
+        s.codePoints().forEach(c -> sb.appendCodePoint(Character.isISOControl(c) ? ' ' : c));
+        String t = sb.toString().strip();
+        return t.isEmpty() ? "(nothing visible)" : t;
     }
 }

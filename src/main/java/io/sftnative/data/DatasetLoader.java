@@ -230,7 +230,7 @@ public final class DatasetLoader {
         Deque<Task> inFlight = new ArrayDeque<>();
         List<int[][]> pending = new ArrayList<>(ChunkProcessor.CHUNK); // examples of the chunk being completed
         long doneBytes = 0;
-        try (ProgressBar bar = o.progress() ? new ProgressBarBuilder().setTaskName("Tokenizing " + what)
+        try (ProgressBar bar = o.progress() && stderrIsTerminal() ? new ProgressBarBuilder().setTaskName("Tokenizing " + what)
                 .setInitialMax(Math.max(1, totalBytes)).setUnit(totalBytes < 64L << 20 ? " KiB" : " MiB",
                         totalBytes < 64L << 20 ? 1 << 10 : 1 << 20).setStyle(ProgressBarStyle.ASCII)
                 .setConsumer(new ConsoleProgressBarConsumer(System.err)).setUpdateIntervalMillis(500).showSpeed()
@@ -392,5 +392,14 @@ public final class DatasetLoader {
         } catch (java.security.NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }
+    }
+
+    /**
+     * A carriage-return progress bar only makes sense on a terminal; in logs and pipes it interleaves with other
+     * output (its last frame has no newline), so it is drawn only when the console is interactive.
+     */
+    private static boolean stderrIsTerminal() {
+        java.io.Console c = System.console();
+        return c != null && c.isTerminal();
     }
 }

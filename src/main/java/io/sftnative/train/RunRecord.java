@@ -27,7 +27,6 @@ final class RunRecord implements AutoCloseable {
     private final List<Map<String, Object>> history;
     private final long loggingSteps;
     private final long totalSteps;
-    private final long startStep;
     private final long startNanos = System.nanoTime();
     private final long startTokens;
     private double lossSinceLog;
@@ -47,7 +46,6 @@ final class RunRecord implements AutoCloseable {
         this.history = new ArrayList<>(history);
         this.loggingSteps = loggingSteps;
         this.totalSteps = totalSteps;
-        this.startStep = startStep;
         this.startTokens = tokensSeen;
         this.tokensSeen = tokensSeen;
     }

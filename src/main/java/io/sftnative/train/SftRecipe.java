@@ -1,6 +1,7 @@
 package io.sftnative.train;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -15,6 +16,7 @@ import io.sftnative.eval.GenerationPredictor;
 import io.sftnative.eval.LossEvaluator;
 import io.sftnative.model.GenerationOptions;
 import io.sftnative.tokenizer.Tokenizer;
+import io.sftnative.train.log.LogHistory;
 import io.sftnative.train.log.LossPlot;
 import io.sftnative.train.log.ResultsWriter;
 
@@ -48,6 +50,7 @@ public final class SftRecipe {
             ExampleSet evalSet = run.data.data().eval();
             TrainLoop.Evaluator evaluator = evalSet.isEmpty() ? null : () -> evaluate(run, evalSet, accuracy);
             long step = run.resume == null ? 0 : run.resume.position().globalStep();
+            Path lastCheckpoint = run.resume == null ? null : run.resume.dir();
             if (t.doTrain()) {
                 TrainPhase.Outcome trained = TrainPhase.run(run, evaluator, LossPlot.SFT_KEYS);
                 if (trained.cancelled()) {
@@ -55,6 +58,7 @@ public final class SftRecipe {
                 }
                 results.putAll(trained.metrics());
                 step = trained.step();
+                lastCheckpoint = trained.lastCheckpoint();
             }
             run.model.setTraining(false);
             if (t.doEval()) {
@@ -62,10 +66,10 @@ public final class SftRecipe {
                 results.putAll(save(run, "eval", e, results.get("epoch")));
             }
             if (t.doPredict() || t.predictWithGenerate()) {
-                results.putAll(predict(run, evalSet, results.get("epoch")));
+                results.putAll(predict(run, evalSet));
             }
             return new TrainResult(TrainResult.Status.COMPLETED, step, step, doubleOr(results.get("train_loss")),
-                    run.outputDir, null, results);
+                    run.outputDir, lastCheckpoint, results);
         }
     }
 
@@ -82,7 +86,7 @@ public final class SftRecipe {
     }
 
     /** Generates for every validation prompt; writes the predictions and their BLEU/ROUGE scores. */
-    private static Map<String, Object> predict(RunSetup run, ExampleSet set, Object epoch) throws IOException {
+    private static Map<String, Object> predict(RunSetup run, ExampleSet set) throws IOException {
         Tokenizer tok = run.data.tokenizer();
         if (tok == null) {
             throw new ConfigException("predict_with_generate decodes text: model_name_or_path needs tokenizer files");
@@ -96,7 +100,7 @@ public final class SftRecipe {
                 t.perDeviceEvalBatchSize(), options);
         Path file = GenerationPredictor.write(run.outputDir, r.predictions());
         Map<String, Object> m = new LinkedHashMap<>(GenerationPredictor.prefixed("predict", r.metrics()));
-        m.putAll(io.sftnative.train.log.LogHistory.speed("predict", r.runtimeSeconds(), r.predictions().size(),
+        m.putAll(LogHistory.speed("predict", r.runtimeSeconds(), r.predictions().size(),
                 (r.predictions().size() + t.perDeviceEvalBatchSize() - 1) / t.perDeviceEvalBatchSize()));
         ResultsWriter.save(run.outputDir, "predict", m);
         run.opts.say(ResultsWriter.table("predict", m).stripTrailing());
@@ -112,8 +116,8 @@ public final class SftRecipe {
             m.put("epoch", epoch);
         }
         m.putAll(e.metrics());
-        m.putAll(io.sftnative.train.log.LogHistory.speed(split, e.runtimeSeconds(), e.examples(), e.batches()));
-        java.nio.file.Files.createDirectories(run.outputDir);
+        m.putAll(LogHistory.speed(split, e.runtimeSeconds(), e.examples(), e.batches()));
+        Files.createDirectories(run.outputDir);
         ResultsWriter.save(run.outputDir, split, m);
         run.opts.say(ResultsWriter.table(split, m).stripTrailing());
         return m;

@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.function.BooleanSupplier;
 
 import org.bytedeco.javacpp.PointerScope;
@@ -53,7 +54,7 @@ final class TrainLoop {
     }
 
     /** Metrics with HF names (eval_loss, ...) and what the evaluation took. */
-    record Evaluation(java.util.Map<String, Double> metrics, double runtimeSeconds, long examples, long batches) {}
+    record Evaluation(Map<String, Double> metrics, double runtimeSeconds, long examples, long batches) {}
 
     enum End { COMPLETED, CANCELLED }
 

@@ -28,7 +28,8 @@ final class TrainPhase {
     private TrainPhase() {}
 
     /** How training ended: the result to return when cancelled, the metrics otherwise. */
-    record Outcome(boolean cancelled, TrainResult result, Map<String, Object> metrics, long step) {}
+    record Outcome(boolean cancelled, TrainResult result, Map<String, Object> metrics, long step,
+            Path lastCheckpoint) {}
 
     static Outcome run(RunSetup run, TrainLoop.Evaluator evaluator, List<String> plotKeys) throws IOException {
         TrainingArgs t = run.cfg.training();
@@ -36,6 +37,9 @@ final class TrainPhase {
         long total = order.totalSteps(t.numTrainEpochs(), t.maxSteps());
         LrSchedule schedule = run.schedule(total);
         long start = run.startStep(order, schedule);
+        for (Path p : Checkpointer.cleanInterrupted(run.outputDir)) {
+            run.opts.say("removed " + p.getFileName() + ", left by an interrupted earlier run");
+        }
         if (run.resume == null && t.overwriteOutputDir()) {
             for (Path old : CheckpointDirs.list(run.outputDir)) { // a fresh run must not resume these later
                 AtomicFiles.deleteRecursively(old);
@@ -65,9 +69,10 @@ final class TrainPhase {
             if (end == TrainLoop.End.CANCELLED) {
                 TrainResult r = new TrainResult(TrainResult.Status.CANCELLED, step, total, record.trainLoss(),
                         run.outputDir, checkpointer.last(), Map.of());
-                return new Outcome(true, r, Map.of(), step);
+                return new Outcome(true, r, Map.of(), step, checkpointer.last());
             }
-            return new Outcome(false, null, finish(run, record, checkpointer, order, total, plotKeys), total);
+            return new Outcome(false, null, finish(run, record, checkpointer, order, total, plotKeys), total,
+                    checkpointer.last());
         }
     }
 
