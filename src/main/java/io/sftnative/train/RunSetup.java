@@ -66,16 +66,6 @@ final class RunSetup implements AutoCloseable {
         if (!t.doTrain() && !t.doEval() && !t.doPredict()) {
             throw new ConfigException("do_train, do_eval and do_predict are all false: nothing to do");
         }
-        if (cfg.model().quantizationBit() != 0) {
-            throw new ConfigException("quantization_bit " + cfg.model().quantizationBit() + " (QLoRA) is not wired into"
-                    + " the trainer yet: remove the key to train with unquantized base weights (bf16: true halves"
-                    + " their memory for LoRA)");
-        }
-        if (t.gradientCheckpointing() || Boolean.TRUE.equals(t.fusedCrossEntropy())) {
-            opts.say("warning: " + (t.gradientCheckpointing() ? "gradient_checkpointing" : "fused_cross_entropy")
-                    + " is not implemented by this trainer yet and is ignored: activations and full logits are kept"
-                    + " (more memory, same results)");
-        }
         Path modelDir = TrainableModel.modelDir(cfg.model());
         Path tokenizerDir = hasTokenizer(modelDir) ? modelDir : null;
         DataPipeline.Prepared data = DataPipeline.prepare(tokenizerDir, cfg.data(), stage, t.seed(), opts.console(),
