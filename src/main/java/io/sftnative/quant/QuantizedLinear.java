@@ -132,6 +132,7 @@ public final class QuantizedLinear implements LinearLayer, AutoCloseable {
     /** Per-call state of the backward pass: d(loss)/dy between the two hooks. */
     private static final class Call {
         private final QuantizedLinear layer;
+        private final Thread owner = Thread.currentThread(); // the thread that ran the forward pass
         private Tensor gradY; // (..., out), retained between the hooks
         final FunctionPreHook capture;
         final FunctionPreHook replace;
@@ -185,13 +186,15 @@ public final class QuantizedLinear implements LinearLayer, AutoCloseable {
     }
 
     /**
-     * Drops the state of calls whose backward never ran (a forward with grad enabled that was not backpropagated,
-     * or a backward that failed); the step runner calls it after each micro-batch. Returns how many there were.
+     * Drops the state of this thread's calls whose backward never ran (a forward with grad enabled that was not
+     * backpropagated, or a backward that failed); the step runner calls it after each micro-batch, when that graph
+     * will not be backpropagated any more. Other threads' calls (another run in the same JVM) are left alone.
+     * Returns how many there were.
      */
     public static int discardPendingBackward() {
         int n = 0;
         for (Call c : PENDING.toArray(new Call[0])) {
-            if (PENDING.remove(c)) {
+            if (c.owner == Thread.currentThread() && PENDING.remove(c)) {
                 c.release();
                 n++;
             }
