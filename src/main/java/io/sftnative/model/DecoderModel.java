@@ -340,9 +340,13 @@ public final class DecoderModel implements AutoCloseable {
             BlasThreads.set(1);
         }
         try {
-            out = torch.scaled_dot_product_attention(q, k, v,
-                    ctx.mask() == null ? new TensorOptional() : new TensorOptional(ctx.mask()), 0.0, ctx.isCausal(),
-                    new DoubleOptional(scale), gqa);
+            if (ctx.isCausal() && ctx.cache() == null && CausalChunks.applies(q.size(2))) {
+                out = CausalChunks.attention(q, k, v, scale, gqa);
+            } else {
+                out = torch.scaled_dot_product_attention(q, k, v,
+                        ctx.mask() == null ? new TensorOptional() : new TensorOptional(ctx.mask()), 0.0,
+                        ctx.isCausal(), new DoubleOptional(scale), gqa);
+            }
         } finally {
             if (guard) {
                 BlasThreads.restore();
