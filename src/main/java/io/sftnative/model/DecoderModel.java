@@ -14,7 +14,6 @@ import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.TensorOptions;
-import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -293,7 +292,7 @@ public final class DecoderModel implements AutoCloseable {
     public AttentionContext packedContext(Tensor segmentIds, Tensor positionIds) {
         check();
         Tensor seg = segmentIds.to(ScalarType.Long);
-        Tensor pos = positionIds != null ? positionIds.to(ScalarType.Long) : restartPositions(seg);
+        Tensor pos = positionIds != null ? positionIds.to(ScalarType.Long) : AttentionMasks.restartPositions(seg);
         Tensor mask = AttentionMasks.build(seg.size(0), seg.size(1), 0, null, seg, config.slidingWindow());
         return context(pos, mask, null);
     }
@@ -324,24 +323,6 @@ public final class DecoderModel implements AutoCloseable {
         return config.slidingWindow() != null && seq > config.slidingWindow();
     }
 
-    private static Tensor restartPositions(Tensor seg) {
-        long b = seg.size(0);
-        long t = seg.size(1);
-        Tensor host = seg.contiguous();
-        long[] ids = new long[(int) (b * t)];
-        host.data_ptr_long().get(ids);
-        long[] pos = new long[ids.length];
-        for (int r = 0; r < b; r++) {
-            long p = 0;
-            for (int c = 0; c < t; c++) {
-                int k = (int) (r * t + c);
-                p = c > 0 && ids[k] == ids[k - 1] ? p + 1 : 0;
-                pos[k] = ids[k] == 0 ? 0 : p;
-            }
-        }
-        return Tensors.longs(pos, b, t);
-    }
-
     // ---------------------------------------------------------------- forward pieces
 
     /** (B, T) token ids -> (B, T, H) embeddings. */
@@ -370,7 +351,7 @@ public final class DecoderModel implements AutoCloseable {
         int d = config.headDim();
 
         Tensor x = rmsNorm(hidden, n.input()); // (B, T, H)
-        Tensor[] qkv = project(x, p + "self_attn.", "q_proj", "k_proj", "v_proj");
+        Tensor[] qkv = Projections.apply(linears, x, p + "self_attn.", "q_proj", "k_proj", "v_proj");
         Tensor q = qkv[0].reshape(b, t, heads, d); // (B, T, nH, D)
         Tensor k = qkv[1].reshape(b, t, kvHeads, d); // (B, T, nKV, D)
         Tensor v = qkv[2].reshape(b, t, kvHeads, d); // (B, T, nKV, D)
@@ -393,53 +374,8 @@ public final class DecoderModel implements AutoCloseable {
         Tensor h = hidden.add(linears.get(p + "self_attn.o_proj").forward(o)); // (B, T, H)
 
         x = rmsNorm(h, n.post()); // (B, T, H)
-        Tensor[] gateUp = project(x, p + "mlp.", "gate_proj", "up_proj"); // (B, T, I) each
+        Tensor[] gateUp = Projections.apply(linears, x, p + "mlp.", "gate_proj", "up_proj"); // (B, T, I) each
         return h.add(linears.get(p + "mlp.down_proj").forward(torch.silu(gateUp[0]).mul(gateUp[1]))); // (B, T, H)
-    }
-
-    /**
-     * Applies the projections {@code prefix + names[i]} to the same input. When all of them are plain
-     * {@link DenseLinear} layers (no LoRA, no quantized weight) this is one GEMM over the concatenated weights, split
-     * afterwards ({@code split_with_sizes}, whose backward is a single concatenation): fewer, larger GEMMs and one
-     * gradient for x instead of a sum of several. The HF parameters stay separate tensors; only this step's weight
-     * copy is concatenated. Otherwise each slot's own forward runs.
-     */
-    private Tensor[] project(Tensor x, String prefix, String... names) {
-        LinearLayer[] layers = new LinearLayer[names.length];
-        boolean fusable = FUSE_PROJECTIONS;
-        int withBias = 0;
-        for (int i = 0; i < names.length; i++) {
-            layers[i] = linears.get(prefix + names[i]);
-            fusable &= layers[i] instanceof DenseLinear;
-            if (layers[i] instanceof DenseLinear dl && dl.bias() != null) {
-                withBias++;
-            }
-        }
-        Tensor[] out = new Tensor[names.length];
-        if (!fusable || (withBias != 0 && withBias != names.length)) {
-            for (int i = 0; i < names.length; i++) {
-                out[i] = layers[i].forward(x);
-            }
-            return out;
-        }
-        TensorVector ws = new TensorVector();
-        TensorVector bs = new TensorVector();
-        long[] sizes = new long[names.length];
-        for (int i = 0; i < names.length; i++) {
-            DenseLinear dl = (DenseLinear) layers[i];
-            ws.push_back(dl.weight());
-            if (withBias > 0) {
-                bs.push_back(dl.bias());
-            }
-            sizes[i] = dl.outFeatures();
-        }
-        Tensor w = torch.cat(ws, 0); // (sum out, in)
-        Tensor y = withBias > 0 ? torch.linear(x, w, new TensorOptional(torch.cat(bs, 0))) : torch.linear(x, w);
-        TensorVector parts = y.split_with_sizes(sizes, -1); // views (..., out_i)
-        for (int i = 0; i < names.length; i++) {
-            out[i] = parts.get(i);
-        }
-        return out;
     }
 
     /**
@@ -453,9 +389,13 @@ public final class DecoderModel implements AutoCloseable {
             BlasThreads.set(1);
         }
         try {
-            out = torch.scaled_dot_product_attention(q, k, v,
-                    ctx.mask() == null ? new TensorOptional() : new TensorOptional(ctx.mask()), 0.0, ctx.isCausal(),
-                    new DoubleOptional(scale), gqa);
+            if (ctx.isCausal() && ctx.cache() == null && CausalChunks.applies(q.size(2))) {
+                out = CausalChunks.attention(q, k, v, scale, gqa);
+            } else {
+                out = torch.scaled_dot_product_attention(q, k, v,
+                        ctx.mask() == null ? new TensorOptional() : new TensorOptional(ctx.mask()), 0.0,
+                        ctx.isCausal(), new DoubleOptional(scale), gqa);
+            }
         } finally {
             if (guard) {
                 BlasThreads.restore();
@@ -522,8 +462,7 @@ public final class DecoderModel implements AutoCloseable {
         return weight.mul(h.to(in));
     }
 
-    /** Benchmark switches (A/B measurements); both on by default. */
-    static final boolean FUSE_PROJECTIONS = !"0".equals(System.getenv("SFT_FUSE_PROJECTIONS"));
+    /** Benchmark switch (A/B measurements); on by default. */
     static final boolean FUSED_RMS_NORM = !"0".equals(System.getenv("SFT_FUSED_RMS_NORM"));
 
     // ---------------------------------------------------------------- saving
@@ -541,8 +480,8 @@ public final class DecoderModel implements AutoCloseable {
         for (String name : ParameterLayout.shapes(config).keySet()) {
             if (!parameters.containsKey(name)) {
                 throw new IllegalStateException("cannot save " + name + ": this model holds it in a replaced slot"
-                        + " (a quantized layer), not as a dense parameter; export it with the quantized writer"
-                        + " (io.sftnative.quant.QuantizedCheckpoint) or merge/dequantize first");
+                        + " (a quantized layer), not as a dense parameter; export it with the bitsandbytes writer"
+                        + " (io.sftnative.quant.BnbCheckpoint.save) or dequantize first");
             }
         }
         String dtypeName = switch (DType.of(dtype)) {
