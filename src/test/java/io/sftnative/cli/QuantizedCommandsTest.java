@@ -21,6 +21,7 @@ class QuantizedCommandsTest {
 
     @Test
     void generateRunsOnAPreQuantizedCheckpoint() throws Exception {
+        io.sftnative.bindings.NativeTestSupport.assumeNativeBuilt(); // 4-bit dequantization kernels
         ModelCommandsTest.Run r = ModelCommandsTest.run("generate", NF4.toString(), "--ids", "5,9,13", "--greedy",
                 "--max-new-tokens", "6", "--stop-ids", "-1", "--threads", "2");
         assertEquals(0, r.code(), r.err());

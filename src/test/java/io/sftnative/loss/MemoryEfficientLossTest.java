@@ -34,6 +34,7 @@ class MemoryEfficientLossTest {
 
     @BeforeAll
     static void boot() {
+        io.sftnative.bindings.NativeTestSupport.assumeNativeBuilt(); // quantization / fused loss kernels
         TorchRuntime.boot(2);
     }
 

@@ -45,6 +45,7 @@ class BnbCheckpointTest {
 
     @BeforeAll
     static void boot() {
+        io.sftnative.bindings.NativeTestSupport.assumeNativeBuilt(); // quantization / fused loss kernels
         TorchRuntime.boot(2);
     }
 

@@ -27,6 +27,7 @@ import io.sftnative.torch.TorchRuntime;
 class QuantizedLinearTest {
     @BeforeAll
     static void boot() {
+        io.sftnative.bindings.NativeTestSupport.assumeNativeBuilt(); // quantization / fused loss kernels
         TorchRuntime.boot(2);
     }
 

@@ -39,6 +39,7 @@ class QuantizedModelsTest {
 
     @BeforeAll
     static void boot() {
+        io.sftnative.bindings.NativeTestSupport.assumeNativeBuilt(); // quantization / fused loss kernels
         TorchRuntime.boot(2);
     }
 

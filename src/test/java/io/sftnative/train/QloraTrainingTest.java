@@ -50,6 +50,7 @@ class QloraTrainingTest {
 
     @BeforeEach
     void cacheInTempDir() {
+        io.sftnative.bindings.NativeTestSupport.assumeNativeBuilt(); // quantization kernels
         System.setProperty("sft.cache.dir", dir.resolve("cache").toString());
     }
 
