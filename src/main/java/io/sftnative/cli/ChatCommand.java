@@ -12,6 +12,9 @@ import java.util.concurrent.Callable;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.lora.AdapterChain;
+import io.sftnative.lora.LoraAdapters;
+import io.sftnative.quant.BnbCheckpoint;
+import io.sftnative.quant.QuantizedModels;
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.Generation;
 import io.sftnative.model.GenerationOptions;
@@ -77,13 +80,15 @@ final class ChatCommand implements Callable<Integer> {
         TorchRuntime.boot(threads != null ? threads : TorchRuntime.defaultThreads());
         ScalarType st = dtype == null ? null : DType.fromTorchName(dtype).scalarType();
         PrintStream out = System.out;
-        try (Tokenizer tok = Tokenizer.load(modelDir); DecoderModel model = DecoderModel.load(modelDir, st)) {
+        boolean quantized = BnbCheckpoint.isPreQuantized(modelDir); // loads as stored; adapters stay attached
+        try (Tokenizer tok = Tokenizer.load(modelDir);
+                DecoderModel model = QuantizedModels.load(modelDir, st, null, w -> System.err.println("warning: " + w));
+                LoraAdapters attached = AdapterChain.forInference(model, AdapterChain.parse(adapter), !quantized)) {
             Template tpl = Templates.resolve(template, tok, null);
             if (tok.vocabSize() > model.config().vocabSize()) {
                 System.err.println("warning: the tokenizer has " + tok.vocabSize() + " ids but the model only "
                         + model.config().vocabSize() + "; prompts with the extra ids will fail");
             }
-            AdapterChain.forInference(model, AdapterChain.parse(adapter), true);
             List<Integer> stops = new ArrayList<>(tpl.stopTokenIds(tok));
             long pad = tok.padId() >= 0 ? tok.padId() : 0;
             long[] turn = {0};

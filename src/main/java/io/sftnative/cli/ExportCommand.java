@@ -9,6 +9,7 @@ import io.sftnative.config.ConfigException;
 import io.sftnative.config.SftConfig;
 import io.sftnative.lora.AdapterChain;
 import io.sftnative.lora.ModelExport;
+import io.sftnative.quant.QuantizationSpec;
 import io.sftnative.template.Templates;
 import io.sftnative.torch.TorchRuntime;
 import picocli.CommandLine.Command;
@@ -20,7 +21,9 @@ import picocli.CommandLine.Parameters;
         description = {"Merge LoRA adapters (adapter_name_or_path, comma-separated, merged in order) into the base"
                 + " model (model_name_or_path) and write a complete HF model directory to export_dir: config.json,"
                 + " safetensors shards of at most export_size GB (+ model.safetensors.index.json), and the base's"
-                + " generation_config.json and tokenizer files. The directory is replaced atomically."})
+                + " generation_config.json and tokenizer files. The directory is replaced atomically. With"
+                + " export_quantization_bit: 4|8 the weights are written bitsandbytes-quantized (quantization_type,"
+                + " double_quantization, quantization_blocksize)."})
 final class ExportCommand implements Callable<Integer> {
     @Parameters(arity = "0..*", paramLabel = "CONFIG|KEY=VALUE",
             description = "A YAML config (LLaMA-Factory keys), then key=value overrides.")
@@ -63,12 +66,20 @@ final class ExportCommand implements Callable<Integer> {
                     + cfg.finetuning().finetuningType() + "); a full or freeze run's output_dir is already a model:"
                     + " use it as model_name_or_path");
         }
+        QuantizationSpec quantize;
+        try {
+            quantize = QuantizationSpec.of(cfg.export().exportQuantizationBit(), cfg.model().quantizationType(),
+                    cfg.model().doubleQuantization(), cfg.model().quantizationBlocksize());
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(e.getMessage(), e);
+        }
         TorchRuntime.boot(threads != null ? threads : TorchRuntime.defaultThreads());
         ModelExport.Result r = ModelExport.export(Path.of(base), adapters, Path.of(dir),
-                cfg.export().maxShardBytes(), null, m -> System.err.println(m));
-        System.out.printf("exported %s%s to %s: %s (%.1f MB)%n", base,
+                cfg.export().maxShardBytes(), null, quantize, m -> System.err.println(m));
+        System.out.printf("exported %s%s to %s%s: %s (%.1f MB)%n", base,
                 adapters.isEmpty() ? "" : " with " + adapters.size() + " merged adapter(s)", r.dir(),
-                String.join(", ", r.files()), r.bytes() / 1e6);
+                quantize == null ? "" : " (bitsandbytes " + quantize + ")", String.join(", ", r.files()),
+                r.bytes() / 1e6);
         return 0;
     }
 }

@@ -14,6 +14,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import io.sftnative.model.DecoderModel;
+import io.sftnative.quant.QuantizedModels;
 import io.sftnative.model.Generation;
 import io.sftnative.model.GenerationOptions;
 import io.sftnative.model.safetensors.DType;
@@ -72,7 +73,7 @@ final class GenerateCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         TorchRuntime.boot(threads != null ? threads : TorchRuntime.defaultThreads());
         ScalarType st = dtype == null ? null : DType.fromTorchName(dtype).scalarType();
-        try (DecoderModel model = DecoderModel.load(modelDir, st)) {
+        try (DecoderModel model = QuantizedModels.load(modelDir, st, null, w -> System.err.println("warning: " + w))) {
             long[][] prompts = rows(idsRows);
             long pad = padId != null ? padId
                     : model.config().padTokenId() != null ? model.config().padTokenId() : 0;

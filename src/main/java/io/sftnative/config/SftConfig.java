@@ -12,7 +12,7 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
     /** Without export settings (defaults: no export_dir, 5 GB shards). */
     public SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetuning, TrainingArgs training,
             GenerationArgs generation) {
-        this(model, data, finetuning, training, generation, new ExportArgs(null, 5, "cpu", false));
+        this(model, data, finetuning, training, generation, new ExportArgs(null, 5, "cpu", false, 0));
     }
 
     /**
@@ -24,7 +24,9 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
             "save_only_model", "run_name", "logging_dir", "deepspeed", "fp16", "tf32", "ddp_find_unused_parameters",
             "use_fast_tokenizer", "disable_tqdm", "include_num_input_tokens_seen", "save_strategy",
             "logging_strategy", "streaming", "tokenized_path",
-            "preprocessing_batch_size", "cache_dir", "infer_backend", "enable_liger_kernel", "use_unsloth");
+            "preprocessing_batch_size", "cache_dir", "infer_backend", "enable_liger_kernel", "use_unsloth",
+            // GPTQ calibration for LLaMA-Factory's export_quantization_bit; bitsandbytes export needs no data
+            "export_quantization_dataset", "export_quantization_nsamples", "export_quantization_maxlen");
 
     public static SftConfig load(Path yaml, List<String> overrides, Consumer<String> warn) {
         return from(ConfigLoader.load(yaml, overrides), warn);

@@ -13,6 +13,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.files.AtomicFiles;
 import io.sftnative.model.DecoderModel;
+import io.sftnative.quant.BnbCheckpoint;
+import io.sftnative.quant.QuantizationSpec;
 
 /**
  * LLaMA-Factory's {@code export}: the base model with its LoRA adapters merged, written as a complete HF model
@@ -40,12 +42,26 @@ public final class ModelExport {
      */
     public static Result export(Path baseDir, List<Path> adapters, Path exportDir, long maxShardBytes,
             ScalarType dtype, Consumer<String> log) throws IOException {
+        return export(baseDir, adapters, exportDir, maxShardBytes, dtype, null, log);
+    }
+
+    /**
+     * As above; with {@code quantize} the merged model is written bitsandbytes-quantized (every linear layer but
+     * lm_head, {@link BnbCheckpoint}; config.json gets {@code quantization_config}), loadable by transformers with
+     * bitsandbytes and by {@code model_name_or_path} here.
+     */
+    public static Result export(Path baseDir, List<Path> adapters, Path exportDir, long maxShardBytes,
+            ScalarType dtype, QuantizationSpec quantize, Consumer<String> log) throws IOException {
         checkTarget(baseDir, adapters, exportDir);
         Path staging = AtomicFiles.stagingDirectory(exportDir);
         try {
             try (DecoderModel model = DecoderModel.load(baseDir, dtype)) {
                 AdapterChain.mergeAll(model, adapters);
-                model.save(staging, maxShardBytes);
+                if (quantize == null) {
+                    model.save(staging, maxShardBytes);
+                } else {
+                    BnbCheckpoint.save(model, staging, quantize, maxShardBytes);
+                }
             }
             boolean tokenizer = false;
             for (String f : COPIED_FILES) {

@@ -44,4 +44,23 @@ final class AttentionMasks {
         m = m.logical_or(kPos.eq(qPos).unsqueeze(0)); // diagonal: no row is empty
         return m.unsqueeze(1); // (B, 1, T, S)
     }
+
+    /** Positions restarting at 0 in every segment (0 on padding): segments (B, T) -> (B, T) int64. */
+    static Tensor restartPositions(Tensor seg) {
+        long b = seg.size(0);
+        long t = seg.size(1);
+        Tensor host = seg.contiguous();
+        long[] ids = new long[(int) (b * t)];
+        host.data_ptr_long().get(ids);
+        long[] pos = new long[ids.length];
+        for (int r = 0; r < b; r++) {
+            long p = 0;
+            for (int c = 0; c < t; c++) {
+                int k = (int) (r * t + c);
+                p = c > 0 && ids[k] == ids[k - 1] ? p + 1 : 0;
+                pos[k] = ids[k] == 0 ? 0 : p;
+            }
+        }
+        return Tensors.longs(pos, b, t);
+    }
 }

@@ -14,7 +14,6 @@ import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.TensorOptions;
-import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -52,6 +51,7 @@ public final class DecoderModel implements AutoCloseable {
     private final RotaryEmbedding rope;
     private final long paddingIdx;
     private final double scale;
+    private final List<AutoCloseable> adopted = new ArrayList<>(); // closed after the parameters
     private boolean closed;
 
     /** Per-layer norm weights (borrowed from {@link #parameters}). qNorm/kNorm are null unless qwen3. */
@@ -62,6 +62,16 @@ public final class DecoderModel implements AutoCloseable {
      * {@code Tensor.retainReference()}); names and shapes must match {@link ParameterLayout#shapes}.
      */
     DecoderModel(ModelConfig config, ScalarType dtype, Map<String, Tensor> params) {
+        this(config, dtype, params, Map.of());
+    }
+
+    /**
+     * As above, with some linear slots given ready-made (e.g. quantized layers built while loading, so the dense
+     * weights never exist together): for those modules {@code params} holds no {@code .weight} (a bias stays a
+     * parameter). The model adopts every given slot that is {@link AutoCloseable} (see {@link #adopt}).
+     */
+    DecoderModel(ModelConfig config, ScalarType dtype, Map<String, Tensor> params,
+            Map<String, LinearLayer> prebuilt) {
         this.config = config;
         this.dtype = dtype.intern();
         this.parameters = new LinkedHashMap<>(params);
@@ -71,6 +81,14 @@ public final class DecoderModel implements AutoCloseable {
         this.paddingIdx = pad != null && pad >= 0 && pad < config.vocabSize() ? pad : -1;
         this.scale = 1.0 / Math.sqrt(config.headDim());
         for (String module : ParameterLayout.linearModules(config)) {
+            LinearLayer given = prebuilt.get(module);
+            if (given != null) {
+                linears.put(module, given);
+                if (given instanceof AutoCloseable c) {
+                    adopted.add(c);
+                }
+                continue;
+            }
             String weight = module.equals("lm_head") && config.tieWordEmbeddings()
                     ? "model.embed_tokens.weight" : module + ".weight";
             linears.put(module, new DenseLinear(require(weight), parameters.get(module + ".bias")));
@@ -85,9 +103,29 @@ public final class DecoderModel implements AutoCloseable {
         }
     }
 
+    /**
+     * A model from parameters and ready-made linear slots (quantized loading, {@code io.sftnative.quant}).
+     * {@code params}: HF name to tensor, each retained once for the model (it releases them on close), every name
+     * of {@link ParameterLayout#shapes} except the {@code .weight} of the modules in {@code linears}; {@code linears}:
+     * module path to layer with the module's feature sizes. AutoCloseable layers are adopted (closed with the model).
+     */
+    public static DecoderModel assemble(ModelConfig config, ScalarType dtype, Map<String, Tensor> params,
+            Map<String, LinearLayer> linears) {
+        ModelLoader.checkAssembled(config, dtype, params, linears);
+        return new DecoderModel(config, dtype, params, linears);
+    }
+
     /** Loads {@code dir} (config.json + safetensors) converting weights to {@code dtype} (null: config's). */
     public static DecoderModel load(Path dir, ScalarType dtype) throws IOException {
         return ModelLoader.load(dir, dtype);
+    }
+
+    /**
+     * Loads {@code dir} like {@link #load(Path, ScalarType)}, handing each linear weight to {@code factory} as it is
+     * read (one dense weight at a time): QLoRA quantizes while loading so the dense model never exists whole.
+     */
+    public static DecoderModel load(Path dir, ScalarType dtype, LinearFactory factory) throws IOException {
+        return ModelLoader.load(dir, dtype, factory);
     }
 
     private Tensor require(String name) {
@@ -193,6 +231,16 @@ public final class DecoderModel implements AutoCloseable {
         return t;
     }
 
+    /**
+     * Hands {@code resource} to the model, which closes it after its parameters when the model is closed: e.g. the
+     * quantized weight put into a slot with {@link #setLinear}. Returns it.
+     */
+    public <T extends AutoCloseable> T adopt(T resource) {
+        check();
+        adopted.add(resource);
+        return resource;
+    }
+
     /** (V, H) the input embedding. */
     public Tensor embedWeight() {
         return parameter("model.embed_tokens.weight");
@@ -244,7 +292,7 @@ public final class DecoderModel implements AutoCloseable {
     public AttentionContext packedContext(Tensor segmentIds, Tensor positionIds) {
         check();
         Tensor seg = segmentIds.to(ScalarType.Long);
-        Tensor pos = positionIds != null ? positionIds.to(ScalarType.Long) : restartPositions(seg);
+        Tensor pos = positionIds != null ? positionIds.to(ScalarType.Long) : AttentionMasks.restartPositions(seg);
         Tensor mask = AttentionMasks.build(seg.size(0), seg.size(1), 0, null, seg, config.slidingWindow());
         return context(pos, mask, null);
     }
@@ -275,24 +323,6 @@ public final class DecoderModel implements AutoCloseable {
         return config.slidingWindow() != null && seq > config.slidingWindow();
     }
 
-    private static Tensor restartPositions(Tensor seg) {
-        long b = seg.size(0);
-        long t = seg.size(1);
-        Tensor host = seg.contiguous();
-        long[] ids = new long[(int) (b * t)];
-        host.data_ptr_long().get(ids);
-        long[] pos = new long[ids.length];
-        for (int r = 0; r < b; r++) {
-            long p = 0;
-            for (int c = 0; c < t; c++) {
-                int k = (int) (r * t + c);
-                p = c > 0 && ids[k] == ids[k - 1] ? p + 1 : 0;
-                pos[k] = ids[k] == 0 ? 0 : p;
-            }
-        }
-        return Tensors.longs(pos, b, t);
-    }
-
     // ---------------------------------------------------------------- forward pieces
 
     /** (B, T) token ids -> (B, T, H) embeddings. */
@@ -321,7 +351,7 @@ public final class DecoderModel implements AutoCloseable {
         int d = config.headDim();
 
         Tensor x = rmsNorm(hidden, n.input()); // (B, T, H)
-        Tensor[] qkv = project(x, p + "self_attn.", "q_proj", "k_proj", "v_proj");
+        Tensor[] qkv = Projections.apply(linears, x, p + "self_attn.", "q_proj", "k_proj", "v_proj");
         Tensor q = qkv[0].reshape(b, t, heads, d); // (B, T, nH, D)
         Tensor k = qkv[1].reshape(b, t, kvHeads, d); // (B, T, nKV, D)
         Tensor v = qkv[2].reshape(b, t, kvHeads, d); // (B, T, nKV, D)
@@ -344,53 +374,8 @@ public final class DecoderModel implements AutoCloseable {
         Tensor h = hidden.add(linears.get(p + "self_attn.o_proj").forward(o)); // (B, T, H)
 
         x = rmsNorm(h, n.post()); // (B, T, H)
-        Tensor[] gateUp = project(x, p + "mlp.", "gate_proj", "up_proj"); // (B, T, I) each
+        Tensor[] gateUp = Projections.apply(linears, x, p + "mlp.", "gate_proj", "up_proj"); // (B, T, I) each
         return h.add(linears.get(p + "mlp.down_proj").forward(torch.silu(gateUp[0]).mul(gateUp[1]))); // (B, T, H)
-    }
-
-    /**
-     * Applies the projections {@code prefix + names[i]} to the same input. When all of them are plain
-     * {@link DenseLinear} layers (no LoRA, no quantized weight) this is one GEMM over the concatenated weights, split
-     * afterwards ({@code split_with_sizes}, whose backward is a single concatenation): fewer, larger GEMMs and one
-     * gradient for x instead of a sum of several. The HF parameters stay separate tensors; only this step's weight
-     * copy is concatenated. Otherwise each slot's own forward runs.
-     */
-    private Tensor[] project(Tensor x, String prefix, String... names) {
-        LinearLayer[] layers = new LinearLayer[names.length];
-        boolean fusable = FUSE_PROJECTIONS;
-        int withBias = 0;
-        for (int i = 0; i < names.length; i++) {
-            layers[i] = linears.get(prefix + names[i]);
-            fusable &= layers[i] instanceof DenseLinear;
-            if (layers[i] instanceof DenseLinear dl && dl.bias() != null) {
-                withBias++;
-            }
-        }
-        Tensor[] out = new Tensor[names.length];
-        if (!fusable || (withBias != 0 && withBias != names.length)) {
-            for (int i = 0; i < names.length; i++) {
-                out[i] = layers[i].forward(x);
-            }
-            return out;
-        }
-        TensorVector ws = new TensorVector();
-        TensorVector bs = new TensorVector();
-        long[] sizes = new long[names.length];
-        for (int i = 0; i < names.length; i++) {
-            DenseLinear dl = (DenseLinear) layers[i];
-            ws.push_back(dl.weight());
-            if (withBias > 0) {
-                bs.push_back(dl.bias());
-            }
-            sizes[i] = dl.outFeatures();
-        }
-        Tensor w = torch.cat(ws, 0); // (sum out, in)
-        Tensor y = withBias > 0 ? torch.linear(x, w, new TensorOptional(torch.cat(bs, 0))) : torch.linear(x, w);
-        TensorVector parts = y.split_with_sizes(sizes, -1); // views (..., out_i)
-        for (int i = 0; i < names.length; i++) {
-            out[i] = parts.get(i);
-        }
-        return out;
     }
 
     /**
@@ -404,9 +389,13 @@ public final class DecoderModel implements AutoCloseable {
             BlasThreads.set(1);
         }
         try {
-            out = torch.scaled_dot_product_attention(q, k, v,
-                    ctx.mask() == null ? new TensorOptional() : new TensorOptional(ctx.mask()), 0.0, ctx.isCausal(),
-                    new DoubleOptional(scale), gqa);
+            if (ctx.isCausal() && ctx.cache() == null && CausalChunks.applies(q.size(2))) {
+                out = CausalChunks.attention(q, k, v, scale, gqa);
+            } else {
+                out = torch.scaled_dot_product_attention(q, k, v,
+                        ctx.mask() == null ? new TensorOptional() : new TensorOptional(ctx.mask()), 0.0,
+                        ctx.isCausal(), new DoubleOptional(scale), gqa);
+            }
         } finally {
             if (guard) {
                 BlasThreads.restore();
@@ -473,8 +462,7 @@ public final class DecoderModel implements AutoCloseable {
         return weight.mul(h.to(in));
     }
 
-    /** Benchmark switches (A/B measurements); both on by default. */
-    static final boolean FUSE_PROJECTIONS = !"0".equals(System.getenv("SFT_FUSE_PROJECTIONS"));
+    /** Benchmark switch (A/B measurements); on by default. */
     static final boolean FUSED_RMS_NORM = !"0".equals(System.getenv("SFT_FUSED_RMS_NORM"));
 
     // ---------------------------------------------------------------- saving
@@ -489,6 +477,13 @@ public final class DecoderModel implements AutoCloseable {
 
     public void save(Path dir, long maxShardBytes) throws IOException {
         check();
+        for (String name : ParameterLayout.shapes(config).keySet()) {
+            if (!parameters.containsKey(name)) {
+                throw new IllegalStateException("cannot save " + name + ": this model holds it in a replaced slot"
+                        + " (a quantized layer), not as a dense parameter; export it with the bitsandbytes writer"
+                        + " (io.sftnative.quant.BnbCheckpoint.save) or dequantize first");
+            }
+        }
         String dtypeName = switch (DType.of(dtype)) {
             case BF16 -> "bfloat16";
             case F16 -> "float16";
@@ -527,6 +522,20 @@ public final class DecoderModel implements AutoCloseable {
         for (Tensor t : owned) {
             t.releaseReference();
         }
+        RuntimeException failure = null;
+        for (AutoCloseable c : adopted) {
+            try {
+                c.close();
+            } catch (Exception e) {
+                if (failure == null) {
+                    failure = new IllegalStateException("closing " + c + " failed", e);
+                }
+            }
+        }
+        adopted.clear();
         rope.close();
+        if (failure != null) {
+            throw failure;
+        }
     }
 }

@@ -4,9 +4,11 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -21,24 +23,105 @@ final class ModelLoader {
     private ModelLoader() {}
 
     static DecoderModel load(Path dir, ScalarType requested) throws IOException {
+        return load(dir, requested, null);
+    }
+
+    /** As {@link #load(Path, ScalarType)}; {@code factory} (or null) may turn linear weights into other slots. */
+    static DecoderModel load(Path dir, ScalarType requested, LinearFactory factory) throws IOException {
         ModelConfig config = ModelConfig.read(dir);
         ScalarType dtype = requested != null ? requested : configDtype(config);
         checkFloating(dtype);
         try (SafetensorsCheckpoint ck = SafetensorsCheckpoint.open(dir)) {
             Map<String, long[]> expected = ParameterLayout.shapes(config);
             check(config, ck, expected);
+            Set<String> modules = new HashSet<>();
+            if (factory != null) {
+                modules.addAll(ParameterLayout.linearModules(config));
+                if (config.tieWordEmbeddings()) {
+                    modules.remove("lm_head"); // its weight is the embedding
+                }
+            }
             Map<String, Tensor> params = new LinkedHashMap<>();
-            try (PointerScope scope = new PointerScope()) {
+            Map<String, LinearLayer> slots = new LinkedHashMap<>();
+            try {
                 for (String name : expected.keySet()) {
-                    Tensor t = ck.load(name, dtype); // an owned copy: the mapping closes below
-                    t.retainReference(); // owned by the model from now on
-                    params.put(name, t);
+                    if (params.containsKey(name)) {
+                        continue; // a bias read with its weight
+                    }
+                    String module = name.endsWith(".weight") ? name.substring(0, name.length() - 7) : null;
+                    if (module == null || !modules.contains(module)) {
+                        params.put(name, loadOwned(ck, name, dtype));
+                        continue;
+                    }
+                    Tensor bias = null;
+                    if (expected.containsKey(module + ".bias")) {
+                        bias = loadOwned(ck, module + ".bias", dtype);
+                        params.put(module + ".bias", bias);
+                    }
+                    try (PointerScope scope = new PointerScope()) { // frees the dense weight unless kept
+                        Tensor weight = ck.load(name, dtype);
+                        ck.release(name);
+                        LinearLayer slot = factory.create(module, weight, bias);
+                        if (slot == null) {
+                            params.put(name, weight.retainReference());
+                        } else {
+                            slots.put(module, slot);
+                        }
+                    }
                 }
             } catch (RuntimeException e) {
                 params.values().forEach(Tensor::releaseReference);
+                for (LinearLayer l : slots.values()) {
+                    if (l instanceof AutoCloseable c) {
+                        try {
+                            c.close();
+                        } catch (Exception suppressed) {
+                            e.addSuppressed(suppressed);
+                        }
+                    }
+                }
                 throw e;
             }
-            return new DecoderModel(config, dtype, params);
+            Map<String, Tensor> ordered = new LinkedHashMap<>(); // HF order (biases were read before weights)
+            for (String name : expected.keySet()) {
+                if (params.containsKey(name)) {
+                    ordered.put(name, params.get(name));
+                }
+            }
+            return new DecoderModel(config, dtype, ordered, slots);
+        }
+    }
+
+    private static Tensor loadOwned(SafetensorsCheckpoint ck, String name, ScalarType dtype) {
+        try (PointerScope scope = new PointerScope()) {
+            Tensor t = ck.load(name, dtype).retainReference(); // an owned copy (the mapping closes), owned by the model
+            ck.release(name); // the copy is all we need: keep the file's pages out of the peak memory
+            return t;
+        }
+    }
+
+    /** What {@link DecoderModel#assemble} requires: every parameter but the weights of the ready-made slots. */
+    static void checkAssembled(ModelConfig config, ScalarType dtype, Map<String, Tensor> params,
+            Map<String, LinearLayer> linears) {
+        checkFloating(dtype);
+        Map<String, long[]> expected = ParameterLayout.shapes(config);
+        for (Map.Entry<String, LinearLayer> e : linears.entrySet()) {
+            String module = e.getKey();
+            long[] shape = expected.get(module.equals("lm_head") && config.tieWordEmbeddings()
+                    ? "model.embed_tokens.weight" : module + ".weight");
+            LinearLayer l = e.getValue();
+            if (shape == null || shape[0] != l.outFeatures() || shape[1] != l.inFeatures()) {
+                throw new IllegalArgumentException("layer for '" + module + "' (" + l.inFeatures() + " -> "
+                        + l.outFeatures() + " features) is not a linear module of this " + config.modelType()
+                        + " config");
+            }
+        }
+        for (String name : expected.keySet()) {
+            boolean slotWeight = name.endsWith(".weight")
+                    && linears.containsKey(name.substring(0, name.length() - ".weight".length()));
+            if (!slotWeight && !params.containsKey(name)) {
+                throw new IllegalArgumentException("parameter " + name + " missing");
+            }
         }
     }
 

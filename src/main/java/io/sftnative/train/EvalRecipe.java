@@ -10,7 +10,7 @@ import io.sftnative.config.SftConfig;
 import io.sftnative.data.DataPipeline;
 import io.sftnative.data.ExampleSet;
 import io.sftnative.eval.LossEvaluator;
-import io.sftnative.loss.PlainLossComputation;
+import io.sftnative.loss.MemoryEfficientLoss;
 import io.sftnative.torch.Autocast;
 import io.sftnative.torch.TorchRuntime;
 
@@ -42,7 +42,8 @@ public final class EvalRecipe {
             opts.say("evaluating " + set.size() + " examples (" + (data.data().eval().isEmpty() ? "dataset"
                     : "validation split") + ") with " + model.describe());
             LossEvaluator.Result r = LossEvaluator.evaluate(model.model(), set, collator,
-                    cfg.training().perDeviceEvalBatchSize(), new PlainLossComputation(autocast), autocast, accuracy);
+                    cfg.training().perDeviceEvalBatchSize(),
+                    new MemoryEfficientLoss(false, cfg.training().fusedCrossEntropy(), 0, autocast), autocast, accuracy);
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("eval_loss", r.loss());
             m.put("eval_tokens", r.targetTokens());

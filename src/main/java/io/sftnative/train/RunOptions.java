@@ -10,7 +10,7 @@ import io.sftnative.loss.LossComputation;
  *
  * @param listener  receives step/eval/checkpoint events and messages
  * @param cancelled polled between optimizer steps; when true the run saves a checkpoint and stops
- * @param loss      the micro-batch loss computation, or null for the default ({@code PlainLossComputation})
+ * @param loss      the micro-batch loss computation, or null for the default ({@code MemoryEfficientLoss} per gradient_checkpointing / fused_cross_entropy)
  * @param console   print progress (bar on a terminal, plain lines otherwise) to standard output
  */
 public record RunOptions(TrainingListener listener, BooleanSupplier cancelled, LossComputation loss,

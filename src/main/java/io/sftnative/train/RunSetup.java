@@ -16,7 +16,7 @@ import io.sftnative.config.SftConfig;
 import io.sftnative.config.TrainingArgs;
 import io.sftnative.data.DataPipeline;
 import io.sftnative.loss.LossComputation;
-import io.sftnative.loss.PlainLossComputation;
+import io.sftnative.loss.MemoryEfficientLoss;
 import io.sftnative.optim.AdamW;
 import io.sftnative.optim.LrSchedule;
 import io.sftnative.torch.Autocast;
@@ -49,7 +49,9 @@ final class RunSetup implements AutoCloseable {
         this.model = model;
         this.tokenizerDir = tokenizerDir;
         this.autocast = Autocast.of(cfg.training().bf16());
-        this.loss = opts.loss() != null ? opts.loss() : new PlainLossComputation(autocast);
+        TrainingArgs t = cfg.training();
+        this.loss = opts.loss() != null ? opts.loss()
+                : new MemoryEfficientLoss(t.gradientCheckpointing(), t.fusedCrossEntropy(), 0, autocast);
         this.collator = new Collator(data.data().padId(), cfg.data().padToMultipleOf(), data.data().neatPacking());
     }
 
@@ -63,16 +65,6 @@ final class RunSetup implements AutoCloseable {
         TrainingCheckpoint.Loaded resume = from.isPresent() ? TrainingCheckpoint.read(from.get()) : null;
         if (!t.doTrain() && !t.doEval() && !t.doPredict()) {
             throw new ConfigException("do_train, do_eval and do_predict are all false: nothing to do");
-        }
-        if (cfg.model().quantizationBit() != 0) {
-            throw new ConfigException("quantization_bit " + cfg.model().quantizationBit() + " (QLoRA) is not wired into"
-                    + " the trainer yet: remove the key to train with unquantized base weights (bf16: true halves"
-                    + " their memory for LoRA)");
-        }
-        if (t.gradientCheckpointing() || Boolean.TRUE.equals(t.fusedCrossEntropy())) {
-            opts.say("warning: " + (t.gradientCheckpointing() ? "gradient_checkpointing" : "fused_cross_entropy")
-                    + " is not implemented by this trainer yet and is ignored: activations and full logits are kept"
-                    + " (more memory, same results)");
         }
         Path modelDir = TrainableModel.modelDir(cfg.model());
         Path tokenizerDir = hasTokenizer(modelDir) ? modelDir : null;

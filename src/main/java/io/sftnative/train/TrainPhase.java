@@ -47,7 +47,8 @@ final class TrainPhase {
         }
         run.opts.say(run.model.describe() + "; " + order.examples() + " training rows, "
                 + order.stepsPerEpoch() + " steps per epoch, " + total + " steps (batch " + order.batchSize()
-                + " x accumulation " + order.accumulation() + ")" + (run.autocast.enabled() ? ", bf16 autocast" : ""));
+                + " x accumulation " + order.accumulation() + ")" + (run.autocast.enabled() ? ", bf16 autocast" : "")
+                + ", loss step " + run.loss.name());
         TrainLoop.Cadence cadence = cadence(t, evaluator != null);
         try (AdamW optimizer = run.optimizer();
                 RunRecord record = new RunRecord(run.outputDir, total, start, run.tokensSeen(), t.loggingSteps(),

@@ -23,6 +23,9 @@ import io.sftnative.lora.LoraSpec;
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.ModelConfig;
 import io.sftnative.model.RandomInit;
+import io.sftnative.quant.BnbCheckpoint;
+import io.sftnative.quant.QuantizationSpec;
+import io.sftnative.quant.QuantizedModels;
 
 /**
  * The model of a run with what is trained in it, per {@code finetuning_type}: every weight ({@code full}), the
@@ -31,7 +34,8 @@ import io.sftnative.model.RandomInit;
  *
  * <p>Precision: trainable weights and their optimizer state are float32 (LLaMA-Factory casts trainable parameters
  * to fp32). With {@code bf16: true} the forward pass runs under bf16 autocast ({@code io.sftnative.torch.Autocast})
- * and, for LoRA, the frozen base weights are held in bf16 (half the memory).
+ * and, for LoRA, the frozen base weights are held in bf16 (half the memory). With {@code quantization_bit} (or a
+ * bitsandbytes pre-quantized base) the frozen linear layers are held in 4 or 8 bits ({@link QuantizedBase}).
  */
 public final class TrainableModel implements AutoCloseable {
     private final DecoderModel model;
@@ -39,14 +43,16 @@ public final class TrainableModel implements AutoCloseable {
     private final Map<String, Tensor> trainable;
     private final String finetuningType;
     private final String baseModelPath;
+    private final QuantizedModels.Summary quantized; // null when the base is not quantized
 
     private TrainableModel(DecoderModel model, LoraAdapters adapters, Map<String, Tensor> trainable,
-            String finetuningType, String baseModelPath) {
+            String finetuningType, String baseModelPath, QuantizedModels.Summary quantized) {
         this.model = model;
         this.adapters = adapters;
         this.trainable = Collections.unmodifiableMap(new LinkedHashMap<>(trainable));
         this.finetuningType = finetuningType;
         this.baseModelPath = baseModelPath;
+        this.quantized = quantized;
     }
 
     /**
@@ -66,30 +72,44 @@ public final class TrainableModel implements AutoCloseable {
                     + " are trained with finetuning_type: lora (export merges them into a full model first)");
         }
         DecoderModel model;
-        ScalarType dtype = lora && bf16 ? ScalarType.BFloat16 : ScalarType.Float; // frozen LoRA base: bf16
+        // frozen LoRA base: bf16 with bf16: true; also QLoRA's compute dtype (bnb_4bit_compute_dtype)
+        ScalarType dtype = lora && bf16 ? ScalarType.BFloat16 : ScalarType.Float;
+        boolean preQuantized = !m.trainFromScratch() && BnbCheckpoint.isPreQuantized(base);
+        QuantizationSpec quant = QuantizedBase.spec(m, preQuantized, type);
+        boolean quantized = quant != null || preQuantized;
+        if (quantized) {
+            QuantizedBase.checkAdapters(m, f.createNewAdapter());
+        }
         if (resumeFrom != null && !lora) {
             model = DecoderModel.load(resumeFrom, ScalarType.Float);
         } else if (m.trainFromScratch()) {
             model = RandomInit.create(ModelConfig.read(base), seed, dtype);
             log.accept("train_from_scratch: random-initialised " + model.config().architecture() + " from "
                     + base.resolve("config.json") + " (seed " + seed + ")");
+            if (quant != null) {
+                QuantizedModels.quantize(model, quant, log);
+            }
         } else {
-            model = DecoderModel.load(base, dtype);
+            model = quantized ? QuantizedModels.load(base, dtype, quant, log) : DecoderModel.load(base, dtype);
         }
         try {
+            QuantizedModels.Summary q = quantized ? QuantizedModels.summary(model) : null;
+            if (q != null) {
+                log.accept("quantized base (" + (quant != null ? quant : "bitsandbytes checkpoint") + "): " + q);
+            }
             switch (type) {
                 case "full" -> {
                     model.setRequiresGrad(true);
-                    return new TrainableModel(model, null, model.parameters(), type, base.toString());
+                    return new TrainableModel(model, null, model.parameters(), type, base.toString(), null);
                 }
                 case "freeze" -> {
                     Map<String, Tensor> t = Freeze.apply(model, f.freezeTrainableLayers(), f.freezeTrainableModules(),
                             f.additionalTarget());
-                    return new TrainableModel(model, null, t, type, base.toString());
+                    return new TrainableModel(model, null, t, type, base.toString(), null);
                 }
                 default -> {
                     LoraAdapters a = loraForTraining(model, m, f, seed, resumeFrom);
-                    return new TrainableModel(model, a, a.trainableParameters(), type, base.toString());
+                    return new TrainableModel(model, a, a.trainableParameters(), type, base.toString(), q);
                 }
             }
         } catch (IOException | RuntimeException e) {
@@ -126,15 +146,27 @@ public final class TrainableModel implements AutoCloseable {
      */
     public static TrainableModel forInference(ModelArgs m, boolean bf16) throws IOException {
         Path base = modelDir(m);
-        DecoderModel model = DecoderModel.load(base, bf16 ? ScalarType.BFloat16 : ScalarType.Float);
+        ScalarType dtype = bf16 ? ScalarType.BFloat16 : ScalarType.Float;
+        boolean preQuantized = BnbCheckpoint.isPreQuantized(base);
+        QuantizationSpec quant = QuantizedBase.spec(m, preQuantized, "lora");
+        boolean quantized = quant != null || preQuantized;
+        if (quantized) {
+            QuantizedBase.checkAdapters(m, false);
+        }
+        DecoderModel model = quantized ? QuantizedModels.load(base, dtype, quant, s -> { })
+                : DecoderModel.load(base, dtype);
+        LoraAdapters attached;
+        QuantizedModels.Summary q;
         try {
-            AdapterChain.forInference(model, AdapterChain.parse(m.adapterNameOrPath()), true);
+            q = quantized ? QuantizedModels.summary(model) : null;
+            // a quantized base cannot absorb an adapter: it stays attached (PEFT / LLaMA-Factory do the same)
+            attached = AdapterChain.forInference(model, AdapterChain.parse(m.adapterNameOrPath()), !quantized);
         } catch (IOException | RuntimeException e) {
             model.close();
             throw e;
         }
-        return new TrainableModel(model, null, Map.of(), m.adapterNameOrPath() == null ? "base model"
-                : "base model + adapter", base.toString());
+        return new TrainableModel(model, attached, Map.of(), m.adapterNameOrPath() == null ? "base model"
+                : "base model + adapter", base.toString(), q);
     }
 
     /** model_name_or_path as an existing local directory, or a clear error. */
@@ -182,18 +214,21 @@ public final class TrainableModel implements AutoCloseable {
 
     /** One line for the log: what trains and how much of the model that is. */
     public String describe() {
-        long total = model.parameterCount() + (adapters == null ? 0 : adapters.trainableParameterCount());
+        long total = model.parameterCount() + (adapters == null ? 0 : adapters.trainableParameterCount())
+                + (quantized == null ? 0 : quantized.quantizedParams()); // quantized weights are not parameters()
+        String base = quantized == null ? "" : String.format(Locale.ROOT, " (base linear layers in %.2f bits)",
+                quantized.quantizedBitsPerParam());
+        if (trainable.isEmpty()) {
+            return finetuningType + " (" + String.format(Locale.ROOT, "%,d parameters", total) + ")" + base;
+        }
         long train = 0;
         for (Tensor t : trainable.values()) {
             train += t.numel();
         }
         String what = adapters == null ? finetuningType + " fine-tuning" : String.format(Locale.ROOT,
-                "LoRA r=%d alpha=%s on %d modules", adapters.spec().rank(), fmt(adapters.spec().alpha()),
-                adapters.modulePaths().size());
-        if (trainable.isEmpty()) {
-            return finetuningType + " (" + String.format(Locale.ROOT, "%,d parameters", total) + ")";
-        }
-        return String.format(Locale.ROOT, "%s: %,d trainable parameters of %,d (%.2f%%)", what, train, total,
+                "%s r=%d alpha=%s on %d modules", quantized == null ? "LoRA" : "QLoRA", adapters.spec().rank(),
+                fmt(adapters.spec().alpha()), adapters.modulePaths().size());
+        return String.format(Locale.ROOT, "%s%s: %,d trainable parameters of %,d (%.2f%%)", what, base, train, total,
                 total == 0 ? 0 : 100.0 * train / total);
     }
 

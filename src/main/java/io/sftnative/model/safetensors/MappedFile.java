@@ -28,6 +28,8 @@ final class MappedFile implements AutoCloseable {
     private static final int PROT_WRITE = 2;
     private static final int MAP_PRIVATE = 2;
     private static final int MAP_NORESERVE = 0x4000;
+    private static final int MADV_DONTNEED = 4;
+    private static final long PAGE = 4096;
 
     private static final Libc LIBC = Libc.load();
 
@@ -74,6 +76,23 @@ final class MappedFile implements AutoCloseable {
         return size;
     }
 
+    /**
+     * Drops the whole pages inside {@code [offset, offset + length)} from this process's resident memory
+     * ({@code madvise(MADV_DONTNEED)}; the file is untouched and a later read faults them in again). For loaders that
+     * copy tensors out one by one: the mapping's pages would otherwise add the whole file to the peak RSS. Pages
+     * shared with neighbouring bytes are kept. A no-op with the JDK fallback mapping.
+     */
+    void release(long offset, long length) {
+        if (closed || LIBC == null || fallbackArena != null || length <= 0) {
+            return;
+        }
+        long from = (address + offset + PAGE - 1) / PAGE * PAGE;
+        long to = (address + offset + length) / PAGE * PAGE;
+        if (to > from) {
+            LIBC.dontNeed(from, to - from);
+        }
+    }
+
     boolean writableCopyOnWrite() {
         return fallbackArena == null;
     }
@@ -92,7 +111,8 @@ final class MappedFile implements AutoCloseable {
     }
 
     /** The few libc calls we need, bound once. */
-    private record Libc(MethodHandle open, MethodHandle mmap, MethodHandle munmap, MethodHandle close,
+    private record Libc(MethodHandle open, MethodHandle mmap, MethodHandle munmap, MethodHandle madvise,
+            MethodHandle close,
             StructLayout stateLayout, VarHandle errno) {
 
         static Libc load() {
@@ -118,7 +138,10 @@ final class MappedFile implements AutoCloseable {
                 MethodHandle close = linker.downcallHandle(lookup.find("close").orElseThrow(),
                         FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
                 VarHandle errnoHandle = state.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-                return new Libc(open, mmap, munmap, close, state, errnoHandle);
+                MethodHandle madvise = linker.downcallHandle(lookup.find("madvise").orElseThrow(),
+                        FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG,
+                                ValueLayout.JAVA_INT));
+                return new Libc(open, mmap, munmap, madvise, close, state, errnoHandle);
             } catch (RuntimeException | LinkageError e) {
                 return null; // e.g. native access not enabled: use the JDK mapping
             }
@@ -148,6 +171,15 @@ final class MappedFile implements AutoCloseable {
                 throw e;
             } catch (Throwable t) {
                 throw new IOException("cannot map " + path + ": " + t, t);
+            }
+        }
+
+        void dontNeed(long address, long length) {
+            try {
+                int rc = (int) madvise.invokeExact(address, length, MADV_DONTNEED);
+                assert rc == 0; // only a hint: a failure leaves the pages resident
+            } catch (Throwable t) {
+                // a hint: ignore
             }
         }
 

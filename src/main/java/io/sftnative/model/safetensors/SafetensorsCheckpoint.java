@@ -169,6 +169,11 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
         return file(name).load(name, dtype);
     }
 
+    /** See {@link SafetensorsFile#release}: drops the tensor's pages from resident memory after a copy. */
+    public void release(String name) {
+        file(name).release(name);
+    }
+
     /** Total bytes of all tensors as stored. */
     public long totalBytes() {
         long n = 0;

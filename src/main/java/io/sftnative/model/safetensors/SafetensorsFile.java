@@ -155,6 +155,19 @@ public final class SafetensorsFile implements AutoCloseable {
         }
     }
 
+    /**
+     * Hint that the caller is done with {@code name}'s bytes (it copied them): drops them from resident memory, so
+     * loading tensor by tensor keeps the peak at the copies instead of copies + file. Views of this tensor handed out
+     * before still work (the pages are read again from the file).
+     */
+    public void release(String name) {
+        checkOpen();
+        TensorEntry e = entry(name);
+        if (map != null) {
+            map.release(dataStart + e.begin(), e.byteLength());
+        }
+    }
+
     private void checkOpen() {
         if (closed) {
             throw new IllegalStateException(path + " is closed");

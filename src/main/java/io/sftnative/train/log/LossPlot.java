@@ -19,13 +19,15 @@ import org.knowm.xchart.style.markers.SeriesMarkers;
  * LLaMA-Factory's {@code plot_loss}: for each key ({@code loss}, {@code eval_loss}, {@code eval_accuracy}) found in
  * the log history, a 640x480 PNG {@code training_<key>.png} with the raw values (light) and the TensorBoard-style
  * EMA {@link #smooth} (solid) against the step. Drawn with XChart off-screen: works with
- * {@code java.awt.headless=true}.
+ * {@code java.awt.headless=true}. Beyond LLaMA-Factory, {@code training_loss.png} also carries the eval loss (when
+ * evaluated) as a third series, so train and eval loss can be compared in one picture.
  */
 public final class LossPlot {
     /** The keys LLaMA-Factory plots after SFT (plot_loss: true). */
     public static final List<String> SFT_KEYS = List.of("loss", "eval_loss", "eval_accuracy");
     private static final Color BLUE = new Color(0x1f, 0x77, 0xb4);
     private static final Color LIGHT_BLUE = new Color(0x1f, 0x77, 0xb4, 102); // alpha 0.4
+    private static final Color ORANGE = new Color(0xff, 0x7f, 0x0e);
 
     private LossPlot() {}
 
@@ -37,26 +39,39 @@ public final class LossPlot {
             throws IOException {
         List<Path> written = new ArrayList<>();
         for (String key : keys) {
-            List<double[]> points = new ArrayList<>();
-            for (Map<String, Object> entry : logHistory) {
-                if (entry.get(key) instanceof Number v && entry.get("step") instanceof Number step) {
-                    points.add(new double[] {step.doubleValue(), v.doubleValue()});
-                }
-            }
-            if (points.isEmpty()) {
+            double[][] points = series(logHistory, key);
+            if (points[0].length == 0) {
                 continue;
             }
-            double[] steps = points.stream().mapToDouble(p -> p[0]).toArray();
-            double[] values = points.stream().mapToDouble(p -> p[1]).toArray();
+            double[][] eval = "loss".equals(key) ? series(logHistory, "eval_loss") : null;
             Path png = outputDir.resolve("training_" + key.replace("/", "_") + ".png");
-            AtomicFiles.writeBytes(png, render("training " + key + " of " + outputDir, key, steps, values));
+            AtomicFiles.writeBytes(png, render("training " + key + " of " + outputDir, key, points[0], points[1],
+                    eval != null && eval[0].length > 0 ? eval : null));
             written.add(png);
         }
         return written;
     }
 
+    /** {steps, values} of every log entry that has {@code key}. */
+    private static double[][] series(List<Map<String, Object>> logHistory, String key) {
+        List<double[]> points = new ArrayList<>();
+        for (Map<String, Object> entry : logHistory) {
+            if (entry.get(key) instanceof Number v && entry.get("step") instanceof Number step) {
+                points.add(new double[] {step.doubleValue(), v.doubleValue()});
+            }
+        }
+        return new double[][] {points.stream().mapToDouble(p -> p[0]).toArray(),
+                points.stream().mapToDouble(p -> p[1]).toArray()};
+    }
+
     /** The PNG bytes of one plot. */
     public static byte[] render(String title, String yLabel, double[] steps, double[] values) throws IOException {
+        return render(title, yLabel, steps, values, null);
+    }
+
+    /** The PNG bytes of one plot; {@code eval} = {steps, values} of the eval loss drawn on top, or null. */
+    public static byte[] render(String title, String yLabel, double[] steps, double[] values, double[][] eval)
+            throws IOException {
         if (steps.length != values.length || steps.length == 0) {
             throw new IllegalArgumentException("need as many steps as values, at least one");
         }
@@ -72,6 +87,12 @@ public final class LossPlot {
             XYSeries smoothed = chart.addSeries("smoothed", steps, smooth(values));
             smoothed.setLineColor(BLUE);
             smoothed.setMarker(SeriesMarkers.NONE);
+            if (eval != null) {
+                XYSeries evalSeries = chart.addSeries("eval", eval[0], eval[1]);
+                evalSeries.setLineColor(ORANGE);
+                evalSeries.setMarkerColor(ORANGE);
+                evalSeries.setMarker(SeriesMarkers.CIRCLE);
+            }
             return BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG);
         } catch (RuntimeException | LinkageError e) { // AWT without fonts (bare containers) fails here
             throw new IOException("could not draw the loss plot (" + e + "): the JVM's AWT needs fonts (install"

@@ -46,15 +46,21 @@ class LossPlotTest {
         BufferedImage img = ImageIO.read(written.get(0).toFile());
         assertEquals(640, img.getWidth());
         assertEquals(480, img.getHeight());
-        int blue = 0;
+        assertTrue(pixels(img, 0x1f77b4) > 200, "the smoothed train loss is drawn in #1f77b4");
+        assertTrue(pixels(img, 0xff7f0e) > 20, "training_loss.png also shows the eval loss in #ff7f0e");
+        BufferedImage evalOnly = ImageIO.read(written.get(1).toFile());
+        assertEquals(0, pixels(evalOnly, 0xff7f0e), "training_eval_loss.png keeps LLaMA-Factory's single series");
+    }
+
+    private static int pixels(BufferedImage img, int rgb) {
+        int n = 0;
         for (int y = 0; y < img.getHeight(); y++) {
             for (int x = 0; x < img.getWidth(); x++) {
-                int rgb = img.getRGB(x, y) & 0xffffff;
-                if (rgb == 0x1f77b4) {
-                    blue++;
+                if ((img.getRGB(x, y) & 0xffffff) == rgb) {
+                    n++;
                 }
             }
         }
-        assertTrue(blue > 200, "the smoothed curve is drawn in #1f77b4 (" + blue + " pixels)");
+        return n;
     }
 }
