@@ -9,7 +9,8 @@
 # Options (passed to io.sftnative.bench.Harness): --quick, --threads N (default: all cores), --modes LIST,
 # --examples N, --work DIR (default target/bench-e2e), --out DIR (default benchmarks/results), --shared DIR
 # (default ../shared), --python PATH (default /usr/bin/python3), --reference-blas auto|system|PATH,
-# --record FILE (write the table into FILE between its e2e-harness markers).
+# --record FILE (write the table into FILE between its e2e-harness markers), --report-only (the table again from
+# the results already in the work directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -25,6 +25,7 @@ import io.sftnative.torch.TorchRuntime;
  * <pre>
  * java ... io.sftnative.bench.Harness [--quick] [--threads N] [--modes full-padded-plain,...] [--work DIR]
  *     [--out DIR] [--shared DIR] [--python /usr/bin/python3] [--reference-blas auto|system|PATH] [--record FILE]
+ *     [--report-only]   (the table again from the results already in WORK)
  * </pre>
  */
 public final class Harness {
@@ -33,6 +34,7 @@ public final class Harness {
     public static void main(String[] args) throws Exception {
         Map<String, String> a = options(args);
         boolean quick = a.containsKey("quick");
+        boolean reportOnly = a.containsKey("report-only");
         int threads = Integer.parseInt(a.getOrDefault("threads",
                 String.valueOf(Runtime.getRuntime().availableProcessors())));
         List<String> modes = a.containsKey("modes") ? Arrays.asList(a.get("modes").split(","))
@@ -57,9 +59,9 @@ public final class Harness {
                 Instant.now(), threads, String.join(",", modes), DecoderStepBench.loadAverage()));
 
         JsonNode plan = prepare(s, modes, work, shared, torchVersion);
-        String blas = referenceBlas(a.getOrDefault("reference-blas", "auto"), work);
         List<HarnessPlan.Run> runs = HarnessPlan.runs(modes);
-        for (int i = 0; i < runs.size(); i++) {
+        String blas = reportOnly ? null : referenceBlas(a.getOrDefault("reference-blas", "auto"), work);
+        for (int i = 0; i < runs.size() && !reportOnly; i++) {
             HarnessPlan.Run r = runs.get(i);
             System.out.println(HarnessPlan.f("[%d/%d] %s %s  (load %s)", i + 1, runs.size(), r.side(), r.mode(),
                     DecoderStepBench.loadAverage()));
@@ -236,7 +238,7 @@ public final class Harness {
 
     static Map<String, String> options(String[] args) {
         Map<String, String> m = new LinkedHashMap<>();
-        List<String> flags = List.of("quick");
+        List<String> flags = List.of("quick", "report-only");
         for (int i = 0; i < args.length; i++) {
             if (!args[i].startsWith("--")) {
                 throw new IllegalArgumentException("unexpected argument '" + args[i] + "'");

@@ -14,6 +14,7 @@ import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.XYSeries;
 import org.knowm.xchart.internal.chartpart.Chart;
 import org.knowm.xchart.style.Styler;
+import org.knowm.xchart.style.lines.SeriesLines;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
 import io.sftnative.files.AtomicFiles;
@@ -31,7 +32,7 @@ final class HarnessCharts {
     static void write(HarnessReport.Summary s, Path png) throws IOException {
         System.setProperty("java.awt.headless", "true");
         List<Chart<?, ?>> charts = new ArrayList<>();
-        charts.add(bars(s, "real tokens/s (higher is better)", "tokens/s", false));
+        charts.add(bars(s, "real tokens/s, undisturbed steps (higher is better)", "tokens/s", false));
         charts.add(bars(s, "peak RSS in GB (lower is better)", "GB", true));
         charts.add(losses(s));
         try {
@@ -45,7 +46,7 @@ final class HarnessCharts {
 
     /** One bar per mode and side; the reference's bar is its plain run on the same batches (no fused CE there). */
     private static CategoryChart bars(HarnessReport.Summary s, String title, String unit, boolean rss) {
-        CategoryChart c = new CategoryChartBuilder().width(640).height(480).title(title).yAxisTitle(unit).build();
+        CategoryChart c = new CategoryChartBuilder().width(640).height(560).title(title).yAxisTitle(unit).build();
         style(c.getStyler());
         c.getStyler().setXAxisLabelRotation(30);
         List<String> modes = new ArrayList<>();
@@ -56,18 +57,23 @@ final class HarnessCharts {
                 continue;
             }
             modes.add(r.mode());
-            ours.add(rss ? r.peakRssBytes() / 1e9 : r.tokensPerSecond());
+            ours.add(rss ? r.peakRssBytes() / 1e9 : speed(r));
             HarnessReport.RunStats p = HarnessReport.find(s.runs(), HarnessPlan.Mode.parse(r.mode()).referenceMode(),
                     HarnessPlan.Run.REFERENCE);
-            ref.add(p == null ? 0.0 : rss ? p.peakRssBytes() / 1e9 : p.tokensPerSecond());
+            ref.add(p == null ? 0.0 : rss ? p.peakRssBytes() / 1e9 : speed(p));
         }
         c.addSeries("sft-native", modes, ours).setFillColor(OURS);
         c.addSeries("PyTorch eager (plain CE, same batches)", modes, ref).setFillColor(REFERENCE);
         return c;
     }
 
+    /** Tokens/s over the steps no other process disturbed when there are enough of them, else over all. */
+    private static double speed(HarnessReport.RunStats r) {
+        return r.cleanSteps() >= HarnessReport.MIN_CLEAN ? r.cleanTokensPerSecond() : r.tokensPerSecond();
+    }
+
     private static XYChart losses(HarnessReport.Summary s) {
-        XYChart c = new XYChartBuilder().width(640).height(480).title("training loss, same checkpoint and batches")
+        XYChart c = new XYChartBuilder().width(640).height(560).title("training loss, same checkpoint and batches")
                 .xAxisTitle("step").yAxisTitle("loss").build();
         style(c.getStyler());
         for (HarnessReport.Comparison cmp : s.comparisons()) {
@@ -84,7 +90,12 @@ final class HarnessCharts {
                 }
                 XYSeries series = c.addSeries(cmp.mode() + (side.equals(HarnessPlan.Run.OURS) ? " sft-native"
                         : " PyTorch"), x, y);
-                series.setMarker(side.equals(HarnessPlan.Run.OURS) ? SeriesMarkers.NONE : SeriesMarkers.CIRCLE);
+                if (side.equals(HarnessPlan.Run.OURS)) {
+                    series.setMarker(SeriesMarkers.NONE);
+                } else { // markers only, so the line of ours shows through where they agree
+                    series.setMarker(SeriesMarkers.CIRCLE);
+                    series.setLineStyle(SeriesLines.NONE);
+                }
             }
         }
         if (c.getSeriesMap().isEmpty()) {
@@ -96,6 +107,6 @@ final class HarnessCharts {
     private static void style(Styler st) {
         st.setChartBackgroundColor(Color.WHITE);
         st.setPlotBackgroundColor(Color.WHITE);
-        st.setLegendPosition(Styler.LegendPosition.InsideNE);
+        st.setLegendPosition(Styler.LegendPosition.OutsideS);
     }
 }

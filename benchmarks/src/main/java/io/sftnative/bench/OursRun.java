@@ -47,7 +47,7 @@ public final class OursRun {
         Path out = work.output(run);
 
         TorchRuntime.Info rt = TorchRuntime.boot(s.threads());
-        double gemmBefore = DecoderStepBench.gemmRate(3);
+        double gemmBefore = GemmRate.best(3);
         Recorder rec = new Recorder();
         SftTrainer.Builder builder = SftTrainer.builder().listener(rec);
         HarnessPlan.oursKeys(s, mode, work, out).forEach(builder::set);
@@ -55,7 +55,7 @@ public final class OursRun {
         long t0 = System.nanoTime();
         TrainResult result = trainer.run();
         double trainSeconds = (System.nanoTime() - t0) / 1e9;
-        double gemmAfter = DecoderStepBench.gemmRate(3);
+        double gemmAfter = GemmRate.best(3);
 
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("side", run.side());
