@@ -61,6 +61,14 @@ public final class Harness {
         JsonNode plan = prepare(s, modes, work, shared, torchVersion);
         List<HarnessPlan.Run> runs = HarnessPlan.runs(modes);
         String blas = reportOnly ? null : referenceBlas(a.getOrDefault("reference-blas", "auto"), work);
+        if (!reportOnly) { // what the report states about this run, also when it is re-rendered later
+            Map<String, Object> session = new LinkedHashMap<>();
+            session.put("started", Instant.now().toString());
+            session.put("commit", HarnessReport.commit());
+            session.put("load_average_start", DecoderStepBench.loadAverage());
+            session.put("reference_blas", blas == null ? "system libblas.so.3" : blas + "/libblas.so.3");
+            HarnessPlan.write(work.dir().resolve("session.json"), session);
+        }
         for (int i = 0; i < runs.size() && !reportOnly; i++) {
             HarnessPlan.Run r = runs.get(i);
             System.out.println(HarnessPlan.f("[%d/%d] %s %s  (load %s)", i + 1, runs.size(), r.side(), r.mode(),

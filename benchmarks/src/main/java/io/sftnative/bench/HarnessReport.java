@@ -80,7 +80,9 @@ final class HarnessReport {
                 comparisons.add(compare(o, ref, o.mode().equals(refMode)));
             }
         }
-        return new Summary(machine(plan), setup(plan, s, cfg), peak, stats, comparisons, targets(stats, comparisons));
+        Path sessionFile = work.dir().resolve("session.json");
+        JsonNode session = Files.isRegularFile(sessionFile) ? HarnessPlan.JSON.readTree(sessionFile.toFile()) : null;
+        return new Summary(machine(plan, session), setup(plan, s, cfg), peak, stats, comparisons, targets(stats, comparisons));
     }
 
     static RunStats stats(HarnessPlan.Run r, HarnessPlan.Mode mode, JsonNode j, JsonNode planSteps,
@@ -238,14 +240,16 @@ final class HarnessReport {
         return null;
     }
 
-    static Map<String, Object> machine(JsonNode plan) {
+    /** The machine, and when / at which commit the runs started (session.json of the run, else now). */
+    static Map<String, Object> machine(JsonNode plan, JsonNode session) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("cpu", DecoderStepBench.cpuName());
         m.put("cores", Runtime.getRuntime().availableProcessors());
         m.put("memory_gib", memoryGib());
-        m.put("date", Instant.now().toString());
-        m.put("commit", commit());
-        m.put("load_average_end", DecoderStepBench.loadAverage());
+        m.put("date", session != null ? session.get("started").asText() : Instant.now().toString());
+        m.put("commit", session != null ? session.get("commit").asText() : commit());
+        m.put("load_average_start", session != null ? session.get("load_average_start").asText() : "?");
+        m.put("reference_blas", session != null ? session.get("reference_blas").asText() : "?");
         m.put("java", System.getProperty("java.version"));
         m.put("reference_torch", plan.get("reference_torch").asText());
         return m;
@@ -298,9 +302,10 @@ final class HarnessReport {
         StringBuilder b = new StringBuilder();
         Map<String, Object> m = s.machine();
         HarnessPlan.Settings st = (HarnessPlan.Settings) s.setup().get("settings");
-        b.append(HarnessPlan.f("Machine: %s, %d cores, %.0f GiB; %s; commit %s; JDK %s; reference torch %s.%n",
-                m.get("cpu"), m.get("cores"), (Double) m.get("memory_gib"), m.get("date"), m.get("commit"),
-                m.get("java"), m.get("reference_torch")));
+        b.append(HarnessPlan.f("Machine: %s, %d cores, %.0f GiB; runs started %s (load average %s); commit %s; JDK %s;"
+                + " reference torch %s with BLAS %s.%n", m.get("cpu"), m.get("cores"), (Double) m.get("memory_gib"),
+                m.get("date"), m.get("load_average_start"), m.get("commit"), m.get("java"), m.get("reference_torch"),
+                m.get("reference_blas")));
         b.append(HarnessPlan.f("Model: %s. Data: %s; the first %d examples, one epoch, batch %d x accumulation %d, "
                 + "cutoff %d; AdamW lr %s %s (warmup ratio %s), weight decay %s, clip %s; LoRA r %d alpha %s on every"
                 + " linear layer. Threads %d. Timed: every step after the first %d.%n", s.setup().get("model"),
