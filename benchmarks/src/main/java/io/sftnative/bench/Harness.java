@@ -93,8 +93,7 @@ public final class Harness {
     static JsonNode prepare(HarnessPlan.Settings s, List<String> modes, HarnessPlan.Work work, Path shared,
             String torchVersion) throws IOException {
         JsonNode old = Files.isRegularFile(work.plan()) ? HarnessPlan.JSON.readTree(work.plan().toFile()) : null;
-        if (old != null && old.get("settings").equals(HarnessPlan.JSON.valueToTree(s))
-                && old.get("modes").equals(HarnessPlan.JSON.valueToTree(modes))) {
+        if (old != null && old.get("settings").equals(reread(s)) && old.get("modes").equals(reread(modes))) {
             System.out.println("reusing the data, checkpoint and batches of " + work.plan());
             return old;
         }
@@ -128,6 +127,11 @@ public final class Harness {
         System.out.println(HarnessPlan.f("prepared %s: %d examples tokenized, %,d-parameter model, %.1f s",
                 src.description(), examples, params, (System.nanoTime() - t0) / 1e9));
         return HarnessPlan.JSON.readTree(work.plan().toFile());
+    }
+
+    /** {@code value} as it reads back from the plan file (a long written as 42 reads back as an int node). */
+    private static JsonNode reread(Object value) throws IOException {
+        return HarnessPlan.JSON.readTree(HarnessPlan.JSON.writeValueAsString(value));
     }
 
     /** torch's version for {@code python}, or exits naming the package to install. */
