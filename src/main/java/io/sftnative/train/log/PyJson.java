@@ -76,16 +76,26 @@ public final class PyJson {
         return sb.toString();
     }
 
-    /** The closest decimal with the fewest significant digits that reads back as {@code x} (repr's choice). */
+    /**
+     * repr's choice for {@code x > 0}: the fewest significant digits that read back as {@code x}, and of those the
+     * decimal closest to {@code x}. Both neighbours are tried because at a power of two the gap below {@code x} is
+     * half the gap above, so the farther neighbour may read back when the nearer one does not.
+     */
     private static BigDecimal shortest(double x) {
         BigDecimal exact = new BigDecimal(x);
-        for (int k = 1; k < 17; k++) {
-            BigDecimal r = exact.round(new MathContext(k, RoundingMode.HALF_EVEN));
-            if (Double.parseDouble(r.toString()) == x) {
-                return r.stripTrailingZeros();
+        for (int digits = 1; ; digits++) { // 17 digits always read back
+            BigDecimal below = exact.round(new MathContext(digits, RoundingMode.FLOOR));
+            BigDecimal above = exact.round(new MathContext(digits, RoundingMode.CEILING));
+            boolean belowReadsBack = Double.parseDouble(below.toString()) == x;
+            boolean aboveReadsBack = Double.parseDouble(above.toString()) == x;
+            if (belowReadsBack && aboveReadsBack) {
+                return exact.round(new MathContext(digits, RoundingMode.HALF_EVEN)).stripTrailingZeros();
+            } else if (belowReadsBack) {
+                return below.stripTrailingZeros();
+            } else if (aboveReadsBack) {
+                return above.stripTrailingZeros();
             }
         }
-        return exact.round(new MathContext(17, RoundingMode.HALF_EVEN)).stripTrailingZeros();
     }
 
     private static void write(StringBuilder sb, Object v, int indent, boolean sortKeys, int level) {

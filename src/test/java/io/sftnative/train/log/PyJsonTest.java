@@ -29,6 +29,19 @@ class PyJsonTest {
     }
 
     @Test
+    void powersOfTwoAndTinySubnormalsAsPythonRepr() {
+        // At a power of two the gap below is half the gap above: the shortest digits may lie on the far side.
+        assertEquals("7.120236347223045e-307", PyJson.floatRepr(Math.scalb(1.0, -1017)));
+        assertEquals("5.858190679279809e-244", PyJson.floatRepr(Math.scalb(1.0, -808)));
+        assertEquals("4.887898181599368e-150", PyJson.floatRepr(Math.scalb(1.0, -496)));
+        // One significant digit suffices here (Java's Double.toString would print two: 9.9E-324).
+        assertEquals("1e-323", PyJson.floatRepr(2 * Double.MIN_VALUE));
+        assertEquals("5e-323", PyJson.floatRepr(10 * Double.MIN_VALUE));
+        assertEquals("9e-323", PyJson.floatRepr(18 * Double.MIN_VALUE));
+        assertEquals("1e-322", PyJson.floatRepr(20 * Double.MIN_VALUE));
+    }
+
+    @Test
     void randomDoublesMatchPythonReprAndRound() throws Exception {
         com.fasterxml.jackson.databind.JsonNode golden;
         try (var in = getClass().getResourceAsStream("/golden/log/float_repr.json")) {
