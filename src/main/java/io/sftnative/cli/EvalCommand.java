@@ -8,7 +8,7 @@ import java.util.concurrent.Callable;
 
 import io.sftnative.api.SftEvaluation;
 import io.sftnative.config.SftConfig;
-import io.sftnative.train.log.PyJson;
+import io.sftnative.json.PyJson;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 

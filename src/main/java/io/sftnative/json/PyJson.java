@@ -1,34 +1,51 @@
-package io.sftnative.train.log;
+package io.sftnative.json;
 
 import java.math.BigDecimal;
 import java.math.MathContext;
 import java.math.RoundingMode;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 
+import com.fasterxml.jackson.databind.JsonNode;
+
 /**
- * JSON text exactly as Python's {@code json.dumps} writes it (what LLaMA-Factory and HF Trainer produce):
- * floats as {@code repr(float)} ({@code 1e-05}, {@code 0.0001}, {@code 2.0}, {@code NaN}, {@code Infinity}),
- * {@code ensure_ascii} escapes, {@code ", "}/{@code ": "} separators without indent, {@code ","}/{@code ": "} with
- * one, optional key sorting. Values: {@link Map} (string keys), {@link List}, {@link CharSequence}, {@link Boolean},
- * integral and floating {@link Number}s, {@code null}.
+ * JSON text exactly as Python's {@code json.dumps} writes it (what LLaMA-Factory, HF Trainer and chat templates
+ * produce): floats as {@code repr(float)} ({@code 1e-05}, {@code 0.0001}, {@code 2.0}, {@code NaN},
+ * {@code Infinity}), {@code ", "}/{@code ": "} separators without indent, {@code ","}/{@code ": "} with one,
+ * optional key sorting, {@code ensure_ascii} escapes or non-ASCII kept.
+ *
+ * <p>{@link #dumps(Object)} and {@link #dumps(Object, int, boolean)} take {@link Map} (string keys), {@link List},
+ * {@link CharSequence}, {@link Boolean}, integral and floating {@link Number}s and {@code null}, and reject anything
+ * else. {@link #dumpsNonAscii(Object)} writes whatever a chat template hands over: also Jackson {@link JsonNode}s,
+ * any {@link Iterable} or array, non-string keys and other objects as their {@code str()}.
  */
 public final class PyJson {
     private PyJson() {}
 
+    /** Python's {@code indent} ({@code < 0}: none), {@code sort_keys}, {@code ensure_ascii}; lenient: any value. */
+    private record Style(int indent, boolean sortKeys, boolean ensureAscii, boolean lenient) {}
+
+    private static final Style PYTHON_DEFAULT = new Style(-1, false, true, false);
+    private static final Style TEMPLATE = new Style(-1, false, false, true);
+
     /** {@code json.dumps(value)}. */
     public static String dumps(Object value) {
-        StringBuilder sb = new StringBuilder();
-        write(sb, value, -1, false, 0);
-        return sb.toString();
+        return write(value, PYTHON_DEFAULT);
     }
 
     /** {@code json.dumps(value, indent=indent, sort_keys=sortKeys)}; {@code indent < 0} means none. */
     public static String dumps(Object value, int indent, boolean sortKeys) {
-        StringBuilder sb = new StringBuilder();
-        write(sb, value, indent, sortKeys, 0);
-        return sb.toString();
+        return write(value, new Style(indent, sortKeys, true, false));
+    }
+
+    /**
+     * {@code json.dumps(value, ensure_ascii=False)} as chat templates (transformers' {@code tojson}) and
+     * LLaMA-Factory's tool formats write it; any value is accepted (see the class comment).
+     */
+    public static String dumpsNonAscii(Object value) {
+        return write(value, TEMPLATE);
     }
 
     /** Python's {@code round(x, digits)}: half-to-even on the exact binary value of {@code x}. */
@@ -98,7 +115,13 @@ public final class PyJson {
         }
     }
 
-    private static void write(StringBuilder sb, Object v, int indent, boolean sortKeys, int level) {
+    private static String write(Object value, Style style) {
+        StringBuilder sb = new StringBuilder();
+        write(sb, value, style, 0);
+        return sb.toString();
+    }
+
+    private static void write(StringBuilder sb, Object v, Style style, int level) {
         if (v == null) {
             sb.append("null");
         } else if (v instanceof Boolean b) {
@@ -110,73 +133,113 @@ public final class PyJson {
         } else if (v instanceof Number n) {
             sb.append(n.toString()); // Integer, Long, BigInteger, Short, Byte
         } else if (v instanceof CharSequence s) {
-            string(sb, s.toString());
+            string(sb, s.toString(), style);
         } else if (v instanceof Map<?, ?> m) {
-            map(sb, m, indent, sortKeys, level);
+            map(sb, m, style, level);
         } else if (v instanceof List<?> l) {
-            list(sb, l, indent, sortKeys, level);
-        } else {
+            list(sb, l, style, level);
+        } else if (!style.lenient()) {
             throw new IllegalArgumentException("cannot write " + v.getClass().getName() + " as JSON");
+        } else if (v instanceof JsonNode n) {
+            node(sb, n, style, level);
+        } else if (v instanceof Iterable<?> items) {
+            List<Object> l = new ArrayList<>();
+            items.forEach(l::add);
+            list(sb, l, style, level);
+        } else if (v instanceof Object[] a) {
+            list(sb, List.of(a), style, level);
+        } else {
+            string(sb, String.valueOf(v), style);
         }
     }
 
-    private static void map(StringBuilder sb, Map<?, ?> m, int indent, boolean sortKeys, int level) {
-        if (m.isEmpty()) {
+    private static void node(StringBuilder sb, JsonNode n, Style style, int level) {
+        switch (n.getNodeType()) {
+            case OBJECT -> {
+                List<Member> members = new ArrayList<>();
+                for (Iterator<Map.Entry<String, JsonNode>> it = n.properties().iterator(); it.hasNext();) {
+                    Map.Entry<String, JsonNode> e = it.next();
+                    members.add(new Member(e.getKey(), e.getValue()));
+                }
+                object(sb, members, style, level);
+            }
+            case ARRAY -> {
+                List<Object> items = new ArrayList<>();
+                n.forEach(items::add);
+                list(sb, items, style, level);
+            }
+            case STRING -> string(sb, n.asText(), style);
+            case BOOLEAN -> sb.append(n.asBoolean() ? "true" : "false");
+            case NUMBER -> sb.append(n.isIntegralNumber() ? n.asText() : floatRepr(n.doubleValue()));
+            default -> sb.append("null");
+        }
+    }
+
+    /** One key/value pair of a JSON object (a record because values may be null, unlike {@code Map.entry}). */
+    private record Member(String key, Object value) {}
+
+    private static void map(StringBuilder sb, Map<?, ?> m, Style style, int level) {
+        List<Member> members = new ArrayList<>();
+        for (Map.Entry<?, ?> e : m.entrySet()) {
+            Object k = e.getKey();
+            if (!(k instanceof String) && !style.lenient()) {
+                throw new IllegalArgumentException("JSON object keys must be strings, got " + k);
+            }
+            members.add(new Member(String.valueOf(k), e.getValue()));
+        }
+        object(sb, members, style, level);
+    }
+
+    private static void object(StringBuilder sb, List<Member> members, Style style, int level) {
+        if (members.isEmpty()) {
             sb.append("{}");
             return;
         }
-        List<String> keys = new ArrayList<>();
-        for (Object k : m.keySet()) {
-            if (!(k instanceof String)) {
-                throw new IllegalArgumentException("JSON object keys must be strings, got " + k);
-            }
-            keys.add((String) k);
-        }
-        if (sortKeys) {
-            keys.sort(PyJson::compareCodePoints);
+        if (style.sortKeys()) {
+            members.sort((a, b) -> compareCodePoints(a.key(), b.key()));
         }
         sb.append('{');
-        for (int i = 0; i < keys.size(); i++) {
-            separator(sb, i, indent, level + 1);
-            string(sb, keys.get(i));
+        for (int i = 0; i < members.size(); i++) {
+            separator(sb, i, style, level + 1);
+            string(sb, members.get(i).key(), style);
             sb.append(": ");
-            write(sb, m.get(keys.get(i)), indent, sortKeys, level + 1);
+            write(sb, members.get(i).value(), style, level + 1);
         }
-        close(sb, indent, level);
+        close(sb, style, level);
         sb.append('}');
     }
 
-    private static void list(StringBuilder sb, List<?> l, int indent, boolean sortKeys, int level) {
+    private static void list(StringBuilder sb, List<?> l, Style style, int level) {
         if (l.isEmpty()) {
             sb.append("[]");
             return;
         }
         sb.append('[');
         for (int i = 0; i < l.size(); i++) {
-            separator(sb, i, indent, level + 1);
-            write(sb, l.get(i), indent, sortKeys, level + 1);
+            separator(sb, i, style, level + 1);
+            write(sb, l.get(i), style, level + 1);
         }
-        close(sb, indent, level);
+        close(sb, style, level);
         sb.append(']');
     }
 
-    private static void separator(StringBuilder sb, int i, int indent, int level) {
-        if (indent < 0) {
+    private static void separator(StringBuilder sb, int i, Style style, int level) {
+        if (style.indent() < 0) {
             if (i > 0) {
                 sb.append(", ");
             }
         } else {
-            sb.append(i > 0 ? ",\n" : "\n").append(" ".repeat(indent * level));
+            sb.append(i > 0 ? ",\n" : "\n").append(" ".repeat(style.indent() * level));
         }
     }
 
-    private static void close(StringBuilder sb, int indent, int level) {
-        if (indent >= 0) {
-            sb.append('\n').append(" ".repeat(indent * level));
+    private static void close(StringBuilder sb, Style style, int level) {
+        if (style.indent() >= 0) {
+            sb.append('\n').append(" ".repeat(style.indent() * level));
         }
     }
 
-    private static void string(StringBuilder sb, String s) {
+    private static void string(StringBuilder sb, String s, Style style) {
         sb.append('"');
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
@@ -189,7 +252,7 @@ public final class PyJson {
                 case '\b' -> sb.append("\\b");
                 case '\f' -> sb.append("\\f");
                 default -> {
-                    if (c < 0x20 || c > 0x7e) {
+                    if (c < 0x20 || (style.ensureAscii() && c > 0x7e)) {
                         sb.append(String.format("\\u%04x", (int) c)); // UTF-16 units: surrogate pairs as Python
                     } else {
                         sb.append(c);

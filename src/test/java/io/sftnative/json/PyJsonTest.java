@@ -1,6 +1,7 @@
-package io.sftnative.train.log;
+package io.sftnative.json;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -93,6 +94,23 @@ class PyJsonTest {
         List<Object> nested = new ArrayList<>();
         nested.add(7L);
         assertEquals("[7]", PyJson.dumps(nested));
+    }
+
+    @Test
+    void dumpsNonAsciiLikeTemplatesTojson() throws Exception {
+        // Python: json.dumps(x, ensure_ascii=False) for the same values.
+        com.fasterxml.jackson.databind.JsonNode node = new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree("{\"name\": \"météo\", \"args\": {\"t\": 1.5e-05, \"n\": [1, null, true, \"\\u0001\"]}}");
+        assertEquals("{\"name\": \"météo\", \"args\": {\"t\": 1.5e-05, \"n\": [1, null, true, \"\\u0001\"]}}",
+                PyJson.dumpsNonAscii(node));
+        assertEquals("\"é😀\u007f\"", PyJson.dumpsNonAscii("é😀\u007f"));
+        Map<Object, Object> m = new LinkedHashMap<>();
+        m.put(1, new java.util.LinkedHashSet<>(List.of("a", "b")));
+        m.put("x", new Object[] {2.0, 3});
+        assertEquals("{\"1\": [\"a\", \"b\"], \"x\": [2.0, 3]}", PyJson.dumpsNonAscii(m));
+        // Python's default json.dumps rejects what is not JSON; so does dumps.
+        assertThrows(IllegalArgumentException.class, () -> PyJson.dumps(m));
+        assertThrows(IllegalArgumentException.class, () -> PyJson.dumps(java.util.Set.of("a")));
     }
 
     @Test
