@@ -1,7 +1,6 @@
 package io.sftnative.cli;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -12,8 +11,8 @@ import io.sftnative.api.TrainResult;
 import io.sftnative.api.TrainingRun;
 import io.sftnative.train.Demo;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
 
 /** {@code train [config.yaml] [key=value ...]}; without arguments the built-in demo. */
 @Command(name = "train", mixinStandardHelpOptions = true,
@@ -23,24 +22,16 @@ import picocli.CommandLine.Parameters;
                         + " dataset from the jar, LoRA SFT with the qwen template; nothing is downloaded.",
                 "Ctrl-C stops after the current step and saves a checkpoint; run again to resume."})
 final class TrainCommand implements Callable<Integer> {
-    @Parameters(arity = "0..*", paramLabel = "CONFIG|KEY=VALUE",
-            description = "A YAML config (LLaMA-Factory keys), then key=value overrides.")
-    List<String> args = new ArrayList<>();
+    @Mixin
+    ConfigArgs config;
 
     @Option(names = "--demo", description = "Run the built-in demo (key=value overrides apply to it).")
     boolean demo;
 
     @Override
     public Integer call() throws Exception {
-        Path yaml = null;
-        List<String> overrides = new ArrayList<>();
-        for (String a : args) {
-            if (yaml == null && overrides.isEmpty() && !a.contains("=")) {
-                yaml = Path.of(a);
-            } else {
-                overrides.add(a);
-            }
-        }
+        Path yaml = config.yaml();
+        List<String> overrides = config.overrides();
         if (yaml == null && (demo || overrides.isEmpty())) {
             return runDemo(overrides);
         }
