@@ -13,7 +13,6 @@ import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
-import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -49,6 +48,7 @@ public final class DecoderModel implements AutoCloseable {
     private final Map<String, LinearLayer> linears; // HF module path -> projection
     private final LayerNorms[] norms;
     private final RotaryEmbedding rope;
+    private final AttentionContexts contexts;
     private final long paddingIdx;
     private final double scale;
     private final List<AutoCloseable> adopted = new ArrayList<>(); // closed after the parameters
@@ -77,6 +77,7 @@ public final class DecoderModel implements AutoCloseable {
         this.parameters = new LinkedHashMap<>(params);
         this.linears = new LinkedHashMap<>();
         this.rope = new RotaryEmbedding(config);
+        this.contexts = new AttentionContexts(rope, this.dtype, config.slidingWindow());
         Integer pad = config.padTokenId();
         this.paddingIdx = pad != null && pad >= 0 && pad < config.vocabSize() ? pad : -1;
         this.scale = 1.0 / Math.sqrt(config.headDim());
@@ -260,11 +261,7 @@ public final class DecoderModel implements AutoCloseable {
     /** Full causal attention over (B, T) with positions 0..T-1 (no padding). */
     public AttentionContext causalContext(long batch, long seq) {
         check();
-        Tensor pos = torch.arange(new Scalar(0), new Scalar(seq), new TensorOptions(ScalarType.Long))
-                .unsqueeze(0).expand(batch, seq); // (B, T)
-        Tensor mask = needsWindow(seq) ? AttentionMasks.build(batch, seq, 0, null, null, config.slidingWindow())
-                : null;
-        return context(pos, mask, null);
+        return contexts.causal(batch, seq);
     }
 
     /**
@@ -273,15 +270,7 @@ public final class DecoderModel implements AutoCloseable {
      */
     public AttentionContext paddedContext(Tensor attentionMask, Tensor positionIds) {
         check();
-        long b = attentionMask.size(0);
-        long t = attentionMask.size(1);
-        Tensor pos = positionIds != null ? positionIds.to(ScalarType.Long)
-                : torch.arange(new Scalar(0), new Scalar(t), new TensorOptions(ScalarType.Long)).unsqueeze(0)
-                        .expand(b, t);
-        boolean noPadding = attentionMask.ne(new Scalar(0L)).all().item_bool();
-        Tensor mask = noPadding && !needsWindow(t) ? null
-                : AttentionMasks.build(b, t, 0, attentionMask, null, config.slidingWindow());
-        return context(pos, mask, null);
+        return contexts.padded(attentionMask, positionIds);
     }
 
     /**
@@ -291,10 +280,7 @@ public final class DecoderModel implements AutoCloseable {
      */
     public AttentionContext packedContext(Tensor segmentIds, Tensor positionIds) {
         check();
-        Tensor seg = segmentIds.to(ScalarType.Long);
-        Tensor pos = positionIds != null ? positionIds.to(ScalarType.Long) : AttentionMasks.restartPositions(seg);
-        Tensor mask = AttentionMasks.build(seg.size(0), seg.size(1), 0, null, seg, config.slidingWindow());
-        return context(pos, mask, null);
+        return contexts.packed(segmentIds, positionIds);
     }
 
     /**
@@ -303,24 +289,13 @@ public final class DecoderModel implements AutoCloseable {
      */
     public AttentionContext context(Tensor positionIds, Tensor mask, KvCache cache) {
         check();
-        if (cache != null && mask == null) {
-            throw new IllegalArgumentException("decoding with a KV cache needs an explicit mask");
-        }
-        BlasThreads.restore(); // in case an earlier backward stopped between the SDPA hooks
-        Tensor[] cs = rope.cosSin(positionIds, dtype);
-        return new AttentionContext(cs[0], cs[1], mask, cache, positionIds.size(1));
+        return contexts.general(positionIds, mask, cache);
     }
 
     /** Context for decoding step(s): {@code keyMask} (B, S) over cached + new positions, S = cache.length() + T. */
     AttentionContext decodeContext(Tensor positionIds, Tensor keyMask, KvCache cache) {
-        long t = positionIds.size(1);
-        Tensor mask = AttentionMasks.build(positionIds.size(0), t, cache.length(), keyMask, null,
-                config.slidingWindow());
-        return context(positionIds, mask, cache);
-    }
-
-    private boolean needsWindow(long seq) {
-        return config.slidingWindow() != null && seq > config.slidingWindow();
+        check();
+        return contexts.decode(positionIds, keyMask, cache);
     }
 
     // ---------------------------------------------------------------- forward pieces
@@ -369,47 +344,13 @@ public final class DecoderModel implements AutoCloseable {
             kh = kv[0];
             vh = kv[1];
         }
-        Tensor attn = attention(qh, kh, vh, ctx, kvHeads != heads); // (B, nH, T, D)
+        Tensor attn = Sdpa.attention(qh, kh, vh, ctx, scale, kvHeads != heads); // (B, nH, T, D)
         Tensor o = attn.transpose(1, 2).reshape(b, t, (long) heads * d); // (B, T, nH*D)
         Tensor h = hidden.add(linears.get(p + "self_attn.o_proj").forward(o)); // (B, T, H)
 
         x = rmsNorm(h, n.post()); // (B, T, H)
         Tensor[] gateUp = Projections.apply(linears, x, p + "mlp.", "gate_proj", "up_proj"); // (B, T, I) each
         return h.add(linears.get(p + "mlp.down_proj").forward(torch.silu(gateUp[0]).mul(gateUp[1]))); // (B, T, H)
-    }
-
-    /**
-     * Scaled dot-product attention (libtorch's fused CPU kernel), with OpenBLAS single-threaded inside it in the
-     * forward and, through tensor hooks, in the backward (see {@link BlasThreads}).
-     */
-    private Tensor attention(Tensor q, Tensor k, Tensor v, AttentionContext ctx, boolean gqa) {
-        boolean guard = BlasThreads.enabled();
-        Tensor out;
-        if (guard) {
-            BlasThreads.set(1);
-        }
-        try {
-            if (ctx.isCausal() && ctx.cache() == null && CausalChunks.applies(q.size(2))) {
-                out = CausalChunks.attention(q, k, v, scale, gqa);
-            } else {
-                out = torch.scaled_dot_product_attention(q, k, v,
-                        ctx.mask() == null ? new TensorOptional() : new TensorOptional(ctx.mask()), 0.0,
-                        ctx.isCausal(), new DoubleOptional(scale), gqa);
-            }
-        } finally {
-            if (guard) {
-                BlasThreads.restore();
-            }
-        }
-        if (guard && out.requires_grad()) {
-            out.register_hook(BlasThreads.SINGLE);
-            for (Tensor in : new Tensor[] {q, k, v}) {
-                if (in.requires_grad()) {
-                    in.register_hook(BlasThreads.RESTORE);
-                }
-            }
-        }
-        return out;
     }
 
     /** The final RMSNorm: (B, T, H) -> (B, T, H). */
