@@ -18,7 +18,6 @@ import io.sftnative.quant.QuantizedModels;
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.Generation;
 import io.sftnative.model.GenerationOptions;
-import io.sftnative.model.safetensors.DType;
 import io.sftnative.template.Template;
 import io.sftnative.template.Templates;
 import io.sftnative.tokenizer.Tokenizer;
@@ -51,11 +50,11 @@ final class ChatCommand implements Callable<Integer> {
     @Option(names = "--max-new-tokens", defaultValue = "1024", description = "answer length limit (default 1024)")
     int maxNewTokens;
 
-    @Option(names = "--dtype", description = "float32, bfloat16 or float16 (default: the config's torch_dtype)")
-    String dtype;
-
     @Mixin
     SamplingArgs sampling;
+
+    @Mixin
+    DtypeArg dtype;
 
     @Mixin
     TorchArgs torch;
@@ -63,7 +62,7 @@ final class ChatCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         torch.boot();
-        ScalarType st = dtype == null ? null : DType.fromTorchName(dtype).scalarType();
+        ScalarType st = dtype.scalarType();
         PrintStream out = System.out;
         boolean quantized = BnbCheckpoint.isPreQuantized(modelDir); // loads as stored; adapters stay attached
         try (Tokenizer tok = Tokenizer.load(modelDir);

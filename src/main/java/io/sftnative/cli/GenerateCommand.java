@@ -17,7 +17,6 @@ import io.sftnative.model.DecoderModel;
 import io.sftnative.quant.QuantizedModels;
 import io.sftnative.model.Generation;
 import io.sftnative.model.GenerationOptions;
-import io.sftnative.model.safetensors.DType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -45,11 +44,11 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--pad-id", description = "padding id for left padding (default: pad_token_id, else 0)")
     Long padId;
 
-    @Option(names = "--dtype", description = "float32, bfloat16 or float16 (default: the config's torch_dtype)")
-    String dtype;
-
     @Mixin
     SamplingArgs sampling;
+
+    @Mixin
+    DtypeArg dtype;
 
     @Mixin
     TorchArgs torch;
@@ -57,7 +56,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         torch.boot();
-        ScalarType st = dtype == null ? null : DType.fromTorchName(dtype).scalarType();
+        ScalarType st = dtype.scalarType();
         try (DecoderModel model = QuantizedModels.load(modelDir, st, null, w -> System.err.println("warning: " + w))) {
             long[][] prompts = rows(idsRows);
             long pad = padId != null ? padId
