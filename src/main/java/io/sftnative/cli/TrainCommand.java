@@ -9,6 +9,7 @@ import java.util.concurrent.Callable;
 import io.sftnative.api.SftTrainer;
 import io.sftnative.api.TrainResult;
 import io.sftnative.api.TrainingRun;
+import io.sftnative.config.ConfigLoader;
 import io.sftnative.train.Demo;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -72,22 +73,17 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     private int runDemo(List<String> overrides) throws Exception {
-        Path out = Path.of("saves", "demo");
-        for (String o : overrides) {
-            if (o.startsWith("output_dir=")) {
-                out = Path.of(o.substring("output_dir=".length()).trim());
-            }
-        }
+        // parsed before anything is written: a malformed override fails with the usual message
+        Map<String, Object> user = ConfigLoader.load(null, overrides).values();
+        Path out = user.get("output_dir") != null ? Path.of(String.valueOf(user.get("output_dir")))
+                : Path.of("saves", "demo");
         Map<String, Object> keys = Demo.config(out);
         long seed = ((Number) keys.get("seed")).longValue();
         System.out.println("sft-native demo: a tiny Qwen2-shaped model (random weights) learns 133 templated facts with"
                 + " LoRA; nothing is downloaded.");
         Path model = Demo.writeAssets(out, seed);
         System.out.println("demo model and tokenizer written to " + model + ", data to " + out.resolve("data"));
-        for (String o : overrides) { // the command line wins over the demo's settings
-            int eq = o.indexOf('=');
-            keys.put(o.substring(0, eq).trim(), o.substring(eq + 1).trim());
-        }
+        keys.putAll(user); // the command line wins over the demo's settings
         SftTrainer.Builder b = SftTrainer.builder().console(true);
         keys.forEach(b::set);
         SftTrainer trainer = b.build();

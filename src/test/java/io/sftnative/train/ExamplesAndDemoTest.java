@@ -116,4 +116,13 @@ class ExamplesAndDemoTest {
         }
         assertFalse(text.contains("warning"), text);
     }
+
+    @Test
+    void aMalformedDemoOverrideFailsBeforeWritingAnything() throws Exception {
+        Path out = dir.resolve("demo-bad");
+        Cli.Run r = Cli.run("train", "--demo", "output_dir=" + out, "foo");
+        assertEquals(1, r.code(), r.out() + r.err());
+        assertTrue(r.err().contains("override 'foo' must look like key=value"), r.err());
+        assertFalse(Files.exists(out), "nothing written for a rejected command line");
+    }
 }
