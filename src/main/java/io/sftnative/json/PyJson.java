@@ -147,7 +147,7 @@ public final class PyJson {
             items.forEach(l::add);
             list(sb, l, style, level);
         } else if (v instanceof Object[] a) {
-            list(sb, List.of(a), style, level);
+            list(sb, java.util.Arrays.asList(a), style, level); // List.of rejects null elements
         } else {
             string(sb, String.valueOf(v), style);
         }

@@ -108,6 +108,7 @@ class PyJsonTest {
         m.put(1, new java.util.LinkedHashSet<>(List.of("a", "b")));
         m.put("x", new Object[] {2.0, 3});
         assertEquals("{\"1\": [\"a\", \"b\"], \"x\": [2.0, 3]}", PyJson.dumpsNonAscii(m));
+        assertEquals("[1, null]", PyJson.dumpsNonAscii(new Object[] {1, null}), "arrays may hold null");
         // Python's default json.dumps rejects what is not JSON; so does dumps.
         assertThrows(IllegalArgumentException.class, () -> PyJson.dumps(m));
         assertThrows(IllegalArgumentException.class, () -> PyJson.dumps(java.util.Set.of("a")));
