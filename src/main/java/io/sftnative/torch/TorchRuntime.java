@@ -84,7 +84,14 @@ public final class TorchRuntime {
             cache = Loader.getCacheDir().toPath().toRealPath();
             // Extract every native of the presets first (see class comment).
             Loader.cacheResources("/org/bytedeco/openblas/" + platform + "/");
-            Loader.cacheResources("/org/bytedeco/pytorch/" + platform + "/");
+            // The GPU build (-Pgpu) carries libtorch for CUDA under <platform>-gpu/ next to the CPU one: JavaCPP
+            // tries the -gpu variant first and falls back to the CPU libtorch when CUDA's libraries are missing.
+            for (String variant : List.of(platform + "-gpu", platform)) {
+                String dir = "/org/bytedeco/pytorch/" + variant + "/";
+                if (TorchRuntime.class.getResource(dir + "libjnitorch.so") != null) {
+                    Loader.cacheResources(dir);
+                }
+            }
             Loader.load(torch.class);
         } catch (IOException | UnsatisfiedLinkError | ExceptionInInitializerError | NoClassDefFoundError e) {
             throw new NativeRuntimeException("libtorch could not be loaded for platform " + platform
