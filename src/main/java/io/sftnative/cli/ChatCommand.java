@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.lora.AdapterChain;
@@ -65,8 +66,9 @@ final class ChatCommand implements Callable<Integer> {
         ScalarType st = dtype.scalarType();
         PrintStream out = System.out;
         boolean quantized = BnbCheckpoint.isPreQuantized(modelDir); // loads as stored; adapters stay attached
-        try (Tokenizer tok = Tokenizer.load(modelDir);
-                DecoderModel model = QuantizedModels.load(modelDir, st, null, w -> System.err.println("warning: " + w));
+        try (Device device = new Device(torch.deviceName()); Tokenizer tok = Tokenizer.load(modelDir);
+                DecoderModel model = QuantizedModels.load(modelDir, st, device, null,
+                        w -> System.err.println("warning: " + w));
                 LoraAdapters attached = AdapterChain.forInference(model, AdapterChain.parse(adapter), !quantized)) {
             Template tpl = Templates.resolve(template, tok, null);
             if (tok.vocabSize() > model.config().vocabSize()) {

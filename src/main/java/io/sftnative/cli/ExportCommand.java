@@ -4,12 +4,15 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 
+import org.bytedeco.pytorch.Device;
+
 import io.sftnative.config.ConfigException;
 import io.sftnative.config.SftConfig;
 import io.sftnative.lora.AdapterChain;
 import io.sftnative.lora.ModelExport;
 import io.sftnative.quant.QuantizationSpec;
 import io.sftnative.template.Templates;
+import io.sftnative.torch.TorchRuntime;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 
@@ -61,8 +64,14 @@ final class ExportCommand implements Callable<Integer> {
             throw new ConfigException(e.getMessage(), e);
         }
         torch.boot();
-        ModelExport.Result r = ModelExport.export(Path.of(base), adapters, Path.of(dir),
-                cfg.export().maxShardBytes(), null, quantize, m -> System.err.println(m));
+        // LLaMA-Factory's export_device: cpu (default) or auto (the run's device); --device wins over both
+        String device = torch.device != null ? torch.deviceName()
+                : cfg.export().exportDevice().equals("auto") ? TorchRuntime.deviceName(cfg.model().device()) : "cpu";
+        ModelExport.Result r;
+        try (Device on = new Device(device)) {
+            r = ModelExport.export(Path.of(base), adapters, Path.of(dir), cfg.export().maxShardBytes(), null,
+                    quantize, on, m -> System.err.println(m));
+        }
         System.out.printf("exported %s%s to %s%s: %s (%.1f MB)%n", base,
                 adapters.isEmpty() ? "" : " with " + adapters.size() + " merged adapter(s)", r.dir(),
                 quantize == null ? "" : " (bitsandbytes " + quantize + ")", String.join(", ", r.files()),

@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Callable;
 
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -57,7 +58,9 @@ final class GenerateCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         torch.boot();
         ScalarType st = dtype.scalarType();
-        try (DecoderModel model = QuantizedModels.load(modelDir, st, null, w -> System.err.println("warning: " + w))) {
+        try (Device device = new Device(torch.deviceName());
+                DecoderModel model = QuantizedModels.load(modelDir, st, device, null,
+                        w -> System.err.println("warning: " + w))) {
             long[][] prompts = rows(idsRows);
             long pad = padId != null ? padId
                     : model.config().padTokenId() != null ? model.config().padTokenId() : 0;

@@ -2,7 +2,9 @@ package io.sftnative.cli;
 
 import static io.sftnative.testing.Cli.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import java.nio.file.Path;
 import java.util.stream.Collectors;
@@ -14,6 +16,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import io.sftnative.testing.Cli.Run;
+import io.sftnative.torch.TorchRuntime;
 
 class ModelCommandsTest {
     static final Path GOLDEN = Path.of("src/test/resources/golden/model");
@@ -43,6 +46,26 @@ class ModelCommandsTest {
         String[] lines = r.out().strip().split("\n");
         assertEquals(2, lines.length, r.out());
         assertEquals(expected, lines[0]);
+
+        Run onCpu = run("generate", GOLDEN.resolve("llama_gqa/checkpoint").toString(), "--ids", prompt, "--ids", "7,8",
+                "--greedy", "--max-new-tokens", "12", "--stop-ids", "-1", "--threads", "2", "--device", "cpu");
+        assertEquals(0, onCpu.code(), onCpu.err());
+        assertEquals(r.out(), onCpu.out(), "--device cpu is what the default picks on this machine");
+    }
+
+    @Test
+    void aGpuThatIsNotThereIsOneClearLine() {
+        assumeFalse(TorchRuntime.info().cuda(), "needs a process without a usable GPU");
+        Run r = run("generate", GOLDEN.resolve("llama_gqa/checkpoint").toString(), "--ids", "1,2", "--threads", "2",
+                "--device", "cuda");
+        assertEquals(1, r.code(), r.out());
+        assertTrue(r.err().startsWith("error: device is 'cuda' but no GPU can be used: "), r.err());
+        assertTrue(r.err().contains("Set device to cpu"), r.err());
+        assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+        assertEquals("", r.out());
+        r = run("generate", GOLDEN.resolve("llama_gqa/checkpoint").toString(), "--ids", "1,2", "--device", "gpu");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("error: device must be auto, cpu, cuda or cuda:N"), r.err());
     }
 
     @Test

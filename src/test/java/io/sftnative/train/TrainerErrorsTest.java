@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -29,6 +30,7 @@ import io.sftnative.testing.Cli;
 import io.sftnative.testing.Cli.Run;
 import io.sftnative.testing.TempDatasetCache;
 import io.sftnative.torch.Autocast;
+import io.sftnative.torch.TorchRuntime;
 
 /** Every bad configuration class stops with one clear message naming the key / file and what to do. */
 @ExtendWith(TempDatasetCache.class)
@@ -176,5 +178,19 @@ class TrainerErrorsTest {
         Run r = Cli.run(ptArgs("learning_rate=1e30", "max_grad_norm=0", "max_steps=12").toArray(String[]::new));
         String e = errorLine(r);
         assertTrue(e.contains("training diverged at step") && e.contains("Lower learning_rate"), e);
+    }
+
+    @Test
+    void aGpuThatIsNotThereStopsBeforeAnyWork() {
+        assumeFalse(TorchRuntime.info().cuda(), "needs a process without a usable GPU");
+        Path out = dir.resolve("gpu");
+        String e = errorLine(Cli.run(ptArgs("device=cuda", "output_dir=" + out).toArray(String[]::new)));
+        assertTrue(e.startsWith("error: device is 'cuda' but no GPU can be used: "), e);
+        assertTrue(e.contains("CPU build") && e.contains("Set device to cpu"), e);
+        assertFalse(Files.exists(out), "nothing written");
+        e = errorLine(Cli.run(ptArgs("device=gpu0").toArray(String[]::new)));
+        assertTrue(e.contains("key 'device'") && e.contains("'gpu0'"), e);
+        assertEquals(0, Cli.run(ptArgs("device=cpu", "max_steps=1", "save_steps=1", "output_dir=" + out)
+                .toArray(String[]::new)).code(), "device=cpu trains");
     }
 }
