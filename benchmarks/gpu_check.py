@@ -44,6 +44,19 @@ FP4_MAG = [0.0, 0.005208333333, 0.66666667, 1.0, 0.33333333, 0.5, 0.16666667, 0.
 FP4_T = [0.00260417, 0.0859375, 0.20833333, 0.29166667, 0.4166667, 0.583333, 0.8333333]
 FP4_ORDER = [0, 1, 6, 7, 4, 5, 2, 3]
 NF4_ID, FP4_ID = 2, 1
+
+
+def f32_literal(v: float) -> float:
+    """The fp32 value a C/CUDA literal `<repr(v)>f` has: the decimal rounded once, straight to fp32.
+
+    torch.tensor([v]) rounds twice (decimal -> double -> fp32) and for NF4's top threshold 0.8614784181118011, which
+    lies within 1e-17 of the midpoint between two fp32 values, that lands one ulp above the kernels' literal.
+    """
+    from decimal import Decimal
+    d = Decimal(repr(v))
+    c = torch.tensor([v], dtype=torch.float32)
+    cands = [c, torch.nextafter(c, torch.tensor([math.inf])), torch.nextafter(c, torch.tensor([-math.inf]))]
+    return float(min(cands, key=lambda t: abs(Decimal(float(t)) - d)))
 DTYPES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
@@ -169,10 +182,10 @@ def ref_quant4(x, bs, qt):
     am = blocks.abs().amax(1)
     y = blocks * (1.0 / am)[:, None]
     if qt == NF4_ID:
-        thr = torch.tensor(NF4_T, device=dev)
+        thr = torch.tensor([f32_literal(t) for t in NF4_T], device=dev)
         codes = (y.unsqueeze(-1) > thr).sum(-1)
     else:
-        thr = torch.tensor(FP4_T, device=dev)
+        thr = torch.tensor([f32_literal(t) for t in FP4_T], device=dev)
         idx = (y.abs().unsqueeze(-1) > thr).sum(-1)
         codes = torch.tensor(FP4_ORDER, device=dev)[idx] | ((y < 0).long() * 8)
     codes = codes.reshape(-1)[:n].to(torch.uint8)
@@ -192,7 +205,23 @@ def bits(t):
 
 
 # ---------------------------------------------------------------------------------------------------- checks
-def check_quant(lib, dev, quick):
+def diagnose_quant4(x, packed, am, rp, ram, bs, qt):
+    """Prints the first elements whose 4-bit codes differ from the reference, with where y = x / absmax falls."""
+    print(f"    absmax equal: {torch.equal(bits(am), bits(ram))}")
+    codes = torch.stack([packed >> 4, packed & 15], 1).reshape(-1)[:x.numel()].cpu()
+    rcodes = torch.stack([rp >> 4, rp & 15], 1).reshape(-1)[:x.numel()].cpu()
+    diff = (codes != rcodes).nonzero().reshape(-1)
+    thr = NF4_T if qt == NF4_ID else FP4_T
+    print(f"    {diff.numel()} of {x.numel()} codes differ")
+    for i in diff[:5].tolist():
+        xv, a = float(x.reshape(-1)[i]), float(am.cpu()[i // bs])
+        y32 = torch.tensor([xv], dtype=torch.float32) * (1.0 / torch.tensor([a], dtype=torch.float32))
+        t = min(thr, key=lambda v: abs(abs(float(y32)) - v))
+        print(f"    [{i}] x={xv!r} absmax={a!r} y(fp32)={float(y32)!r} y(exact)={xv / a!r} nearest threshold={t!r} "
+              f"(fp32 literal {f32_literal(t)!r}) code {int(codes[i])} ref {int(rcodes[i])}")
+
+
+def check_quant(lib, dev, quick, cpu_lib=None):
     results = []
     gen = torch.Generator(device="cpu").manual_seed(0)
     sizes = [1, 17, 4096 * 3 + 5, 1 << 16] + ([] if quick else [1 << 22])
@@ -213,9 +242,17 @@ def check_quant(lib, dev, quick):
                         out = torch.empty(n, dtype=od, device=dev)
                         lib.deq4(packed, am, out, bs, qt)
                         ok = ok and torch.equal(bits(out), bits(ref_deq4(packed, am, n, bs, qt, od)))
+                    cpu_same = None
+                    if cpu_lib is not None:  # the CPU kernels are bit-exact against the golden vectors
+                        cp = torch.empty((n + 1) // 2, dtype=torch.uint8)
+                        cam = torch.empty(nb, dtype=torch.float32)
+                        cpu_lib.quant4(x.cpu(), cam, cp, bs, qt)
+                        cpu_same = torch.equal(cp, packed.cpu()) and torch.equal(bits(cam), bits(am.cpu()))
+                        ok = ok and cpu_same
                     results.append(ok)
                     if not ok:
-                        print(f"  MISMATCH quant4 qt={qt} bs={bs} n={n} {dtype}")
+                        print(f"  MISMATCH quant4 qt={qt} bs={bs} n={n} {dtype} (same as CPU kernels: {cpu_same})")
+                        diagnose_quant4(x, packed, am, rp, ram, bs, qt)
     # 8-bit blockwise with the dynamic map: nearest code (random inputs never sit exactly on a midpoint)
     code = lib.codebook(8, 256).to(dev)
     x = torch.randn(1 << 16, generator=gen).to(dev)
@@ -382,7 +419,9 @@ def main():
             "torch": torch.__version__, "cuda": torch.version.cuda, "library": str(lib_path),
             "abi": lib.lib.jbnb_abi_version()}
     print(json.dumps(info, indent=1), flush=True)
-    quant_ok, quant_cases = check_quant(lib, dev, a.quick)
+    # libsftnative_cuda.so carries the CPU kernels too: the CUDA codes are also compared with them
+    cpu_lib = Lib(lib_path, "cpu") if dev == "cuda" else None
+    quant_ok, quant_cases = check_quant(lib, dev, a.quick, cpu_lib)
     print(f"quantize/dequantize vs PyTorch reference: {'OK' if quant_ok else 'MISMATCH'} ({quant_cases} cases)")
     ce = check_ce(lib, dev, a.quick)
     print("cross-entropy vs F.cross_entropy:", json.dumps(ce))

@@ -7,6 +7,8 @@ import java.util.Base64;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
+import org.bytedeco.pytorch.Device;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.sftnative.files.AtomicFiles;
@@ -18,22 +20,29 @@ import io.sftnative.files.AtomicFiles;
  *
  * @param shuffleState the data loader's {@link ResumableRandom} state
  * @param torchCpu     {@link TorchRng#cpuState()}
- * @param torchCuda    {@link TorchRng#cudaState()}, null without CUDA
+ * @param torchCuda    {@link TorchRng#cudaState}, null when the run is not on a GPU
  */
 public record RngState(long shuffleState, byte[] torchCpu, byte[] torchCuda) {
     public static final String FILE_NAME = "rng_state.json";
     private static final String FORMAT = "sft-native-rng-v1";
 
-    /** The current state of libtorch's generators plus the given shuffler. */
-    public static RngState capture(ResumableRandom shuffler) {
-        return new RngState(shuffler.state(), TorchRng.cpuState(), TorchRng.cudaState());
+    /**
+     * The current state of libtorch's generators for a run on {@code device} (the CPU generator, and the GPU's when
+     * {@code device} is one: dropout there draws from it) plus the given shuffler.
+     */
+    public static RngState capture(ResumableRandom shuffler, Device device) {
+        return new RngState(shuffler.state(), TorchRng.cpuState(), TorchRng.cudaState(device));
     }
 
-    /** Puts libtorch's generators back and returns the shuffler as it was. */
-    public ResumableRandom restore() {
+    /**
+     * Puts libtorch's generators back for a run on {@code device} and returns the shuffler as it was. A CUDA state
+     * goes into that GPU's generator; a run resumed on the CPU has no use for one (its dropout draws from the CPU
+     * generator), and a GPU run resumed from a CPU checkpoint keeps its seeded generator.
+     */
+    public ResumableRandom restore(Device device) {
         TorchRng.setCpuState(torchCpu);
-        if (torchCuda != null) {
-            TorchRng.setCudaState(torchCuda);
+        if (torchCuda != null && device.is_cuda()) {
+            TorchRng.setCudaState(device, torchCuda);
         }
         return ResumableRandom.fromState(shuffleState);
     }

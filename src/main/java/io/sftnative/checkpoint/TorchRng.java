@@ -1,5 +1,6 @@
 package io.sftnative.checkpoint;
 
+import io.sftnative.torch.Devices;
 import io.sftnative.torch.TorchRuntime;
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.PointerScope;
@@ -46,25 +47,33 @@ public final class TorchRng {
         }
     }
 
-    /** The default CUDA generator's state (device 0), or null when libtorch runs without CUDA. */
-    public static byte[] cudaState() {
-        if (!TorchRuntime.info().cuda()) {
+    /**
+     * The state of the default CUDA generator of {@code device} (what dropout on that GPU draws from), or null when
+     * {@code device} is not a GPU: a run on the CPU needs only {@link #cpuState()}.
+     */
+    public static byte[] cudaState(Device device) {
+        if (!device.is_cuda()) {
             return null;
         }
         try (PointerScope scope = new PointerScope()) {
-            return bytes(torch.globalContext().defaultGenerator(new Device("cuda:0")).get_state());
+            return bytes(torch.globalContext().defaultGenerator(indexed(device)).get_state());
         }
     }
 
-    /** Restores what {@link #cudaState()} returned; fails when this process has no CUDA. */
-    public static void setCudaState(byte[] state) {
-        if (!TorchRuntime.info().cuda()) {
-            throw new IllegalStateException("the checkpoint holds a CUDA random state but this process runs"
-                    + " without CUDA: dropout masks will differ from the original run");
+    /** Restores what {@link #cudaState(Device)} returned into the generator of {@code device}, a GPU. */
+    public static void setCudaState(Device device, byte[] state) {
+        if (!device.is_cuda() || !TorchRuntime.info().cuda()) {
+            throw new IllegalStateException("a CUDA random state can only be restored into a GPU's generator, not "
+                    + Devices.name(device) + (TorchRuntime.info().cuda() ? "" : " (this process has no GPU)"));
         }
         try (PointerScope scope = new PointerScope()) {
-            torch.globalContext().defaultGenerator(new Device("cuda:0")).set_state(tensor(state));
+            torch.globalContext().defaultGenerator(indexed(device)).set_state(tensor(state));
         }
+    }
+
+    /** {@code cuda} means the current GPU, whose generator is {@code cuda:0} unless another was made current. */
+    private static Device indexed(Device device) {
+        return device.has_index() ? device : new Device("cuda:0");
     }
 
     private static byte[] bytes(Tensor state) { // (N,) uint8 on the CPU
@@ -76,6 +85,7 @@ public final class TorchRng {
 
     private static Tensor tensor(byte[] state) { // (N,) uint8, owning its memory
         BytePointer p = new BytePointer(state);
+        // host: generator states are CPU byte tensors, also for CUDA generators (as torch.cuda.get_rng_state())
         return torch.from_blob(p, new long[] {state.length}, new TensorOptions(ScalarType.Byte)).clone();
     }
 }

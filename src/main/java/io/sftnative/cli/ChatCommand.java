@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.lora.AdapterChain;
@@ -18,12 +19,11 @@ import io.sftnative.quant.QuantizedModels;
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.Generation;
 import io.sftnative.model.GenerationOptions;
-import io.sftnative.model.safetensors.DType;
 import io.sftnative.template.Template;
 import io.sftnative.template.Templates;
 import io.sftnative.tokenizer.Tokenizer;
-import io.sftnative.torch.TorchRuntime;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -51,38 +51,24 @@ final class ChatCommand implements Callable<Integer> {
     @Option(names = "--max-new-tokens", defaultValue = "1024", description = "answer length limit (default 1024)")
     int maxNewTokens;
 
-    @Option(names = "--greedy", description = "greedy decoding (default: sampling, as LLaMA-Factory)")
-    boolean greedy;
+    @Mixin
+    SamplingArgs sampling;
 
-    @Option(names = "--temperature", defaultValue = "0.95", description = "sampling temperature (default 0.95)")
-    double temperature;
+    @Mixin
+    DtypeArg dtype;
 
-    @Option(names = "--top-p", defaultValue = "0.7", description = "nucleus sampling mass (default 0.7)")
-    double topP;
-
-    @Option(names = "--top-k", defaultValue = "50", description = "keep the k most likely tokens, 0 = off (default 50)")
-    int topK;
-
-    @Option(names = "--repetition-penalty", defaultValue = "1.0", description = "CTRL repetition penalty (default 1)")
-    double repetitionPenalty;
-
-    @Option(names = "--seed", defaultValue = "42", description = "sampling seed (default 42)")
-    long seed;
-
-    @Option(names = "--dtype", description = "float32, bfloat16 or float16 (default: the config's torch_dtype)")
-    String dtype;
-
-    @Option(names = "--threads", description = "libtorch threads (default: SFT_THREADS or all processors)")
-    Integer threads;
+    @Mixin
+    TorchArgs torch;
 
     @Override
     public Integer call() throws Exception {
-        TorchRuntime.boot(threads != null ? threads : TorchRuntime.defaultThreads());
-        ScalarType st = dtype == null ? null : DType.fromTorchName(dtype).scalarType();
+        torch.boot();
+        ScalarType st = dtype.scalarType();
         PrintStream out = System.out;
         boolean quantized = BnbCheckpoint.isPreQuantized(modelDir); // loads as stored; adapters stay attached
-        try (Tokenizer tok = Tokenizer.load(modelDir);
-                DecoderModel model = QuantizedModels.load(modelDir, st, null, w -> System.err.println("warning: " + w));
+        try (Device device = new Device(torch.deviceName()); Tokenizer tok = Tokenizer.load(modelDir);
+                DecoderModel model = QuantizedModels.load(modelDir, st, device, null,
+                        w -> System.err.println("warning: " + w));
                 LoraAdapters attached = AdapterChain.forInference(model, AdapterChain.parse(adapter), !quantized)) {
             Template tpl = Templates.resolve(template, tok, null);
             if (tok.vocabSize() > model.config().vocabSize()) {
@@ -93,9 +79,8 @@ final class ChatCommand implements Callable<Integer> {
             long pad = tok.padId() >= 0 ? tok.padId() : 0;
             long[] turn = {0};
             ChatSession session = new ChatSession(tok, tpl, system, prompt -> {
-                GenerationOptions opts = new GenerationOptions(!greedy, temperature, topP, topK, repetitionPenalty,
-                        maxNewTokens, stops.stream().mapToLong(Integer::longValue).toArray(), pad,
-                        seed + turn[0]++);
+                GenerationOptions opts = sampling.options(maxNewTokens,
+                        stops.stream().mapToLong(Integer::longValue).toArray(), pad, turn[0]++);
                 return Generation.generate(model, new long[][] {prompt}, opts)[0];
             });
             session.run(new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8)), out);

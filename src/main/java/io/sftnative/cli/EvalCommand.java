@@ -1,16 +1,13 @@
 package io.sftnative.cli;
 
-import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
 import io.sftnative.api.SftEvaluation;
 import io.sftnative.config.SftConfig;
-import io.sftnative.train.log.PyJson;
+import io.sftnative.json.PyJson;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Mixin;
 
 /** {@code eval config.yaml key=value ...}: the causal-LM loss of a model over a dataset; JSON on the last line. */
 @Command(name = "eval", mixinStandardHelpOptions = true,
@@ -21,22 +18,12 @@ import picocli.CommandLine.Parameters;
                 "The last line of standard output is one JSON object: eval_loss (mean over target tokens, labels"
                         + " shifted by one), eval_tokens, eval_examples, eval_batches, perplexity, eval_runtime."})
 final class EvalCommand implements Callable<Integer> {
-    @Parameters(arity = "0..*", paramLabel = "CONFIG|KEY=VALUE",
-            description = "A YAML config (LLaMA-Factory keys), then key=value overrides.")
-    List<String> args = new ArrayList<>();
+    @Mixin
+    ConfigArgs config;
 
     @Override
     public Integer call() throws Exception {
-        Path yaml = null;
-        List<String> overrides = new ArrayList<>();
-        for (String a : args) {
-            if (yaml == null && overrides.isEmpty() && !a.contains("=")) {
-                yaml = Path.of(a);
-            } else {
-                overrides.add(a);
-            }
-        }
-        SftConfig cfg = SftConfig.load(yaml, overrides, w -> System.err.println("warning: " + w));
+        SftConfig cfg = config.load();
         Map<String, Object> m = SftEvaluation.run(cfg, msg -> System.err.println(msg));
         System.out.println(PyJson.dumps(m));
         return 0;

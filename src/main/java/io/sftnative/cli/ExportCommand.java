@@ -1,9 +1,10 @@
 package io.sftnative.cli;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+
+import org.bytedeco.pytorch.Device;
 
 import io.sftnative.config.ConfigException;
 import io.sftnative.config.SftConfig;
@@ -13,8 +14,7 @@ import io.sftnative.quant.QuantizationSpec;
 import io.sftnative.template.Templates;
 import io.sftnative.torch.TorchRuntime;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Mixin;
 
 /** {@code export config.yaml key=value ...}: merges LoRA adapters into the base model and writes an HF directory. */
 @Command(name = "export", mixinStandardHelpOptions = true,
@@ -25,25 +25,15 @@ import picocli.CommandLine.Parameters;
                 + " export_quantization_bit: 4|8 the weights are written bitsandbytes-quantized (quantization_type,"
                 + " double_quantization, quantization_blocksize)."})
 final class ExportCommand implements Callable<Integer> {
-    @Parameters(arity = "0..*", paramLabel = "CONFIG|KEY=VALUE",
-            description = "A YAML config (LLaMA-Factory keys), then key=value overrides.")
-    List<String> args = new ArrayList<>();
+    @Mixin
+    ConfigArgs config;
 
-    @Option(names = "--threads", description = "libtorch threads (default: SFT_THREADS or all processors)")
-    Integer threads;
+    @Mixin
+    TorchArgs torch;
 
     @Override
     public Integer call() throws Exception {
-        Path yaml = null;
-        List<String> overrides = new ArrayList<>();
-        for (String a : args) {
-            if (yaml == null && overrides.isEmpty() && !a.contains("=")) {
-                yaml = Path.of(a);
-            } else {
-                overrides.add(a);
-            }
-        }
-        SftConfig cfg = SftConfig.load(yaml, overrides, w -> System.err.println("warning: " + w));
+        SftConfig cfg = config.load();
         String base = cfg.model().modelNameOrPath();
         if (base == null) {
             throw new ConfigException("export needs model_name_or_path (the base model directory)");
@@ -73,9 +63,15 @@ final class ExportCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage(), e);
         }
-        TorchRuntime.boot(threads != null ? threads : TorchRuntime.defaultThreads());
-        ModelExport.Result r = ModelExport.export(Path.of(base), adapters, Path.of(dir),
-                cfg.export().maxShardBytes(), null, quantize, m -> System.err.println(m));
+        torch.boot();
+        // LLaMA-Factory's export_device: cpu (default) or auto (the run's device); --device wins over both
+        String device = torch.device != null ? torch.deviceName()
+                : cfg.export().exportDevice().equals("auto") ? TorchRuntime.deviceName(cfg.model().device()) : "cpu";
+        ModelExport.Result r;
+        try (Device on = new Device(device)) {
+            r = ModelExport.export(Path.of(base), adapters, Path.of(dir), cfg.export().maxShardBytes(), null,
+                    quantize, on, m -> System.err.println(m));
+        }
         System.out.printf("exported %s%s to %s%s: %s (%.1f MB)%n", base,
                 adapters.isEmpty() ? "" : " with " + adapters.size() + " merged adapter(s)", r.dir(),
                 quantize == null ? "" : " (bitsandbytes " + quantize + ")", String.join(", ", r.files()),

@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Callable;
 
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -17,9 +18,8 @@ import io.sftnative.model.DecoderModel;
 import io.sftnative.quant.QuantizedModels;
 import io.sftnative.model.Generation;
 import io.sftnative.model.GenerationOptions;
-import io.sftnative.model.safetensors.DType;
-import io.sftnative.torch.TorchRuntime;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -38,21 +38,6 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--max-new-tokens", defaultValue = "32", description = "tokens to generate per row (default 32)")
     int maxNewTokens;
 
-    @Option(names = "--greedy", description = "greedy decoding (the default is sampling)")
-    boolean greedy;
-
-    @Option(names = "--temperature", defaultValue = "0.95", description = "sampling temperature (default 0.95)")
-    double temperature;
-
-    @Option(names = "--top-p", defaultValue = "0.7", description = "nucleus sampling mass (default 0.7)")
-    double topP;
-
-    @Option(names = "--top-k", defaultValue = "50", description = "keep the k most likely tokens, 0 = off (default 50)")
-    int topK;
-
-    @Option(names = "--repetition-penalty", defaultValue = "1.0", description = "CTRL repetition penalty (default 1)")
-    double repetitionPenalty;
-
     @Option(names = "--stop-ids", split = ",", paramLabel = "ID[,ID...]",
             description = "stop tokens (default: eos_token_id of config.json / generation_config.json)")
     List<Long> stopIds;
@@ -60,27 +45,28 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--pad-id", description = "padding id for left padding (default: pad_token_id, else 0)")
     Long padId;
 
-    @Option(names = "--seed", defaultValue = "42", description = "sampling seed (default 42)")
-    long seed;
+    @Mixin
+    SamplingArgs sampling;
 
-    @Option(names = "--dtype", description = "float32, bfloat16 or float16 (default: the config's torch_dtype)")
-    String dtype;
+    @Mixin
+    DtypeArg dtype;
 
-    @Option(names = "--threads", description = "libtorch threads (default: SFT_THREADS or all processors)")
-    Integer threads;
+    @Mixin
+    TorchArgs torch;
 
     @Override
     public Integer call() throws Exception {
-        TorchRuntime.boot(threads != null ? threads : TorchRuntime.defaultThreads());
-        ScalarType st = dtype == null ? null : DType.fromTorchName(dtype).scalarType();
-        try (DecoderModel model = QuantizedModels.load(modelDir, st, null, w -> System.err.println("warning: " + w))) {
+        torch.boot();
+        ScalarType st = dtype.scalarType();
+        try (Device device = new Device(torch.deviceName());
+                DecoderModel model = QuantizedModels.load(modelDir, st, device, null,
+                        w -> System.err.println("warning: " + w))) {
             long[][] prompts = rows(idsRows);
             long pad = padId != null ? padId
                     : model.config().padTokenId() != null ? model.config().padTokenId() : 0;
             long[] stops = (stopIds != null ? stopIds : defaultStops(model)).stream().mapToLong(Long::longValue)
                     .toArray();
-            GenerationOptions opts = new GenerationOptions(!greedy, temperature, topP, topK, repetitionPenalty,
-                    maxNewTokens, stops, pad, seed);
+            GenerationOptions opts = sampling.options(maxNewTokens, stops, pad, 0);
             long[][] out = Generation.generate(model, prompts, opts);
             for (long[] row : out) {
                 StringBuilder sb = new StringBuilder();

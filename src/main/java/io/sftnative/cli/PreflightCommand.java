@@ -2,8 +2,6 @@ package io.sftnative.cli;
 
 import java.io.PrintStream;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.Callable;
 
 import io.sftnative.config.SftConfig;
@@ -11,8 +9,8 @@ import io.sftnative.data.DataPipeline;
 import io.sftnative.data.ExampleSet;
 import io.sftnative.data.Preflight;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
 
 /** {@code preflight config.yaml key=value ...}: builds the training data exactly as train would, and reports on it. */
 @Command(name = "preflight", mixinStandardHelpOptions = true,
@@ -23,9 +21,8 @@ import picocli.CommandLine.Parameters;
                 "model_name_or_path may be a tokenizer-only directory (tokenizer.json or tokenizer.model, and"
                         + " tokenizer_config.json)."})
 final class PreflightCommand implements Callable<Integer> {
-    @Parameters(arity = "0..*", paramLabel = "CONFIG|KEY=VALUE",
-            description = "A YAML config (LLaMA-Factory keys), then key=value overrides.")
-    List<String> args = new ArrayList<>();
+    @Mixin
+    ConfigArgs config;
 
     @Option(names = "--dump", paramLabel = "FILE.jsonl",
             description = "Write every processed example as a JSON line: split, input_ids, labels, text.")
@@ -39,16 +36,7 @@ final class PreflightCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintStream out = System.out;
         PrintStream err = System.err;
-        Path yaml = null;
-        List<String> overrides = new ArrayList<>();
-        for (String a : args) {
-            if (yaml == null && overrides.isEmpty() && !a.contains("=")) {
-                yaml = Path.of(a);
-            } else {
-                overrides.add(a);
-            }
-        }
-        SftConfig cfg = SftConfig.load(yaml, overrides, w -> err.println("warning: " + w));
+        SftConfig cfg = config.load();
         String model = cfg.model().modelNameOrPath();
         String stage = cfg.finetuning().stage();
         try (DataPipeline.Prepared p = DataPipeline.prepare(model == null ? null : Path.of(model), cfg.data(),

@@ -1,7 +1,6 @@
 package io.sftnative.cli;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -10,10 +9,11 @@ import java.util.concurrent.Callable;
 import io.sftnative.api.SftTrainer;
 import io.sftnative.api.TrainResult;
 import io.sftnative.api.TrainingRun;
+import io.sftnative.config.ConfigLoader;
 import io.sftnative.train.Demo;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
 
 /** {@code train [config.yaml] [key=value ...]}; without arguments the built-in demo. */
 @Command(name = "train", mixinStandardHelpOptions = true,
@@ -23,24 +23,16 @@ import picocli.CommandLine.Parameters;
                         + " dataset from the jar, LoRA SFT with the qwen template; nothing is downloaded.",
                 "Ctrl-C stops after the current step and saves a checkpoint; run again to resume."})
 final class TrainCommand implements Callable<Integer> {
-    @Parameters(arity = "0..*", paramLabel = "CONFIG|KEY=VALUE",
-            description = "A YAML config (LLaMA-Factory keys), then key=value overrides.")
-    List<String> args = new ArrayList<>();
+    @Mixin
+    ConfigArgs config;
 
     @Option(names = "--demo", description = "Run the built-in demo (key=value overrides apply to it).")
     boolean demo;
 
     @Override
     public Integer call() throws Exception {
-        Path yaml = null;
-        List<String> overrides = new ArrayList<>();
-        for (String a : args) {
-            if (yaml == null && overrides.isEmpty() && !a.contains("=")) {
-                yaml = Path.of(a);
-            } else {
-                overrides.add(a);
-            }
-        }
+        Path yaml = config.yaml();
+        List<String> overrides = config.overrides();
         if (yaml == null && (demo || overrides.isEmpty())) {
             return runDemo(overrides);
         }
@@ -81,22 +73,17 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     private int runDemo(List<String> overrides) throws Exception {
-        Path out = Path.of("saves", "demo");
-        for (String o : overrides) {
-            if (o.startsWith("output_dir=")) {
-                out = Path.of(o.substring("output_dir=".length()).trim());
-            }
-        }
+        // parsed before anything is written: a malformed override fails with the usual message
+        Map<String, Object> user = ConfigLoader.load(null, overrides).values();
+        Path out = user.get("output_dir") != null ? Path.of(String.valueOf(user.get("output_dir")))
+                : Path.of("saves", "demo");
         Map<String, Object> keys = Demo.config(out);
         long seed = ((Number) keys.get("seed")).longValue();
         System.out.println("sft-native demo: a tiny Qwen2-shaped model (random weights) learns 133 templated facts with"
                 + " LoRA; nothing is downloaded.");
         Path model = Demo.writeAssets(out, seed);
         System.out.println("demo model and tokenizer written to " + model + ", data to " + out.resolve("data"));
-        for (String o : overrides) { // the command line wins over the demo's settings
-            int eq = o.indexOf('=');
-            keys.put(o.substring(0, eq).trim(), o.substring(eq + 1).trim());
-        }
+        keys.putAll(user); // the command line wins over the demo's settings
         SftTrainer.Builder b = SftTrainer.builder().console(true);
         keys.forEach(b::set);
         SftTrainer trainer = b.build();

@@ -5,7 +5,8 @@ package io.sftnative.config;
  *
  * @param exportDir          directory the merged HF model is written to (required by {@code export})
  * @param exportSize         maximum size of one safetensors shard in GB (10^9 bytes, as transformers' "5GB")
- * @param exportDevice       cpu or auto (accepted for compatibility; the export runs where the model is)
+ * @param exportDevice       cpu (default) or auto: where the merge runs (auto: the {@code device} key, else
+ *                           SFT_DEVICE, else the GPU when there is one)
  * @param exportLegacyFormat LLaMA-Factory's switch to .bin files; only false (safetensors) is supported
  * @param exportQuantizationBit 4 or 8 to write the merged model bitsandbytes-quantized (0: full precision). Unlike
  *                           LLaMA-Factory (GPTQ with a calibration set) this writes bitsandbytes NF4/FP4/int8, which

@@ -1,5 +1,7 @@
 package io.sftnative.config;
 
+import io.sftnative.torch.DeviceSelection;
+
 /**
  * Which model to load and how (LLaMA-Factory's ModelArguments).
  *
@@ -12,10 +14,12 @@ package io.sftnative.config;
  * @param nativeLibrary       path of a real libbitsandbytes to use for the symbols it exports, or null for ours
  * @param threads             libtorch intra-op threads (0 = all available processors)
  * @param trainFromScratch    ignore the weights: random-initialise the architecture of config.json (seeded by seed)
+ * @param device              where the model runs: auto (default: SFT_DEVICE, else the GPU when there is one), cpu,
+ *                            cuda or cuda:N ({@code io.sftnative.torch.TorchRuntime#device(String)})
  */
 public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int quantizationBit,
         String quantizationType, boolean doubleQuantization, int quantizationBlocksize, String nativeLibrary,
-        int threads, boolean trainFromScratch) {
+        int threads, boolean trainFromScratch, String device) {
 
     public static ModelArgs from(RawConfig c) {
         int bit = c.integer("quantization_bit", 0);
@@ -32,6 +36,16 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
                 c.integer("quantization_blocksize", 64),
                 c.string("bnb_library", System.getenv("SFT_BNB_LIBRARY")),
                 c.integer("threads", 0),
-                c.bool("train_from_scratch", false));
+                c.bool("train_from_scratch", false),
+                device(c));
+    }
+
+    private static String device(RawConfig c) {
+        String d = c.string("device", "auto");
+        if (!DeviceSelection.isValidName(d)) {
+            throw new ConfigException("key 'device' (" + c.origin("device") + ") must be auto, cpu, cuda or cuda:N"
+                    + " (N = the GPU's index), got '" + d + "'");
+        }
+        return d.trim();
     }
 }

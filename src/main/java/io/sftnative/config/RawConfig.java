@@ -159,7 +159,7 @@ public final class RawConfig {
                         + " compatibility and ignored by sft-native");
                 continue;
             }
-            String nearest = nearest(key, requested);
+            String nearest = NearestName.of(key, requested, Math.max(3, key.length() / 2));
             throw new ConfigException("unknown config key '" + key + "' (" + origin(key) + ")"
                     + (nearest == null ? "" : "; did you mean '" + nearest + "'?")
                     + " See README.md, section Configuration, for every key.");
@@ -169,37 +169,5 @@ public final class RawConfig {
     ConfigException bad(String key, String expected) {
         return new ConfigException("key '" + key + "' (" + origin(key) + ") must be " + expected + ", got '"
                 + values.get(key) + "'");
-    }
-
-    static String nearest(String key, Set<String> candidates) {
-        String best = null;
-        int bestD = Integer.MAX_VALUE;
-        for (String c : candidates) {
-            int d = levenshtein(key, c);
-            if (d < bestD) {
-                bestD = d;
-                best = c;
-            }
-        }
-        return best != null && bestD <= Math.max(3, key.length() / 2) ? best : null;
-    }
-
-    static int levenshtein(String a, String b) {
-        int[] prev = new int[b.length() + 1];
-        int[] cur = new int[b.length() + 1];
-        for (int j = 0; j <= b.length(); j++) {
-            prev[j] = j;
-        }
-        for (int i = 1; i <= a.length(); i++) {
-            cur[0] = i;
-            for (int j = 1; j <= b.length(); j++) {
-                int sub = prev[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1);
-                cur[j] = Math.min(sub, Math.min(prev[j] + 1, cur[j - 1] + 1));
-            }
-            int[] t = prev;
-            prev = cur;
-            cur = t;
-        }
-        return prev[b.length()];
     }
 }

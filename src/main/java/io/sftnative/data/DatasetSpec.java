@@ -12,6 +12,7 @@ import java.util.stream.Stream;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.sftnative.config.NearestName;
 
 /**
  * One dataset: its files and how their records map to conversations (a {@code dataset_info.json} entry, or the
@@ -72,7 +73,7 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
             List<String> names = new ArrayList<>();
             info.fieldNames().forEachRemaining(names::add);
             msg.append("it is not a name in ").append(infoFile);
-            String near = nearest(entry, names);
+            String near = NearestName.of(entry, names, Math.max(2, entry.length() / 3));
             if (near != null) {
                 msg.append(" (did you mean '").append(near).append("'?)");
             }
@@ -198,37 +199,5 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
         String f = p.getFileName().toString();
         int dot = f.lastIndexOf('.');
         return dot < 0 ? "" : f.substring(dot + 1).toLowerCase(Locale.ROOT);
-    }
-
-    private static String nearest(String key, List<String> names) {
-        String best = null;
-        int bestD = Integer.MAX_VALUE;
-        for (String n : names) {
-            int d = levenshtein(key, n);
-            if (d < bestD) {
-                bestD = d;
-                best = n;
-            }
-        }
-        return best != null && bestD <= Math.max(2, key.length() / 3) ? best : null;
-    }
-
-    private static int levenshtein(String a, String b) {
-        int[] prev = new int[b.length() + 1];
-        int[] cur = new int[b.length() + 1];
-        for (int j = 0; j <= b.length(); j++) {
-            prev[j] = j;
-        }
-        for (int i = 1; i <= a.length(); i++) {
-            cur[0] = i;
-            for (int j = 1; j <= b.length(); j++) {
-                cur[j] = Math.min(prev[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1),
-                        Math.min(prev[j] + 1, cur[j - 1] + 1));
-            }
-            int[] t = prev;
-            prev = cur;
-            cur = t;
-        }
-        return prev[b.length()];
     }
 }

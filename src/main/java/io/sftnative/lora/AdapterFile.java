@@ -9,6 +9,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.logging.Logger;
 
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -23,6 +24,8 @@ import io.sftnative.model.safetensors.TensorEntry;
 
 /** Reads {@code adapter_model.safetensors} against a model: every name and shape checked before anything loads. */
 final class AdapterFile {
+    private static final Logger LOG = Logger.getLogger(AdapterFile.class.getName());
+
     private AdapterFile() {}
 
     /**
@@ -52,6 +55,21 @@ final class AdapterFile {
                 fullKeys.put(key, name);
             }
             Set<String> expected = new LinkedHashSet<>();
+            String embedKey = PeftConfig.PREFIX + TargetModules.EMBED + ".weight";
+            String headKey = PeftConfig.PREFIX + TargetModules.LM_HEAD + ".weight";
+            boolean tiedPair = model.config().tieWordEmbeddings() && fullKeys.containsKey(embedKey)
+                    && f.contains(headKey);
+            if (model.config().tieWordEmbeddings() && fullKeys.containsKey(embedKey) && !f.contains(headKey)) {
+                LOG.warning(weights + " trains embed_tokens of a model with tied embeddings but has no lm_head"
+                        + " copy: sft-native applies it to the tied matrix (input and output), whereas PEFT keeps"
+                        + " lm_head on the base weights for such an adapter, so outputs differ from PEFT's");
+            }
+            if (tiedPair) { // both modules_to_save copies of the one tied matrix (as LoraAdapters.save writes them)
+                expected.add(headKey);
+                checkShape(f, weights, headKey, Tensors.shape(fullParams.get(TargetModules.EMBED + ".weight")),
+                        TargetModules.LM_HEAD, origin);
+                checkTiedCopiesEqual(f, weights, embedKey, headKey);
+            }
             for (String p : paths) {
                 expected.add(PeftConfig.PREFIX + p + ".lora_A.weight");
                 expected.add(PeftConfig.PREFIX + p + ".lora_B.weight");
@@ -69,6 +87,23 @@ final class AdapterFile {
                 checkShape(f, weights, e.getKey(), Tensors.shape(fullParams.get(e.getValue())), e.getValue(), origin);
             }
             return load(f, paths, fullKeys, dtype, model);
+        }
+    }
+
+    /**
+     * sft-native keeps tied embeddings tied, so an adapter whose embed_tokens and lm_head copies differ (trained
+     * apart, e.g. by PEFT without weight tying) cannot be represented: refuse it rather than drop one of them.
+     */
+    private static void checkTiedCopiesEqual(SafetensorsFile f, Path file, String embedKey, String headKey) {
+        try (PointerScope scope = new PointerScope()) {
+            Tensor e = f.load(embedKey, ScalarType.Float); // (V, H)
+            Tensor h = f.load(headKey, ScalarType.Float); // (V, H)
+            if (!e.equal(h)) {
+                throw new AdapterFormatException(file + " holds different values for " + embedKey + " and "
+                        + headKey + ", but the base model ties its embeddings (tie_word_embeddings: true) and"
+                        + " sft-native keeps them tied; this adapter was trained with them untied, which sft-native"
+                        + " cannot load. Merge it with PEFT instead");
+            }
         }
     }
 

@@ -11,7 +11,6 @@ import java.util.List;
 import java.util.Map;
 
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.MemoryFormatOptional;
@@ -27,6 +26,7 @@ import io.sftnative.model.DecoderModel;
 import io.sftnative.model.DenseLinear;
 import io.sftnative.model.LinearLayer;
 import io.sftnative.model.safetensors.SafetensorsWriter;
+import io.sftnative.torch.Devices;
 
 /**
  * LoRA adapters attached to a model (PEFT semantics): every targeted linear slot becomes
@@ -107,16 +107,16 @@ public final class LoraAdapters implements AutoCloseable {
         List<Tensor> owned = new ArrayList<>();
         Map<String, Tensor[]> ab = new LinkedHashMap<>();
         try (PointerScope scope = new PointerScope()) {
-            Generator gen = torch.make_generator_cpu(seed);
-            TensorOptions f32 = new TensorOptions(ScalarType.Float);
+            Generator gen = torch.make_generator_cpu(seed); // host: the same A for a seed on every device
+            TensorOptions f32 = new TensorOptions(ScalarType.Float); // host: A is drawn here, then moved
             for (String path : paths) {
                 LinearLayer base = model.linear(path);
                 double bound = 1.0 / Math.sqrt(base.inFeatures()); // kaiming_uniform_(a=sqrt(5)): gain*sqrt(3/fan_in)
                 Tensor a = torch.empty(new long[] {spec.rank(), base.inFeatures()}, f32, new MemoryFormatOptional())
-                        .uniform_(-bound, bound, new GeneratorOptional(gen)).to(adapterDtype); // (r, in)
+                        .uniform_(-bound, bound, new GeneratorOptional(gen)).to(adapterDtype); // (r, in) host
                 Tensor b = torch.zeros(new long[] {base.outFeatures(), spec.rank()},
-                        new TensorOptions(adapterDtype)); // (out, r)
-                ab.put(path, own(owned, onDevice(a, model), onDevice(b, model)));
+                        Devices.options(adapterDtype, model.device())); // (out, r)
+                ab.put(path, own(owned, onDevice(a, model), b));
             }
         } catch (RuntimeException e) {
             owned.forEach(Tensor::releaseReference);
@@ -172,10 +172,9 @@ public final class LoraAdapters implements AutoCloseable {
                 loaded.owned(), trainable);
     }
 
-    /** The tensor on the model's device (drawn on the CPU so that a seed gives the same values everywhere). */
+    /** The tensor on the model's device (A is drawn on the host so that a seed gives the same values everywhere). */
     static Tensor onDevice(Tensor t, DecoderModel model) {
-        Device dev = model.embedWeight().device();
-        return dev.is_cpu() ? t : t.to(dev, t.scalar_type());
+        return Devices.to(t, model.device());
     }
 
     private static Tensor[] own(List<Tensor> owned, Tensor a, Tensor b) {
@@ -287,8 +286,22 @@ public final class LoraAdapters implements AutoCloseable {
         for (Map.Entry<String, Tensor> e : trainableParameters().entrySet()) {
             tensors.put(PeftConfig.PREFIX + e.getKey(), e.getValue());
         }
+        List<String> modulesToSave = spec.additionalTarget();
+        String embed = PeftConfig.PREFIX + TargetModules.EMBED + ".weight";
+        if (model.config().tieWordEmbeddings() && tensors.containsKey(embed)) {
+            // PEFT wraps each modules_to_save module on its own: naming only embed_tokens of a tied model leaves
+            // lm_head on the base weights when PEFT loads it (measured with PEFT 0.21: eval loss 4.85 instead of
+            // the 2.05 sft-native computes). Both names with the one trained matrix reproduce the tied model.
+            tensors.put(PeftConfig.PREFIX + TargetModules.LM_HEAD + ".weight", tensors.get(embed));
+            modulesToSave = new ArrayList<>(modulesToSave);
+            for (String m : List.of("embed_tokens", TargetModules.LM_HEAD)) {
+                if (!modulesToSave.contains(m)) {
+                    modulesToSave.add(m);
+                }
+            }
+        }
         PeftConfig cfg = new PeftConfig(spec.rank(), spec.alpha(), spec.dropout(), savedTargets, spec.useRslora(),
-                spec.additionalTarget(), layers, baseModelNameOrPath);
+                modulesToSave, layers, baseModelNameOrPath);
         Files.createDirectories(dir);
         SafetensorsWriter.write(dir.resolve(PeftConfig.WEIGHTS_FILE), tensors, Map.of("format", "pt"));
         AtomicFiles.writeString(dir.resolve(PeftConfig.CONFIG_FILE), cfg.toJsonText());

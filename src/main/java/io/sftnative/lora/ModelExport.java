@@ -9,12 +9,15 @@ import java.util.List;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.files.AtomicFiles;
 import io.sftnative.model.DecoderModel;
 import io.sftnative.quant.BnbCheckpoint;
 import io.sftnative.quant.QuantizationSpec;
+import io.sftnative.torch.Devices;
 
 /**
  * LLaMA-Factory's {@code export}: the base model with its LoRA adapters merged, written as a complete HF model
@@ -52,10 +55,21 @@ public final class ModelExport {
      */
     public static Result export(Path baseDir, List<Path> adapters, Path exportDir, long maxShardBytes,
             ScalarType dtype, QuantizationSpec quantize, Consumer<String> log) throws IOException {
+        try (PointerScope scope = new PointerScope()) {
+            return export(baseDir, adapters, exportDir, maxShardBytes, dtype, quantize, Devices.host(), log);
+        }
+    }
+
+    /**
+     * As above, merging (and quantizing) on {@code device}: LLaMA-Factory's {@code export_device} ({@code cpu}, its
+     * default and the other overloads', or {@code auto}); the weights are copied to the host as they are written.
+     */
+    public static Result export(Path baseDir, List<Path> adapters, Path exportDir, long maxShardBytes,
+            ScalarType dtype, QuantizationSpec quantize, Device device, Consumer<String> log) throws IOException {
         checkTarget(baseDir, adapters, exportDir);
         Path staging = AtomicFiles.stagingDirectory(exportDir);
         try {
-            try (DecoderModel model = DecoderModel.load(baseDir, dtype)) {
+            try (DecoderModel model = DecoderModel.load(baseDir, dtype, device)) {
                 AdapterChain.mergeAll(model, adapters);
                 if (quantize == null) {
                     model.save(staging, maxShardBytes);

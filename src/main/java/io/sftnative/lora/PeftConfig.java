@@ -13,7 +13,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
-import io.sftnative.train.log.PyJson;
+import io.sftnative.json.PyJson;
 
 /**
  * {@code adapter_config.json} of a PEFT LoRA adapter: what we write (the fields PEFT's {@code LoraConfig} saves,

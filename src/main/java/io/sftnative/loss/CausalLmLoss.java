@@ -3,10 +3,11 @@ package io.sftnative.loss;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
-import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import io.sftnative.torch.Devices;
 
 /**
  * Causal-LM cross-entropy as transformers computes it ({@code ForCausalLMLoss}): position t predicts label t+1
@@ -55,7 +56,8 @@ public final class CausalLmLoss {
     public static Tensor shiftLabels(Tensor labels) {
         long b = labels.size(0);
         long t = labels.size(1);
-        Tensor tail = torch.full(new long[] {b, 1}, new Scalar(IGNORE_INDEX), new TensorOptions(ScalarType.Long));
+        Tensor tail = torch.full(new long[] {b, 1}, new Scalar(IGNORE_INDEX),
+                Devices.options(ScalarType.Long, labels.device())); // (B, 1) next to the labels
         Tensor l = labels.to(ScalarType.Long);
         return torch.cat(new TensorVector(l.narrow(1, 1, t - 1), tail), 1);
     }

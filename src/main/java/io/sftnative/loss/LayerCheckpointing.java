@@ -43,7 +43,7 @@ public final class LayerCheckpointing implements AutoCloseable {
     private final Tensor embedded; // (B, T, H) layer 0's input with its graph (borrowed from the caller)
     private final Tensor[] inputs; // (B, T, H) per layer, no graph, owned (inputs[0] aliases embedded's values)
     private final byte[][] cpuRng; // generator state before each layer
-    private final byte[][] cudaRng; // null without CUDA
+    private final byte[][] cudaRng; // per layer, null entries unless the model is on a GPU
     private final byte[] cpuRngAfter;
     private final byte[] cudaRngAfter;
     private Tensor output; // (B, T, H) last layer's output, owned
@@ -60,7 +60,7 @@ public final class LayerCheckpointing implements AutoCloseable {
         this.cudaRng = new byte[layers][];
         forwardAll();
         this.cpuRngAfter = TorchRng.cpuState();
-        this.cudaRngAfter = TorchRng.cudaState();
+        this.cudaRngAfter = cudaState();
     }
 
     /**
@@ -79,7 +79,7 @@ public final class LayerCheckpointing implements AutoCloseable {
         try {
             for (int i = 0; i < inputs.length; i++) {
                 cpuRng[i] = TorchRng.cpuState();
-                cudaRng[i] = TorchRng.cudaState();
+                cudaRng[i] = cudaState();
                 try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard();
                         Autocast.Scope cast = autocast.enter()) {
                     Tensor out = model.layer(i, inputs[i], ctx).retainReference(); // (B, T, H), owned
@@ -124,7 +124,7 @@ public final class LayerCheckpointing implements AutoCloseable {
                     Tensor x = inputs[i].detach().requires_grad_(needInputGrad); // (B, T, H) leaf
                     TorchRng.setCpuState(cpuRng[i]);
                     if (cudaRng[i] != null) {
-                        TorchRng.setCudaState(cudaRng[i]);
+                        setCudaState(cudaRng[i]);
                     }
                     Tensor out; // (B, T, H) with this layer's graph
                     try (Autocast.Scope cast = autocast.enter()) {
@@ -165,7 +165,20 @@ public final class LayerCheckpointing implements AutoCloseable {
     private void restoreRng() {
         TorchRng.setCpuState(cpuRngAfter);
         if (cudaRngAfter != null) {
-            TorchRng.setCudaState(cudaRngAfter);
+            setCudaState(cudaRngAfter);
+        }
+    }
+
+    /** The generator state of the model's GPU (dropout on it draws from there), or null on the CPU. */
+    private byte[] cudaState() {
+        try (PointerScope scope = new PointerScope()) {
+            return TorchRng.cudaState(model.device());
+        }
+    }
+
+    private void setCudaState(byte[] state) {
+        try (PointerScope scope = new PointerScope()) {
+            TorchRng.setCudaState(model.device(), state);
         }
     }
 

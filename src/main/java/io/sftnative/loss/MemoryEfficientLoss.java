@@ -1,5 +1,9 @@
 package io.sftnative.loss;
 
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.logging.Logger;
+
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.BoolOptional;
 import org.bytedeco.pytorch.NoGradGuard;
@@ -38,6 +42,9 @@ import io.sftnative.torch.Autocast;
 // PointerScope blocks and guards are held for their side effect
 @SuppressWarnings("try")
 public final class MemoryEfficientLoss implements LossComputation {
+    private static final Logger LOG = Logger.getLogger(MemoryEfficientLoss.class.getName());
+    private static final Set<String> WARNED = ConcurrentHashMap.newKeySet();
+
     private final boolean checkpointing;
     private final boolean fused;
     private final int chunkRows;
@@ -170,7 +177,7 @@ public final class MemoryEfficientLoss implements LossComputation {
             return sc.sum().item_double();
         }
         LinearLayer head = model.linear("lm_head");
-        if (head instanceof DenseLinear dense && dense.bias() == null) {
+        if (head instanceof DenseLinear dense && dense.bias() == null && fusedKernelRunsOn(dense.weight())) {
             Tensor w = dense.weight(); // (V, H)
             Tensor h = DType.same(hidden.scalar_type(), w.scalar_type()) ? hidden : hidden.to(w.scalar_type());
             try (FusedLinearCrossEntropy.Result r = FusedLinearCrossEntropy.causalLm(h, w, labels, normaliser,
@@ -187,6 +194,44 @@ public final class MemoryEfficientLoss implements LossComputation {
                     new TensorVector());
         }
         return sum;
+    }
+
+    /**
+     * Whether our fused kernel can take the head {@code w} (V, H) where it lives: always on the CPU; on a GPU only
+     * when the jar carries libsftnative_cuda (built where nvcc was found) and the dtype is fp32 or bf16. Otherwise
+     * the loss stays chunked through libtorch ops (the adapted-head path), which run on any device: a device pointer
+     * never reaches a CPU kernel, and a missing CUDA library costs speed, not the run.
+     */
+    private static boolean fusedKernelRunsOn(Tensor w) {
+        if (!w.is_cuda()) {
+            return true;
+        }
+        if (DType.same(w.scalar_type(), ScalarType.Half)) {
+            warnOnce("fused_cross_entropy: the CUDA kernel takes fp32 or bf16, the LM head is fp16; using libtorch's"
+                    + " chunked cross-entropy");
+            return false;
+        }
+        Boolean ok = cudaKernels;
+        if (ok == null) {
+            try {
+                Kernels.cuda();
+                ok = true;
+            } catch (RuntimeException | LinkageError e) {
+                ok = false;
+                warnOnce("fused_cross_entropy: the CUDA kernels cannot be used (" + e.getMessage() + "); using"
+                        + " libtorch's chunked cross-entropy on the GPU");
+            }
+            cudaKernels = ok;
+        }
+        return ok;
+    }
+
+    private static volatile Boolean cudaKernels; // null until the first GPU step asks
+
+    private static void warnOnce(String message) {
+        if (WARNED.add(message)) {
+            LOG.warning(message);
+        }
     }
 
     /**

@@ -2,7 +2,6 @@ package io.sftnative.loss;
 
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.batch.Batch;
 import io.sftnative.model.AttentionContext;
@@ -20,15 +19,18 @@ import io.sftnative.model.Tensors;
  */
 public record MicroBatch(Batch host, Tensor inputIds, Tensor labels, AttentionContext context) {
 
-    /** Uploads {@code b} to the device of {@code model}'s weights and builds its attention context. */
+    /**
+     * Uploads {@code b} to {@link DecoderModel#device()} (one copy per array, once per micro-batch) and builds its
+     * attention context there.
+     */
     public static MicroBatch upload(Batch b, DecoderModel model) {
-        Device device = model.embedWeight().device();
+        Device device = model.device();
         long rows = b.batchSize();
         long len = b.seqLen();
-        Tensor ids = Tensors.longs(b.inputIds(), rows, len).to(device, ScalarType.Long); // (B, T)
-        Tensor labels = Tensors.longs(b.labels(), rows, len).to(device, ScalarType.Long); // (B, T)
-        Tensor mask = Tensors.longs(b.attentionMask(), rows, len).to(device, ScalarType.Long); // (B, T)
-        Tensor positions = Tensors.longs(b.positionIds(), rows, len).to(device, ScalarType.Long); // (B, T)
+        Tensor ids = Tensors.longs(b.inputIds(), device, rows, len); // (B, T)
+        Tensor labels = Tensors.longs(b.labels(), device, rows, len); // (B, T)
+        Tensor mask = Tensors.longs(b.attentionMask(), device, rows, len); // (B, T)
+        Tensor positions = Tensors.longs(b.positionIds(), device, rows, len); // (B, T)
         AttentionContext ctx = b.segmentIds() ? model.packedContext(mask, positions)
                 : model.paddedContext(mask, positions);
         return new MicroBatch(b, ids, labels, ctx);

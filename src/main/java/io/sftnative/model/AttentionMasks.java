@@ -1,10 +1,13 @@
 package io.sftnative.model;
 
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import io.sftnative.torch.Devices;
 
 /**
  * Boolean attention masks (B, 1, T, S), true = the query may see the key. Queries sit at absolute positions
@@ -22,10 +25,12 @@ final class AttentionMasks {
      * @param segments   (B, S) int64 segment ids (0 = padding) for block-diagonal packing, or null; query segments
      *                   are the last T of them
      * @param window     mistral's sliding window, or null
+     * @param device     where the mask is built (the model's; keyMask and segments must be there)
      */
-    static Tensor build(long batch, long queryLength, long past, Tensor keyMask, Tensor segments, Integer window) {
+    static Tensor build(long batch, long queryLength, long past, Tensor keyMask, Tensor segments, Integer window,
+            Device device) {
         long s = past + queryLength;
-        TensorOptions longs = new TensorOptions(ScalarType.Long);
+        TensorOptions longs = Devices.options(ScalarType.Long, device);
         Tensor qPos = torch.arange(new Scalar(past), new Scalar(s), longs).unsqueeze(1); // (T, 1)
         Tensor kPos = torch.arange(new Scalar(0), new Scalar(s), longs).unsqueeze(0); // (1, S)
         Tensor visible = kPos.le(qPos); // (T, S) causal
@@ -45,13 +50,14 @@ final class AttentionMasks {
         return m.unsqueeze(1); // (B, 1, T, S)
     }
 
-    /** Positions restarting at 0 in every segment (0 on padding): segments (B, T) -> (B, T) int64. */
+    /**
+     * Positions restarting at 0 in every segment (0 on padding): segments (B, T) int64 -> (B, T) int64 on the
+     * segments' device (computed on the host: one download, one upload).
+     */
     static Tensor restartPositions(Tensor seg) {
         long b = seg.size(0);
         long t = seg.size(1);
-        Tensor host = seg.contiguous();
-        long[] ids = new long[(int) (b * t)];
-        host.data_ptr_long().get(ids);
+        long[] ids = Tensors.toLongs(seg); // (B*T) host copy
         long[] pos = new long[ids.length];
         for (int r = 0; r < b; r++) {
             long p = 0;
@@ -61,6 +67,6 @@ final class AttentionMasks {
                 pos[k] = ids[k] == 0 ? 0 : p;
             }
         }
-        return Tensors.longs(pos, b, t);
+        return Tensors.longs(pos, seg.device(), b, t);
     }
 }

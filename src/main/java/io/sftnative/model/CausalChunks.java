@@ -9,6 +9,8 @@ import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
+import io.sftnative.torch.Devices;
+
 /**
  * Causal attention as several SDPA calls over query chunks, each against only the keys it can see.
  *
@@ -34,7 +36,7 @@ final class CausalChunks {
     static Tensor attention(Tensor q, Tensor k, Tensor v, double scale, boolean gqa) {
         long t = q.size(2);
         TensorVector outs = new TensorVector();
-        TensorOptions longs = new TensorOptions(ScalarType.Long);
+        TensorOptions longs = Devices.options(ScalarType.Long, q.device()); // the mask's positions, next to q
         for (long start = 0; start < t; start += CHUNK) {
             long len = Math.min(CHUNK, t - start);
             long keys = start + len;

@@ -8,18 +8,15 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-import org.bytedeco.pytorch.DoubleOptional;
-import org.bytedeco.pytorch.Scalar;
-import org.bytedeco.pytorch.ScalarTypeOptional;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorOptional;
-import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import io.sftnative.files.AtomicFiles;
-import io.sftnative.model.safetensors.DType;
 import io.sftnative.model.safetensors.ShardedSafetensorsWriter;
+import io.sftnative.torch.Devices;
+import io.sftnative.torch.TorchRuntime;
 
 /**
  * A decoder-only Llama-family model (llama, mistral, qwen2, qwen3) with transformers' math.
@@ -29,6 +26,10 @@ import io.sftnative.model.safetensors.ShardedSafetensorsWriter;
  * pass is exposed in pieces ({@link #embed}, {@link #layer}, {@link #finalNorm}, {@link #lmHead}) so a trainer can
  * recompute layers (gradient checkpointing) or fuse the LM head with the loss. Parameters do not require grad after
  * loading; a trainer turns on what it trains ({@link #setRequiresGrad} or per tensor).
+ *
+ * <p>Device: every parameter, slot and buffer lives on {@link #device()} (the loaders put them there, by default on
+ * {@link TorchRuntime#device()}); every tensor the model creates (positions, masks, rotary tables, KV cache) is
+ * created there, and token ids or masks given on another device are moved there once.
  *
  * <p>A training step, with every temporary freed at the end of the scope:
  * <pre>{@code
@@ -45,10 +46,12 @@ import io.sftnative.model.safetensors.ShardedSafetensorsWriter;
 public final class DecoderModel implements AutoCloseable {
     private final ModelConfig config;
     private final ScalarType dtype;
+    private final String device; // "cpu" or "cuda:N": where every parameter and buffer lives
     private final Map<String, Tensor> parameters; // HF name -> owned leaf tensor
     private final Map<String, LinearLayer> linears; // HF module path -> projection
     private final LayerNorms[] norms;
     private final RotaryEmbedding rope;
+    private final AttentionContexts contexts;
     private final long paddingIdx;
     private final double scale;
     private final List<AutoCloseable> adopted = new ArrayList<>(); // closed after the parameters
@@ -74,9 +77,11 @@ public final class DecoderModel implements AutoCloseable {
             Map<String, LinearLayer> prebuilt) {
         this.config = config;
         this.dtype = dtype.intern();
+        this.device = Devices.common(params); // a model is never split across devices
         this.parameters = new LinkedHashMap<>(params);
         this.linears = new LinkedHashMap<>();
-        this.rope = new RotaryEmbedding(config);
+        this.rope = new RotaryEmbedding(config, device);
+        this.contexts = new AttentionContexts(rope, this.dtype, config.slidingWindow(), device);
         Integer pad = config.padTokenId();
         this.paddingIdx = pad != null && pad >= 0 && pad < config.vocabSize() ? pad : -1;
         this.scale = 1.0 / Math.sqrt(config.headDim());
@@ -115,9 +120,22 @@ public final class DecoderModel implements AutoCloseable {
         return new DecoderModel(config, dtype, params, linears);
     }
 
-    /** Loads {@code dir} (config.json + safetensors) converting weights to {@code dtype} (null: config's). */
+    /**
+     * Loads {@code dir} (config.json + safetensors) converting weights to {@code dtype} (null: config's), onto
+     * {@link TorchRuntime#device()}.
+     */
     public static DecoderModel load(Path dir, ScalarType dtype) throws IOException {
-        return ModelLoader.load(dir, dtype);
+        try (PointerScope scope = new PointerScope()) {
+            return load(dir, dtype, TorchRuntime.device());
+        }
+    }
+
+    /**
+     * Loads {@code dir} onto {@code device}: each tensor is read on the host, converted and moved before the next one
+     * is read, so host memory holds one tensor at a time beyond the model (itself on the host only for the CPU).
+     */
+    public static DecoderModel load(Path dir, ScalarType dtype, Device device) throws IOException {
+        return ModelLoader.load(dir, dtype, device, null);
     }
 
     /**
@@ -125,7 +143,15 @@ public final class DecoderModel implements AutoCloseable {
      * read (one dense weight at a time): QLoRA quantizes while loading so the dense model never exists whole.
      */
     public static DecoderModel load(Path dir, ScalarType dtype, LinearFactory factory) throws IOException {
-        return ModelLoader.load(dir, dtype, factory);
+        try (PointerScope scope = new PointerScope()) {
+            return load(dir, dtype, TorchRuntime.device(), factory);
+        }
+    }
+
+    /** As {@link #load(Path, ScalarType, LinearFactory)} onto {@code device}: the factory gets weights there. */
+    public static DecoderModel load(Path dir, ScalarType dtype, Device device, LinearFactory factory)
+            throws IOException {
+        return ModelLoader.load(dir, dtype, device, factory);
     }
 
     private Tensor require(String name) {
@@ -145,6 +171,19 @@ public final class DecoderModel implements AutoCloseable {
     /** Compute and parameter dtype (Float, BFloat16 or Half). */
     public ScalarType dtype() {
         return dtype;
+    }
+
+    /**
+     * Where the parameters live and where the model creates its tensors; callers put their inputs here (or let the
+     * model move them). A new handle, owned by the caller's {@code PointerScope} if one is open.
+     */
+    public Device device() {
+        return new Device(device);
+    }
+
+    /** The canonical name of {@link #device()}: {@code cpu} or {@code cuda:N}. */
+    public String deviceName() {
+        return device;
     }
 
     /** Parameters by HF name, in HF order (tied lm_head not repeated). Borrowed: never close them. */
@@ -260,11 +299,7 @@ public final class DecoderModel implements AutoCloseable {
     /** Full causal attention over (B, T) with positions 0..T-1 (no padding). */
     public AttentionContext causalContext(long batch, long seq) {
         check();
-        Tensor pos = torch.arange(new Scalar(0), new Scalar(seq), new TensorOptions(ScalarType.Long))
-                .unsqueeze(0).expand(batch, seq); // (B, T)
-        Tensor mask = needsWindow(seq) ? AttentionMasks.build(batch, seq, 0, null, null, config.slidingWindow())
-                : null;
-        return context(pos, mask, null);
+        return contexts.causal(batch, seq);
     }
 
     /**
@@ -273,15 +308,7 @@ public final class DecoderModel implements AutoCloseable {
      */
     public AttentionContext paddedContext(Tensor attentionMask, Tensor positionIds) {
         check();
-        long b = attentionMask.size(0);
-        long t = attentionMask.size(1);
-        Tensor pos = positionIds != null ? positionIds.to(ScalarType.Long)
-                : torch.arange(new Scalar(0), new Scalar(t), new TensorOptions(ScalarType.Long)).unsqueeze(0)
-                        .expand(b, t);
-        boolean noPadding = attentionMask.ne(new Scalar(0L)).all().item_bool();
-        Tensor mask = noPadding && !needsWindow(t) ? null
-                : AttentionMasks.build(b, t, 0, attentionMask, null, config.slidingWindow());
-        return context(pos, mask, null);
+        return contexts.padded(attentionMask, positionIds);
     }
 
     /**
@@ -291,10 +318,7 @@ public final class DecoderModel implements AutoCloseable {
      */
     public AttentionContext packedContext(Tensor segmentIds, Tensor positionIds) {
         check();
-        Tensor seg = segmentIds.to(ScalarType.Long);
-        Tensor pos = positionIds != null ? positionIds.to(ScalarType.Long) : AttentionMasks.restartPositions(seg);
-        Tensor mask = AttentionMasks.build(seg.size(0), seg.size(1), 0, null, seg, config.slidingWindow());
-        return context(pos, mask, null);
+        return contexts.packed(segmentIds, positionIds);
     }
 
     /**
@@ -303,31 +327,21 @@ public final class DecoderModel implements AutoCloseable {
      */
     public AttentionContext context(Tensor positionIds, Tensor mask, KvCache cache) {
         check();
-        if (cache != null && mask == null) {
-            throw new IllegalArgumentException("decoding with a KV cache needs an explicit mask");
-        }
-        BlasThreads.restore(); // in case an earlier backward stopped between the SDPA hooks
-        Tensor[] cs = rope.cosSin(positionIds, dtype);
-        return new AttentionContext(cs[0], cs[1], mask, cache, positionIds.size(1));
+        return contexts.general(positionIds, mask, cache);
     }
 
     /** Context for decoding step(s): {@code keyMask} (B, S) over cached + new positions, S = cache.length() + T. */
     AttentionContext decodeContext(Tensor positionIds, Tensor keyMask, KvCache cache) {
-        long t = positionIds.size(1);
-        Tensor mask = AttentionMasks.build(positionIds.size(0), t, cache.length(), keyMask, null,
-                config.slidingWindow());
-        return context(positionIds, mask, cache);
-    }
-
-    private boolean needsWindow(long seq) {
-        return config.slidingWindow() != null && seq > config.slidingWindow();
+        check();
+        return contexts.decode(positionIds, keyMask, cache);
     }
 
     // ---------------------------------------------------------------- forward pieces
 
-    /** (B, T) token ids -> (B, T, H) embeddings. */
+    /** (B, T) token ids (moved to {@link #device()} if elsewhere) -> (B, T, H) embeddings. */
     public Tensor embed(Tensor inputIds) {
         check();
+        inputIds = Devices.to(inputIds, device()); // no copy when already there
         if (inputIds.numel() > 0) {
             long max = inputIds.max().item_long();
             long min = inputIds.min().item_long();
@@ -369,47 +383,13 @@ public final class DecoderModel implements AutoCloseable {
             kh = kv[0];
             vh = kv[1];
         }
-        Tensor attn = attention(qh, kh, vh, ctx, kvHeads != heads); // (B, nH, T, D)
+        Tensor attn = Sdpa.attention(qh, kh, vh, ctx, scale, kvHeads != heads); // (B, nH, T, D)
         Tensor o = attn.transpose(1, 2).reshape(b, t, (long) heads * d); // (B, T, nH*D)
         Tensor h = hidden.add(linears.get(p + "self_attn.o_proj").forward(o)); // (B, T, H)
 
         x = rmsNorm(h, n.post()); // (B, T, H)
         Tensor[] gateUp = Projections.apply(linears, x, p + "mlp.", "gate_proj", "up_proj"); // (B, T, I) each
         return h.add(linears.get(p + "mlp.down_proj").forward(torch.silu(gateUp[0]).mul(gateUp[1]))); // (B, T, H)
-    }
-
-    /**
-     * Scaled dot-product attention (libtorch's fused CPU kernel), with OpenBLAS single-threaded inside it in the
-     * forward and, through tensor hooks, in the backward (see {@link BlasThreads}).
-     */
-    private Tensor attention(Tensor q, Tensor k, Tensor v, AttentionContext ctx, boolean gqa) {
-        boolean guard = BlasThreads.enabled();
-        Tensor out;
-        if (guard) {
-            BlasThreads.set(1);
-        }
-        try {
-            if (ctx.isCausal() && ctx.cache() == null && CausalChunks.applies(q.size(2))) {
-                out = CausalChunks.attention(q, k, v, scale, gqa);
-            } else {
-                out = torch.scaled_dot_product_attention(q, k, v,
-                        ctx.mask() == null ? new TensorOptional() : new TensorOptional(ctx.mask()), 0.0,
-                        ctx.isCausal(), new DoubleOptional(scale), gqa);
-            }
-        } finally {
-            if (guard) {
-                BlasThreads.restore();
-            }
-        }
-        if (guard && out.requires_grad()) {
-            out.register_hook(BlasThreads.SINGLE);
-            for (Tensor in : new Tensor[] {q, k, v}) {
-                if (in.requires_grad()) {
-                    in.register_hook(BlasThreads.RESTORE);
-                }
-            }
-        }
-        return out;
     }
 
     /** The final RMSNorm: (B, T, H) -> (B, T, H). */
@@ -439,31 +419,15 @@ public final class DecoderModel implements AutoCloseable {
         return lmHead(hidden(inputIds, ctx));
     }
 
-    /** (B, T) ids -> (B, T, V) logits with plain causal attention. */
+    /** (B, T) ids (on any device) -> (B, T, V) logits with plain causal attention. */
     public Tensor forward(Tensor inputIds) {
         return forward(inputIds, causalContext(inputIds.size(0), inputIds.size(1)));
     }
 
-    /**
-     * transformers' LlamaRMSNorm: in fp32, x * rsqrt(mean(x^2) + eps), cast back to the input dtype, times weight.
-     */
+    /** transformers' LlamaRMSNorm with this model's epsilon ({@link RmsNorm}). */
     Tensor rmsNorm(Tensor x, Tensor weight) {
-        ScalarType in = x.scalar_type();
-        if (FUSED_RMS_NORM && DType.same(in, ScalarType.Float)) {
-            // fp32: libtorch's rms_norm is the same math in fewer passes over memory. Not for bf16/fp16: its fused
-            // kernel multiplies by the weight before rounding, HF rounds first (measured: bf16 logits 30% further
-            // from the reference)
-            return torch.rms_norm(x, new long[] {x.size(-1)}, new TensorOptional(weight),
-                    new DoubleOptional(config.rmsNormEps()));
-        }
-        Tensor h = x.to(ScalarType.Float); // no copy when already fp32
-        Tensor variance = h.pow(new Scalar(2.0)).mean(new long[] {-1}, true, new ScalarTypeOptional());
-        h = h.mul(variance.add(new Scalar(config.rmsNormEps())).rsqrt());
-        return weight.mul(h.to(in));
+        return RmsNorm.apply(x, weight, config.rmsNormEps());
     }
-
-    /** Benchmark switch (A/B measurements); on by default. */
-    static final boolean FUSED_RMS_NORM = !"0".equals(System.getenv("SFT_FUSED_RMS_NORM"));
 
     // ---------------------------------------------------------------- saving
 
@@ -477,24 +441,7 @@ public final class DecoderModel implements AutoCloseable {
 
     public void save(Path dir, long maxShardBytes) throws IOException {
         check();
-        for (String name : ParameterLayout.shapes(config).keySet()) {
-            if (!parameters.containsKey(name)) {
-                throw new IllegalStateException("cannot save " + name + ": this model holds it in a replaced slot"
-                        + " (a quantized layer), not as a dense parameter; export it with the bitsandbytes writer"
-                        + " (io.sftnative.quant.BnbCheckpoint.save) or dequantize first");
-            }
-        }
-        String dtypeName = switch (DType.of(dtype)) {
-            case BF16 -> "bfloat16";
-            case F16 -> "float16";
-            default -> "float32";
-        };
-        ShardedSafetensorsWriter.write(dir, parameters, Map.of("format", "pt"), maxShardBytes);
-        byte[] json = config.withTorchDtype(dtypeName).toJson().getBytes(java.nio.charset.StandardCharsets.UTF_8);
-        AtomicFiles.write(dir.resolve("config.json"), out -> {
-            out.write(json);
-            out.flush(); // AtomicFiles' buffered stream is not flushed by AtomicFiles itself
-        });
+        ModelWriter.save(config, dtype, parameters, dir, maxShardBytes);
     }
 
     // ---------------------------------------------------------------- lifetime

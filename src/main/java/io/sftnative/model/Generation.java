@@ -3,8 +3,11 @@ package io.sftnative.model;
 import java.util.Arrays;
 
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
+
+import io.sftnative.torch.Devices;
 
 /**
  * Batched decoding with a KV cache, as transformers' {@code generate}: prompts are left-padded, position ids are
@@ -37,13 +40,14 @@ public final class Generation {
             Arrays.fill(mask, r * t + pad, (r + 1) * t, 1);
         }
         try (PointerScope scope = new PointerScope()) {
-            return generate(model, Tensors.longs(ids, b, t), Tensors.longs(mask, b, t), opts);
+            Device device = model.device();
+            return generate(model, Tensors.longs(ids, device, b, t), Tensors.longs(mask, device, b, t), opts);
         }
     }
 
     /**
-     * Continues left-padded {@code inputIds} (B, T) with {@code attentionMask} (B, T) (1 = token, 0 = padding).
-     * Returns the new ids per row.
+     * Continues left-padded {@code inputIds} (B, T) with {@code attentionMask} (B, T) (1 = token, 0 = padding), on
+     * any device (read once on the host; the model runs on its own device). Returns the new ids per row.
      */
     public static long[][] generate(DecoderModel model, Tensor inputIds, Tensor attentionMask,
             GenerationOptions opts) {
@@ -81,18 +85,20 @@ public final class Generation {
             processors[r] = new LogitsProcessor(opts);
         }
 
-        try (NoGradGuard noGrad = new NoGradGuard();
-                KvCache cache = new KvCache(model.config(), b, total, model.dtype())) {
+        try (NoGradGuard noGrad = new NoGradGuard(); KvCache cache = KvCache.of(model, b, total)) {
             int len = t;
             long[] stepTokens = null; // null: the prefill step feeds inputIds
             long[] positions = prefillPositions(promptMask, b, t);
             for (int step = 0; step < maxNew; step++) {
                 float[][] last;
                 try (PointerScope scope = new PointerScope()) {
-                    Tensor ids = stepTokens == null ? inputIds : Tensors.longs(stepTokens, b, 1); // (B, q)
+                    // the step's ids, positions and mask are built on the host and uploaded once each
+                    Device device = model.device();
+                    Tensor ids = stepTokens == null ? Devices.to(inputIds, device)
+                            : Tensors.longs(stepTokens, device, b, 1); // (B, q)
                     int q = (int) ids.size(1);
-                    Tensor pos = Tensors.longs(positions, b, q); // (B, q)
-                    Tensor keyMask = Tensors.longs(columns(hostMask, b, total, len), b, len); // (B, S)
+                    Tensor pos = Tensors.longs(positions, device, b, q); // (B, q)
+                    Tensor keyMask = Tensors.longs(columns(hostMask, b, total, len), device, b, len); // (B, S)
                     AttentionContext ctx = model.decodeContext(pos, keyMask, cache);
                     Tensor logits = model.forward(ids, ctx); // (B, q, V)
                     last = rows(Tensors.toFloats(logits.select(1, q - 1)), b); // (B, V) on the host

@@ -1,10 +1,13 @@
 package io.sftnative.model;
 
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import io.sftnative.torch.Devices;
 
 /**
  * Keys and values of all layers for incremental decoding, preallocated for {@code capacity} positions.
@@ -18,16 +21,25 @@ public final class KvCache implements AutoCloseable {
     private long length;
     private boolean closed;
 
-    public KvCache(ModelConfig config, long batch, long capacity, ScalarType dtype) {
+    /** A cache for {@code model}: its layers, heads, dtype and device. */
+    public static KvCache of(DecoderModel model, long batch, long capacity) {
+        try (PointerScope scope = new PointerScope()) {
+            return new KvCache(model.config(), batch, capacity, model.dtype(), model.device());
+        }
+    }
+
+    /** Buffers of {@code dtype} on {@code device} (the model's: its layers write into them). */
+    public KvCache(ModelConfig config, long batch, long capacity, ScalarType dtype, Device device) {
         this.capacity = capacity;
         int n = config.numHiddenLayers();
         keys = new Tensor[n];
         values = new Tensor[n];
         try (PointerScope scope = new PointerScope()) {
             long[] shape = {batch, config.numKeyValueHeads(), capacity, config.headDim()};
+            TensorOptions options = Devices.options(dtype, device);
             for (int i = 0; i < n; i++) {
-                keys[i] = torch.zeros(shape, new TensorOptions(dtype)).retainReference();
-                values[i] = torch.zeros(shape, new TensorOptions(dtype)).retainReference();
+                keys[i] = torch.zeros(shape, options).retainReference();
+                values[i] = torch.zeros(shape, options).retainReference();
             }
         }
     }

@@ -11,23 +11,28 @@ import java.util.Map;
 import java.util.Set;
 
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.model.safetensors.DType;
 import io.sftnative.model.safetensors.SafetensorsCheckpoint;
 import io.sftnative.model.safetensors.TensorEntry;
+import io.sftnative.torch.Devices;
 
-/** Builds a {@link DecoderModel} from an HF model directory, checking names, shapes and dtypes against config.json. */
+/**
+ * Builds a {@link DecoderModel} from an HF model directory, checking names, shapes and dtypes against config.json.
+ * Tensors are read in host memory one at a time and moved to the model's device before the next is read, so loading
+ * onto a GPU never holds more than one tensor of the checkpoint on the host.
+ */
 final class ModelLoader {
     private ModelLoader() {}
 
-    static DecoderModel load(Path dir, ScalarType requested) throws IOException {
-        return load(dir, requested, null);
-    }
-
-    /** As {@link #load(Path, ScalarType)}; {@code factory} (or null) may turn linear weights into other slots. */
-    static DecoderModel load(Path dir, ScalarType requested, LinearFactory factory) throws IOException {
+    /**
+     * Loads {@code dir} onto {@code device}; {@code factory} (or null) may turn linear weights into other slots (it
+     * receives each weight already on {@code device}).
+     */
+    static DecoderModel load(Path dir, ScalarType requested, Device device, LinearFactory factory) throws IOException {
         ModelConfig config = ModelConfig.read(dir);
         ScalarType dtype = requested != null ? requested : configDtype(config);
         checkFloating(dtype);
@@ -50,16 +55,16 @@ final class ModelLoader {
                     }
                     String module = name.endsWith(".weight") ? name.substring(0, name.length() - 7) : null;
                     if (module == null || !modules.contains(module)) {
-                        params.put(name, loadOwned(ck, name, dtype));
+                        params.put(name, loadOwned(ck, name, dtype, device));
                         continue;
                     }
                     Tensor bias = null;
                     if (expected.containsKey(module + ".bias")) {
-                        bias = loadOwned(ck, module + ".bias", dtype);
+                        bias = loadOwned(ck, module + ".bias", dtype, device);
                         params.put(module + ".bias", bias);
                     }
                     try (PointerScope scope = new PointerScope()) { // frees the dense weight unless kept
-                        Tensor weight = ck.load(name, dtype);
+                        Tensor weight = Devices.to(ck.load(name, dtype), device); // (out, in) host copy freed here
                         ck.release(name);
                         LinearLayer slot = factory.create(module, weight, bias);
                         if (slot == null) {
@@ -92,9 +97,11 @@ final class ModelLoader {
         }
     }
 
-    private static Tensor loadOwned(SafetensorsCheckpoint ck, String name, ScalarType dtype) {
+    /** One tensor, read on the host and moved to {@code device} (the host copy is freed before the next read). */
+    static Tensor loadOwned(SafetensorsCheckpoint ck, String name, ScalarType dtype, Device device) {
         try (PointerScope scope = new PointerScope()) {
-            Tensor t = ck.load(name, dtype).retainReference(); // an owned copy (the mapping closes), owned by the model
+            // an owned copy (the mapping closes) on the device, owned by the model
+            Tensor t = Devices.to(ck.load(name, dtype), device).retainReference();
             ck.release(name); // the copy is all we need: keep the file's pages out of the peak memory
             return t;
         }

@@ -1,6 +1,7 @@
 package io.sftnative.model;
 
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
@@ -18,12 +19,16 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  */
 public final class RotaryEmbedding implements AutoCloseable {
     private final int headDim;
-    private final Tensor invFreq; // (D/2) fp32, owned
+    private final Tensor invFreq; // (D/2) fp32 on the model's device, owned
 
-    public RotaryEmbedding(ModelConfig config) {
+    /**
+     * The table for {@code config} on {@code device} (e.g. {@code cpu}, {@code cuda:0}). Computed on the host (a few
+     * dozen values, the same on every device) and moved once.
+     */
+    public RotaryEmbedding(ModelConfig config, String device) {
         this.headDim = config.headDim();
         try (PointerScope scope = new PointerScope()) {
-            Tensor inv = inverseFrequencies(config);
+            Tensor inv = inverseFrequencies(config).to(new Device(device), ScalarType.Float);
             inv.retainReference();
             this.invFreq = inv;
         }
@@ -31,7 +36,8 @@ public final class RotaryEmbedding implements AutoCloseable {
 
     private static Tensor inverseFrequencies(ModelConfig c) {
         int d = c.headDim();
-        Tensor exponents = torch.arange(new Scalar(0), new Scalar(d), new Scalar(2), new TensorOptions(ScalarType.Long))
+        Tensor exponents = torch.arange(new Scalar(0), new Scalar(d), new Scalar(2),
+                new TensorOptions(ScalarType.Long)) // host: moved with the result
                 .to(ScalarType.Float).div(new Scalar((double) d)); // (D/2)
         Tensor inv = torch.pow(new Scalar(c.ropeTheta()), exponents).reciprocal(); // (D/2) fp32
         RopeScaling rs = c.ropeScaling();

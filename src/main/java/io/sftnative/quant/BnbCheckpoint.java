@@ -12,6 +12,7 @@ import java.util.Map;
 import java.util.Set;
 
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -30,6 +31,8 @@ import io.sftnative.model.safetensors.DType;
 import io.sftnative.model.safetensors.SafetensorsCheckpoint;
 import io.sftnative.model.safetensors.ShardedSafetensorsWriter;
 import io.sftnative.model.safetensors.TensorEntry;
+import io.sftnative.torch.Devices;
+import io.sftnative.torch.TorchRuntime;
 
 /**
  * bitsandbytes-quantized HF checkpoints (spec §2.7), as transformers saves a model loaded with
@@ -81,6 +84,16 @@ public final class BnbCheckpoint {
      * naming the tensor and file.
      */
     public static DecoderModel load(Path dir, ScalarType dtype) throws IOException {
+        try (PointerScope scope = new PointerScope()) {
+            return load(dir, dtype, TorchRuntime.device());
+        }
+    }
+
+    /**
+     * As {@link #load(Path, ScalarType)} onto {@code device}: every tensor is read on the host and moved there (the
+     * quantized codes and statistics as stored) before the next is read.
+     */
+    public static DecoderModel load(Path dir, ScalarType dtype, Device device) throws IOException {
         ModelConfig config = ModelConfig.read(dir);
         ScalarType compute = dtype != null ? dtype
                 : config.torchDtype() == null ? ScalarType.Float : DType.fromTorchName(config.torchDtype()).scalarType();
@@ -101,12 +114,12 @@ public final class BnbCheckpoint {
                     if (name.endsWith(".weight") && quantized.contains(name.substring(0, name.length() - 7))) {
                         continue;
                     }
-                    params.put(name, readDense(ck, name, e.getValue(), compute));
+                    params.put(name, readDense(ck, name, e.getValue(), compute, device));
                     used.add(name);
                 }
                 for (String module : quantized) {
                     slots.put(module, readQuantized(ck, module, expected.get(module + ".weight"), compute,
-                            params.get(module + ".bias"), used));
+                            params.get(module + ".bias"), used, device));
                 }
                 rejectUnknown(ck, config, used);
                 return DecoderModel.assemble(config, compute, params, slots);
@@ -141,7 +154,7 @@ public final class BnbCheckpoint {
     }
 
     private static QuantizedLinear readQuantized(SafetensorsCheckpoint ck, String module, long[] shape,
-            ScalarType compute, Tensor bias, Set<String> used) {
+            ScalarType compute, Tensor bias, Set<String> used, Device device) {
         String w = module + ".weight";
         Map<String, Tensor> parts = new LinkedHashMap<>();
         boolean fourBit = false;
@@ -162,7 +175,7 @@ public final class BnbCheckpoint {
             long[] stored;
             QuantizedLinear q;
             if (fourBit) {
-                QuantizedWeight qw = QuantizedWeight.fromStateDict(module, parts);
+                QuantizedWeight qw = onDevice(QuantizedWeight.fromStateDict(module, parts), device);
                 q = QuantizedLinear.of(module, qw, bias);
                 stored = qw.shape();
             } else {
@@ -170,7 +183,8 @@ public final class BnbCheckpoint {
                 if (ck.contains(module + ".weight_format")) {
                     parts.put(module + ".weight_format", ck.view(module + ".weight_format"));
                 }
-                q = QuantizedLinear.of(module, RowwiseInt8Weight.fromStateDict(module, parts, compute), bias);
+                q = QuantizedLinear.of(module, onDevice(RowwiseInt8Weight.fromStateDict(module, parts, compute),
+                        device), bias);
                 stored = new long[] {q.outFeatures(), q.inFeatures()};
             }
             if (!Arrays.equals(stored, shape)) {
@@ -189,7 +203,27 @@ public final class BnbCheckpoint {
         }
     }
 
-    private static Tensor readDense(SafetensorsCheckpoint ck, String name, long[] shape, ScalarType dtype) {
+    /** The weight itself on the host; else its copy on {@code device} (the host copy is closed). */
+    private static QuantizedWeight onDevice(QuantizedWeight w, Device device) {
+        if (device.is_cpu()) {
+            return w;
+        }
+        try (w) {
+            return w.to(device);
+        }
+    }
+
+    private static RowwiseInt8Weight onDevice(RowwiseInt8Weight w, Device device) {
+        if (device.is_cpu()) {
+            return w;
+        }
+        try (w) {
+            return w.to(device);
+        }
+    }
+
+    private static Tensor readDense(SafetensorsCheckpoint ck, String name, long[] shape, ScalarType dtype,
+            Device device) {
         if (!ck.contains(name)) {
             throw new ModelFormatException(ck.source() + ": tensor " + name + " is missing");
         }
@@ -205,7 +239,7 @@ public final class BnbCheckpoint {
                     + name.replaceAll("\\.weight$", "") + ".SCB for 8-bit)");
         }
         try (PointerScope scope = new PointerScope()) {
-            Tensor t = ck.load(name, dtype).retainReference(); // owned by the model
+            Tensor t = Devices.to(ck.load(name, dtype), device).retainReference(); // owned by the model
             ck.release(name); // the file's pages need not stay resident
             return t;
         }

@@ -6,12 +6,15 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Consumer;
 
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.DenseLinear;
 import io.sftnative.model.LinearLayer;
+import io.sftnative.torch.TorchRuntime;
 
 /**
  * QLoRA's base model: every frozen linear projection (q/k/v/o, gate/up/down of every layer) held quantized, the rest
@@ -37,18 +40,30 @@ public final class QuantizedModels {
      */
     public static DecoderModel load(Path dir, ScalarType dtype, QuantizationSpec spec, Consumer<String> warn)
             throws IOException {
+        try (PointerScope scope = new PointerScope()) {
+            return load(dir, dtype, TorchRuntime.device(), spec, warn);
+        }
+    }
+
+    /**
+     * As {@link #load(Path, ScalarType, QuantizationSpec, Consumer)} onto {@code device}: each dense weight is read on
+     * the host, moved to the device and quantized there (bitsandbytes quantizes when a weight is moved to the GPU,
+     * too; our CUDA kernels when the device is a GPU), so neither memory ever holds the dense model.
+     */
+    public static DecoderModel load(Path dir, ScalarType dtype, Device device, QuantizationSpec spec,
+            Consumer<String> warn) throws IOException {
         if (BnbCheckpoint.isPreQuantized(dir)) {
             if (spec != null) {
                 warn.accept("quantization_bit has no effect: " + dir + " is already quantized with bitsandbytes"
                         + " (its per-tensor quantization state is used)");
             }
-            return BnbCheckpoint.load(dir, dtype);
+            return BnbCheckpoint.load(dir, dtype, device);
         }
         if (spec == null) {
-            return DecoderModel.load(dir, dtype);
+            return DecoderModel.load(dir, dtype, device);
         }
         List<String> unaligned = new ArrayList<>();
-        DecoderModel model = DecoderModel.load(dir, dtype, (module, weight, bias) -> {
+        DecoderModel model = DecoderModel.load(dir, dtype, device, (module, weight, bias) -> {
             if (module.equals("lm_head")) {
                 return null; // kept in the compute dtype, as transformers does
             }

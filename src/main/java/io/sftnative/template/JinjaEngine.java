@@ -17,6 +17,7 @@ import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.lib.filter.Filter;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import com.hubspot.jinjava.tree.Node;
+import io.sftnative.json.PyJson;
 
 import jinjava.javax.el.CompositeELResolver;
 
@@ -196,7 +197,7 @@ final class JinjaEngine {
 
         @Override
         public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
-            return PyJson.dumps(var);
+            return PyJson.dumpsNonAscii(var);
         }
     }
 }

@@ -6,6 +6,7 @@ import java.util.List;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.sftnative.json.PyJson;
 
 /**
  * How tool definitions (in the system slot) and tool calls (function messages) are written, as LLaMA-Factory's
@@ -51,13 +52,13 @@ public enum ToolFormat {
             if (!call.has("name") || !call.has("arguments")) {
                 throw new TemplateException("a function call must have \"name\" and \"arguments\": " + call);
             }
-            functions.add(new String[] {call.get("name").asText(), PyJson.dumps(call.get("arguments"))});
+            functions.add(new String[] {call.get("name").asText(), PyJson.dumpsNonAscii(call.get("arguments"))});
         }
         List<String> parts = new ArrayList<>();
         for (String[] f : functions) {
             if (this == QWEN) {
-                parts.add("<tool_call>\n" + "{\"name\": " + PyJson.dumps(f[0]) + ", \"arguments\": " + f[1] + "}"
-                        + "\n</tool_call>");
+                parts.add("<tool_call>\n" + "{\"name\": " + PyJson.dumpsNonAscii(f[0]) + ", \"arguments\": " + f[1]
+                        + "}" + "\n</tool_call>");
             } else {
                 parts.add("Action: " + f[0] + "\nAction Input: " + f[1]);
             }
@@ -82,8 +83,8 @@ public enum ToolFormat {
     private static String qwenTools(JsonNode tools) {
         StringBuilder text = new StringBuilder();
         for (JsonNode tool : tools) {
-            text.append('\n').append("function".equals(tool.path("type").asText()) ? PyJson.dumps(tool)
-                    : "{\"type\": \"function\", \"function\": " + PyJson.dumps(tool) + "}");
+            text.append('\n').append("function".equals(tool.path("type").asText()) ? PyJson.dumpsNonAscii(tool)
+                    : "{\"type\": \"function\", \"function\": " + PyJson.dumpsNonAscii(tool) + "}");
         }
         return "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
                 + "You are provided with function signatures within <tools></tools> XML tags:\n<tools>" + text

@@ -23,33 +23,19 @@ import ai.djl.huggingface.tokenizers.jni.TokenizersLibrary;
  * padding. Encoding goes straight to the JNI functions and fetches only the ids (DJL's {@code encode} also copies
  * tokens, offsets and masks back into Java, which halves throughput).
  */
-final class HfTokenizer implements Tokenizer {
+final class HfTokenizer implements TokenizerEngine {
     static final String FILE = "tokenizer.json";
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private final Path dir;
     private final HuggingFaceTokenizer djl;
     private final long handle;
-    private final Map<String, Integer> vocab; // every token text (model vocab + added tokens) to id
-    private final int vocabSize;
-    private final SpecialTokens special;
-    private final TokenizerConfig config;
-    private final String fingerprint;
-    private volatile boolean closed;
 
-    private HfTokenizer(Path dir, HuggingFaceTokenizer djl, Map<String, Integer> vocab, int vocabSize,
-            SpecialTokens special, TokenizerConfig config, String fingerprint) {
-        this.dir = dir;
+    private HfTokenizer(HuggingFaceTokenizer djl) {
         this.djl = djl;
         this.handle = djl.getHandle();
-        this.vocab = vocab;
-        this.vocabSize = vocabSize;
-        this.special = special;
-        this.config = config;
-        this.fingerprint = fingerprint;
     }
 
-    static HfTokenizer load(Path dir) {
+    static LoadedTokenizer load(Path dir) {
         Path file = dir.resolve(FILE);
         TokenizerConfig cfg = TokenizerConfig.read(dir, false);
         Map<String, Integer> vocab = new HashMap<>();
@@ -73,8 +59,7 @@ final class HfTokenizer implements Tokenizer {
             throw new TokenizerException("cannot load " + file + " with the HF tokenizers library: " + e.getMessage()
                     + " (is it a valid tokenizer.json?)", e);
         }
-        return new HfTokenizer(dir, djl, vocab, maxId + 1, special, cfg,
-                Fingerprint.of(file, dir.resolve(TokenizerConfig.FILE)));
+        return new LoadedTokenizer(dir, file, new HfTokenizer(djl), vocab, maxId + 1, special, cfg);
     }
 
     /** Streams tokenizer.json for model.vocab and added_tokens; returns the largest id. */
@@ -144,7 +129,6 @@ final class HfTokenizer implements Tokenizer {
 
     @Override
     public int[] encode(String text) {
-        checkOpen();
         if (text.isEmpty()) {
             return new int[0];
         }
@@ -163,7 +147,6 @@ final class HfTokenizer implements Tokenizer {
 
     @Override
     public String decode(int[] ids, boolean skipSpecialTokens) {
-        checkOpen();
         long[] l = new long[ids.length];
         for (int i = 0; i < ids.length; i++) {
             l[i] = ids[i];
@@ -172,47 +155,7 @@ final class HfTokenizer implements Tokenizer {
     }
 
     @Override
-    public int tokenId(String token) {
-        checkOpen();
-        return vocab.getOrDefault(token, -1);
-    }
-
-    @Override
-    public SpecialTokens specialTokens() {
-        return special;
-    }
-
-    @Override
-    public int vocabSize() {
-        return vocabSize;
-    }
-
-    @Override
-    public TokenizerConfig config() {
-        return config;
-    }
-
-    @Override
-    public String fingerprint() {
-        return fingerprint;
-    }
-
-    @Override
-    public Path directory() {
-        return dir;
-    }
-
-    private void checkOpen() {
-        if (closed) {
-            throw new IllegalStateException("tokenizer " + dir + " is closed");
-        }
-    }
-
-    @Override
-    public synchronized void close() {
-        if (!closed) {
-            closed = true;
-            djl.close();
-        }
+    public void close() {
+        djl.close();
     }
 }

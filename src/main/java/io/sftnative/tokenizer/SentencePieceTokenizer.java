@@ -19,39 +19,27 @@ import ai.djl.sentencepiece.SpTokenizer;
  * first and becomes its id; the pieces between are encoded by sentencepiece (which adds its dummy-prefix space to
  * each). The vocabulary (piece texts and types) is read from the model's protobuf so lookups need no native calls.
  */
-final class SentencePieceTokenizer implements Tokenizer {
+final class SentencePieceTokenizer implements TokenizerEngine {
     static final String FILE = "tokenizer.model";
     private static final int TYPE_CONTROL = 3;
 
-    private final Path dir;
     private final SpTokenizer sp;
     private final SpProcessor processor;
-    private final Map<String, Integer> vocab;
-    private final int vocabSize;
     private final SpecialTokens special;
     private final SpecialTokenSplitter splitter;
     private final boolean[] isSpecial; // by id
     private final String[] pieces;
-    private final TokenizerConfig config;
-    private final String fingerprint;
-    private volatile boolean closed;
 
-    private SentencePieceTokenizer(Path dir, SpTokenizer sp, Map<String, Integer> vocab, String[] pieces,
-            boolean[] isSpecial, SpecialTokens special, TokenizerConfig config, String fingerprint) {
-        this.dir = dir;
+    private SentencePieceTokenizer(SpTokenizer sp, String[] pieces, boolean[] isSpecial, SpecialTokens special) {
         this.sp = sp;
         this.processor = sp.getProcessor();
-        this.vocab = vocab;
         this.pieces = pieces;
-        this.vocabSize = pieces.length;
         this.isSpecial = isSpecial;
         this.special = special;
         this.splitter = new SpecialTokenSplitter(special.all().keySet());
-        this.config = config;
-        this.fingerprint = fingerprint;
     }
 
-    static SentencePieceTokenizer load(Path dir) {
+    static LoadedTokenizer load(Path dir) {
         Path file = dir.resolve(FILE);
         byte[] bytes;
         try {
@@ -106,8 +94,8 @@ final class SentencePieceTokenizer implements Tokenizer {
                 allPieces[e.getValue()] = e.getKey();
             }
         }
-        return new SentencePieceTokenizer(dir, sp, vocab, allPieces, isSpecial, special, cfg,
-                Fingerprint.of(file, dir.resolve(TokenizerConfig.FILE)));
+        return new LoadedTokenizer(dir, file, new SentencePieceTokenizer(sp, allPieces, isSpecial, special), vocab,
+                allPieces.length, special, cfg);
     }
 
     private static int maxId(TokenizerConfig cfg) {
@@ -178,7 +166,6 @@ final class SentencePieceTokenizer implements Tokenizer {
 
     @Override
     public int[] encode(String text) {
-        checkOpen();
         List<int[]> parts = new ArrayList<>();
         int total = 0;
         for (SpecialTokenSplitter.Piece piece : splitter.split(text)) {
@@ -198,7 +185,6 @@ final class SentencePieceTokenizer implements Tokenizer {
 
     @Override
     public String decode(int[] ids, boolean skipSpecialTokens) {
-        checkOpen();
         StringBuilder sb = new StringBuilder();
         List<Integer> run = new ArrayList<>();
         boolean prevSpecial = false;
@@ -253,47 +239,7 @@ final class SentencePieceTokenizer implements Tokenizer {
     }
 
     @Override
-    public int tokenId(String token) {
-        checkOpen();
-        return vocab.getOrDefault(token, -1);
-    }
-
-    @Override
-    public SpecialTokens specialTokens() {
-        return special;
-    }
-
-    @Override
-    public int vocabSize() {
-        return vocabSize;
-    }
-
-    @Override
-    public TokenizerConfig config() {
-        return config;
-    }
-
-    @Override
-    public String fingerprint() {
-        return fingerprint;
-    }
-
-    @Override
-    public Path directory() {
-        return dir;
-    }
-
-    private void checkOpen() {
-        if (closed) {
-            throw new IllegalStateException("tokenizer " + dir + " is closed");
-        }
-    }
-
-    @Override
-    public synchronized void close() {
-        if (!closed) {
-            closed = true;
-            sp.close();
-        }
+    public void close() {
+        sp.close();
     }
 }

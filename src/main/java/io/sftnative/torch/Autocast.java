@@ -36,24 +36,35 @@ public final class Autocast {
         return new Scope(enabled);
     }
 
-    /** Autocast turned on for the CPU and, in the CUDA build, for CUDA too; restores the previous state on close. */
+    /**
+     * Autocast turned on for the CPU and, when this process has a GPU, for CUDA too (whichever device the model is on,
+     * its ops are covered); restores the previous state on close.
+     */
     public static final class Scope implements AutoCloseable {
         private final boolean active;
+        private final boolean cuda;
         private final boolean wasCpu;
         private final ScalarType oldCpuDtype;
+        private final boolean wasCuda;
+        private final ScalarType oldCudaDtype;
 
         private Scope(boolean active) {
             this.active = active;
+            this.cuda = active && TorchRuntime.info().cuda();
             if (!active) {
                 wasCpu = false;
                 oldCpuDtype = null;
+                wasCuda = false;
+                oldCudaDtype = null;
                 return;
             }
             wasCpu = torch.is_autocast_enabled(DeviceType.CPU);
             oldCpuDtype = torch.get_autocast_dtype(DeviceType.CPU);
             torch.set_autocast_dtype(DeviceType.CPU, ScalarType.BFloat16);
             torch.set_autocast_enabled(DeviceType.CPU, true);
-            if (TorchRuntime.info().cuda()) {
+            wasCuda = cuda && torch.is_autocast_enabled(DeviceType.CUDA);
+            oldCudaDtype = cuda ? torch.get_autocast_dtype(DeviceType.CUDA) : null;
+            if (cuda) {
                 torch.set_autocast_dtype(DeviceType.CUDA, ScalarType.BFloat16);
                 torch.set_autocast_enabled(DeviceType.CUDA, true);
             }
@@ -70,8 +81,9 @@ public final class Autocast {
             }
             torch.set_autocast_enabled(DeviceType.CPU, wasCpu);
             torch.set_autocast_dtype(DeviceType.CPU, oldCpuDtype);
-            if (TorchRuntime.info().cuda()) {
-                torch.set_autocast_enabled(DeviceType.CUDA, false);
+            if (cuda) {
+                torch.set_autocast_enabled(DeviceType.CUDA, wasCuda);
+                torch.set_autocast_dtype(DeviceType.CUDA, oldCudaDtype);
             }
         }
     }

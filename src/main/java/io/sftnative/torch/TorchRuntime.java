@@ -24,10 +24,17 @@ public final class TorchRuntime {
     private static final Object LOCK = new Object();
     private static volatile Info info;
 
-    /** What was booted; printed by {@code info} and benchmark headers. */
-    public record Info(String platform, Path cacheDir, int threads, boolean cuda, String ompWaitPolicy) {
-        public String device() {
-            return cuda ? "cuda" : "cpu";
+    /**
+     * What was booted; printed by {@code info} and benchmark headers.
+     *
+     * @param cudaDevices     GPUs libtorch can use (0 in the CPU build, or without a GPU)
+     * @param cudaUnavailable why there is no GPU ({@link DeviceSelection#unavailableReason}), or null when there is
+     */
+    public record Info(String platform, Path cacheDir, int threads, int cudaDevices, String cudaUnavailable,
+            String ompWaitPolicy) {
+        /** Whether this process can put tensors on a GPU (not whether the run does: see {@link #device()}). */
+        public boolean cuda() {
+            return cudaDevices > 0;
         }
     }
 
@@ -48,7 +55,8 @@ public final class TorchRuntime {
                 info = load(threads);
             } else if (info.threads() != threads) {
                 torch.set_num_threads(threads);
-                info = new Info(info.platform(), info.cacheDir(), threads, info.cuda(), info.ompWaitPolicy());
+                info = new Info(info.platform(), info.cacheDir(), threads, info.cudaDevices(), info.cudaUnavailable(),
+                        info.ompWaitPolicy());
             }
             return info;
         }
@@ -60,9 +68,29 @@ public final class TorchRuntime {
         return i != null ? i : boot();
     }
 
-    /** The device tensors should live on: the GPU when the CUDA build runs on a machine with one, else the CPU. */
+    /**
+     * The device models and tensors live on: {@code SFT_DEVICE} when set ({@code cpu}, {@code cuda}, {@code cuda:N},
+     * {@code auto}), else the first GPU when the CUDA build runs on a machine with one, else the CPU. The only place
+     * that decides; every loader defaults to it. Fails with {@link DeviceUnavailableException} naming why when a GPU
+     * is requested but cannot be used.
+     */
     public static Device device() {
-        return new Device(info().cuda() ? "cuda" : "cpu");
+        return device(null);
+    }
+
+    /**
+     * As {@link #device()}, with an explicit request (the config key {@code device}, a {@code --device} flag) that
+     * wins over {@code SFT_DEVICE}; null, blank or {@code auto} defer to it. The result belongs to the caller's
+     * {@code PointerScope}, if one is open.
+     */
+    public static Device device(String requested) {
+        return new Device(deviceName(requested));
+    }
+
+    /** The canonical name ({@code cpu}, {@code cuda:N}) of what {@link #device(String)} returns. */
+    public static String deviceName(String requested) {
+        Info i = info();
+        return DeviceSelection.choose(requested, System.getenv("SFT_DEVICE"), i.cudaDevices(), i.cudaUnavailable());
     }
 
     public static int defaultThreads() {
@@ -84,7 +112,14 @@ public final class TorchRuntime {
             cache = Loader.getCacheDir().toPath().toRealPath();
             // Extract every native of the presets first (see class comment).
             Loader.cacheResources("/org/bytedeco/openblas/" + platform + "/");
-            Loader.cacheResources("/org/bytedeco/pytorch/" + platform + "/");
+            // The GPU build (-Pgpu) carries libtorch for CUDA under <platform>-gpu/ next to the CPU one: JavaCPP
+            // tries the -gpu variant first and falls back to the CPU libtorch when CUDA's libraries are missing.
+            for (String variant : List.of(platform + "-gpu", platform)) {
+                String dir = "/org/bytedeco/pytorch/" + variant + "/";
+                if (TorchRuntime.class.getResource(dir + "libjnitorch.so") != null) {
+                    Loader.cacheResources(dir);
+                }
+            }
             Loader.load(torch.class);
         } catch (IOException | UnsatisfiedLinkError | ExceptionInInitializerError | NoClassDefFoundError e) {
             throw new NativeRuntimeException("libtorch could not be loaded for platform " + platform
@@ -94,19 +129,32 @@ public final class TorchRuntime {
         }
         checkNoForeignTorch(cache);
         torch.set_num_threads(threads);
-        boolean cuda = false;
+        int gpus = 0;
         try {
-            cuda = torch.cuda_is_available() && !"cpu".equalsIgnoreCase(System.getenv("SFT_DEVICE"));
+            gpus = torch.cuda_is_available() ? Math.max(0, (int) torch.cuda_device_count()) : 0;
         } catch (Throwable t) {
             LOG.fine("CUDA probe failed, using CPU: " + t);
         }
+        boolean gpuBuild = TorchRuntime.class.getResource("/org/bytedeco/pytorch/" + platform + "-gpu/libjnitorch.so")
+                != null;
+        String why = gpus > 0 ? null : DeviceSelection.unavailableReason(gpuBuild, cudaLibtorchMapped(),
+                System.getenv("CUDA_VISIBLE_DEVICES"));
         String omp = System.getenv("OMP_WAIT_POLICY");
         if (omp == null) {
             LOG.warning("OMP_WAIT_POLICY is not set: OpenMP threads spin between kernels and training steps run"
                     + " slower (measured 42% instead of ~65% of GEMM peak on 2 cores). Export OMP_WAIT_POLICY=PASSIVE"
                     + " before starting the JVM.");
         }
-        return new Info(platform, cache, threads, cuda, omp);
+        return new Info(platform, cache, threads, gpus, why, omp);
+    }
+
+    /** Whether libtorch's CUDA part is loaded (the -gpu variant loaded, not its CPU fallback). */
+    private static boolean cudaLibtorchMapped() {
+        try {
+            return Files.readString(Path.of("/proc/self/maps")).contains("libtorch_cuda.so");
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
     }
 
     /** Fails if a libtorch/libc10 was mapped from anywhere but the JavaCPP cache. */

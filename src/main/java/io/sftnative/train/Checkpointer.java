@@ -88,7 +88,7 @@ final class Checkpointer {
         Path dir;
         try (PointerScope scope = new PointerScope()) {
             dir = TrainingCheckpoint.save(outputDir, position, model::saveWeights, optimizer.stateDict(), schedule,
-                    RngState.capture(ResumableRandom.seeded(seed)), state, tokenizerFiles);
+                    RngState.capture(ResumableRandom.seeded(seed), model.model().device()), state, tokenizerFiles);
         }
         last = dir;
         CheckpointRotation.rotate(outputDir, saveTotalLimit, dir, null);

@@ -29,6 +29,7 @@ public final class EvalRecipe {
      */
     public static Map<String, Object> run(SftConfig cfg, RunOptions opts) throws IOException {
         TorchRuntime.boot(cfg.model().threads() > 0 ? cfg.model().threads() : TorchRuntime.defaultThreads());
+        TorchRuntime.deviceName(cfg.model().device()); // a GPU that cannot be used fails now, before the data work
         Path modelDir = TrainableModel.modelDir(cfg.model());
         String stage = cfg.finetuning().stage();
         try (DataPipeline.Prepared data = DataPipeline.prepare(RunSetup.hasTokenizer(modelDir) ? modelDir : null,
@@ -40,7 +41,7 @@ public final class EvalRecipe {
             Autocast autocast = Autocast.OFF;
             boolean accuracy = cfg.finetuning().computeAccuracy();
             opts.say("evaluating " + set.size() + " examples (" + (data.data().eval().isEmpty() ? "dataset"
-                    : "validation split") + ") with " + model.describe());
+                    : "validation split") + ") with " + model.describe() + " on " + model.deviceName());
             LossEvaluator.Result r = LossEvaluator.evaluate(model.model(), set, collator,
                     cfg.training().perDeviceEvalBatchSize(),
                     new MemoryEfficientLoss(false, cfg.training().fusedCrossEntropy(), 0, autocast), autocast, accuracy);

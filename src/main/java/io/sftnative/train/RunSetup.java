@@ -7,6 +7,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
+import org.bytedeco.javacpp.PointerScope;
+
 import io.sftnative.batch.Collator;
 import io.sftnative.checkpoint.ResumeResolver;
 import io.sftnative.checkpoint.TorchRng;
@@ -58,6 +60,7 @@ final class RunSetup implements AutoCloseable {
     static RunSetup open(SftConfig cfg, String stage, RunOptions opts) throws IOException {
         TrainingArgs t = cfg.training();
         TorchRuntime.boot(cfg.model().threads() > 0 ? cfg.model().threads() : TorchRuntime.defaultThreads());
+        String device = TorchRuntime.deviceName(cfg.model().device()); // before the data work: a bad device fails now
         TorchRng.manualSeed(t.seed());
         Path outputDir = Path.of(t.outputDir());
         Optional<Path> from = ResumeResolver.resolve(t.resumeFromCheckpoint(), outputDir, t.overwriteOutputDir(),
@@ -86,6 +89,7 @@ final class RunSetup implements AutoCloseable {
                 model.close();
                 throw e;
             }
+            opts.say("device: " + device);
             if (resume != null) {
                 opts.say("resuming from " + resume.dir() + " (step " + resume.position().globalStep()
                         + ")");
@@ -150,7 +154,9 @@ final class RunSetup implements AutoCloseable {
                     + ", lr " + s.learningRate() + ", " + s.totalSteps() + " steps, warmup " + s.warmupSteps()
                     + "); continuing with this run's");
         }
-        resume.rng().restore();
+        try (PointerScope scope = new PointerScope()) {
+            resume.rng().restore(model.model().device());
+        }
         return p.globalStep();
     }
 

@@ -10,6 +10,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.function.Consumer;
 
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -26,6 +27,7 @@ import io.sftnative.model.RandomInit;
 import io.sftnative.quant.BnbCheckpoint;
 import io.sftnative.quant.QuantizationSpec;
 import io.sftnative.quant.QuantizedModels;
+import io.sftnative.torch.TorchRuntime;
 
 /**
  * The model of a run with what is trained in it, per {@code finetuning_type}: every weight ({@code full}), the
@@ -80,17 +82,21 @@ public final class TrainableModel implements AutoCloseable {
         if (quantized) {
             QuantizedBase.checkAdapters(m, f.createNewAdapter());
         }
-        if (resumeFrom != null && !lora) {
-            model = DecoderModel.load(resumeFrom, ScalarType.Float);
-        } else if (m.trainFromScratch()) {
-            model = RandomInit.create(ModelConfig.read(base), seed, dtype);
-            log.accept("train_from_scratch: random-initialised " + model.config().architecture() + " from "
-                    + base.resolve("config.json") + " (seed " + seed + ")");
-            if (quant != null) {
-                QuantizedModels.quantize(model, quant, log);
+        // fails naming why when a GPU is asked for but unusable; the handle is only for loading (the model keeps its own)
+        try (Device device = TorchRuntime.device(m.device())) {
+            if (resumeFrom != null && !lora) {
+                model = DecoderModel.load(resumeFrom, ScalarType.Float, device);
+            } else if (m.trainFromScratch()) {
+                model = RandomInit.create(ModelConfig.read(base), seed, dtype, device);
+                log.accept("train_from_scratch: random-initialised " + model.config().architecture() + " from "
+                        + base.resolve("config.json") + " (seed " + seed + ")");
+                if (quant != null) {
+                    QuantizedModels.quantize(model, quant, log);
+                }
+            } else {
+                model = quantized ? QuantizedModels.load(base, dtype, device, quant, log)
+                        : DecoderModel.load(base, dtype, device);
             }
-        } else {
-            model = quantized ? QuantizedModels.load(base, dtype, quant, log) : DecoderModel.load(base, dtype);
         }
         try {
             QuantizedModels.Summary q = quantized ? QuantizedModels.summary(model) : null;
@@ -153,8 +159,11 @@ public final class TrainableModel implements AutoCloseable {
         if (quantized) {
             QuantizedBase.checkAdapters(m, false);
         }
-        DecoderModel model = quantized ? QuantizedModels.load(base, dtype, quant, s -> { })
-                : DecoderModel.load(base, dtype);
+        DecoderModel model;
+        try (Device device = TorchRuntime.device(m.device())) {
+            model = quantized ? QuantizedModels.load(base, dtype, device, quant, s -> { })
+                    : DecoderModel.load(base, dtype, device);
+        }
         LoraAdapters attached;
         QuantizedModels.Summary q;
         try {
@@ -210,6 +219,11 @@ public final class TrainableModel implements AutoCloseable {
         } else {
             model.save(dir);
         }
+    }
+
+    /** Where the model runs ({@code cpu}, {@code cuda:N}). */
+    public String deviceName() {
+        return model.deviceName();
     }
 
     /** One line for the log: what trains and how much of the model that is. */

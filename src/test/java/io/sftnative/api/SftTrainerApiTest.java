@@ -12,31 +12,22 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
 import io.sftnative.checkpoint.CheckpointDirs;
 import io.sftnative.config.ConfigException;
 import io.sftnative.data.DataException;
+import io.sftnative.testing.TempDatasetCache;
 
 /** Embedding the trainer in a JVM service: builder, events, run handle, cancellation, failures. */
+@ExtendWith(TempDatasetCache.class)
 class SftTrainerApiTest {
     static final Path GOLDEN = Path.of("src/test/resources/golden/train/pt_full");
 
     @TempDir
     Path dir;
-
-    @BeforeEach
-    void cacheInTempDir() {
-        System.setProperty("sft.cache.dir", dir.resolve("cache").toString());
-    }
-
-    @AfterEach
-    void restore() {
-        System.clearProperty("sft.cache.dir");
-    }
 
     SftTrainer.Builder pt(Path out, long steps) {
         return SftTrainer.builder().set("model_name_or_path", GOLDEN.resolve("model").toString())

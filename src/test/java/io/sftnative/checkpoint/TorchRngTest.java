@@ -14,6 +14,7 @@ import java.util.Arrays;
 
 import io.sftnative.torch.TorchRuntime;
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
@@ -63,7 +64,23 @@ class TorchRngTest {
         TorchRng.setCpuState(state);
         assertArrayEquals(first, draw(), "same randn values and dropout mask after restore");
         assertArrayEquals(second, draw());
-        assertNull(TorchRng.cudaState(), "CPU build: no CUDA state");
+        try (PointerScope scope = new PointerScope()) {
+            assertNull(TorchRng.cudaState(new Device("cpu")), "a run on the CPU has no CUDA state to save");
+        }
+    }
+
+    @Test
+    void aCudaStateIsNeverRestoredIntoTheCpu() {
+        try (PointerScope scope = new PointerScope()) {
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> TorchRng.setCudaState(new Device("cpu"), new byte[16]));
+            assertTrue(e.getMessage().contains("only be restored into a GPU's generator, not cpu"), e.getMessage());
+            if (!TorchRuntime.info().cuda()) { // this machine: the CPU build, or no GPU visible
+                e = assertThrows(IllegalStateException.class,
+                        () -> TorchRng.setCudaState(new Device("cuda:0"), new byte[16]));
+                assertTrue(e.getMessage().contains("this process has no GPU"), e.getMessage());
+            }
+        }
     }
 
     @Test
@@ -71,17 +88,42 @@ class TorchRngTest {
         TorchRng.manualSeed(7);
         ResumableRandom shuffler = ResumableRandom.seeded(42);
         shuffler.nextLong();
-        RngState saved = RngState.capture(shuffler);
+        RngState saved;
+        try (PointerScope scope = new PointerScope()) {
+            saved = RngState.capture(shuffler, new Device("cpu"));
+        }
+        assertNull(saved.torchCuda(), "a CPU run saves no CUDA state");
         saved.write(dir);
         long expectedShuffle = shuffler.nextLong();
         float[] expectedDraw = draw();
 
         TorchRng.manualSeed(99); // a new process would start elsewhere
         RngState back = RngState.read(dir);
-        ResumableRandom resumed = back.restore();
+        ResumableRandom resumed;
+        try (PointerScope scope = new PointerScope()) {
+            resumed = back.restore(new Device("cpu"));
+        }
         assertEquals(expectedShuffle, resumed.nextLong());
-        assertArrayEquals(expectedDraw, draw());
+        assertArrayEquals(expectedDraw, draw(), "bit-exact: the same randn values and dropout mask");
         assertArrayEquals(saved.torchCpu(), back.torchCpu());
+        assertNull(back.torchCuda());
+    }
+
+    @Test
+    void aGpuCheckpointResumedOnTheCpuRestoresTheCpuStateAndKeepsTheCudaBytes() throws Exception {
+        TorchRng.manualSeed(11);
+        byte[] cpu = TorchRng.cpuState();
+        float[] expectedDraw = draw();
+        byte[] cuda = new byte[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}; // as a GPU run wrote it
+        new RngState(5, cpu, cuda).write(dir);
+
+        RngState back = RngState.read(dir);
+        assertArrayEquals(cuda, back.torchCuda(), "the CUDA generator state survives the file");
+        TorchRng.manualSeed(12);
+        try (PointerScope scope = new PointerScope()) {
+            back.restore(new Device("cpu")); // the CPU run draws dropout from the CPU generator only
+        }
+        assertArrayEquals(expectedDraw, draw());
     }
 
     @Test

@@ -1,58 +1,32 @@
 package io.sftnative.cli;
 
+import static io.sftnative.testing.Cli.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
+import io.sftnative.testing.Cli.Run;
+import io.sftnative.testing.TempDatasetCache;
+
 /**
  * {@code eval}: the causal-LM loss over a pre-tokenized dataset, printed as JSON on the last line, equals the torch
  * reference (tools/golden/gen_train_golden.py: summed loss over all target tokens / their count).
  */
+@ExtendWith(TempDatasetCache.class)
 class EvalCommandTest {
     static final Path GOLDEN = Path.of("src/test/resources/golden/train");
 
     @TempDir
     Path dir;
-
-    @BeforeEach
-    void cacheInTempDir() {
-        System.setProperty("sft.cache.dir", dir.resolve("cache").toString());
-    }
-
-    @AfterEach
-    void restore() {
-        System.clearProperty("sft.cache.dir");
-    }
-
-    record Run(int code, String out, String err) {}
-
-    static synchronized Run run(String... args) {
-        PrintStream oldOut = System.out;
-        PrintStream oldErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            return new Run(Main.run(args), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(oldOut);
-            System.setErr(oldErr);
-        }
-    }
 
     static JsonNode lastLine(Run r) throws Exception {
         assertEquals(0, r.code(), r.err());

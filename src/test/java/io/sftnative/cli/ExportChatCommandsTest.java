@@ -4,9 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.ByteArrayInputStream;
-import java.io.InputStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -18,6 +15,8 @@ import org.junit.jupiter.api.io.TempDir;
 import io.sftnative.lora.LoraAdapters;
 import io.sftnative.lora.LoraSpec;
 import io.sftnative.model.DecoderModel;
+import io.sftnative.testing.Cli;
+import io.sftnative.testing.Cli.Run;
 import io.sftnative.torch.TorchRuntime;
 
 class ExportChatCommandsTest {
@@ -29,16 +28,6 @@ class ExportChatCommandsTest {
     @BeforeAll
     static void boot() {
         TorchRuntime.boot(2);
-    }
-
-    static ModelCommandsTest.Run chat(String stdin, String... args) {
-        InputStream old = System.in;
-        try {
-            System.setIn(new ByteArrayInputStream(stdin.getBytes(StandardCharsets.UTF_8)));
-            return ModelCommandsTest.run(args);
-        } finally {
-            System.setIn(old);
-        }
     }
 
     private Path adapterFor(Path modelDir, Path dir, int rank) throws Exception {
@@ -58,7 +47,7 @@ class ExportChatCommandsTest {
         Files.writeString(yaml, "model_name_or_path: " + LLAMA + "\nadapter_name_or_path: " + adapter
                 + "\ntemplate: qwen\nfinetuning_type: lora\nexport_dir: " + out + "\nexport_size: 0.0002\n"
                 + "export_device: cpu\nexport_legacy_format: false\n");
-        ModelCommandsTest.Run r = ModelCommandsTest.run("export", yaml.toString(), "--threads", "2");
+        Run r = Cli.run("export", yaml.toString(), "--threads", "2");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("with 1 merged adapter(s)") && r.out().contains("model.safetensors.index.json"),
                 r.out());
@@ -73,28 +62,28 @@ class ExportChatCommandsTest {
     void exportErrorsAreOneClearLine() throws Exception {
         Path yaml = tmp.resolve("export.yaml");
         Files.writeString(yaml, "model_name_or_path: " + LLAMA + "\n");
-        ModelCommandsTest.Run r = ModelCommandsTest.run("export", yaml.toString());
+        Run r = Cli.run("export", yaml.toString());
         assertEquals(1, r.code());
         assertTrue(r.err().contains("error: export needs export_dir"), r.err());
-        r = ModelCommandsTest.run("export", yaml.toString(), "export_dir=" + tmp.resolve("o"),
+        r = Cli.run("export", yaml.toString(), "export_dir=" + tmp.resolve("o"),
                 "export_legacy_format=true");
         assertTrue(r.err().contains("export_legacy_format") && r.err().contains("safetensors only"), r.err());
-        r = ModelCommandsTest.run("export", yaml.toString(), "export_dir=" + tmp.resolve("o"),
+        r = Cli.run("export", yaml.toString(), "export_dir=" + tmp.resolve("o"),
                 "adapter_name_or_path=" + tmp.resolve("nowhere"));
         assertEquals(1, r.code());
         assertTrue(r.err().contains("nowhere") && r.err().contains("adapter directory not found"), r.err());
         Path other = adapterFor(Path.of("src/test/resources/golden/model/qwen3_qknorm/checkpoint"),
                 tmp.resolve("qwen3-adapter"), 4);
-        r = ModelCommandsTest.run("export", yaml.toString(), "export_dir=" + tmp.resolve("o"),
+        r = Cli.run("export", yaml.toString(), "export_dir=" + tmp.resolve("o"),
                 "adapter_name_or_path=" + other, "--threads", "2");
         assertEquals(1, r.code());
         assertTrue(r.err().contains("'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight'")
                 && r.err().contains("[128, 4]") && r.err().contains("[64, 4]") && r.err().contains("different model"),
                 r.err());
-        r = ModelCommandsTest.run("export", yaml.toString(), "export_dir=" + tmp.resolve("o"),
+        r = Cli.run("export", yaml.toString(), "export_dir=" + tmp.resolve("o"),
                 "adapter_name_or_path=" + other, "finetuning_type=full");
         assertTrue(r.err().contains("only valid with finetuning_type: lora"), r.err());
-        r = ModelCommandsTest.run("export", yaml.toString(), "export_dir=" + tmp.resolve("o"), "template=qwenn");
+        r = Cli.run("export", yaml.toString(), "export_dir=" + tmp.resolve("o"), "template=qwenn");
         assertTrue(r.err().contains("unknown template 'qwenn'"), r.err());
         assertFalse(Files.exists(tmp.resolve("o")));
     }
@@ -107,7 +96,7 @@ class ExportChatCommandsTest {
         }
         Files.copy(ChatSessionTest.DEMO.resolve("tokenizer.json"), dir.resolve("tokenizer.json"));
         Files.copy(ChatSessionTest.DEMO.resolve("tokenizer_config.json"), dir.resolve("tokenizer_config.json"));
-        ModelCommandsTest.Run r = chat("hello\n/clear\nhi again\n/exit\nnever read\n", "chat", dir.toString(),
+        Run r = Cli.runWithInput("hello\n/clear\nhi again\n/exit\nnever read\n", "chat", dir.toString(),
                 "--template", "qwen", "--greedy", "--max-new-tokens", "4", "--threads", "2");
         assertEquals(0, r.code(), r.err());
         assertEquals(4, r.out().split("User: ", -1).length - 1, r.out()); // hello, /clear, hi again, /exit
@@ -115,15 +104,15 @@ class ExportChatCommandsTest {
         assertTrue(r.out().contains("History has been removed."), r.out());
 
         Path adapter = adapterFor(dir, tmp.resolve("chat-adapter"), 2);
-        r = chat("hello\n", "chat", dir.toString(), "--adapter", adapter.toString(), "--greedy", "--threads", "2",
-                "--max-new-tokens", "2");
+        r = Cli.runWithInput("hello\n", "chat", dir.toString(), "--adapter", adapter.toString(), "--greedy",
+                "--threads", "2", "--max-new-tokens", "2");
         assertEquals(0, r.code(), r.err()); // default template: the tokenizer's chat_template; end of input quits
         assertEquals(1, r.out().split("Assistant: ", -1).length - 1, r.out());
 
-        r = chat("", "chat", dir.toString(), "--adapter", tmp.resolve("none").toString(), "--threads", "2");
+        r = Cli.runWithInput("", "chat", dir.toString(), "--adapter", tmp.resolve("none").toString(), "--threads", "2");
         assertEquals(1, r.code());
         assertTrue(r.err().contains("adapter directory not found"), r.err());
-        r = chat("", "chat", dir.toString(), "--template", "nope", "--threads", "2");
+        r = Cli.runWithInput("", "chat", dir.toString(), "--template", "nope", "--threads", "2");
         assertTrue(r.err().contains("unknown template 'nope'"), r.err());
     }
 }

@@ -1,11 +1,11 @@
 package io.sftnative.cli;
 
+import static io.sftnative.testing.Cli.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.stream.Collectors;
 import java.util.stream.StreamSupport;
@@ -15,26 +15,11 @@ import org.junit.jupiter.api.Test;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
+import io.sftnative.testing.Cli.Run;
+import io.sftnative.torch.TorchRuntime;
+
 class ModelCommandsTest {
     static final Path GOLDEN = Path.of("src/test/resources/golden/model");
-
-    record Run(int code, String out, String err) {}
-
-    static Run run(String... args) {
-        PrintStream oldOut = System.out;
-        PrintStream oldErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            int code = SftCommand.commandLine().setErr(new java.io.PrintWriter(System.err, true)).execute(args);
-            return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(oldOut);
-            System.setErr(oldErr);
-        }
-    }
 
     @Test
     void infoPrintsArchitectureParametersDtypeAndMemory() {
@@ -61,6 +46,26 @@ class ModelCommandsTest {
         String[] lines = r.out().strip().split("\n");
         assertEquals(2, lines.length, r.out());
         assertEquals(expected, lines[0]);
+
+        Run onCpu = run("generate", GOLDEN.resolve("llama_gqa/checkpoint").toString(), "--ids", prompt, "--ids", "7,8",
+                "--greedy", "--max-new-tokens", "12", "--stop-ids", "-1", "--threads", "2", "--device", "cpu");
+        assertEquals(0, onCpu.code(), onCpu.err());
+        assertEquals(r.out(), onCpu.out(), "--device cpu is what the default picks on this machine");
+    }
+
+    @Test
+    void aGpuThatIsNotThereIsOneClearLine() {
+        assumeFalse(TorchRuntime.info().cuda(), "needs a process without a usable GPU");
+        Run r = run("generate", GOLDEN.resolve("llama_gqa/checkpoint").toString(), "--ids", "1,2", "--threads", "2",
+                "--device", "cuda");
+        assertEquals(1, r.code(), r.out());
+        assertTrue(r.err().startsWith("error: device is 'cuda' but no GPU can be used: "), r.err());
+        assertTrue(r.err().contains("Set device to cpu"), r.err());
+        assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+        assertEquals("", r.out());
+        r = run("generate", GOLDEN.resolve("llama_gqa/checkpoint").toString(), "--ids", "1,2", "--device", "gpu");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("error: device must be auto, cpu, cuda or cuda:N"), r.err());
     }
 
     @Test

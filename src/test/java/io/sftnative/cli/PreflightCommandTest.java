@@ -1,54 +1,28 @@
 package io.sftnative.cli;
 
+import static io.sftnative.testing.Cli.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
+import io.sftnative.testing.Cli.Run;
 import io.sftnative.testing.Shared;
+import io.sftnative.testing.TempDatasetCache;
 
+@ExtendWith(TempDatasetCache.class)
 class PreflightCommandTest {
     @TempDir
     Path dir;
-
-    record Run(int code, String out, String err) {}
-
-    @org.junit.jupiter.api.BeforeEach
-    void cacheInTempDir() {
-        System.setProperty("sft.cache.dir", dir.resolve("cache").toString());
-    }
-
-    @org.junit.jupiter.api.AfterEach
-    void restore() {
-        System.clearProperty("sft.cache.dir");
-    }
-
-    static synchronized Run run(String... args) {
-        PrintStream oldOut = System.out;
-        PrintStream oldErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            int code = Main.run(args);
-            return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(oldOut);
-            System.setErr(oldErr);
-        }
-    }
 
     @Test
     void reportsShowsAnExampleAndDumpsEveryExample() throws Exception {

@@ -13,6 +13,8 @@ import io.sftnative.model.DecoderModel;
 import io.sftnative.model.Generation;
 import io.sftnative.model.GenerationOptions;
 import io.sftnative.quant.QuantizedModels;
+import io.sftnative.testing.Cli;
+import io.sftnative.testing.Cli.Run;
 
 /** `generate` reads a bitsandbytes pre-quantized model directory and decodes what the library decodes from it. */
 @SuppressWarnings("try")
@@ -22,7 +24,7 @@ class QuantizedCommandsTest {
     @Test
     void generateRunsOnAPreQuantizedCheckpoint() throws Exception {
         io.sftnative.bindings.NativeTestSupport.assumeNativeBuilt(); // 4-bit dequantization kernels
-        ModelCommandsTest.Run r = ModelCommandsTest.run("generate", NF4.toString(), "--ids", "5,9,13", "--greedy",
+        Run r = Cli.run("generate", NF4.toString(), "--ids", "5,9,13", "--greedy",
                 "--max-new-tokens", "6", "--stop-ids", "-1", "--threads", "2");
         assertEquals(0, r.code(), r.err());
         long[] expected;

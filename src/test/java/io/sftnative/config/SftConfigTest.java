@@ -74,4 +74,19 @@ class SftConfigTest {
         assertFalse(c.data().packingFor("sft"));
         assertTrue(SftConfig.load(null, List.of("neat_packing=true"), w -> {}).data().packingFor("sft"));
     }
+
+    @Test
+    void deviceKeyTakesAutoCpuCudaOrCudaN() {
+        assertEquals("auto", SftConfig.load(null, List.of(), w -> {}).model().device());
+        assertEquals("cpu", SftConfig.load(null, List.of("device=cpu"), w -> {}).model().device());
+        assertEquals("CUDA:1", SftConfig.load(null, List.of("device= CUDA:1 "), w -> {}).model().device(),
+                "kept as written (trimmed); the runtime canonicalises it");
+        ConfigException e = assertThrows(ConfigException.class,
+                () -> SftConfig.load(null, List.of("device=gpu"), w -> {}));
+        assertTrue(e.getMessage().startsWith("key 'device' ("), e.getMessage());
+        assertTrue(e.getMessage().contains("must be auto, cpu, cuda or cuda:N") && e.getMessage().contains("'gpu'"),
+                e.getMessage());
+        e = assertThrows(ConfigException.class, () -> SftConfig.load(null, List.of("device=cuda:-1"), w -> {}));
+        assertTrue(e.getMessage().contains("'cuda:-1'"), e.getMessage());
+    }
 }

@@ -211,4 +211,57 @@ class PeftFormatTest {
             assertTrue(f.getMessage().contains("not valid JSON"), f.getMessage());
         }
     }
+
+    @Test
+    void tiedEmbeddingIsSavedAsBothModulesToSaveCopiesThatPeftReadsAsOneMatrix() throws Exception {
+        // PEFT wraps embed_tokens and lm_head separately; both copies must be written (measured with PEFT 0.21 by
+        // tools/interop/hf_peft_check.py: with only embed_tokens, PEFT's loss was 4.85 against our 2.05).
+        Path dir = tmp.resolve("tied");
+        Tensor ids = LoraTesting.sampleIds();
+        float[] before;
+        try (DecoderModel model = LoraTesting.tiny("qwen2", 32, 2, true);
+                LoraAdapters lora = LoraAdapters.attach(model, new LoraSpec(2, 4, 0.0, List.of("q_proj"), false,
+                        List.of("embed_tokens")), 3);
+                PointerScope scope = new PointerScope()) {
+            LoraTesting.randomize(lora, 2);
+            try (var g = new org.bytedeco.pytorch.NoGradGuard()) {
+                model.parameter("model.embed_tokens.weight").mul_(new org.bytedeco.pytorch.Scalar(1.5));
+            }
+            before = io.sftnative.model.Tensors.toFloats(model.forward(ids));
+            lora.save(dir, "tiny");
+        }
+        JsonNode cfg = new ObjectMapper().readTree(dir.resolve("adapter_config.json").toFile());
+        assertEquals("[\"embed_tokens\",\"lm_head\"]", cfg.get("modules_to_save").toString());
+        Path weights = dir.resolve("adapter_model.safetensors");
+        Map<String, Tensor> copies = new java.util.LinkedHashMap<>();
+        try (SafetensorsFile f = SafetensorsFile.open(weights); PointerScope scope = new PointerScope()) {
+            Tensor embed = f.load("base_model.model.model.embed_tokens.weight", ScalarType.Float); // (V, H)
+            Tensor head = f.load("base_model.model.lm_head.weight", ScalarType.Float); // (V, H)
+            assertTrue(embed.equal(head), "both copies hold the one tied matrix");
+            for (String n : f.names()) {
+                Tensor t = f.load(n, ScalarType.Float);
+                t.retainReference();
+                copies.put(n, t);
+            }
+        }
+        try (DecoderModel model = LoraTesting.tiny("qwen2", 32, 2, true);
+                LoraAdapters lora = LoraAdapters.load(model, dir, false);
+                PointerScope scope = new PointerScope()) {
+            float[] after = io.sftnative.model.Tensors.toFloats(model.forward(ids));
+            assertEquals(0.0, relErr(io.sftnative.model.Tensors.floats(after, after.length),
+                    io.sftnative.model.Tensors.floats(before, before.length)), "round trip must be exact");
+        }
+        // copies trained apart (PEFT without weight tying) cannot be represented: a clear error, not a silent pick
+        try (PointerScope scope = new PointerScope()) {
+            copies.get("base_model.model.lm_head.weight").add_(new org.bytedeco.pytorch.Scalar(0.25));
+            io.sftnative.model.safetensors.SafetensorsWriter.write(weights, copies, Map.of("format", "pt"));
+        } finally {
+            copies.values().forEach(Tensor::releaseReference);
+        }
+        try (DecoderModel model = LoraTesting.tiny("qwen2", 32, 2, true)) {
+            var e = assertThrows(AdapterFormatException.class, () -> LoraAdapters.load(model, dir, false));
+            assertTrue(e.getMessage().contains("different values") && e.getMessage().contains("tied"),
+                    e.getMessage());
+        }
+    }
 }

@@ -4,42 +4,30 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
 import io.sftnative.api.SftTrainer;
 import io.sftnative.api.TrainResult;
-import io.sftnative.cli.Main;
 import io.sftnative.config.SftConfig;
+import io.sftnative.testing.Cli;
 import io.sftnative.testing.Shared;
+import io.sftnative.testing.TempDatasetCache;
 
 /** The shipped examples/ configs load (no unknown or ignored key) and run; the built-in demo runs. */
+@ExtendWith(TempDatasetCache.class)
 class ExamplesAndDemoTest {
     static final Path EXAMPLES = Path.of("examples");
 
     @TempDir
     Path dir;
-
-    @BeforeEach
-    void cacheInTempDir() {
-        System.setProperty("sft.cache.dir", dir.resolve("cache").toString());
-    }
-
-    @AfterEach
-    void restore() {
-        System.clearProperty("sft.cache.dir");
-    }
 
     static List<Path> examples() throws Exception {
         try (Stream<Path> s = Files.list(EXAMPLES)) {
@@ -115,17 +103,9 @@ class ExamplesAndDemoTest {
     @Test
     void theBuiltInDemoRunsAndShowsBeforeAndAfter() throws Exception {
         Path out = dir.resolve("demo");
-        PrintStream oldOut = System.out;
-        ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        int code;
-        try {
-            System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
-            code = Main.run("train", "--demo", "num_train_epochs=1", "output_dir=" + out);
-        } finally {
-            System.setOut(oldOut);
-        }
-        String text = buf.toString(StandardCharsets.UTF_8);
-        assertEquals(0, code, text);
+        Cli.Run r = Cli.run("train", "--demo", "num_train_epochs=1", "output_dir=" + out);
+        String text = r.out();
+        assertEquals(0, r.code(), text + r.err());
         assertTrue(text.contains("Generations (greedy) for prompts from the training set"), text);
         assertEquals(Demo.PROMPTS.size(), text.lines().filter(l -> l.contains("after:")).count(), text);
         assertTrue(text.contains("adapter: " + out.resolve("adapter_model.safetensors")), text);
@@ -135,5 +115,14 @@ class ExamplesAndDemoTest {
             assertTrue(Files.exists(out.resolve(f)), f);
         }
         assertFalse(text.contains("warning"), text);
+    }
+
+    @Test
+    void aMalformedDemoOverrideFailsBeforeWritingAnything() throws Exception {
+        Path out = dir.resolve("demo-bad");
+        Cli.Run r = Cli.run("train", "--demo", "output_dir=" + out, "foo");
+        assertEquals(1, r.code(), r.out() + r.err());
+        assertTrue(r.err().contains("override 'foo' must look like key=value"), r.err());
+        assertFalse(Files.exists(out), "nothing written for a rejected command line");
     }
 }

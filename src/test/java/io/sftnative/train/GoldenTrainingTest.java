@@ -9,9 +9,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -22,6 +21,7 @@ import io.sftnative.api.StepEvent;
 import io.sftnative.api.TrainResult;
 import io.sftnative.api.TrainingListener;
 import io.sftnative.checkpoint.ResumableRandom;
+import io.sftnative.testing.TempDatasetCache;
 
 /**
  * End-to-end training pinned to torch: tools/golden/gen_train_golden.py trains the same tiny checkpoint on the same
@@ -29,6 +29,7 @@ import io.sftnative.checkpoint.ResumableRandom;
  * accumulation normalised by the target tokens of the whole accumulated batch) and records every step's loss. The
  * Java run goes through the whole trainer (data pipeline, DataOrder, collator, loop) and must match each step.
  */
+@ExtendWith(TempDatasetCache.class)
 class GoldenTrainingTest {
     static final Path ROOT = Path.of("src/test/resources/golden/train");
     /** fp32, different attention kernels (fused SDPA vs eager) and GEMM blocking: relative error per step. */
@@ -36,16 +37,6 @@ class GoldenTrainingTest {
 
     @TempDir
     Path dir;
-
-    @BeforeEach
-    void cacheInTempDir() {
-        System.setProperty("sft.cache.dir", dir.resolve("cache").toString());
-    }
-
-    @AfterEach
-    void restore() {
-        System.clearProperty("sft.cache.dir");
-    }
 
     static JsonNode expected(String name) throws Exception {
         return new ObjectMapper().readTree(ROOT.resolve(name).resolve("expected.json").toFile());

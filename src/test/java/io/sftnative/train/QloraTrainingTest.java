@@ -14,9 +14,9 @@ import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -33,6 +33,7 @@ import io.sftnative.quant.QuantizationSpec;
 import io.sftnative.quant.QuantizedLinear;
 import io.sftnative.quant.QuantizedModels;
 import io.sftnative.quant.QuantType;
+import io.sftnative.testing.TempDatasetCache;
 import io.sftnative.torch.TorchRuntime;
 
 /**
@@ -41,6 +42,7 @@ import io.sftnative.torch.TorchRuntime;
  * base at inference; export writes a bitsandbytes checkpoint.
  */
 @SuppressWarnings("try")
+@ExtendWith(TempDatasetCache.class)
 class QloraTrainingTest {
     static final String CASE = "sft_lora";
     static final QuantizationSpec SPEC = new QuantizationSpec(4, QuantType.NF4, true, 32); // hidden size 32
@@ -49,14 +51,8 @@ class QloraTrainingTest {
     Path dir;
 
     @BeforeEach
-    void cacheInTempDir() {
+    void needsNativeKernels() {
         io.sftnative.bindings.NativeTestSupport.assumeNativeBuilt(); // quantization kernels
-        System.setProperty("sft.cache.dir", dir.resolve("cache").toString());
-    }
-
-    @AfterEach
-    void restore() {
-        System.clearProperty("sft.cache.dir");
     }
 
     /** The golden model with every linear weight replaced by its NF4 round trip, as a dense checkpoint. */

@@ -13,9 +13,8 @@ import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -28,27 +27,19 @@ import io.sftnative.api.TrainResult;
 import io.sftnative.api.TrainingListener;
 import io.sftnative.api.TrainingRun;
 import io.sftnative.checkpoint.CheckpointDirs;
+import io.sftnative.testing.TempDatasetCache;
 
 /**
  * Exact resume: a run stopped at any point (cancelled through the API, or killed with SIGKILL in a child JVM) and
  * resumed from its latest checkpoint produces bit-for-bit the per-step losses of an uninterrupted run (CPU, same
  * thread count). LoRA dropout is on in the in-process case, so the restored libtorch generator is exercised too.
  */
+@ExtendWith(TempDatasetCache.class)
 class ResumeTest {
     static final Path GOLDEN = Path.of("src/test/resources/golden/train");
 
     @TempDir
     Path dir;
-
-    @BeforeEach
-    void cacheInTempDir() {
-        System.setProperty("sft.cache.dir", dir.resolve("cache").toString());
-    }
-
-    @AfterEach
-    void restore() {
-        System.clearProperty("sft.cache.dir");
-    }
 
     /** LoRA SFT (dropout 0.1, new adapters) on the golden tiny model and its padded, prompt-masked rows. */
     static SftTrainer.Builder loraRun(Path out) {

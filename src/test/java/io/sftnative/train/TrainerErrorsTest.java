@@ -4,10 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -15,14 +13,12 @@ import java.util.List;
 
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
 import io.sftnative.api.SftTrainer;
 import io.sftnative.checkpoint.CheckpointDirs;
-import io.sftnative.cli.Main;
 import io.sftnative.config.ConfigException;
 import io.sftnative.data.DataException;
 import io.sftnative.loss.CausalLmLoss;
@@ -30,42 +26,19 @@ import io.sftnative.loss.LossComputation;
 import io.sftnative.loss.MicroBatch;
 import io.sftnative.loss.PlainLossComputation;
 import io.sftnative.model.DecoderModel;
+import io.sftnative.testing.Cli;
+import io.sftnative.testing.Cli.Run;
+import io.sftnative.testing.TempDatasetCache;
 import io.sftnative.torch.Autocast;
+import io.sftnative.torch.TorchRuntime;
 
 /** Every bad configuration class stops with one clear message naming the key / file and what to do. */
+@ExtendWith(TempDatasetCache.class)
 class TrainerErrorsTest {
     static final Path GOLDEN = Path.of("src/test/resources/golden/train/pt_full");
 
     @TempDir
     Path dir;
-
-    @BeforeEach
-    void cacheInTempDir() {
-        System.setProperty("sft.cache.dir", dir.resolve("cache").toString());
-    }
-
-    @AfterEach
-    void restore() {
-        System.clearProperty("sft.cache.dir");
-    }
-
-    record Run(int code, String out, String err) {}
-
-    static synchronized Run cli(String... args) {
-        PrintStream oldOut = System.out;
-        PrintStream oldErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            int code = Main.run(args);
-            return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(oldOut);
-            System.setErr(oldErr);
-        }
-    }
 
     List<String> ptArgs(String... extra) {
         List<String> a = new ArrayList<>(List.of("train", "model_name_or_path=" + GOLDEN.resolve("model"),
@@ -90,29 +63,29 @@ class TrainerErrorsTest {
 
     @Test
     void unknownKeyNamesTheNearestValidKey() {
-        String e = errorLine(cli(ptArgs("learning_rte=1e-3").toArray(String[]::new)));
+        String e = errorLine(Cli.run(ptArgs("learning_rte=1e-3").toArray(String[]::new)));
         assertTrue(e.contains("unknown config key 'learning_rte' (command line); did you mean 'learning_rate'?"), e);
     }
 
     @Test
     void badValuesNameTheKey() {
-        String e = errorLine(cli(ptArgs("learning_rate=fast").toArray(String[]::new)));
+        String e = errorLine(Cli.run(ptArgs("learning_rate=fast").toArray(String[]::new)));
         assertTrue(e.contains("key 'learning_rate' (command line) must be a number, got 'fast'"), e);
-        e = errorLine(cli(ptArgs("lr_scheduler_type=cosine_with_restarts").toArray(String[]::new)));
+        e = errorLine(Cli.run(ptArgs("lr_scheduler_type=cosine_with_restarts").toArray(String[]::new)));
         assertTrue(e.contains("lr_scheduler_type") && e.contains("linear, cosine, constant"), e);
-        e = errorLine(cli(ptArgs("max_grad_norm=-1").toArray(String[]::new)));
+        e = errorLine(Cli.run(ptArgs("max_grad_norm=-1").toArray(String[]::new)));
         assertTrue(e.contains("max_grad_norm"), e);
-        e = errorLine(cli(ptArgs("finetuning_type=lora", "lora_dropout=1.5").toArray(String[]::new)));
+        e = errorLine(Cli.run(ptArgs("finetuning_type=lora", "lora_dropout=1.5").toArray(String[]::new)));
         assertTrue(e.contains("lora_dropout"), e);
     }
 
     @Test
     void missingModelDirectory() {
-        String e = errorLine(cli(ptArgs("model_name_or_path=" + dir.resolve("nope")).toArray(String[]::new)));
+        String e = errorLine(Cli.run(ptArgs("model_name_or_path=" + dir.resolve("nope")).toArray(String[]::new)));
         assertTrue(e.contains("model_name_or_path " + dir.resolve("nope") + " is not a directory"), e);
         Path noConfig = dir.resolve("empty_model");
         noConfig.toFile().mkdirs();
-        e = errorLine(cli(ptArgs("model_name_or_path=" + noConfig).toArray(String[]::new)));
+        e = errorLine(Cli.run(ptArgs("model_name_or_path=" + noConfig).toArray(String[]::new)));
         assertTrue(e.contains("config.json"), e);
     }
 
@@ -136,11 +109,12 @@ class TrainerErrorsTest {
         Path out = dir.resolve("finished");
         Files.createDirectories(out);
         Files.writeString(out.resolve("model.safetensors"), "weights of an earlier run");
-        String e = errorLine(cli(ptArgs("output_dir=" + out).toArray(String[]::new)));
+        String e = errorLine(Cli.run(ptArgs("output_dir=" + out).toArray(String[]::new)));
         assertTrue(e.contains("already holds trained weights (model.safetensors)")
                 && e.contains("overwrite_output_dir: true"), e);
         assertEquals("weights of an earlier run", Files.readString(out.resolve("model.safetensors")));
-        assertEquals(0, cli(ptArgs("output_dir=" + out, "overwrite_output_dir=true").toArray(String[]::new)).code());
+        assertEquals(0,
+                Cli.run(ptArgs("output_dir=" + out, "overwrite_output_dir=true").toArray(String[]::new)).code());
     }
 
     @Test
@@ -201,8 +175,22 @@ class TrainerErrorsTest {
 
     @Test
     void aHugeLearningRateDivergesWithTheSameClearStop() {
-        Run r = cli(ptArgs("learning_rate=1e30", "max_grad_norm=0", "max_steps=12").toArray(String[]::new));
+        Run r = Cli.run(ptArgs("learning_rate=1e30", "max_grad_norm=0", "max_steps=12").toArray(String[]::new));
         String e = errorLine(r);
         assertTrue(e.contains("training diverged at step") && e.contains("Lower learning_rate"), e);
+    }
+
+    @Test
+    void aGpuThatIsNotThereStopsBeforeAnyWork() {
+        assumeFalse(TorchRuntime.info().cuda(), "needs a process without a usable GPU");
+        Path out = dir.resolve("gpu");
+        String e = errorLine(Cli.run(ptArgs("device=cuda", "output_dir=" + out).toArray(String[]::new)));
+        assertTrue(e.startsWith("error: device is 'cuda' but no GPU can be used: "), e);
+        assertTrue(e.contains("CPU build") && e.contains("Set device to cpu"), e);
+        assertFalse(Files.exists(out), "nothing written");
+        e = errorLine(Cli.run(ptArgs("device=gpu0").toArray(String[]::new)));
+        assertTrue(e.contains("key 'device'") && e.contains("'gpu0'"), e);
+        assertEquals(0, Cli.run(ptArgs("device=cpu", "max_steps=1", "save_steps=1", "output_dir=" + out)
+                .toArray(String[]::new)).code(), "device=cpu trains");
     }
 }

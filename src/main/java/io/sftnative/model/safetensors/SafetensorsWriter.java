@@ -14,7 +14,6 @@ import java.util.Map;
 
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -22,6 +21,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import io.sftnative.files.AtomicFiles;
+import io.sftnative.torch.Devices;
 
 /**
  * Writes one {@code .safetensors} file the way huggingface/safetensors does: tensors back to back with no holes,
@@ -110,11 +110,7 @@ public final class SafetensorsWriter {
             return;
         }
         try (PointerScope scope = new PointerScope()) {
-            Tensor c = t.detach();
-            if (!c.device().is_cpu()) {
-                c = c.to(new Device("cpu"), c.scalar_type());
-            }
-            c = c.contiguous();
+            Tensor c = Devices.toHost(t.detach()).contiguous(); // a GPU tensor is copied to the host to be written
             BytePointer p = new BytePointer(c.data_ptr());
             p.capacity(size).limit(size);
             for (long off = 0; off < size; off += CHUNK) {

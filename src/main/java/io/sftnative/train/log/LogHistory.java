@@ -3,6 +3,8 @@ package io.sftnative.train.log;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
+import io.sftnative.json.PyJson;
+
 /**
  * Entries of HF Trainer's {@code log_history} (in {@code trainer_state.json}), with HF's keys and rounding, so that
  * LLaMA-Factory's plots and users' scripts find what they expect. Each returns a new ordered map.

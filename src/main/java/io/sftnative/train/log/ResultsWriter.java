@@ -12,6 +12,7 @@ import com.fasterxml.jackson.core.json.JsonReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.sftnative.files.AtomicFiles;
+import io.sftnative.json.PyJson;
 
 /**
  * HF Trainer's {@code save_metrics(split, metrics, combined=True)}: writes {@code <split>_results.json} and merges

@@ -18,6 +18,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.sftnative.files.AtomicFiles;
+import io.sftnative.json.PyJson;
 
 /**
  * {@code trainer_log.jsonl} as LLaMA-Factory's {@code LogCallback} writes it (LlamaBoard and users' scripts read it):

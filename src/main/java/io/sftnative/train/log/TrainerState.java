@@ -14,6 +14,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.sftnative.files.AtomicFiles;
+import io.sftnative.json.PyJson;
 
 /**
  * HF Trainer's {@code trainer_state.json} (in every {@code checkpoint-N} and the output directory): written with

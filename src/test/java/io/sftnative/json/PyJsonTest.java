@@ -1,6 +1,7 @@
-package io.sftnative.train.log;
+package io.sftnative.json;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -26,6 +27,19 @@ class PyJsonTest {
         for (int i = 0; i < values.length; i++) {
             assertEquals(python[i], PyJson.floatRepr(values[i]), "repr of " + values[i]);
         }
+    }
+
+    @Test
+    void powersOfTwoAndTinySubnormalsAsPythonRepr() {
+        // At a power of two the gap below is half the gap above: the shortest digits may lie on the far side.
+        assertEquals("7.120236347223045e-307", PyJson.floatRepr(Math.scalb(1.0, -1017)));
+        assertEquals("5.858190679279809e-244", PyJson.floatRepr(Math.scalb(1.0, -808)));
+        assertEquals("4.887898181599368e-150", PyJson.floatRepr(Math.scalb(1.0, -496)));
+        // One significant digit suffices here (Java's Double.toString would print two: 9.9E-324).
+        assertEquals("1e-323", PyJson.floatRepr(2 * Double.MIN_VALUE));
+        assertEquals("5e-323", PyJson.floatRepr(10 * Double.MIN_VALUE));
+        assertEquals("9e-323", PyJson.floatRepr(18 * Double.MIN_VALUE));
+        assertEquals("1e-322", PyJson.floatRepr(20 * Double.MIN_VALUE));
     }
 
     @Test
@@ -80,6 +94,24 @@ class PyJsonTest {
         List<Object> nested = new ArrayList<>();
         nested.add(7L);
         assertEquals("[7]", PyJson.dumps(nested));
+    }
+
+    @Test
+    void dumpsNonAsciiLikeTemplatesTojson() throws Exception {
+        // Python: json.dumps(x, ensure_ascii=False) for the same values.
+        com.fasterxml.jackson.databind.JsonNode node = new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree("{\"name\": \"météo\", \"args\": {\"t\": 1.5e-05, \"n\": [1, null, true, \"\\u0001\"]}}");
+        assertEquals("{\"name\": \"météo\", \"args\": {\"t\": 1.5e-05, \"n\": [1, null, true, \"\\u0001\"]}}",
+                PyJson.dumpsNonAscii(node));
+        assertEquals("\"é😀\u007f\"", PyJson.dumpsNonAscii("é😀\u007f"));
+        Map<Object, Object> m = new LinkedHashMap<>();
+        m.put(1, new java.util.LinkedHashSet<>(List.of("a", "b")));
+        m.put("x", new Object[] {2.0, 3});
+        assertEquals("{\"1\": [\"a\", \"b\"], \"x\": [2.0, 3]}", PyJson.dumpsNonAscii(m));
+        assertEquals("[1, null]", PyJson.dumpsNonAscii(new Object[] {1, null}), "arrays may hold null");
+        // Python's default json.dumps rejects what is not JSON; so does dumps.
+        assertThrows(IllegalArgumentException.class, () -> PyJson.dumps(m));
+        assertThrows(IllegalArgumentException.class, () -> PyJson.dumps(java.util.Set.of("a")));
     }
 
     @Test
