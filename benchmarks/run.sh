@@ -7,7 +7,7 @@
 #   benchmarks/run.sh --modes full-padded-plain,lora-padded-plain --threads 2 --record benchmarks/RESULTS.md
 #
 # Options (passed to io.sftnative.bench.Harness): --quick, --threads N (default: all cores), --modes LIST,
-# --examples N, --work DIR (default target/bench-e2e), --out DIR (default benchmarks/results), --shared DIR
+# --examples N, --optim adamw_torch_fused|adamw_torch (ours; default fused), --work DIR (default target/bench-e2e), --out DIR (default benchmarks/results), --shared DIR
 # (default ../shared), --python PATH (default /usr/bin/python3), --reference-blas auto|system|PATH,
 # --record FILE (write the table into FILE between its e2e-harness markers), --report-only (the table again from
 # the results already in the work directory).

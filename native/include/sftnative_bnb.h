@@ -143,6 +143,13 @@ SFTN_API int32_t jbnb_ce_chunk_cpu_fp32(float *logits, int64_t rows, int64_t voc
 SFTN_API int32_t jbnb_ce_chunk_cpu_bf16(sftn_bf16 *logits, int64_t rows, int64_t vocab, const int64_t *labels, int64_t total_rows, int64_t row0, int64_t seq_len, int32_t shift, int64_t ignore_index, float grad_scale, float *row_loss, float *row_lse, double *loss_sum, int64_t *valid_count);
 SFTN_API int32_t jbnb_ce_chunk_cpu_fp16(sftn_fp16 *logits, int64_t rows, int64_t vocab, const int64_t *labels, int64_t total_rows, int64_t row0, int64_t seq_len, int32_t shift, int64_t ignore_index, float grad_scale, float *row_loss, float *row_lse, double *loss_sum, int64_t *valid_count);
 
+/* Fused AdamW step on host memory (torch.optim.AdamW, single-tensor semantics, fp32): for each i
+ *   p *= 1 - lr*weight_decay (skipped when weight_decay == 0); m = lerp(m, g, 1 - beta1);
+ *   v = v*beta2 + (1 - beta2)*g*g; p += -lr/(1 - beta1^step) * m / (sqrt(v)/sqrt(1 - beta2^step) + eps)
+ * with the scalars computed in double and rounded to fp32, every operation in fp32 without FMA contraction.
+ * step is the parameter's step count including this update (>= 1). param, exp_avg, exp_avg_sq updated in place. */
+SFTN_API int32_t jbnb_adamw_cpu_fp32(float *param, const float *grad, float *exp_avg, float *exp_avg_sq, int64_t n, double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step);
+
 /* CUDA variants (libsftnative_cuda only; JBNB_EUNSUPPORTED in the CPU library). Device pointers; asynchronous on
  * `stream` except that argument errors are reported synchronously and launch errors via cudaGetLastError. */
 SFTN_API int32_t jbnb_cuda_device_count(int32_t *count);

@@ -8,6 +8,8 @@ package io.sftnative.config;
  * @param evalStrategy          when to evaluate during training: no, steps (every eval_steps) or epoch; default
  *                              steps when there is evaluation data (val_size or eval_dataset), else no
  * @param evalOnStart           evaluate once before the first step (HF eval_on_start)
+ * @param optim                 HF's optimizer name: adamw_torch (default; libtorch ops, torch's single-tensor
+ *                              arithmetic) or adamw_torch_fused (one native pass per fp32 CPU parameter)
  */
 public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean doTrain, boolean doEval,
         boolean doPredict, int perDeviceTrainBatchSize, int perDeviceEvalBatchSize, int gradientAccumulationSteps,
@@ -15,7 +17,13 @@ public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean
         long warmupSteps, double weightDecay, double maxGradNorm, double adamBeta1, double adamBeta2,
         double adamEpsilon, boolean bf16, long seed, long loggingSteps, long saveSteps, long evalSteps,
         int saveTotalLimit, String resumeFromCheckpoint, boolean predictWithGenerate,
-        boolean gradientCheckpointing, Boolean fusedCrossEntropy, String evalStrategy, boolean evalOnStart) {
+        boolean gradientCheckpointing, Boolean fusedCrossEntropy, String evalStrategy, boolean evalOnStart,
+        String optim) {
+
+    /** Whether {@code optim} asks for the fused AdamW kernel. */
+    public boolean fusedAdamW() {
+        return optim.equals("adamw_torch_fused");
+    }
 
     public static TrainingArgs from(RawConfig c) {
         TrainingArgs t = new TrainingArgs(
@@ -50,7 +58,8 @@ public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean
                 c.has("fused_cross_entropy") ? c.bool("fused_cross_entropy", true) : null,
                 c.has("eval_strategy") ? c.choice("eval_strategy", null, "no", "steps", "epoch")
                         : c.choice("evaluation_strategy", null, "no", "steps", "epoch"),
-                c.bool("eval_on_start", false));
+                c.bool("eval_on_start", false),
+                c.choice("optim", "adamw_torch", "adamw_torch", "adamw_torch_fused"));
         positive(c, "per_device_train_batch_size", t.perDeviceTrainBatchSize);
         positive(c, "per_device_eval_batch_size", t.perDeviceEvalBatchSize);
         positive(c, "gradient_accumulation_steps", t.gradientAccumulationSteps);

@@ -15,6 +15,10 @@ import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import io.sftnative.bindings.Kernels;
+import io.sftnative.bindings.TensorMemory;
 
 /**
  * AdamW over libtorch tensors with the semantics of {@code torch.optim.AdamW} (single-tensor path), step by step:
@@ -49,6 +53,7 @@ public final class AdamW implements AutoCloseable {
     private final double beta2;
     private final double eps;
     private boolean closed;
+    private boolean fused; // fp32 CPU parameters through the native single-pass kernel (HF optim adamw_torch_fused)
 
     private static final class Slot {
         final String name;
@@ -108,6 +113,18 @@ public final class AdamW implements AutoCloseable {
         return new AdamW(params, weightDecay, ParamGroups::decays, beta1, beta2, eps);
     }
 
+    /**
+     * Routes fp32 CPU parameters through the native one-pass AdamW kernel (HF's {@code optim: adamw_torch_fused}):
+     * the arithmetic of the libtorch ops in the same order, equal to rounding (libtorch's vectorised lerp may fuse a
+     * multiply-add; AdamWTest pins the tolerance), with one read and write of each tensor instead of ~8 passes.
+     * Other parameters (bf16, CUDA) keep the libtorch path. Returns this.
+     */
+    public AdamW fused(boolean on) {
+        ensureOpen();
+        this.fused = on;
+        return this;
+    }
+
     /** One update of every parameter that has a gradient, with learning rate {@code lr} (from the schedule). */
     public void step(double lr) {
         ensureOpen();
@@ -123,13 +140,32 @@ public final class AdamW implements AutoCloseable {
                         s.expAvgSq = owned(torch.zeros_like(s.param));
                     }
                     try (PointerScope scope = new PointerScope()) {
-                        update(s, grad, lr);
+                        if (fused && fusable(s, grad)) {
+                            s.step++;
+                            Kernels.cpu().adamw(TensorMemory.segment(s.param, s.name),
+                                    TensorMemory.segment(grad, s.name + " grad"),
+                                    TensorMemory.segment(s.expAvg, s.name + " exp_avg"),
+                                    TensorMemory.segment(s.expAvgSq, s.name + " exp_avg_sq"), s.param.numel(), lr,
+                                    beta1, beta2, eps, s.weightDecay, s.step);
+                        } else {
+                            update(s, grad, lr);
+                        }
                     }
                 } finally {
                     grad.close();
                 }
             }
         }
+    }
+
+    /** fp32 host tensors, all contiguous: what the native kernel takes. */
+    private static boolean fusable(Slot s, Tensor grad) {
+        for (Tensor t : new Tensor[] {s.param, grad, s.expAvg, s.expAvgSq}) {
+            if (!t.is_cpu() || !t.is_contiguous() || !TensorMemory.same(t.scalar_type(), ScalarType.Float)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private void update(Slot s, Tensor grad, double lr) {

@@ -105,7 +105,7 @@ final class RunSetup implements AutoCloseable {
     AdamW optimizer() throws IOException {
         TrainingArgs t = cfg.training();
         AdamW opt = AdamW.withHfGroups(model.trainable(), t.weightDecay(), t.adamBeta1(), t.adamBeta2(),
-                t.adamEpsilon());
+                t.adamEpsilon()).fused(t.fusedAdamW());
         if (resume != null) {
             try {
                 TrainingCheckpoint.loadOptimizerState(resume.dir(), opt::loadStateDict);

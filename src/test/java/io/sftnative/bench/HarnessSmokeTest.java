@@ -40,7 +40,7 @@ class HarnessSmokeTest {
         model.put("intermediate_size", 64);
         model.put("vocab_size", 96);
         HarnessPlan.Settings s = new HarnessPlan.Settings(1, 4, 2, 1, 64, 1, 42, 1e-3, "cosine", 0.0, 0.01, 1.0, 4,
-                8.0, model);
+                8.0, model, "adamw_torch_fused");
         HarnessPlan.Work work = new HarnessPlan.Work(tmp.resolve("work"));
         writeData(work, 6);
         HarnessData.writeModel(s, work);

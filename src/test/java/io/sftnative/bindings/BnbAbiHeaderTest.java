@@ -1,6 +1,7 @@
 package io.sftnative.bindings;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -91,6 +92,7 @@ class BnbAbiHeaderTest {
             case "int", "int32_t" -> JAVA_INT;
             case "long long", "int64_t" -> JAVA_LONG;
             case "float" -> JAVA_FLOAT;
+            case "double" -> JAVA_DOUBLE;
             default -> throw new AssertionError("no FFM layout for C type '" + type + "' in: " + line);
         };
     }

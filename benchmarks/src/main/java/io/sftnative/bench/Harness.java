@@ -23,7 +23,7 @@ import io.sftnative.torch.TorchRuntime;
  * table, JSON and charts ({@link HarnessReport}). Started by {@code benchmarks/run.sh}.
  *
  * <pre>
- * java ... io.sftnative.bench.Harness [--quick] [--threads N] [--modes full-padded-plain,...] [--work DIR]
+ * java ... io.sftnative.bench.Harness [--quick] [--threads N] [--modes full-padded-plain,...] [--work DIR] [--optim NAME]
  *     [--out DIR] [--shared DIR] [--python /usr/bin/python3] [--reference-blas auto|system|PATH] [--record FILE]
  *     [--report-only]   (the table again from the results already in WORK)
  * </pre>
@@ -48,10 +48,10 @@ public final class Harness {
         String python = a.getOrDefault("python", "/usr/bin/python3");
         HarnessPlan.Settings s = HarnessPlan.Settings.defaults(threads, quick);
         if (a.containsKey("examples")) {
-            HarnessPlan.Settings d = s;
-            s = new HarnessPlan.Settings(d.threads(), Integer.parseInt(a.get("examples")), d.batchSize(),
-                    d.accumulation(), d.cutoffLen(), d.warmupSteps(), d.seed(), d.learningRate(), d.scheduler(),
-                    d.warmupRatio(), d.weightDecay(), d.maxGradNorm(), d.loraRank(), d.loraAlpha(), d.model());
+            s = s.withExamples(Integer.parseInt(a.get("examples")));
+        }
+        if (a.containsKey("optim")) {
+            s = s.withOptim(a.get("optim"));
         }
         String torchVersion = checkPython(python);
         System.setProperty("sft.cache.dir", work.cache().toString());

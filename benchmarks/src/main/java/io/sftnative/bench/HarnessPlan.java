@@ -63,11 +63,23 @@ final class HarnessPlan {
      */
     record Settings(int threads, int examples, int batchSize, int accumulation, int cutoffLen, int warmupSteps,
             long seed, double learningRate, String scheduler, double warmupRatio, double weightDecay,
-            double maxGradNorm, int loraRank, double loraAlpha, Map<String, Object> model) {
+            double maxGradNorm, int loraRank, double loraAlpha, Map<String, Object> model, String optim) {
 
+        /** Ours trains with {@code optim: adamw_torch_fused} (the native one-pass AdamW; --optim adamw_torch for the
+         * libtorch ops); the reference always runs torch 1.13's AdamW. */
         static Settings defaults(int threads, boolean quick) {
             return new Settings(threads, quick ? 16 : 100, 2, 1, 512, quick ? 1 : 2, 42, 2e-4, "cosine", 0.1, 0.01,
-                    1.0, 16, 32.0, modelKeys());
+                    1.0, 16, 32.0, modelKeys(), "adamw_torch_fused");
+        }
+
+        Settings withExamples(int n) {
+            return new Settings(threads, n, batchSize, accumulation, cutoffLen, warmupSteps, seed, learningRate,
+                    scheduler, warmupRatio, weightDecay, maxGradNorm, loraRank, loraAlpha, model, optim);
+        }
+
+        Settings withOptim(String o) {
+            return new Settings(threads, examples, batchSize, accumulation, cutoffLen, warmupSteps, seed, learningRate,
+                    scheduler, warmupRatio, weightDecay, maxGradNorm, loraRank, loraAlpha, model, o);
         }
     }
 
@@ -183,6 +195,7 @@ final class HarnessPlan {
         k.put("lr_scheduler_type", s.scheduler());
         k.put("warmup_ratio", s.warmupRatio());
         k.put("weight_decay", s.weightDecay());
+        k.put("optim", s.optim());
         k.put("max_grad_norm", s.maxGradNorm());
         k.put("seed", s.seed());
         k.put("threads", s.threads());

@@ -307,10 +307,12 @@ final class HarnessReport {
                 m.get("date"), m.get("load_average_start"), m.get("commit"), m.get("java"), m.get("reference_torch"),
                 m.get("reference_blas")));
         b.append(HarnessPlan.f("Model: %s. Data: %s; the first %d examples, one epoch, batch %d x accumulation %d, "
-                + "cutoff %d; AdamW lr %s %s (warmup ratio %s), weight decay %s, clip %s; LoRA r %d alpha %s on every"
-                + " linear layer. Threads %d. Timed: every step after the first %d.%n", s.setup().get("model"),
+                + "cutoff %d; AdamW lr %s %s (warmup ratio %s), weight decay %s, clip %s (ours: optim %s; reference:"
+                + " torch.optim.AdamW); LoRA r %d alpha %s on every linear layer. Threads %d. Timed: every step after"
+                + " the first %d.%n", s.setup().get("model"),
                 s.setup().get("data"), st.examples(), st.batchSize(), st.accumulation(), st.cutoffLen(),
-                st.learningRate(), st.scheduler(), st.warmupRatio(), st.weightDecay(), st.maxGradNorm(), st.loraRank(),
+                st.learningRate(), st.scheduler(), st.warmupRatio(), st.weightDecay(), st.maxGradNorm(),
+                st.optim() == null ? "adamw_torch" : st.optim(), st.loraRank(),
                 st.loraAlpha(), st.threads(), st.warmupSteps()));
         b.append(HarnessPlan.f("GEMM peak (best fp32 2048^3 torch.mm of any process in this run): %.1f GFLOP/s.%n%n",
                 s.gemmPeakFlops() / 1e9));

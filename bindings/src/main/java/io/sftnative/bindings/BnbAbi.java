@@ -1,6 +1,7 @@
 package io.sftnative.bindings;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -123,6 +124,8 @@ public final class BnbAbi {
             put(m, "jbnb_ce_chunk_cpu_" + t, Group.EXTENSION, i(ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
         }
+        put(m, "jbnb_adamw_cpu_fp32", Group.EXTENSION, i(ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_DOUBLE,
+                JAVA_DOUBLE, JAVA_DOUBLE, JAVA_DOUBLE, JAVA_DOUBLE, JAVA_LONG));
         put(m, "jbnb_cuda_device_count", Group.EXTENSION, i(ADDRESS));
         put(m, "jbnb_cuda_synchronize", Group.EXTENSION, i());
         for (String t : cpuTypes) {

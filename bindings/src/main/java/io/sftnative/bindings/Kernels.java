@@ -327,6 +327,24 @@ public final class Kernels {
         lib.check(name, st, "cross-entropy rows [" + row0 + ", " + (row0 + rows) + ") of " + totalRows);
     }
 
+    // ---- optimizer -------------------------------------------------------------------------------------------
+
+    /**
+     * One fused AdamW update of fp32 host tensors of {@code n} elements (header: jbnb_adamw_cpu_fp32): param,
+     * expAvg and expAvgSq in place; {@code step} counts this update (>= 1).
+     */
+    public void adamw(MemorySegment param, MemorySegment grad, MemorySegment expAvg, MemorySegment expAvgSq, long n,
+            double lr, double beta1, double beta2, double eps, double weightDecay, long step) {
+        if (device != Device.CPU) {
+            throw new IllegalStateException("the fused AdamW kernel works on host memory");
+        }
+        String name = "jbnb_adamw_cpu_fp32";
+        MethodHandle h = lib.handle(name);
+        int st = invokeInt(name, () -> (int) h.invokeExact(param, grad, expAvg, expAvgSq, n, lr, beta1, beta2, eps,
+                weightDecay, step));
+        lib.check(name, st, "AdamW step " + step + " of " + n + " parameters");
+    }
+
     // ---- settings --------------------------------------------------------------------------------------------
 
     /** The CPU kernel ISA in use: 0 scalar, 1 AVX2, 2 AVX-512. */
