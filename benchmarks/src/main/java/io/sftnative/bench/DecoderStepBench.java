@@ -19,6 +19,7 @@ import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.loss.CausalLmLoss;
+import io.sftnative.loss.FusedCrossEntropyLoss;
 import io.sftnative.model.AttentionContext;
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.ModelConfig;
@@ -33,14 +34,19 @@ import io.sftnative.torch.TorchRuntime;
  * OMP_WAIT_POLICY=PASSIVE java --enable-native-access=ALL-UNNAMED -cp target/sft-native.jar \
  *     io.sftnative.bench.DecoderStepBench [--threads 2] [--steps 4] [--warmup 1] [--batch 4] [--seq 512] \
  *     [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--intermediate 1408] [--vocab 32000] [--profile]
+ *     [--loss fused|plain] [--optimizer adamw-fused|adamw|libtorch]
  * </pre>
+ *
+ * <p>Defaults are what {@code train} runs for this model: the fused linear cross-entropy (LM head and loss chunk by
+ * chunk, logits never whole) and {@code optim: adamw_torch_fused} (io.sftnative.optim.AdamW with the native one-pass
+ * kernel). {@code --loss plain} materialises the (B, T, V) logits and calls CausalLmLoss; {@code --optimizer adamw}
+ * is the same optimizer on libtorch ops, {@code libtorch} is libtorch's own {@code torch::optim::AdamW}.
  *
  * <p>Model FLOPs per step follow PaLM (appendix B): {@code 6 * N * tokens + 12 * L * d_attn * T * tokens}, where N
  * counts the weights of all matrix multiplications (q/k/v/o, gate/up/down, lm_head; not the embedding lookup) and
  * the attention term counts the full T x T score matrix. Causal attention only needs half of it; the "causal" MFU
  * counts that half. The denominator is the best fp32 GEMM rate of this process on the same threads (a 2048^3
  * {@code torch.mm}), measured before and after the steps, so a machine shared with other jobs lowers both.
- * AdamW is libtorch's own optimizer; the project's optimizer lives in io.sftnative.optim.
  */
 public final class DecoderStepBench {
     private DecoderStepBench() {}
@@ -53,6 +59,11 @@ public final class DecoderStepBench {
         int batch = Integer.parseInt(a.getOrDefault("batch", "4"));
         int seq = Integer.parseInt(a.getOrDefault("seq", "512"));
         boolean profile = a.containsKey("profile");
+        boolean fusedLoss = a.getOrDefault("loss", "fused").equals("fused");
+        String optimizer = a.getOrDefault("optimizer", "adamw-fused");
+        if (!List.of("adamw-fused", "adamw", "libtorch").contains(optimizer)) {
+            throw new IllegalArgumentException("--optimizer must be adamw-fused, adamw or libtorch, got " + optimizer);
+        }
         Map<String, Object> keys = new LinkedHashMap<>();
         keys.put("model_type", "qwen2");
         keys.put("hidden_size", Integer.parseInt(a.getOrDefault("hidden", "512")));
@@ -88,11 +99,17 @@ public final class DecoderStepBench {
                     config.numKeyValueHeads(), config.intermediateSize(), config.vocabSize(), model.parameterCount(),
                     matmulWeights, batch, seq, tokens, flopsPalm / 1e9, flopsCausal / 1e9);
 
+            System.out.printf("loss: %s; optimizer: %s%n", fusedLoss ? "fused linear cross-entropy" : "plain (full"
+                    + " logits + CausalLmLoss)", optimizer);
             TensorVector params = new TensorVector();
             model.parameters().values().forEach(params::push_back);
             AdamWOptions opts = new AdamWOptions(1e-4);
             opts.weight_decay().put(0.0);
-            AdamW adamw = new AdamW(params, opts);
+            AdamW adamw = optimizer.equals("libtorch") ? new AdamW(params, opts) : null;
+            io.sftnative.optim.AdamW ours = optimizer.equals("libtorch") ? null
+                    : new io.sftnative.optim.AdamW(model.parameters(), 0.0, n -> false, 0.9, 0.999, 1e-8)
+                            .fused(optimizer.equals("adamw-fused"));
+            FusedCrossEntropyLoss fusedCe = new FusedCrossEntropyLoss(0);
             Tensor ids;
             try (PointerScope s = new PointerScope()) {
                 ids = torch.randint(config.vocabSize(), new long[] {batch, seq},
@@ -111,15 +128,30 @@ public final class DecoderStepBench {
                 double loss;
                 try (PointerScope step = new PointerScope()) {
                     AttentionContext ctx = model.causalContext(batch, seq);
-                    Tensor logits = model.forward(ids, ctx); // (B, T, V)
-                    long t1 = System.nanoTime();
-                    Tensor l = CausalLmLoss.mean(logits, ids);
-                    loss = l.item_double();
-                    long t2 = System.nanoTime();
-                    l.backward();
+                    long t1;
+                    long t2;
+                    if (fusedLoss) {
+                        Tensor hidden = model.hidden(ids, ctx); // (B, T, H) after the final norm
+                        t1 = System.nanoTime();
+                        t2 = t1; // the fused loss runs inside the backward phase: counted there
+                        // LM head + loss + their backward chunk by chunk; then backward through the decoder
+                        loss = fusedCe.backward(hidden, model.lmHeadWeight(), ids, 0).loss();
+                    } else {
+                        Tensor logits = model.forward(ids, ctx); // (B, T, V)
+                        t1 = System.nanoTime();
+                        Tensor l = CausalLmLoss.mean(logits, ids);
+                        loss = l.item_double();
+                        t2 = System.nanoTime();
+                        l.backward();
+                    }
                     long t3 = System.nanoTime();
-                    adamw.step();
-                    adamw.zero_grad(true);
+                    if (ours != null) {
+                        ours.step(1e-4);
+                        ours.zeroGrad();
+                    } else {
+                        adamw.step();
+                        adamw.zero_grad(true);
+                    }
                     long t4 = System.nanoTime();
                     stepPhase[0] = (t1 - t0) / 1e9;
                     stepPhase[1] = (t2 - t1) / 1e9;
@@ -147,7 +179,11 @@ public final class DecoderStepBench {
                 }
             }
             ids.releaseReference();
-            adamw.close();
+            if (adamw != null) {
+                adamw.close();
+            } else {
+                ours.close();
+            }
             for (int i = 0; i < 5; i++) {
                 gemm.sample();
             }
