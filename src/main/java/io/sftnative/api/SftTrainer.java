@@ -11,6 +11,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import io.sftnative.config.ConfigLoader;
 import io.sftnative.config.SftConfig;
 import io.sftnative.loss.LossComputation;
+import io.sftnative.torch.TorchRuntime;
 import io.sftnative.train.PretrainRecipe;
 import io.sftnative.train.RunOptions;
 import io.sftnative.train.SftRecipe;
@@ -70,8 +71,16 @@ public final class SftTrainer {
 
     private TrainResult execute(AtomicBoolean cancel) throws IOException {
         RunOptions opts = new RunOptions(listener, cancel::get, loss, console);
-        return "pt".equals(config.finetuning().stage()) ? PretrainRecipe.run(config, opts)
-                : SftRecipe.run(config, opts);
+        // subnormals slow every GEMM that reads them (TorchRuntime.flushDenormals); restored for the caller's thread
+        boolean flushing = TorchRuntime.flushDenormals(true);
+        try {
+            return "pt".equals(config.finetuning().stage()) ? PretrainRecipe.run(config, opts)
+                    : SftRecipe.run(config, opts);
+        } finally {
+            if (flushing) {
+                TorchRuntime.flushDenormals(false);
+            }
+        }
     }
 
     /** Configuration from a YAML file, command-line style overrides and values set in code (later wins). */

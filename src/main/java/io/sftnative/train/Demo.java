@@ -29,9 +29,9 @@ import io.sftnative.tokenizer.Tokenizer;
  * downloaded. A tiny Qwen2-shaped model is random-initialised for the demo tokenizer (a byte-level BPE with ChatML
  * specials, 751 tokens) and saved as an ordinary HF model directory; the demo dataset (133 templated facts in alpaca
  * format) is written next to it; then a LoRA SFT run with the qwen template trains on it. Tuned on 2 CPU cores:
- * LoRA r=16 on every linear layer plus the (tied) embedding trained in full, lr 5e-3 with cosine decay, 30 epochs
- * of batch 8 (510 steps): measured, the loss falls from 4.5 to 0.16 and greedy answers go from noise to the
- * memorised facts (3 of the 4 shown).
+ * LoRA r=16 on every linear layer plus the (tied) embedding trained in full, lr 2e-3 with cosine decay, 60 epochs
+ * of batch 8 (1020 steps): measured, the loss falls from 5.7 to 0.0016 in 63 s and greedy answers go from noise to
+ * the memorised facts (4 of the 4 shown). lr 5e-3 was on the edge: 3 of 4 at 60 epochs, diverged at 80.
  */
 public final class Demo {
     private static final String RESOURCES = "/io/sftnative/demo/";
@@ -88,8 +88,8 @@ public final class Demo {
         k.put("overwrite_output_dir", true);
         k.put("per_device_train_batch_size", 8);
         k.put("gradient_accumulation_steps", 1);
-        k.put("learning_rate", 5e-3);
-        k.put("num_train_epochs", 30.0);
+        k.put("learning_rate", 2e-3);
+        k.put("num_train_epochs", 60.0);
         k.put("lr_scheduler_type", "cosine");
         k.put("warmup_ratio", 0.05);
         k.put("logging_steps", 20);
