@@ -5,6 +5,7 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
+import io.sftnative.model.DenseLinear;
 import io.sftnative.model.LinearLayer;
 import io.sftnative.model.safetensors.DType;
 
@@ -38,7 +39,19 @@ final class LoraLinear implements LinearLayer {
     @Override
     public Tensor forward(Tensor x) { // x (..., in)
         state.check();
-        Tensor y = base.forward(x); // (..., out) in the base dtype
+        return completeFrom(x, base.forward(x));
+    }
+
+    /** The base when it is a plain dense layer (so q/k/v and gate/up bases still run as one GEMM). */
+    @Override
+    public DenseLinear fusableBase() {
+        return base.fusableBase() == base ? (DenseLinear) base : null;
+    }
+
+    /** {@code y} = base(x) (..., out) plus the adapter branch. */
+    @Override
+    public Tensor completeFrom(Tensor x, Tensor y) {
+        state.check();
         ScalarType outType = y.scalar_type();
         Tensor xa = DType.same(x.scalar_type(), a.scalar_type()) ? x : x.to(a.scalar_type()); // (..., in)
         if (dropout > 0 && state.training()) {

@@ -16,4 +16,20 @@ public interface LinearLayer {
     long inFeatures();
 
     long outFeatures();
+
+    /**
+     * The dense layer whose output this layer's forward starts from, for {@link Projections} to fuse with its
+     * siblings (q/k/v, gate/up) into one GEMM; null when there is none (e.g. a quantized weight).
+     */
+    default DenseLinear fusableBase() {
+        return this instanceof DenseLinear d ? d : null;
+    }
+
+    /**
+     * The rest of {@link #forward} given {@code baseOut = fusableBase().forward(x)}: identity for a dense layer, the
+     * adapter's contribution for LoRA. {@code forward(x)} must equal {@code completeFrom(x, fusableBase().forward(x))}.
+     */
+    default Tensor completeFrom(Tensor x, Tensor baseOut) {
+        return baseOut;
+    }
 }

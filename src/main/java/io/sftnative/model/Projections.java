@@ -15,20 +15,23 @@ final class Projections {
     private Projections() {}
 
     /**
-     * Applies the projections {@code prefix + names[i]} to the same input. When all of them are plain
-     * {@link DenseLinear} layers (no LoRA, no quantized weight) this is one GEMM over the concatenated weights, split
-     * afterwards ({@code split_with_sizes}, whose backward is a single concatenation): fewer, larger GEMMs and one
-     * gradient for x instead of a sum of several. The HF parameters stay separate tensors; only this step's weight
-     * copy is concatenated. Otherwise each slot's own forward runs.
+     * Applies the projections {@code prefix + names[i]} to the same input. When all of them start from a dense
+     * weight ({@link LinearLayer#fusableBase}: plain layers, and LoRA over plain layers) the base GEMMs are one GEMM
+     * over the concatenated weights, split afterwards ({@code split_with_sizes}, whose backward is a single
+     * concatenation), and each slot then adds its own part (the LoRA branch): fewer, larger GEMMs and one gradient
+     * for x instead of a sum of several. The HF parameters stay separate tensors; only this step's weight copy is
+     * concatenated. Otherwise (quantized weights) each slot's own forward runs.
      */
     static Tensor[] apply(Map<String, LinearLayer> linears, Tensor x, String prefix, String... names) {
         LinearLayer[] layers = new LinearLayer[names.length];
+        DenseLinear[] bases = new DenseLinear[names.length];
         boolean fusable = ENABLED;
         int withBias = 0;
         for (int i = 0; i < names.length; i++) {
             layers[i] = linears.get(prefix + names[i]);
-            fusable &= layers[i] instanceof DenseLinear;
-            if (layers[i] instanceof DenseLinear dl && dl.bias() != null) {
+            bases[i] = layers[i].fusableBase();
+            fusable &= bases[i] != null;
+            if (bases[i] != null && bases[i].bias() != null) {
                 withBias++;
             }
         }
@@ -43,7 +46,7 @@ final class Projections {
         TensorVector bs = new TensorVector();
         long[] sizes = new long[names.length];
         for (int i = 0; i < names.length; i++) {
-            DenseLinear dl = (DenseLinear) layers[i];
+            DenseLinear dl = bases[i];
             ws.push_back(dl.weight());
             if (withBias > 0) {
                 bs.push_back(dl.bias());
@@ -54,7 +57,7 @@ final class Projections {
         Tensor y = withBias > 0 ? torch.linear(x, w, new TensorOptional(torch.cat(bs, 0))) : torch.linear(x, w);
         TensorVector parts = y.split_with_sizes(sizes, -1); // views (..., out_i)
         for (int i = 0; i < names.length; i++) {
-            out[i] = parts.get(i);
+            out[i] = layers[i].completeFrom(x, parts.get(i)); // (..., out_i)
         }
         return out;
     }
