@@ -45,29 +45,27 @@ final class AdapterFile {
                 weights.resolveSibling(PeftConfig.CONFIG_FILE) + " modules_to_save");
         String origin = cfg.baseModel() == null ? "" : " (it was trained on " + cfg.baseModel() + ")";
         try (SafetensorsFile f = SafetensorsFile.open(weights)) {
+            String embedName = TargetModules.EMBED + ".weight";
+            String embedKey = PeftConfig.PREFIX + embedName;
+            String headKey = PeftConfig.PREFIX + TargetModules.LM_HEAD + ".weight";
             Map<String, String> fullKeys = new LinkedHashMap<>(); // file key -> HF parameter name
             for (String name : fullParams.keySet()) {
                 String key = PeftConfig.PREFIX + name;
-                String tiedHead = PeftConfig.PREFIX + TargetModules.LM_HEAD + ".weight";
-                if (!f.contains(key) && name.equals(TargetModules.EMBED + ".weight") && f.contains(tiedHead)) {
-                    key = tiedHead; // modules_to_save lm_head of a tied model: the one shared matrix
+                if (!f.contains(key) && name.equals(embedName) && f.contains(headKey)) {
+                    key = headKey; // modules_to_save lm_head of a tied model: the one shared matrix
                 }
                 fullKeys.put(key, name);
             }
             Set<String> expected = new LinkedHashSet<>();
-            String embedKey = PeftConfig.PREFIX + TargetModules.EMBED + ".weight";
-            String headKey = PeftConfig.PREFIX + TargetModules.LM_HEAD + ".weight";
-            boolean tiedPair = model.config().tieWordEmbeddings() && fullKeys.containsKey(embedKey)
-                    && f.contains(headKey);
-            if (model.config().tieWordEmbeddings() && fullKeys.containsKey(embedKey) && !f.contains(headKey)) {
+            boolean tiedEmbed = model.config().tieWordEmbeddings() && fullKeys.containsKey(embedKey);
+            if (tiedEmbed && !f.contains(headKey)) {
                 LOG.warning(weights + " trains embed_tokens of a model with tied embeddings but has no lm_head"
                         + " copy: sft-native applies it to the tied matrix (input and output), whereas PEFT keeps"
                         + " lm_head on the base weights for such an adapter, so outputs differ from PEFT's");
-            }
-            if (tiedPair) { // both modules_to_save copies of the one tied matrix (as LoraAdapters.save writes them)
+            } else if (tiedEmbed) { // both modules_to_save copies of the one tied matrix (as LoraAdapters.save writes)
                 expected.add(headKey);
-                checkShape(f, weights, headKey, Tensors.shape(fullParams.get(TargetModules.EMBED + ".weight")),
-                        TargetModules.LM_HEAD, origin);
+                checkShape(f, weights, headKey, Tensors.shape(fullParams.get(embedName)), TargetModules.LM_HEAD,
+                        origin);
                 checkTiedCopiesEqual(f, weights, embedKey, headKey);
             }
             for (String p : paths) {

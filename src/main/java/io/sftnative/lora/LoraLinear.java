@@ -45,7 +45,7 @@ final class LoraLinear implements LinearLayer {
     /** The base when it is a plain dense layer (so q/k/v and gate/up bases still run as one GEMM). */
     @Override
     public DenseLinear fusableBase() {
-        return base.fusableBase() == base ? (DenseLinear) base : null;
+        return base instanceof DenseLinear d ? d : null; // only this slot's delta is added on top
     }
 
     /** {@code y} = base(x) (..., out) plus the adapter branch. */

@@ -116,7 +116,7 @@ public final class AdamW implements AutoCloseable {
     /**
      * Routes fp32 CPU parameters through the native one-pass AdamW kernel (HF's {@code optim: adamw_torch_fused}):
      * the arithmetic of the libtorch ops in the same order, equal to rounding (libtorch's vectorised lerp may fuse a
-     * multiply-add; AdamWTest pins the tolerance), with one read and write of each tensor instead of ~8 passes.
+     * multiply-add; AdamWGoldenTest pins the tolerance), with one read and write of each tensor instead of ~8 passes.
      * Other parameters (bf16, CUDA) keep the libtorch path. Returns this.
      */
     public AdamW fused(boolean on) {
