@@ -111,7 +111,7 @@ def load_llamafactory(data_dir):
                       "lf.data.data_utils": data_utils, "lf.data.mm_plugin": mm_plugin}.items():
         sys.modules[name] = mod
     modules = {}
-    for name in ["tool_utils", "formatter", "template"]:
+    for name in ["tool_utils", "formatter", "template", "converter"]:
         spec = importlib.util.spec_from_file_location("lf.data." + name, os.path.join(data_dir, name + ".py"))
         mod = importlib.util.module_from_spec(spec)
         sys.modules["lf.data." + name] = mod
@@ -124,6 +124,8 @@ def load_llamafactory(data_dir):
             return FIXED_DATE
 
     modules["tool_utils"].datetime = FixedDatetime
+    global CONVERTER
+    CONVERTER = modules["converter"]
     return modules["template"], Role
 
 
@@ -201,6 +203,47 @@ def demo_conversations():
     return out
 
 
+OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
+               "observation_tag": "tool", "function_tag": "function", "system_tag": "system"}
+TOOL_CALL = {"id": "c1", "type": "function",
+             "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}
+OPENAI_RECORDS = [
+    {"messages": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"},
+                  {"role": "assistant", "content": "Hello"}]},
+    {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]},
+    {"messages": [{"role": "system", "content": "Use detailed thinking on."}, {"role": "user", "content": "Hi"},
+                  {"role": "assistant", "content": "Hello"}]},
+    {"messages": [{"role": "system", "content": "Use tools."}, {"role": "user", "content": "Weather?"},
+                  {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL, TOOL_CALL]},
+                  {"role": "tool", "content": "{\"temp\": 21}"}, {"role": "tool", "content": "{\"temp\": 22}"},
+                  {"role": "assistant", "content": "21 and 22."}],
+     "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {
+         "type": "object", "properties": {"city": {"type": "string"}}}}}]},
+    {"messages": [{"role": "user", "content": "Weather?"},
+                  {"role": "assistant", "content": "", "tool_calls": [TOOL_CALL]},
+                  {"role": "tool", "content": "sunny"}],
+     "tools": "[]"},
+    {"messages": [{"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Hi"}]},
+    {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+                  {"role": "user", "content": "Bye"}]},
+]
+
+
+def openai_cases():
+    attr = types.SimpleNamespace(messages="messages", system=None, tools="tools", images=None, videos=None,
+                                 audios=None, ranking=False, kto_tag=None, chosen=None, rejected=None, **OPENAI_TAGS)
+    converter = CONVERTER.OpenAIDatasetConverter(attr, types.SimpleNamespace(media_dir=None))
+    out = []
+    for record in OPENAI_RECORDS:
+        r = converter(record)
+        out.append({"record": record, "prompt": [[str(m["role"].value if hasattr(m["role"], "value") else m["role"]),
+                                                  m["content"]] for m in r["_prompt"]],
+                    "response": [[str(m["role"].value if hasattr(m["role"], "value") else m["role"]), m["content"]]
+                                 for m in r["_response"]],
+                    "system": r["_system"], "tools": r["_tools"]})
+    return out
+
+
 def main():
     tm, role_enum = load_llamafactory(sys.argv[1])
     cases = []
@@ -234,7 +277,8 @@ def main():
                 add(name, options, "glaive", None, tools, messages, demo_index=index)
     with open(OUT, "w", encoding="utf-8") as f:
         json.dump({"generator": "tools/golden/gen_lf_template_golden.py", "llamafactory_commit": "ff6d4d12e",
-                   "llama3_date": FIXED_DATE.strftime("%Y-%m-%d"), "cases": cases}, f, ensure_ascii=False,
+                   "llama3_date": FIXED_DATE.strftime("%Y-%m-%d"), "cases": cases,
+                   "openai": {"tags": OPENAI_TAGS, "cases": openai_cases()}}, f, ensure_ascii=False,
                   separators=(",", ":"))
     print("wrote %d cases (%d errors) to %s" % (len(cases), sum("error" in c for c in cases), OUT))
 
