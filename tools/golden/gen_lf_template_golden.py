@@ -172,6 +172,21 @@ class DataArgs:
         self.train_on_prompt = False
 
 
+def encode_oneturn(tm, role_enum, name, options, system, tools, messages):
+    """encode_oneturn: LLaMA-Factory's chat / predict prompt (reasoning templates treat thoughts differently)."""
+    saved = tm.TEMPLATES[name]
+    tm.TEMPLATES[name] = copy.deepcopy(saved)
+    try:
+        tok = RecordingTokenizer()
+        args = DataArgs(name, None, options.get("enable_thinking", True), options.get("preserve_thinking", False))
+        template = tm.get_template_and_fix_tokenizer(tok, args)
+        msgs = [{"role": role_enum(r), "content": c} for r, c in messages]
+        prompt, response = template.encode_oneturn(tok, msgs, system or "", tools or "")
+        return [prompt, response]
+    finally:
+        tm.TEMPLATES[name] = saved
+
+
 def encode(tm, role_enum, name, options, system, tools, messages):
     saved = tm.TEMPLATES[name]
     tm.TEMPLATES[name] = copy.deepcopy(saved)
@@ -266,6 +281,15 @@ def main():
             for conv in PLAIN + TOOL_CASES:
                 system, tools, messages = CONVERSATIONS[conv]
                 add(name, options, conv, system, tools, messages)
+    oneturn = []
+    for name in REASONING:
+        for options in [{}, {"enable_thinking": False}, {"preserve_thinking": True}]:
+            for conv in ["multi", "think", "single"]:
+                system, tools, messages = CONVERSATIONS[conv]
+                msgs = messages[:-1] + [("assistant", "")]
+                oneturn.append({"template": name, "options": options, "system": system,
+                                "messages": [list(m) for m in msgs],
+                                "pair": encode_oneturn(tm, role_enum, name, options, system, tools, msgs)})
     demos = demo_conversations()
     for name in ["qwen3", "llama3", "mistral", "mistral_small", "default"]:
         for fmt in [None] + TOOL_FORMATS:
@@ -277,7 +301,7 @@ def main():
                 add(name, options, "glaive", None, tools, messages, demo_index=index)
     with open(OUT, "w", encoding="utf-8") as f:
         json.dump({"generator": "tools/golden/gen_lf_template_golden.py", "llamafactory_commit": "ff6d4d12e",
-                   "llama3_date": FIXED_DATE.strftime("%Y-%m-%d"), "cases": cases,
+                   "llama3_date": FIXED_DATE.strftime("%Y-%m-%d"), "cases": cases, "oneturn": oneturn,
                    "openai": {"tags": OPENAI_TAGS, "cases": openai_cases()}}, f, ensure_ascii=False,
                   separators=(",", ":"))
     print("wrote %d cases (%d errors) to %s" % (len(cases), sum("error" in c for c in cases), OUT))

@@ -130,6 +130,41 @@ public record SlotTemplate(String name, List<Slot> prefix, List<Slot> user, List
     }
 
     @Override
+    public EncodedPair encodeOneturn(Tokenizer tok, List<Message> messages, String sys, String tools) {
+        if (!reasoning.enabled()) {
+            return Template.super.encodeOneturn(tok, messages, sys, tools);
+        }
+        List<List<Object>> el = oneturnElements(messages, sys, tools);
+        return new EncodedPair(toIds(tok, el.get(0)), toIds(tok, el.get(1)));
+    }
+
+    /** {@link #encodeOneturn}'s (prompt, answer) elements for a reasoning template. */
+    List<List<Object>> oneturnElements(List<Message> messages, String sys, String tools) {
+        List<Message> msgs = new ArrayList<>(messages);
+        if (!reasoning.preserveThinking()) {
+            for (int i = 1; i < msgs.size() - 2; i += 2) {
+                msgs.set(i, withoutThought(msgs.get(i)));
+            }
+        }
+        int last = msgs.size() - 1;
+        if (Boolean.FALSE.equals(reasoning.enableThinking())) {
+            msgs.set(last, withoutThought(msgs.get(last)));
+        }
+        List<List<Object>> el = elements(msgs, sys, tools);
+        List<Object> prompt = new ArrayList<>();
+        el.subList(0, last).forEach(prompt::addAll);
+        List<Object> answer = new ArrayList<>(el.get(last));
+        if (!reasoning.hasThoughtWords(msgs.get(last).content())) {
+            if (Boolean.TRUE.equals(reasoning.enableThinking())) {
+                answer.add(0, reasoning.emptyThought());
+            } else {
+                prompt.add(reasoning.emptyThought());
+            }
+        }
+        return List.of(prompt, answer);
+    }
+
+    @Override
     public String render(Tokenizer tok, List<Message> messages, String sys, String tools) {
         StringBuilder sb = new StringBuilder();
         for (List<Object> e : turnElements(messages, sys, tools)) {

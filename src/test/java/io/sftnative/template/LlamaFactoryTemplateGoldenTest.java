@@ -102,6 +102,30 @@ class LlamaFactoryTemplateGoldenTest {
         assertTrue(checked >= 5 * 14 * 3, "cases checked: " + checked);
     }
 
+    /** Chat / predict prompts of reasoning templates: LLaMA-Factory's encode_oneturn. */
+    @Test
+    void oneturnPromptsMatchLlamaFactory() throws IOException {
+        int checked = 0;
+        for (JsonNode c : golden().get("oneturn")) {
+            List<Message> messages = new ArrayList<>();
+            for (JsonNode m : c.get("messages")) {
+                messages.add(new Message(Role.valueOf(m.get(0).asText().toUpperCase(Locale.ROOT)),
+                        m.get(1).asText()));
+            }
+            JsonNode o = c.get("options");
+            SlotTemplate t = (SlotTemplate) Templates.resolve(new TemplateOptions(c.get("template").asText(), null,
+                    null, o.has("enable_thinking") ? o.get("enable_thinking").asBoolean() : null,
+                    o.path("preserve_thinking").asBoolean(false), false), null);
+            List<List<Object>> pair = t.oneturnElements(messages, text(c.get("system")), null);
+            ArrayNode ours = JsonNodeFactory.instance.arrayNode();
+            ours.add(segments(pair.get(0)));
+            ours.add(segments(pair.get(1)));
+            assertEquals(c.get("pair"), ours, c.get("template").asText() + " " + o + " " + c.get("messages"));
+            checked++;
+        }
+        assertEquals(18, checked);
+    }
+
     /** Returns 1 when LLaMA-Factory refuses the case (and sft-native then must too), else 0. */
     private static int check(JsonNode c, List<Message> messages, String system, String tools) {
         JsonNode o = c.get("options");
