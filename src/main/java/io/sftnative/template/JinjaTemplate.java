@@ -13,8 +13,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.sftnative.tokenizer.Tokenizer;
 
 /**
- * {@code template: auto}: the model's own Jinja {@code chat_template}, rendered with jinjava, with the assistant
- * spans made trainable.
+ * {@code template: auto}: the model's own Jinja {@code chat_template} ({@link ModelChatTemplate}), rendered with
+ * jinjava with apply_chat_template's keyword arguments as variables, with the assistant spans made trainable.
  *
  * <p>Where each answer lies in the rendered text is found by rendering the conversation a second time with that
  * answer replaced by a sentinel: the two texts differ exactly where the answer's content went, whatever the template

@@ -5,16 +5,19 @@ import static io.sftnative.template.Slot.EOS;
 import static io.sftnative.template.Slot.text;
 import static io.sftnative.template.Slot.token;
 
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import Optional;
 import java.util.Set;
 
 import io.sftnative.tokenizer.Tokenizer;
 
 /**
- * The named templates, as LLaMA-Factory registers them (../shared/specs/llamafactory-sft.md section 6), and the
- * resolution of the {@code template} key.
+ * The named templates, as LLaMA-Factory registers them ({@link TemplateCatalog}; ../shared/specs/llamafactory-sft.md
+ * section 6), and the resolution of the template keys ({@code template}, {@code tool_format}, {@code enable_thinking},
+ * {@code preserve_thinking}, {@code default_system}).
  */
 public final class Templates {
     private static final Map<String, SlotTemplate> NAMED = new LinkedHashMap<>();
@@ -72,10 +75,10 @@ public final class Templates {
 
     /** The model's own Jinja chat_template (chat_template.jinja, else tokenizer_config.json). */
     public static Template auto(Tokenizer tokenizer) {
-        return auto(tokenizer, java.util.Map.of());
+        return auto(tokenizer, Map.of());
     }
 
-    private static Template auto(Tokenizer tokenizer, java.util.Map<String, Object> kwargs) {
+    private static Template auto(Tokenizer tokenizer, Map<String, Object> kwargs) {
         ModelChatTemplate model = ModelChatTemplate.of(tokenizer).orElseThrow(() -> new TemplateException(
                 "template 'auto' needs the model's chat template: " + tokenizer.directory() + " has neither"
                         + " chat_template.jinja nor a chat_template in tokenizer_config.json; set template to one of "
@@ -112,7 +115,7 @@ public final class Templates {
                         + " deepseekr1, ...); with the model's own chat_template its Jinja decides which thoughts are"
                         + " kept. Remove preserve_thinking or set template to a named template");
             }
-            java.util.Map<String, Object> kwargs = new java.util.HashMap<>();
+            Map<String, Object> kwargs = new HashMap<>();
             if (o.enableThinking() != null) {
                 kwargs.put("enable_thinking", o.enableThinking());
             }
@@ -132,13 +135,13 @@ public final class Templates {
     }
 
     /** A note when a reasoning key has no effect on the chosen template (as in LLaMA-Factory), else empty. */
-    public static java.util.Optional<String> note(TemplateOptions o, Template t) {
+    public static Optional<String> note(TemplateOptions o, Template t) {
         if (t instanceof SlotTemplate s && !s.reasoning().enabled()
                 && (o.enableThinking() != null || o.preserveThinking())) {
-            return java.util.Optional.of("note: enable_thinking / preserve_thinking only change reasoning templates"
+            return Optional.of("note: enable_thinking / preserve_thinking only change reasoning templates"
                     + " (qwen3, deepseekr1, ...); template '" + s.name() + "' is not one, so they have no effect"
                     + " (as in LLaMA-Factory)");
         }
-        return java.util.Optional.empty();
+        return Optional.empty();
     }
 }

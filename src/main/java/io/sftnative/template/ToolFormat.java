@@ -4,6 +4,7 @@ import java.time.LocalDate;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -230,7 +231,7 @@ public enum ToolFormat {
     }
 
     private static Map<String, Object> call(String k1, String name, String k2, JsonNode args) {
-        Map<String, Object> m = new java.util.LinkedHashMap<>();
+        Map<String, Object> m = new LinkedHashMap<>();
         m.put(k1, name);
         m.put(k2, args);
         return m;
@@ -242,7 +243,7 @@ public enum ToolFormat {
             throw new TemplateException("tool format " + key + " needs the arguments of function '" + c.name()
                     + "' to be a JSON object, got " + c.arguments());
         }
-        Map<String, JsonNode> m = new java.util.LinkedHashMap<>();
+        Map<String, JsonNode> m = new LinkedHashMap<>();
         c.arguments().properties().forEach(e -> m.put(e.getKey(), e.getValue()));
         return m;
     }
