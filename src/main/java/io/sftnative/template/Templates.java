@@ -9,7 +9,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import Optional;
+import java.util.Optional;
 import java.util.Set;
 
 import io.sftnative.tokenizer.Tokenizer;
