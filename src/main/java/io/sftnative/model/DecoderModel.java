@@ -62,7 +62,7 @@ public final class DecoderModel implements AutoCloseable {
     // MoE (io.sftnative.model.moe): per layer the sparse block replacing the MLP, null where dense; all null if dense
     private final MoeSpec moe;
     private final SparseMoeBlock[] sparse;
-    private final RouterLog routerLog = new RouterLog();
+    private final RouterLog routerLog; // null if dense
 
     /** Per-layer norm weights (borrowed from {@link #parameters}). qNorm/kNorm are null unless qwen3. */
     private record LayerNorms(Tensor input, Tensor post, Tensor q, Tensor k) {}
@@ -114,6 +114,7 @@ public final class DecoderModel implements AutoCloseable {
                     config.qkNorm() ? require(p + "self_attn.k_norm.weight") : null);
         }
         moe = config.moe();
+        routerLog = moe != null ? new RouterLog(moe) : null;
         sparse = new SparseMoeBlock[norms.length];
         for (int i = 0; moe != null && i < norms.length; i++) {
             sparse[i] = moe.isSparse(i) ? new SparseMoeBlock(moe, i, this::require) : null;
@@ -307,7 +308,7 @@ public final class DecoderModel implements AutoCloseable {
         return moe;
     }
 
-    /** Where the sparse layers record router logits for the load-balancing loss (records only when started). */
+    /** Where the sparse layers record router logits for the load-balancing loss (only when started); null if dense. */
     public RouterLog routerLog() {
         return routerLog;
     }
