@@ -118,6 +118,30 @@ class MoeAdaptersAndInputsTest {
     }
 
     @Test
+    void qloraExpertsThatGetNoTokenStillGetZeroAdapterGradients() throws IOException {
+        // qwen3_moe: 8 experts top-2 over 3 tokens: at least 2 experts per sparse layer run on zero rows, through
+        // the quantized weight's forward and backward
+        try (DecoderModel q = QuantizedModels.load(ROOT.resolve("qwen3_moe/checkpoint"), ScalarType.Float,
+                QuantizationSpec.nf4(), w -> { });
+                PointerScope scope = new PointerScope()) {
+            LoraAdapters lora = LoraAdapters.attach(q, new LoraSpec(4, 8, 0.0, List.of("all"), false, List.of()), 3);
+            lora.setTraining(true);
+            Tensor ids = Tensors.longs(new long[] {5, 17, 99}, 1, 3);
+            CausalLmLoss.mean(q.forward(ids), ids).backward();
+            int zero = 0;
+            for (String p : lora.modulePaths()) {
+                Tensor ga = lora.trainableParameters().get(p + ".lora_A.weight").grad();
+                Tensor gb = lora.trainableParameters().get(p + ".lora_B.weight").grad();
+                assertTrue(ga.defined() && gb.defined(), p + " adapter has gradients");
+                if (p.contains(".experts.") && gb.abs().max().item_double() == 0) {
+                    zero++;
+                }
+            }
+            assertTrue(zero >= 2 * 2 * 3, "experts without tokens: zero adapter gradients (" + zero + " modules)");
+        }
+    }
+
+    @Test
     void topKAboveTheExpertCountIsRejectedNamingTheKey() {
         Map<String, Object> cfg = tinyConfig();
         cfg.put("num_experts_per_tok", 9);
