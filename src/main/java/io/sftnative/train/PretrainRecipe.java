@@ -29,12 +29,14 @@ public final class PretrainRecipe {
         Map<String, Object> results = new LinkedHashMap<>();
         try (RunSetup run = RunSetup.open(cfg, "pt", opts)) {
             ExampleSet evalSet = run.data.data().eval();
-            TrainLoop.Evaluator evaluator = evalSet.isEmpty() ? null : () -> evaluate(run, evalSet, "eval");
+            boolean main = run.parallel.isMain(); // in a data-parallel job rank 0 alone evaluates
+            TrainLoop.Evaluator evaluator = evalSet.isEmpty() || !main ? null : () -> evaluate(run, evalSet, "eval");
             long step = run.resume == null ? 0 : run.resume.position().globalStep();
             java.nio.file.Path lastCheckpoint = run.resume == null ? null : run.resume.dir();
             if (t.doTrain()) {
                 TrainPhase.Outcome trained = TrainPhase.run(run, evaluator, List.of("loss", "eval_loss"));
                 if (trained.cancelled()) {
+                    run.parallel.finish();
                     return trained.result();
                 }
                 results.putAll(trained.metrics());
@@ -42,13 +44,14 @@ public final class PretrainRecipe {
                 lastCheckpoint = trained.lastCheckpoint();
             }
             run.model.setTraining(false);
-            if (t.doEval()) {
+            if (t.doEval() && main) {
                 results.putAll(SftRecipe.save(run, "eval", evaluate(run, evalSet, "eval"), results.get("epoch")));
             }
-            if (t.doPredict()) {
+            if (t.doPredict() && main) {
                 results.putAll(SftRecipe.save(run, "predict", evaluate(run, evalSet, "predict"),
                         results.get("epoch")));
             }
+            run.parallel.finish();
             return new TrainResult(TrainResult.Status.COMPLETED, step, step,
                     SftRecipe.doubleOr(results.get("train_loss")), run.outputDir, lastCheckpoint, results);
         }

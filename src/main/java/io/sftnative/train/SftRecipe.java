@@ -48,12 +48,14 @@ public final class SftRecipe {
         Map<String, Object> results = new LinkedHashMap<>();
         try (RunSetup run = RunSetup.open(cfg, "sft", opts)) {
             ExampleSet evalSet = run.data.data().eval();
-            TrainLoop.Evaluator evaluator = evalSet.isEmpty() ? null : () -> evaluate(run, evalSet, accuracy);
+            boolean main = run.parallel.isMain(); // in a data-parallel job rank 0 alone evaluates and predicts
+            TrainLoop.Evaluator evaluator = evalSet.isEmpty() || !main ? null : () -> evaluate(run, evalSet, accuracy);
             long step = run.resume == null ? 0 : run.resume.position().globalStep();
             Path lastCheckpoint = run.resume == null ? null : run.resume.dir();
             if (t.doTrain()) {
                 TrainPhase.Outcome trained = TrainPhase.run(run, evaluator, LossPlot.SFT_KEYS);
                 if (trained.cancelled()) {
+                    run.parallel.finish();
                     return trained.result();
                 }
                 results.putAll(trained.metrics());
@@ -61,13 +63,14 @@ public final class SftRecipe {
                 lastCheckpoint = trained.lastCheckpoint();
             }
             run.model.setTraining(false);
-            if (t.doEval()) {
+            if (t.doEval() && main) {
                 TrainLoop.Evaluation e = evaluate(run, evalSet, accuracy);
                 results.putAll(save(run, "eval", e, results.get("epoch")));
             }
-            if (t.doPredict() || t.predictWithGenerate()) {
+            if ((t.doPredict() || t.predictWithGenerate()) && main) {
                 results.putAll(predict(run, evalSet));
             }
+            run.parallel.finish();
             return new TrainResult(TrainResult.Status.COMPLETED, step, step, doubleOr(results.get("train_loss")),
                     run.outputDir, lastCheckpoint, results);
         }
