@@ -56,7 +56,7 @@ public final class BucketedAllReduce implements GradientSync, AutoCloseable {
         long elements = 0;
         for (int i = 0; i < this.params.size(); i++) {
             Tensor p = this.params.get(i);
-            boolean dtypeChanges = i > first && p.scalar_type() != this.params.get(first).scalar_type();
+            boolean dtypeChanges = p.scalar_type().value != this.params.get(first).scalar_type().value;
             if (i > first && (dtypeChanges || (elements + p.numel()) * p.element_size() > BUCKET_BYTES)) {
                 buckets.add(bucket(first, i, elements));
                 first = i;

@@ -75,18 +75,20 @@ class DataParallelEquivalenceTest {
         return m;
     }
 
+    /** Ranks started by hand with torchrun's environment (as torchrun, srun or a PyTorchJob would). */
     @Test
     void twoRanksTrainLikeOneProcessFull() throws Exception {
-        compare("full", 2, 2);
+        compare("full", 2, 2, false);
     }
 
+    /** Ranks started by {@code train --nproc-per-node 2}. */
     @Test
-    void twoRanksTrainLikeOneProcessLora() throws Exception {
-        compare("lora", 2, 2);
+    void twoRanksTrainLikeOneProcessLoraThroughTheLauncher() throws Exception {
+        compare("lora", 2, 2, true);
     }
 
     /** N ranks × accumulation A vs one process × accumulation A·N. */
-    void compare(String type, int ranks, int accumulation) throws Exception {
+    void compare(String type, int ranks, int accumulation, boolean launcher) throws Exception {
         Map<String, Object> cfg = common(type);
         Path single = dir.resolve("single");
         List<double[]> ref = new ArrayList<>(); // (loss, grad_norm) per step
@@ -106,7 +108,16 @@ class DataParallelEquivalenceTest {
         cfg.forEach((k, v) -> args.add(k + "=" + v));
         args.add("gradient_accumulation_steps=" + accumulation);
         args.add("output_dir=" + multi);
-        runRanks(ranks, args, dir);
+        if (launcher) {
+            args.add("--nproc-per-node=" + ranks);
+            Process p = launcher(args, dir.resolve("launcher.log"));
+            assertTrue(p.waitFor(200, TimeUnit.SECONDS), "the launcher did not finish");
+            String log = Files.readString(dir.resolve("launcher.log"));
+            assertEquals(0, p.exitValue(), log);
+            assertTrue(log.contains("28 parameters in 1 bucket(s)"), "LoRA's 16 KB of gradients: one bucket; " + log);
+        } else {
+            runRanks(ranks, args, dir);
+        }
 
         List<double[]> got = stepsOf(multi);
         assertEquals(ref.size(), got.size(), "steps");
@@ -145,18 +156,32 @@ class DataParallelEquivalenceTest {
         }
     }
 
-    static String log(Path logs, int r) throws IOException {
-        return Files.readString(logs.resolve("rank" + r + ".log"));
+    /** {@code sft-native train args} (the launcher when args hold --nproc-per-node) in a child JVM. */
+    static Process launcher(List<String> args, Path log) throws IOException {
+        ProcessBuilder pb = new ProcessBuilder(javaCommand(args)).redirectErrorStream(true)
+                .redirectOutput(log.toFile());
+        pb.environment().put("SFT_NATIVE_NO_RELAUNCH", "1");
+        pb.environment().put("OMP_WAIT_POLICY", "PASSIVE");
+        return pb.start();
     }
 
-    static Process rank(int rank, int world, int port, List<String> args, Path log) throws IOException {
+    static List<String> javaCommand(List<String> args) {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED",
                 "--sun-misc-unsafe-memory-access=allow", "-Dai.djl.offline=true", "-XX:+UseSerialGC",
                 "-Dsft.cache.dir=" + System.getProperty("sft.cache.dir"), "-cp",
                 System.getProperty("java.class.path"), "io.sftnative.cli.Main", "train"));
         cmd.addAll(args);
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        return cmd;
+    }
+
+    static String log(Path logs, int r) throws IOException {
+        return Files.readString(logs.resolve("rank" + r + ".log"));
+    }
+
+    static Process rank(int rank, int world, int port, List<String> args, Path log) throws IOException {
+        ProcessBuilder pb = new ProcessBuilder(javaCommand(args)).redirectErrorStream(true)
+                .redirectOutput(log.toFile());
         Map<String, String> env = pb.environment();
         env.put("SFT_NATIVE_NO_RELAUNCH", "1");
         env.put("OMP_WAIT_POLICY", "PASSIVE");

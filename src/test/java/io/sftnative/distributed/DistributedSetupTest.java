@@ -1,0 +1,88 @@
+package io.sftnative.distributed;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+import org.junit.jupiter.api.Test;
+
+import io.sftnative.config.ConfigException;
+import io.sftnative.config.DistributedArgs;
+import io.sftnative.config.RawConfig;
+import io.sftnative.train.DataOrder;
+
+/** The pure parts of data parallelism: environment, keys, and how a step's examples are split over the ranks. */
+class DistributedSetupTest {
+
+    @Test
+    void torchrunEnvironmentIsRead() {
+        DistributedEnv e = DistributedEnv.from(Map.of("RANK", "3", "WORLD_SIZE", "4", "LOCAL_RANK", "1",
+                "LOCAL_WORLD_SIZE", "2", "MASTER_ADDR", "node0", "MASTER_PORT", "29501"));
+        assertEquals(new DistributedEnv(3, 4, 1, 2, "node0", 29501), e);
+        assertFalse(e.isMain());
+        assertTrue(e.distributed());
+        assertEquals(DistributedEnv.SINGLE, DistributedEnv.from(Map.of()));
+        ConfigException noRank = assertThrows(ConfigException.class,
+                () -> DistributedEnv.from(Map.of("WORLD_SIZE", "2")));
+        assertTrue(noRank.getMessage().contains("RANK is not set"), noRank.getMessage());
+        assertThrows(ConfigException.class, () -> DistributedEnv.from(Map.of("WORLD_SIZE", "2", "RANK", "2")));
+        assertThrows(ConfigException.class, () -> DistributedEnv.from(Map.of("WORLD_SIZE", "two", "RANK", "0")));
+    }
+
+    @Test
+    void ddpKeysAreReadAndChecked() {
+        DistributedArgs d = DistributedArgs.from(RawConfig.of(Map.of("ddp_timeout", 180000000,
+                "ddp_find_unused_parameters", false, "ddp_backend", "gloo")));
+        assertEquals(180000000L, d.timeoutSeconds());
+        assertFalse(d.allowUnusedParameters());
+        ConfigException mpi = assertThrows(ConfigException.class,
+                () -> DistributedArgs.from(RawConfig.of(Map.of("ddp_backend", "mpi"))));
+        assertTrue(mpi.getMessage().contains("ddp_backend"), mpi.getMessage());
+        ConfigException nccl = assertThrows(ConfigException.class, () -> DistributedGroup.checkBackend("nccl", false));
+        assertTrue(nccl.getMessage().contains("use ddp_backend: gloo"), nccl.getMessage());
+        assertThrows(ConfigException.class, () -> DistributedArgs.from(RawConfig.of(Map.of("ddp_timeout", 0))));
+    }
+
+    /** Every step's micro-batches over N ranks are exactly one process's with accumulation A × N. */
+    @Test
+    void ranksSplitEachStepOfTheSingleProcessOrder() {
+        int examples = 23;
+        int batch = 2;
+        for (int ranks : new int[] {2, 3}) {
+            for (int acc : new int[] {1, 2}) {
+                DataOrder one = new DataOrder(examples, batch, acc * ranks, 7, true);
+                List<DataOrder> parts = new ArrayList<>();
+                for (int r = 0; r < ranks; r++) {
+                    parts.add(new DataOrder(examples, batch, acc, 7, true, ranks, r));
+                    assertEquals(one.stepsPerEpoch(), parts.get(r).stepsPerEpoch());
+                }
+                for (long step = 0; step < 3 * one.stepsPerEpoch(); step++) {
+                    List<Integer> expected = flatten(one.microBatches(step));
+                    List<Integer> got = new ArrayList<>();
+                    for (DataOrder part : parts) {
+                        assertTrue(part.microBatches(step).size() <= acc, "at most accumulation micro-batches");
+                        got.addAll(flatten(part.microBatches(step)));
+                    }
+                    int[] e = expected.stream().mapToInt(Integer::intValue).sorted().toArray();
+                    int[] g = got.stream().mapToInt(Integer::intValue).sorted().toArray();
+                    assertArrayEquals(e, g, ranks + " ranks, accumulation " + acc + ", step " + step);
+                }
+            }
+        }
+    }
+
+    private static List<Integer> flatten(List<int[]> micro) {
+        List<Integer> out = new ArrayList<>();
+        for (int[] m : micro) {
+            Arrays.stream(m).forEach(out::add);
+        }
+        return out;
+    }
+}
