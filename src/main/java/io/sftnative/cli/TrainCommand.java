@@ -11,6 +11,7 @@ import io.sftnative.api.TrainResult;
 import io.sftnative.api.TrainingRun;
 import io.sftnative.config.ConfigLoader;
 import io.sftnative.config.SftConfig;
+import io.sftnative.distributed.DataParallel;
 import io.sftnative.distributed.LocalLauncher;
 import io.sftnative.train.Demo;
 import picocli.CommandLine.Command;
@@ -55,7 +56,8 @@ final class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--nproc-per-node trains a config: give CONFIG [key=value ...] (the"
                     + " demo runs in one process)");
         }
-        SftConfig.load(yaml, overrides, w -> { }); // a bad config fails here once, not once per rank
+        // a bad config fails here once, not once per rank
+        DataParallel.checkSupported(SftConfig.load(yaml, overrides, w -> { }).distributed(), job.worldSize());
         System.out.println("launching ranks " + job.nodeRank() * job.nprocPerNode() + ".."
                 + ((job.nodeRank() + 1) * job.nprocPerNode() - 1) + " of " + job.worldSize() + " on this machine");
         return LocalLauncher.run(job, LaunchArgs.rankCommand(config.args), Map.of(Relauncher.MARKER, "1",

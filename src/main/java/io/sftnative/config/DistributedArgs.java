@@ -13,17 +13,20 @@ package io.sftnative.config;
  *                         naming it (torch DDP's error); null = true
  * @param livenessSeconds  {@code ddp_liveness_timeout} (sft-native): a rank whose heartbeat stops for this long is
  *                         reported and the run stops, independently of {@code ddp_timeout}; 0 turns it off
+ * @param sharding         ZeRO stage from {@code deepspeed: file.json} or {@code fsdp} ({@link DeepSpeedConfig#NONE})
  */
-public record DistributedArgs(String backend, long timeoutSeconds, Boolean findUnused, long livenessSeconds) {
+public record DistributedArgs(String backend, long timeoutSeconds, Boolean findUnused, long livenessSeconds,
+        DeepSpeedConfig sharding) {
 
-    public static final DistributedArgs DEFAULTS = new DistributedArgs(null, 1800, null, 60);
+    public static final DistributedArgs DEFAULTS = new DistributedArgs(null, 1800, null, 60, DeepSpeedConfig.NONE);
 
-    public static DistributedArgs from(RawConfig c) {
+    public static DistributedArgs from(RawConfig c, TrainingArgs t) {
         String backend = c.has("ddp_backend") ? c.string("ddp_backend", null).toLowerCase(java.util.Locale.ROOT) : null;
         DistributedArgs d = new DistributedArgs(backend,
                 c.longValue("ddp_timeout", 1800),
                 c.has("ddp_find_unused_parameters") ? c.bool("ddp_find_unused_parameters", true) : null,
-                c.longValue("ddp_liveness_timeout", 60));
+                c.longValue("ddp_liveness_timeout", 60),
+                DeepSpeedConfig.from(c, t));
         if (backend != null && !backend.equals("gloo") && !backend.equals("nccl")) {
             throw new ConfigException("key 'ddp_backend' (" + c.origin("ddp_backend") + ") is " + backend
                     + ": sft-native runs gloo (CPU tensors) or nccl (CUDA tensors); mpi, ccl, hccl and xccl are not"

@@ -27,7 +27,7 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
      */
     public static final Set<String> IGNORED_KEYS = Set.of(
             "report_to", "trust_remote_code", "dataloader_num_workers", "flash_attn",
-            "save_only_model", "run_name", "logging_dir", "deepspeed", "fp16", "tf32",
+            "save_only_model", "run_name", "logging_dir", "fp16", "tf32",
             "use_fast_tokenizer", "disable_tqdm", "include_num_input_tokens_seen", "save_strategy",
             "logging_strategy", "streaming", "tokenized_path",
             "preprocessing_batch_size", "cache_dir", "infer_backend", "enable_liger_kernel", "use_unsloth",
@@ -39,8 +39,9 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
     }
 
     public static SftConfig from(RawConfig c, Consumer<String> warn) {
-        SftConfig cfg = new SftConfig(ModelArgs.from(c), DataArgs.from(c), FinetuningArgs.from(c),
-                TrainingArgs.from(c), GenerationArgs.from(c), ExportArgs.from(c), DistributedArgs.from(c));
+        TrainingArgs training = TrainingArgs.from(c);
+        SftConfig cfg = new SftConfig(ModelArgs.from(c), DataArgs.from(c), FinetuningArgs.from(c), training,
+                GenerationArgs.from(c), ExportArgs.from(c), DistributedArgs.from(c, training));
         c.checkAllKnown(IGNORED_KEYS, warn);
         return cfg;
     }

@@ -43,9 +43,15 @@ public final class DataParallel implements AutoCloseable {
 
     /** Joins the job {@code env} describes (a single process when it has one rank). libtorch must be booted. */
     public static DataParallel join(DistributedEnv env, DistributedArgs args, boolean cudaDevice, Consumer<String> log) {
+        int stage = args.sharding().stage();
         if (!env.distributed()) {
+            if (stage > 0) {
+                log.accept("ZeRO stage " + stage + " (" + args.sharding().origin() + ") in one process: nothing to"
+                        + " shard, training as usual");
+            }
             return SINGLE;
         }
+        checkSupported(args, env.worldSize());
         long t0 = System.nanoTime();
         DistributedGroup group = DistributedGroup.join(env, args, cudaDevice);
         Liveness live = null;
@@ -60,6 +66,23 @@ public final class DataParallel implements AutoCloseable {
         log.accept(String.format(java.util.Locale.ROOT, "rank %d of %d joined %s:%d (gloo, %.1f s)", env.rank(),
                 env.worldSize(), env.masterAddr(), env.masterPort(), (System.nanoTime() - t0) / 1e9));
         return new DataParallel(env, group, live, args.allowUnusedParameters());
+    }
+
+    /**
+     * Fails when the config asks for something a job of {@code worldSize} ranks cannot do here: ZeRO stages 1-3
+     * (sharding) are refused rather than silently run as plain data parallelism.
+     */
+    public static void checkSupported(DistributedArgs args, int worldSize) {
+        int stage = args.sharding().stage();
+        if (worldSize > 1 && stage > 0) {
+            throw new io.sftnative.config.ConfigException("ZeRO stage " + stage + " (" + args.sharding().origin()
+                    + ") is not implemented in sft-native yet: sharding " + switch (stage) {
+                        case 1 -> "the AdamW moments over the ranks";
+                        case 2 -> "the AdamW moments and the gradients (reduce-scatter)";
+                        default -> "the weights, gradients and AdamW moments (per-layer all-gather)";
+                    } + " is missing. Use zero_optimization.stage 0 (ds_z0_config.json) or fsdp: no_shard for plain"
+                    + " data parallelism: every rank then holds the whole model and optimizer state.");
+        }
     }
 
     public DistributedEnv env() {
