@@ -1,5 +1,7 @@
 package io.sftnative.distributed;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -67,6 +69,42 @@ class DistributedFaultsTest {
         }
         Path latest = CheckpointDirs.latest(out).orElseThrow();
         assertTrue(CheckpointDirs.isComplete(latest), latest + " is complete and resumable");
+    }
+
+    /** SIGTERM (or Ctrl-C) on the launcher: every rank stops before the same step, rank 0 saves one checkpoint. */
+    @Test
+    void stoppingTheLauncherSavesOneCheckpointAndStopsEveryRank() throws Exception {
+        Path out = dir.resolve("out");
+        List<String> args = ptArgs(out);
+        args.add("save_steps=1000");
+        args.add("--nproc-per-node=2");
+        Path log = dir.resolve("launcher.log");
+        Process launcher = DataParallelEquivalenceTest.launcher(args, log);
+        List<ProcessHandle> ranks;
+        try {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(150);
+            while (!Files.exists(out.resolve("trainer_log.jsonl"))
+                    || Files.readAllLines(out.resolve("trainer_log.jsonl")).size() < 3) {
+                assertTrue(launcher.isAlive(), "the job ended early: " + Files.readString(log));
+                assertTrue(System.nanoTime() < deadline, "no 3 steps after 150 s: " + Files.readString(log));
+                Thread.sleep(20);
+            }
+            ranks = launcher.children().toList();
+            launcher.destroy(); // SIGTERM, as Ctrl-C or a scheduler's stop
+            assertTrue(launcher.waitFor(90, TimeUnit.SECONDS), "the launcher did not stop: " + Files.readString(log));
+            for (ProcessHandle r : ranks) {
+                assertTrue(r.onExit().get(30, TimeUnit.SECONDS) != null && !r.isAlive(), "a rank survived");
+            }
+        } finally {
+            launcher.descendants().forEach(ProcessHandle::destroyForcibly);
+            launcher.destroyForcibly();
+        }
+        String text = Files.readString(log);
+        List<Path> saved = CheckpointDirs.list(out);
+        assertEquals(1, saved.size(), "one checkpoint: " + saved + "\n" + text);
+        assertTrue(CheckpointDirs.isComplete(saved.get(0)), text);
+        assertTrue(text.contains("cancelled after step"), text);
+        assertFalse(text.contains("rank 1 exited with status 1"), "rank 1 stopped cleanly: " + text);
     }
 
     @Test
