@@ -21,8 +21,10 @@ import java.util.concurrent.TimeUnit;
  * step; rank 0 saves one checkpoint).
  */
 public final class LocalLauncher {
-    /** How long stopped ranks get to exit (they may be saving a checkpoint) before they are killed. */
+    /** How long ranks stopped by a signal get to exit (rank 0 saves a checkpoint) before they are killed. */
     private static final long GRACE_SECONDS = 60;
+    /** After a rank failed the group is broken and nobody saves: the others get a short grace only. */
+    private static final long FAILURE_GRACE_SECONDS = 5;
 
     /**
      * One node's part of a job.
@@ -62,7 +64,7 @@ public final class LocalLauncher {
         int port = job.masterPort() != 0 ? job.masterPort() : freePort();
         int threads = threadsPerRank(job.nprocPerNode());
         List<Process> ranks = new ArrayList<>();
-        Thread stopper = new Thread(() -> stopAll(ranks, err), "sft-native-launcher-stop");
+        Thread stopper = new Thread(() -> stopAll(ranks, GRACE_SECONDS), "sft-native-launcher-stop");
         Runtime.getRuntime().addShutdownHook(stopper); // SIGINT / SIGTERM on the launcher reach every rank
         try {
             for (int local = 0; local < job.nprocPerNode(); local++) {
@@ -118,7 +120,7 @@ public final class LocalLauncher {
                     err.println("error: rank " + rank + " exited with status " + code + describe(code)
                             + "; stopping the other ranks");
                     err.flush();
-                    stopAll(ranks, err);
+                    stopAll(ranks, FAILURE_GRACE_SECONDS);
                     return code;
                 }
             }
@@ -139,8 +141,8 @@ public final class LocalLauncher {
         return code == 75 ? " (it lost a peer)" : "";
     }
 
-    /** SIGTERM to every live rank (each saves after its current step), SIGKILL after the grace period. */
-    private static void stopAll(List<Process> ranks, PrintStream err) {
+    /** SIGTERM to every live rank (each stops after its current step), SIGKILL after {@code graceSeconds}. */
+    private static void stopAll(List<Process> ranks, long graceSeconds) {
         List<Process> copy;
         synchronized (ranks) {
             copy = new ArrayList<>(ranks);
@@ -150,7 +152,7 @@ public final class LocalLauncher {
                 p.destroy();
             }
         }
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(GRACE_SECONDS);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(graceSeconds);
         for (Process p : copy) {
             try {
                 long left = deadline - System.nanoTime();

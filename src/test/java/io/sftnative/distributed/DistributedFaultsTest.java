@@ -71,6 +71,39 @@ class DistributedFaultsTest {
         assertTrue(CheckpointDirs.isComplete(latest), latest + " is complete and resumable");
     }
 
+    /** A rank that stops responding (SIGSTOP) is reported by its peer within ddp_liveness_timeout. */
+    @Test
+    void aStoppedRankIsCaughtByTheLivenessCheck() throws Exception {
+        Path out = dir.resolve("out");
+        List<String> args = ptArgs(out);
+        args.add("ddp_liveness_timeout=5");
+        args.add("--nproc-per-node=2");
+        Path log = dir.resolve("launcher.log");
+        Process launcher = DataParallelEquivalenceTest.launcher(args, log);
+        try {
+            Path marker = out.resolve("checkpoint-3").resolve("trainer_state.json");
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(150);
+            while (!Files.exists(marker)) {
+                assertTrue(launcher.isAlive(), "the job ended early: " + Files.readString(log));
+                assertTrue(System.nanoTime() < deadline, "no checkpoint-3 after 150 s: " + Files.readString(log));
+                Thread.sleep(20);
+            }
+            ProcessHandle victim = rankProcess(launcher, 1).orElseThrow();
+            long t0 = System.nanoTime();
+            assertEquals(0, new ProcessBuilder("kill", "-STOP", String.valueOf(victim.pid())).start().waitFor());
+            assertTrue(launcher.waitFor(60, TimeUnit.SECONDS), "not caught within 60 s: " + Files.readString(log));
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            String text = Files.readString(log);
+            System.out.printf("rank 1 stopped (SIGSTOP): launcher exited with %d after %.1f s%n",
+                    launcher.exitValue(), seconds);
+            assertEquals(75, launcher.exitValue(), text);
+            assertTrue(text.contains("rank 1 has sent no heartbeat"), text);
+        } finally {
+            launcher.descendants().forEach(ProcessHandle::destroyForcibly);
+            launcher.destroyForcibly();
+        }
+    }
+
     /** SIGTERM (or Ctrl-C) on the launcher: every rank stops before the same step, rank 0 saves one checkpoint. */
     @Test
     void stoppingTheLauncherSavesOneCheckpointAndStopsEveryRank() throws Exception {
