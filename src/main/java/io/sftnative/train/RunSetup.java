@@ -95,7 +95,6 @@ final class RunSetup implements AutoCloseable {
         DataPipeline.Prepared data = DataPipeline.prepare(tokenizerDir, cfg.data(), stage, t.seed(), opts.console(),
                 opts::say);
         try {
-            report(opts, "train", data.data().trainReport().summary());
             parallel.checkSame("training data (tokenized)", StartupHash.of(data.data().train()));
             parallel.checkSame("resume point", String.valueOf(resume == null ? "none" : resume.dir()));
             if ((t.doEval() || t.doPredict()) && data.data().eval().isEmpty()) {
@@ -223,10 +222,6 @@ final class RunSetup implements AutoCloseable {
                     + data.tokenizer().vocabSize() + " tokens but the model's vocab_size is "
                     + model.model().config().vocabSize() + ": the tokenizer does not belong to this model");
         }
-    }
-
-    private static void report(RunOptions opts, String split, String summary) {
-        opts.say(split + " data: " + summary);
     }
 
     @Override
