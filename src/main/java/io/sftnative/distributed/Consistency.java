@@ -15,24 +15,34 @@ final class Consistency {
         String key = "sftnative/same/" + what + "/";
         try {
             group.store().set(key + group.rank(), value);
-            List<Integer> differ = new ArrayList<>();
-            String first = null;
+            List<String> values = new ArrayList<>();
             for (int r = 0; r < group.worldSize(); r++) {
-                String v = group.store().get_to_str(key + r); // blocks until rank r published (store timeout)
-                if (r == 0) {
-                    first = v;
-                } else if (!v.equals(first)) {
+                values.add(group.store().get_to_str(key + r)); // blocks until rank r published (store timeout)
+            }
+            List<Integer> differ = new ArrayList<>();
+            for (int r = 1; r < values.size(); r++) {
+                if (!values.get(r).equals(values.get(0))) {
                     differ.add(r);
                 }
             }
             if (!differ.isEmpty()) {
+                group.store().add(key + "read", 1);
+                if (group.rank() == 0) { // rank 0 serves the store: the others must have read before it exits
+                    long deadline = System.nanoTime() + 30_000_000_000L;
+                    while (group.store().add(key + "read", 0) < group.worldSize() && System.nanoTime() < deadline) {
+                        Thread.sleep(20);
+                    }
+                }
                 throw new DistributedException("the ranks do not run the same job: the " + what + " of rank(s) "
-                        + differ + " differs from rank 0's (" + abbreviate(first) + " vs "
-                        + abbreviate(group.store().get_to_str(key + differ.get(0))) + "). Start every rank with the"
-                        + " same config file, overrides and data.");
+                        + differ + " differs from rank 0's (" + abbreviate(values.get(0)) + " vs "
+                        + abbreviate(values.get(differ.get(0))) + "). Start every rank with the same config file,"
+                        + " overrides and data.");
             }
         } catch (DistributedException e) {
             throw e;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new DistributedException("interrupted during the start-up check of the " + what, e);
         } catch (RuntimeException e) {
             throw group.failed("start-up check of the " + what, e);
         }

@@ -133,6 +133,11 @@ public final class DataParallel implements AutoCloseable {
         return sync != null ? sync : GradientSync.LOCAL;
     }
 
+    /** Sums {@code values} over the ranks (float64 all-reduce); the values themselves in a single process. */
+    public double[] sumOverRanks(double[] values) {
+        return group == null ? values : group.allReduceSum(values);
+    }
+
     /** One line for the log (null in a single process). */
     public String describe() {
         return group == null ? null : "data parallel: rank " + env.rank() + " of " + env.worldSize()

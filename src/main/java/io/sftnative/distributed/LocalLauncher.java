@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * Starts the local ranks of a data-parallel job as child processes, as {@code torchrun --nproc-per-node N} does:
@@ -64,7 +65,11 @@ public final class LocalLauncher {
         int port = job.masterPort() != 0 ? job.masterPort() : freePort();
         int threads = threadsPerRank(job.nprocPerNode());
         List<Process> ranks = new ArrayList<>();
-        Thread stopper = new Thread(() -> stopAll(ranks, GRACE_SECONDS), "sft-native-launcher-stop");
+        AtomicBoolean signalled = new AtomicBoolean();
+        Thread stopper = new Thread(() -> {
+            signalled.set(true); // the ranks now stop because we asked them to: not a failure to report
+            stopAll(ranks, GRACE_SECONDS);
+        }, "sft-native-launcher-stop");
         Runtime.getRuntime().addShutdownHook(stopper); // SIGINT / SIGTERM on the launcher reach every rank
         try {
             for (int local = 0; local < job.nprocPerNode(); local++) {
@@ -94,7 +99,7 @@ public final class LocalLauncher {
                     prefix(p.getErrorStream(), "[rank " + rank + "] ", err);
                 }
             }
-            return waitAll(job, ranks, err);
+            return waitAll(job, ranks, err, signalled);
         } finally {
             try {
                 Runtime.getRuntime().removeShutdownHook(stopper);
@@ -105,7 +110,8 @@ public final class LocalLauncher {
     }
 
     /** Polls the ranks; the first failure stops the others. */
-    private static int waitAll(Job job, List<Process> ranks, PrintStream err) throws InterruptedException {
+    private static int waitAll(Job job, List<Process> ranks, PrintStream err, AtomicBoolean signalled)
+            throws InterruptedException {
         while (true) {
             boolean allDone = true;
             for (int i = 0; i < ranks.size(); i++) {
@@ -115,6 +121,10 @@ public final class LocalLauncher {
                     continue;
                 }
                 int code = p.exitValue();
+                if (code != 0 && signalled.get()) {
+                    allDone = false; // stopping on request: the shutdown hook waits for every rank
+                    continue;
+                }
                 if (code != 0) {
                     int rank = job.nodeRank() * job.nprocPerNode() + i;
                     err.println("error: rank " + rank + " exited with status " + code + describe(code)

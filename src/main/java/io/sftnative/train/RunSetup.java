@@ -18,6 +18,7 @@ import io.sftnative.config.SftConfig;
 import io.sftnative.config.TrainingArgs;
 import io.sftnative.data.DataPipeline;
 import io.sftnative.distributed.DataParallel;
+import io.sftnative.eval.LossEvaluator;
 import io.sftnative.distributed.DistributedEnv;
 import io.sftnative.distributed.GradientSync;
 import io.sftnative.loss.LossComputation;
@@ -130,6 +131,11 @@ final class RunSetup implements AutoCloseable {
             data.close();
             throw e;
         }
+    }
+
+    /** This rank's share of an evaluation (every batch in a single process). */
+    LossEvaluator.Shard evalShard() {
+        return new LossEvaluator.Shard(parallel.rank(), parallel.worldSize(), parallel::sumOverRanks);
     }
 
     /** The optimizer over the trainable parameters, with the checkpoint's state when resuming. */

@@ -55,12 +55,23 @@ class DataParallelEquivalenceTest {
         m.put("dataset", GOLDEN.resolve("sft_lora/train.jsonl").toString());
         m.put("stage", "sft");
         m.put("finetuning_type", type);
+        if (type.equals("full")) {
+            m.put("val_size", 5);
+            m.put("do_eval", true);
+            m.put("eval_steps", 2);
+            m.put("per_device_eval_batch_size", 1);
+        }
+        if (type.equals("freeze")) {
+            m.put("freeze_trainable_layers", 1);
+            m.put("packing", true);
+            m.put("cutoff_len", 32); // ~10 packed rows: 5 micro-batches, so an epoch's second step leaves rank 2 none
+        }
         if (type.equals("lora")) {
             m.put("lora_rank", 4);
             m.put("lora_dropout", 0.0);
             m.put("lora_target", "all");
         }
-        m.put("cutoff_len", 64);
+        m.putIfAbsent("cutoff_len", 64);
         m.put("per_device_train_batch_size", 2);
         m.put("learning_rate", 1e-2);
         m.put("num_train_epochs", 2);
@@ -75,7 +86,10 @@ class DataParallelEquivalenceTest {
         return m;
     }
 
-    /** Ranks started by hand with torchrun's environment (as torchrun, srun or a PyTorchJob would). */
+    /**
+     * Ranks started by hand with torchrun's environment (as torchrun, srun or a PyTorchJob would); with a validation
+     * split evaluated every 3 steps and at the end, sharded over the ranks (batch i on rank i mod 2).
+     */
     @Test
     void twoRanksTrainLikeOneProcessFull() throws Exception {
         compare("full", 2, 2, false);
@@ -85,6 +99,12 @@ class DataParallelEquivalenceTest {
     @Test
     void twoRanksTrainLikeOneProcessLoraThroughTheLauncher() throws Exception {
         compare("lora", 2, 2, true);
+    }
+
+    /** Three ranks (a world size that is not a power of two), freeze fine-tuning, packed rows, no accumulation. */
+    @Test
+    void threeRanksTrainLikeOneProcessFreezePacked() throws Exception {
+        compare("freeze", 3, 1, false);
     }
 
     /** N ranks × accumulation A vs one process × accumulation A·N. */
@@ -136,6 +156,31 @@ class DataParallelEquivalenceTest {
         assertTrue(lossDiff < 1e-5, "loss diff " + lossDiff);
         assertTrue(normRel < 1e-4, "grad norm rel diff " + normRel);
         assertTrue(w[0] < 1e-5 * Math.max(1, w[1]), "weight diff " + w[0]);
+        if (cfg.containsKey("val_size")) {
+            List<Double> a = evalLosses(single);
+            List<Double> c = evalLosses(multi);
+            assertEquals(a.size(), c.size(), "evaluations");
+            assertTrue(a.size() >= 3, "evaluations at steps 2, 4 and the final do_eval: " + a);
+            double d = 0;
+            for (int i = 0; i < a.size(); i++) {
+                d = Math.max(d, Math.abs(a.get(i) - c.get(i)));
+            }
+            System.out.printf("sharded eval_loss vs one process: %d evaluations, max |diff| %.3g%n", a.size(), d);
+            assertTrue(d < 1e-5, "eval_loss " + a + " vs " + c);
+        }
+    }
+
+    /** eval_loss of every evaluation in trainer_state.json's log history, then eval_results.json's. */
+    static List<Double> evalLosses(Path out) throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        List<Double> l = new ArrayList<>();
+        for (JsonNode e : json.readTree(out.resolve("trainer_state.json").toFile()).get("log_history")) {
+            if (e.has("eval_loss")) {
+                l.add(e.get("eval_loss").asDouble());
+            }
+        }
+        l.add(json.readTree(out.resolve("eval_results.json").toFile()).get("eval_loss").asDouble());
+        return l;
     }
 
     /** Runs {@code sft-native train args} as {@code ranks} child JVMs with torchrun's environment; all must succeed. */
