@@ -21,11 +21,25 @@ import java.util.List;
  * @param workers            preprocessing threads (0 = all available processors)
  * @param overwriteCache     ignore a tokenized cache and rebuild it
  * @param bufferSize         examples held in memory when streaming larger-than-memory files
+ * @param mixStrategy        how several datasets are merged: concat, interleave_under, interleave_over or
+ *                           interleave_once (LLaMA-Factory's mix_strategy)
+ * @param interleaveProbs    one sampling probability per dataset for interleaving; empty = round-robin
+ * @param evalOnEachDataset  evaluate every eval_dataset separately (metrics eval_NAME_loss)
  */
 public record DataArgs(List<String> dataset, List<String> evalDataset, String datasetDir, String template,
         int cutoffLen, int maxSamples, double valSize, Boolean packing, boolean neatPacking, boolean trainOnPrompt,
         boolean maskHistory, String defaultSystem, int padToMultipleOf, int workers, boolean overwriteCache,
-        int bufferSize) {
+        int bufferSize, String mixStrategy, List<Double> interleaveProbs, boolean evalOnEachDataset) {
+
+    /** Without the mixing keys (concat, no probabilities, one merged eval set). */
+    public DataArgs(List<String> dataset, List<String> evalDataset, String datasetDir, String template,
+            int cutoffLen, int maxSamples, double valSize, Boolean packing, boolean neatPacking,
+            boolean trainOnPrompt, boolean maskHistory, String defaultSystem, int padToMultipleOf, int workers,
+            boolean overwriteCache, int bufferSize) {
+        this(dataset, evalDataset, datasetDir, template, cutoffLen, maxSamples, valSize, packing, neatPacking,
+                trainOnPrompt, maskHistory, defaultSystem, padToMultipleOf, workers, overwriteCache, bufferSize,
+                "concat", List.of(), false);
+    }
 
     public static DataArgs from(RawConfig c) {
         DataArgs d = new DataArgs(
@@ -44,7 +58,36 @@ public record DataArgs(List<String> dataset, List<String> evalDataset, String da
                 c.integer("pad_to_multiple_of", 8),
                 c.integer("preprocessing_num_workers", 0),
                 c.bool("overwrite_cache", false),
-                c.integer("buffer_size", 16384));
+                c.integer("buffer_size", 16384),
+                c.choice("mix_strategy", "concat", "concat", "interleave_under", "interleave_over",
+                        "interleave_once"),
+                probs(c),
+                c.bool("eval_on_each_dataset", false));
+        if (c.bool("streaming", false)) {
+            throw new ConfigException("key 'streaming' (" + c.origin("streaming") + "): not implemented in"
+                    + " sft-native: streaming (LLaMA-Factory's iterable datasets with buffer_size shuffling). Without"
+                    + " it sft-native still reads files record by record into a memory-mapped token cache, so large"
+                    + " files fit: remove streaming: true");
+        }
+        int batch = c.integer("preprocessing_batch_size", 1000);
+        if (batch != 1000) {
+            throw new ConfigException("key 'preprocessing_batch_size' (" + c.origin("preprocessing_batch_size")
+                    + ") is " + batch + ": not implemented in sft-native: preprocessing_batch_size other than 1000"
+                    + " (LLaMA-Factory's default; packing groups examples in batches of 1000 here)");
+        }
+        if (!d.interleaveProbs.isEmpty()) {
+            if (d.mixStrategy.equals("concat")) {
+                throw new ConfigException("key 'interleave_probs' (" + c.origin("interleave_probs") + ") is only"
+                        + " valid with mix_strategy interleave_under, interleave_over or interleave_once");
+            }
+            for (var list : List.of(d.dataset, d.evalDataset)) {
+                if (!list.isEmpty() && list.size() != d.interleaveProbs.size()) {
+                    throw new ConfigException("key 'interleave_probs' (" + c.origin("interleave_probs") + ") has "
+                            + d.interleaveProbs.size() + " values but " + (list == d.dataset ? "dataset" : "eval_dataset")
+                            + " names " + list.size() + " datasets (LLaMA-Factory requires one per dataset)");
+                }
+            }
+        }
         if (d.cutoffLen < 2) {
             throw new ConfigException("key 'cutoff_len' (" + c.origin("cutoff_len") + ") must be at least 2");
         }
@@ -56,6 +99,19 @@ public record DataArgs(List<String> dataset, List<String> evalDataset, String da
                     + " the combination): mask_history drops the loss on earlier turns, train_on_prompt adds it back");
         }
         return d;
+    }
+
+    private static List<Double> probs(RawConfig c) {
+        List<Double> out = new java.util.ArrayList<>();
+        for (String p : c.list("interleave_probs")) {
+            try {
+                out.add(Double.parseDouble(p));
+            } catch (NumberFormatException e) {
+                throw new ConfigException("key 'interleave_probs' (" + c.origin("interleave_probs") + ") must be"
+                        + " comma-separated numbers, got '" + p + "'");
+            }
+        }
+        return List.copyOf(out);
     }
 
     /** LLaMA-Factory: packing defaults on for pt, off for sft; neat_packing implies packing. */

@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
+import java.util.function.Consumer;
 import java.util.stream.Stream;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
@@ -23,8 +24,15 @@ import io.sftnative.config.NearestName;
  * @param formatting alpaca or sharegpt
  * @param columns    record keys for each role of the data
  * @param tags       sharegpt message keys and role values
+ * @param numSamples dataset_info's {@code num_samples}: draw this many records (LLaMA-Factory's seeded sampling,
+ *                   {@link DatasetSampling#numSamples}), or null for every record in file order
  */
-public record DatasetSpec(String name, List<Path> files, Formatting formatting, Columns columns, Tags tags) {
+public record DatasetSpec(String name, List<Path> files, Formatting formatting, Columns columns, Tags tags,
+        Integer numSamples) {
+
+    public DatasetSpec(String name, List<Path> files, Formatting formatting, Columns columns, Tags tags) {
+        this(name, files, formatting, columns, tags, null);
+    }
 
     public enum Formatting { ALPACA, SHAREGPT }
 
@@ -57,10 +65,15 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
      * directory (absolute, or relative to the working directory or to {@code datasetDir}).
      */
     public static DatasetSpec resolve(String entry, Path datasetDir) {
+        return resolve(entry, datasetDir, note -> {});
+    }
+
+    /** As {@link #resolve(String, Path)}; {@code log} gets notes on fields that have no effect. */
+    public static DatasetSpec resolve(String entry, Path datasetDir, Consumer<String> log) {
         Path infoFile = datasetDir == null ? null : datasetDir.resolve(INFO_FILE);
         JsonNode info = readInfo(infoFile);
         if (info != null && info.has(entry)) {
-            return fromInfo(entry, info.get(entry), datasetDir, infoFile);
+            return fromInfo(entry, info.get(entry), datasetDir, infoFile, log);
         }
         for (Path p : candidates(entry, datasetDir)) {
             if (Files.exists(p)) {
@@ -116,18 +129,12 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
         }
     }
 
-    private static DatasetSpec fromInfo(String name, JsonNode e, Path dir, Path infoFile) {
+    private static DatasetSpec fromInfo(String name, JsonNode e, Path dir, Path infoFile,
+            Consumer<String> log) {
         String where = infoFile + " entry '" + name + "'";
-        if (!e.has("file_name")) {
-            String hub = e.has("hf_hub_url") ? "hf_hub_url" : e.has("ms_hub_url") ? "ms_hub_url"
-                    : e.has("script_url") ? "script_url" : null;
-            throw new DataException(where + " has no file_name" + (hub == null ? "" : " (it points to a hub with '"
-                    + hub + "')") + ": sft-native reads local files only; download the data and set file_name",
-                    infoFile, -1, name);
-        }
-        if (e.path("ranking").asBoolean(false) || e.path("columns").has("kto_tag")) {
-            throw new DataException(where + " is preference data (ranking/kto), which SFT and pt do not use",
-                    infoFile, -1, name);
+        InfoFields.check(name, e, infoFile, where, log);
+        if (!e.has("file_name") || InfoFields.hubSource(e) != null) {
+            InfoFields.refuseHub(name, e, infoFile, where);
         }
         for (String media : List.of("images", "videos", "audios")) {
             if (e.path("columns").has(media)) {
@@ -162,7 +169,8 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
         if (!Files.exists(file)) {
             throw new DataException(where + ": file " + file + " does not exist", infoFile, -1, name);
         }
-        return new DatasetSpec(name, dataFiles(file, name), formatting, columns, tags);
+        return new DatasetSpec(name, dataFiles(file, name), formatting, columns, tags,
+                InfoFields.numSamples(name, e, infoFile, where));
     }
 
     private static String col(JsonNode n, String key, String def) {

@@ -29,7 +29,9 @@ public final class PretrainRecipe {
         Map<String, Object> results = new LinkedHashMap<>();
         try (RunSetup run = RunSetup.open(cfg, "pt", opts)) {
             ExampleSet evalSet = run.data.data().eval();
-            TrainLoop.Evaluator evaluator = evalSet.isEmpty() ? null : () -> evaluate(run, evalSet, "eval");
+            Map<String, ExampleSet> each = run.data.data().evalSets();
+            TrainLoop.Evaluator evaluator = evalSet.isEmpty() ? null
+                    : () -> SftRecipe.eachDataset(each, evalSet, s -> evaluate(run, s, "eval"));
             long step = run.resume == null ? 0 : run.resume.position().globalStep();
             java.nio.file.Path lastCheckpoint = run.resume == null ? null : run.resume.dir();
             if (t.doTrain()) {
@@ -43,7 +45,8 @@ public final class PretrainRecipe {
             }
             run.model.setTraining(false);
             if (t.doEval()) {
-                results.putAll(SftRecipe.save(run, "eval", evaluate(run, evalSet, "eval"), results.get("epoch")));
+                results.putAll(SftRecipe.save(run, "eval", SftRecipe.eachDataset(each, evalSet,
+                        s -> evaluate(run, s, "eval")), results.get("epoch")));
             }
             if (t.doPredict()) {
                 results.putAll(SftRecipe.save(run, "predict", evaluate(run, evalSet, "predict"),
