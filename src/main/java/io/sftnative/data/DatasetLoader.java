@@ -138,7 +138,7 @@ public final class DatasetLoader {
      * @param log       one-line messages for the user (cache reuse, warnings, the preprocessing summary)
      */
     public static LoadedData load(Options o, Tokenizer tokenizer, Template template, Consumer<String> log) {
-        if (o.datasets().isEmpty()) {
+        if (o.datasets().isEmpty() && o.evalDatasets().isEmpty()) {
             throw new DataException("no dataset: set the dataset key to names from dataset_info.json or to data"
                     + " files (.json, .jsonl, .txt)", null, -1, "dataset");
         }
@@ -161,11 +161,19 @@ public final class DatasetLoader {
         Draws draws = new Draws(o.seed(), specs, evalSpecs);
         List<AutoCloseable> owned = new ArrayList<>();
         try {
-            TokenizedStore train = build(specs, o, settings, tokenizer, template, log, "train",
-                    draws.mixing(o, true), "");
-            owned.add(train);
-            PreprocessReport trainReport = report(train);
-            requireExamples(train, trainReport, o.datasets());
+            if (specs.isEmpty() && o.valSize() > 1e-6) {
+                throw new DataException("val_size splits the dataset, and no dataset is set (LLaMA-Factory rejects"
+                        + " val_size without dataset)", null, -1, "val_size");
+            }
+            // a predict/eval-only config may have eval_dataset and no dataset (LLaMA-Factory's predict examples)
+            TokenizedStore train = specs.isEmpty() ? null : build(specs, o, settings, tokenizer, template, log,
+                    "train", draws.mixing(o, true), "");
+            PreprocessReport trainReport = new PreprocessReport.Builder(o.cutoffLen()).build();
+            if (train != null) {
+                owned.add(train);
+                trainReport = report(train);
+                requireExamples(train, trainReport, o.datasets());
+            }
             ExampleSet trainSet;
             ExampleSet evalSet;
             PreprocessReport evalReport = null;
@@ -192,7 +200,8 @@ public final class DatasetLoader {
                         evalSets.put(group.get(0).name(), set);
                     }
                 }
-                trainSet = new ExampleSet(train, range(train.size()));
+                trainSet = train == null ? new ExampleSet((TokenizedStore) owned.get(0), new int[0])
+                        : new ExampleSet(train, range(train.size()));
             } else if (o.valSize() > 1e-6) {
                 int[][] split = split(train.size(), o.valSize(), o.seed());
                 trainSet = new ExampleSet(train, split[0]);

@@ -75,6 +75,10 @@ final class RunSetup implements AutoCloseable {
                 opts::say);
         try {
             report(opts, "train", data.data().trainReport().summary());
+            if (t.doTrain() && data.data().train().isEmpty()) {
+                throw new ConfigException("do_train needs training data: set dataset (this config only has"
+                        + " eval_dataset; set do_train: false to only evaluate or predict)");
+            }
             if ((t.doEval() || t.doPredict()) && data.data().eval().isEmpty()) {
                 throw new ConfigException("do_eval / do_predict need evaluation data: set val_size (a fraction or a"
                         + " count of the training examples) or eval_dataset");

@@ -182,6 +182,17 @@ class DatasetMixTest {
     }
 
     @Test
+    void aPredictConfigNeedsOnlyEvalDataset() throws Exception {
+        data(1, 3);
+        info("{\"b\": {\"file_name\": \"d1.jsonl\"}}");
+        try (LoadedData d = DatasetLoader.load(opts(List.of(), List.of("b"), 0, DatasetLoader.Mix.CONCAT,
+                dir.resolve("c")), null, null, m -> {})) {
+            assertTrue(d.train().isEmpty());
+            assertArrayEquals(new int[] {100, 101, 102}, ids(d.eval()));
+        }
+    }
+
+    @Test
     void everyDatasetInfoFieldIsUsedOrRefusedByName() throws Exception {
         data(1, 3);
         info("""
