@@ -25,11 +25,14 @@ import java.util.List;
  *                           interleave_once (LLaMA-Factory's mix_strategy)
  * @param interleaveProbs    one sampling probability per dataset for interleaving; empty = round-robin
  * @param evalOnEachDataset  evaluate every eval_dataset separately (metrics eval_NAME_loss)
+ * @param tokenizedPath      LLaMA-Factory's tokenized_path: a directory the preprocessed rows are saved to (when
+ *                           missing or empty) or loaded from (skipping the raw data), or null
  */
 public record DataArgs(List<String> dataset, List<String> evalDataset, String datasetDir, String template,
         int cutoffLen, int maxSamples, double valSize, Boolean packing, boolean neatPacking, boolean trainOnPrompt,
         boolean maskHistory, String defaultSystem, int padToMultipleOf, int workers, boolean overwriteCache,
-        int bufferSize, String mixStrategy, List<Double> interleaveProbs, boolean evalOnEachDataset) {
+        int bufferSize, String mixStrategy, List<Double> interleaveProbs, boolean evalOnEachDataset,
+        String tokenizedPath) {
 
     /** Without the mixing keys (concat, no probabilities, one merged eval set). */
     public DataArgs(List<String> dataset, List<String> evalDataset, String datasetDir, String template,
@@ -38,7 +41,7 @@ public record DataArgs(List<String> dataset, List<String> evalDataset, String da
             boolean overwriteCache, int bufferSize) {
         this(dataset, evalDataset, datasetDir, template, cutoffLen, maxSamples, valSize, packing, neatPacking,
                 trainOnPrompt, maskHistory, defaultSystem, padToMultipleOf, workers, overwriteCache, bufferSize,
-                "concat", List.of(), false);
+                "concat", List.of(), false, null);
     }
 
     public static DataArgs from(RawConfig c) {
@@ -62,7 +65,8 @@ public record DataArgs(List<String> dataset, List<String> evalDataset, String da
                 c.choice("mix_strategy", "concat", "concat", "interleave_under", "interleave_over",
                         "interleave_once"),
                 probs(c),
-                c.bool("eval_on_each_dataset", false));
+                c.bool("eval_on_each_dataset", false),
+                c.string("tokenized_path", null));
         if (c.bool("streaming", false)) {
             throw new ConfigException("key 'streaming' (" + c.origin("streaming") + "): not implemented in"
                     + " sft-native: streaming (LLaMA-Factory's iterable datasets with buffer_size shuffling). Without"

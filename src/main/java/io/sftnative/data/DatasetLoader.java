@@ -55,11 +55,12 @@ public final class DatasetLoader {
      * @param seed        the val_size split's shuffle
      * @param progress    show a progress bar on stderr
      * @param mix         how several datasets are merged, and whether eval datasets are kept apart
+     * @param tokenizedPath LLaMA-Factory's tokenized_path ({@link TokenizedDir}), or null
      */
     public record Options(List<String> datasets, List<String> evalDatasets, Path datasetDir, String stage,
             int cutoffLen, int maxSamples, double valSize, boolean packing, boolean neatPacking,
             boolean trainOnPrompt, boolean maskHistory, int workers, boolean overwriteCache, Path cacheDir, long seed,
-            boolean progress, Mix mix) {
+            boolean progress, Mix mix, Path tokenizedPath) {
 
         public Options {
             datasets = List.copyOf(datasets);
@@ -73,12 +74,21 @@ public final class DatasetLoader {
                 boolean trainOnPrompt, boolean maskHistory, int workers, boolean overwriteCache, Path cacheDir,
                 long seed, boolean progress) {
             this(datasets, evalDatasets, datasetDir, stage, cutoffLen, maxSamples, valSize, packing, neatPacking,
-                    trainOnPrompt, maskHistory, workers, overwriteCache, cacheDir, seed, progress, Mix.CONCAT);
+                    trainOnPrompt, maskHistory, workers, overwriteCache, cacheDir, seed, progress, Mix.CONCAT, null);
+        }
+
+        public Options(List<String> datasets, List<String> evalDatasets, Path datasetDir, String stage,
+                int cutoffLen, int maxSamples, double valSize, boolean packing, boolean neatPacking,
+                boolean trainOnPrompt, boolean maskHistory, int workers, boolean overwriteCache, Path cacheDir,
+                long seed, boolean progress, Mix mix) {
+            this(datasets, evalDatasets, datasetDir, stage, cutoffLen, maxSamples, valSize, packing, neatPacking,
+                    trainOnPrompt, maskHistory, workers, overwriteCache, cacheDir, seed, progress, mix, null);
         }
 
         public Options withProgress(boolean show) {
             return new Options(datasets, evalDatasets, datasetDir, stage, cutoffLen, maxSamples, valSize, packing,
-                    neatPacking, trainOnPrompt, maskHistory, workers, overwriteCache, cacheDir, seed, show, mix);
+                    neatPacking, trainOnPrompt, maskHistory, workers, overwriteCache, cacheDir, seed, show, mix,
+                    tokenizedPath);
         }
 
         boolean pretrain() {
@@ -116,7 +126,8 @@ public final class DatasetLoader {
         return new Options(d.dataset(), d.evalDataset(), d.datasetDir() == null ? null : Path.of(d.datasetDir()),
                 stage, d.cutoffLen(), d.maxSamples(), d.valSize(), d.packingFor(stage), d.neatPacking(),
                 d.trainOnPrompt(), d.maskHistory(), d.workers(), d.overwriteCache(), defaultCacheDir(), seed, true,
-                new Mix(d.mixStrategy(), d.interleaveProbs(), d.evalOnEachDataset()));
+                new Mix(d.mixStrategy(), d.interleaveProbs(), d.evalOnEachDataset()),
+                d.tokenizedPath() == null ? null : Path.of(d.tokenizedPath()));
     }
 
     /** {@code -Dsft.cache.dir}, else {@code $SFT_CACHE_DIR}, else {@code ~/.cache/sft-native/datasets}. */
@@ -138,6 +149,9 @@ public final class DatasetLoader {
      * @param log       one-line messages for the user (cache reuse, warnings, the preprocessing summary)
      */
     public static LoadedData load(Options o, Tokenizer tokenizer, Template template, Consumer<String> log) {
+        if (o.tokenizedPath() != null && TokenizedDir.hasData(o.tokenizedPath())) {
+            return TokenizedDir.load(o.tokenizedPath(), o, tokenizer, template, log);
+        }
         if (o.datasets().isEmpty() && o.evalDatasets().isEmpty()) {
             throw new DataException("no dataset: set the dataset key to names from dataset_info.json or to data"
                     + " files (.json, .jsonl, .txt)", null, -1, "dataset");
@@ -178,6 +192,7 @@ public final class DatasetLoader {
             ExampleSet evalSet;
             PreprocessReport evalReport = null;
             Map<String, ExampleSet> evalSets = new LinkedHashMap<>();
+            Map<String, TokenizedStore> evalStores = new LinkedHashMap<>(); // by LLaMA-Factory's split name
             if (!evalSpecs.isEmpty()) {
                 String trainKey = draws.evalDependsOnTrain() ? cacheKey(specs, o, settings, tokenizer, template, "")
                         : "";
@@ -192,6 +207,8 @@ public final class DatasetLoader {
                     PreprocessReport r = report(eval);
                     requireExamples(eval, r, group.stream().map(DatasetSpec::name).toList());
                     ExampleSet set = new ExampleSet(eval, range(eval.size()));
+                    evalStores.put(o.mix().evalOnEachDataset() ? "validation_" + group.get(0).name() : "validation",
+                            eval);
                     if (evalSet == null) {
                         evalSet = set;
                         evalReport = r;
@@ -209,6 +226,9 @@ public final class DatasetLoader {
             } else {
                 trainSet = new ExampleSet(train, range(train.size()));
                 evalSet = new ExampleSet(train, new int[0]);
+            }
+            if (o.tokenizedPath() != null) {
+                TokenizedDir.save(o.tokenizedPath(), o, tokenizer, template, train, evalStores, log);
             }
             List<AutoCloseable> closeAll = List.copyOf(owned);
             return new LoadedData(trainSet, evalSet, trainReport, evalReport, settings.padId(), o.neatPacking(),
