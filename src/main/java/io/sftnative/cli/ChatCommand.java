@@ -97,7 +97,7 @@ final class ChatCommand implements Callable<Integer> {
                 throw new ConfigException("chat MODEL_DIR takes no further arguments (got " + args.subList(1,
                         args.size()) + "); key=value overrides go with a config file: chat CONFIG.yaml key=value");
             }
-            modelDir = Path.of(args.get(0));
+            modelDir = Path.of(io.sftnative.hub.HubCache.resolveModel(args.get(0), "main", null));
         }
         torch.boot();
         ScalarType st = dtype.scalarType();

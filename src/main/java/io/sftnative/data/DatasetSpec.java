@@ -133,7 +133,8 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
             Consumer<String> log) {
         String where = infoFile + " entry '" + name + "'";
         InfoFields.check(name, e, infoFile, where, log);
-        if (!e.has("file_name") || InfoFields.hubSource(e) != null) {
+        boolean hfHub = "hf_hub_url".equals(InfoFields.hubSource(e));
+        if (!hfHub && (!e.has("file_name") || InfoFields.hubSource(e) != null)) {
             InfoFields.refuseHub(name, e, infoFile, where);
         }
         for (String media : List.of("images", "videos", "audios")) {
@@ -165,6 +166,10 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
                 col(t, "user_tag", dt.userTag()), col(t, "assistant_tag", dt.assistantTag()),
                 col(t, "observation_tag", dt.observationTag()), col(t, "function_tag", dt.functionTag()),
                 col(t, "system_tag", dt.systemTag()));
+        if (hfHub) { // LLaMA-Factory prefers hf_hub_url over file_name
+            return new DatasetSpec(name, HubDatasetFiles.resolve(name, e, infoFile, where), formatting, columns, tags,
+                    InfoFields.numSamples(name, e, infoFile, where));
+        }
         Path file = dir.resolve(e.get("file_name").asText());
         if (!Files.exists(file)) {
             throw new DataException(where + ": file " + file + " does not exist", infoFile, -1, name);

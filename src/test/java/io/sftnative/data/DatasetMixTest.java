@@ -201,6 +201,7 @@ class DatasetMixTest {
                  "kto": {"file_name": "d1.jsonl", "columns": {"kto_tag": "label"}},
                  "val": {"file_name": "d1.jsonl", "split": "validation"},
                  "hub": {"file_name": "d1.jsonl", "hf_hub_url": "org/data"},
+                 "ms": {"ms_hub_url": "org/data"},
                  "col": {"file_name": "d1.jsonl", "columns": {"promt": "q"}},
                  "neg": {"file_name": "d1.jsonl", "num_samples": 0},
                  "sub": {"file_name": "d1.jsonl", "subset": "en", "split": "train"}}
@@ -209,7 +210,8 @@ class DatasetMixTest {
         assertEquals("rank.ranking", refused("rank", "stage rm"));
         assertEquals("kto.columns.kto_tag", refused("kto", "stage kto"));
         assertEquals("val.split", refused("val", "split 'validation'"));
-        assertEquals("hub.hf_hub_url", refused("hub", "not implemented in sft-native: hf_hub_url"));
+        assertEquals("hub.hf_hub_url", refused("hub", "online download is not implemented in sft-native"));
+        assertEquals("ms.ms_hub_url", refused("ms", "not implemented in sft-native: ms_hub_url"));
         assertEquals("col.columns.promt", refused("col", "did you mean 'columns.prompt'"));
         assertEquals("neg.num_samples", refused("neg", ">= 1"));
         List<String> log = new ArrayList<>();
