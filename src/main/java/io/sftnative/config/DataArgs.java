@@ -73,6 +73,7 @@ public record DataArgs(List<String> dataset, List<String> evalDataset, String da
                     + " it sft-native still reads files record by record into a memory-mapped token cache, so large"
                     + " files fit: remove streaming: true");
         }
+        refuseUnsupported(c);
         int batch = c.integer("preprocessing_batch_size", 1000);
         if (batch != 1000) {
             throw new ConfigException("key 'preprocessing_batch_size' (" + c.origin("preprocessing_batch_size")
@@ -103,6 +104,26 @@ public record DataArgs(List<String> dataset, List<String> evalDataset, String da
                     + " the combination): mask_history drops the loss on earlier turns, train_on_prompt adds it back");
         }
         return d;
+    }
+
+    /** LLaMA-Factory data keys whose non-default values sft-native does not implement: refused by name. */
+    private static void refuseUnsupported(RawConfig c) {
+        if (c.has("media_dir")) {
+            throw new ConfigException("key 'media_dir' (" + c.origin("media_dir") + "): not implemented in sft-native:"
+                    + " images, videos and audios (multimodal data)");
+        }
+        if (c.bool("data_shared_file_system", false)) {
+            throw new ConfigException("key 'data_shared_file_system' (" + c.origin("data_shared_file_system")
+                    + "): not implemented in sft-native: multi-node preprocessing on a shared file system");
+        }
+        if (!c.bool("ignore_pad_token_for_loss", true)) {
+            throw new ConfigException("key 'ignore_pad_token_for_loss' (" + c.origin("ignore_pad_token_for_loss")
+                    + ") is false: not implemented in sft-native: padding always carries label -100");
+        }
+        if (c.integer("eval_num_beams", 1) != 1) {
+            throw new ConfigException("key 'eval_num_beams' (" + c.origin("eval_num_beams") + "): not implemented in"
+                    + " sft-native: beam search (generation is greedy or sampled)");
+        }
     }
 
     private static List<Double> probs(RawConfig c) {

@@ -30,6 +30,7 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
             throw new ConfigException("key 'quantization_bit' (" + c.origin("quantization_bit")
                     + ") must be 4 or 8 (or absent for no quantization), got " + bit);
         }
+        refuseNewTokens(c);
         String revision = c.string("model_revision", "main");
         String cacheDir = c.string("cache_dir", null);
         return new ModelArgs(
@@ -43,6 +44,29 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
                 c.integer("threads", 0),
                 c.bool("train_from_scratch", false),
                 device(c));
+    }
+
+    /**
+     * LLaMA-Factory's new-token keys grow the vocabulary and initialise the new embedding rows; sft-native's models
+     * keep the checkpoint's vocabulary, so these stop the run by name rather than train without the tokens.
+     */
+    private static void refuseNewTokens(RawConfig c) {
+        for (String key : new String[] {"add_tokens", "add_special_tokens", "new_special_tokens_config"}) {
+            if (c.has(key)) {
+                throw new ConfigException("key '" + key + "' (" + c.origin(key) + "): not implemented in sft-native:"
+                        + " adding tokens to the vocabulary (add_tokens, add_special_tokens,"
+                        + " new_special_tokens_config, resize_vocab). Use a tokenizer that already has the tokens");
+            }
+        }
+        if (c.bool("resize_vocab", false)) {
+            throw new ConfigException("key 'resize_vocab' (" + c.origin("resize_vocab") + "): not implemented in"
+                    + " sft-native: resizing the embeddings to the tokenizer's vocabulary");
+        }
+        String init = c.string("init_special_tokens", "noise_init");
+        if (!init.equals("noise_init")) {
+            throw new ConfigException("key 'init_special_tokens' (" + c.origin("init_special_tokens") + ") is '" + init
+                    + "': not implemented in sft-native: new-token initialisation (no tokens are added)");
+        }
     }
 
     /** Each comma-separated adapter that is a hub id and in the cache becomes its snapshot (main revision). */

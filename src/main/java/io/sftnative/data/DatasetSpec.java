@@ -190,7 +190,13 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
             return List.of(p);
         }
         try (Stream<Path> s = Files.list(p)) {
-            List<Path> files = s.filter(f -> Files.isRegularFile(f) && DATA_EXT.contains(ext(f))).sorted().toList();
+            List<Path> all = s.filter(Files::isRegularFile).sorted().toList();
+            for (Path f : all) {
+                if (Set.of("csv", "tsv", "parquet", "arrow").contains(ext(f))) {
+                    checkExtension(f, name); // LLaMA-Factory would read it: refused by name, never skipped
+                }
+            }
+            List<Path> files = all.stream().filter(f -> DATA_EXT.contains(ext(f))).toList();
             if (files.isEmpty()) {
                 throw new DataException("dataset '" + name + "': directory " + p + " holds no .json, .jsonl or .txt"
                         + " file", p, -1, name);
@@ -203,8 +209,11 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
 
     private static void checkExtension(Path p, String name) {
         if (!DATA_EXT.contains(ext(p))) {
+            String e = ext(p);
+            boolean lf = Set.of("csv", "tsv", "parquet", "arrow").contains(e);
             throw new DataException("dataset '" + name + "': " + p + " is not a .json, .jsonl or .txt file"
-                    + " (other formats are not supported)", p, -1, name);
+                    + (lf ? " (not implemented in sft-native: ." + e + " files, which LLaMA-Factory reads; convert"
+                    + " to JSON lines)" : " (other formats are not supported)"), p, -1, name);
         }
     }
 

@@ -70,6 +70,23 @@ class LlamaFactoryCommandsTest {
         assertFalse(TrainingArgs.from(RawConfig.of(Map.of("eval_strategy", "no"))).doEval());
     }
 
+    @Test
+    void keysNotImplementedStopTheRunNamingTheKey() {
+        for (Map<String, Object> keys : List.<Map<String, Object>>of(Map.of("add_tokens", "<a>,<b>"),
+                Map.of("add_special_tokens", "<x>"), Map.of("resize_vocab", true), Map.of("streaming", true),
+                Map.of("new_special_tokens_config", "t.yaml"), Map.of("media_dir", "m"),
+                Map.of("preprocessing_batch_size", 64), Map.of("eval_num_beams", 4))) {
+            String key = keys.keySet().iterator().next();
+            var e = org.junit.jupiter.api.Assertions.assertThrows(io.sftnative.config.ConfigException.class,
+                    () -> io.sftnative.config.SftConfig.from(RawConfig.of(keys), w -> {}));
+            assertTrue(e.getMessage().contains("'" + key + "'") && e.getMessage().contains("not implemented in"
+                    + " sft-native"), e.getMessage());
+        }
+        // their defaults are accepted (LLaMA-Factory configs carry them)
+        io.sftnative.config.SftConfig.from(RawConfig.of(Map.of("streaming", false, "resize_vocab", false,
+                "preprocessing_batch_size", 1000, "ignore_pad_token_for_loss", true)), w -> {});
+    }
+
     /** The rigged tiny model of ChatSessionTest with the demo tokenizer. */
     private Path chatModel() throws Exception {
         Path dir = tmp.resolve("chat-model");
