@@ -74,7 +74,6 @@ final class RunSetup implements AutoCloseable {
         DataPipeline.Prepared data = DataPipeline.prepare(tokenizerDir, cfg.data(), stage, t.seed(), opts.console(),
                 opts::say);
         try {
-            report(opts, "train", data.data().trainReport().summary());
             if (t.doTrain() && data.data().train().isEmpty()) {
                 throw new ConfigException("do_train needs training data: set dataset (this config only has"
                         + " eval_dataset; set do_train: false to only evaluate or predict)");
@@ -184,10 +183,6 @@ final class RunSetup implements AutoCloseable {
                     + data.tokenizer().vocabSize() + " tokens but the model's vocab_size is "
                     + model.model().config().vocabSize() + ": the tokenizer does not belong to this model");
         }
-    }
-
-    private static void report(RunOptions opts, String split, String summary) {
-        opts.say(split + " data: " + summary);
     }
 
     @Override
