@@ -21,6 +21,10 @@ import java.util.List;
  * @param workers            preprocessing threads (0 = all available processors)
  * @param overwriteCache     ignore a tokenized cache and rebuild it
  * @param bufferSize         examples held in memory when streaming larger-than-memory files
+ * @param toolFormat         LLaMA-Factory's tool_format: overrides the template's tool format, or null
+ * @param enableThinking     reasoning templates: train the thoughts (true, LLaMA-Factory's default) or put an
+ *                           empty thought in the prompt (false); null when the key is absent
+ * @param preserveThinking   reasoning templates with mask_history: keep earlier turns' thoughts
  * @param mixStrategy        how several datasets are merged: concat, interleave_under, interleave_over or
  *                           interleave_once (LLaMA-Factory's mix_strategy)
  * @param interleaveProbs    one sampling probability per dataset for interleaving; empty = round-robin
@@ -31,17 +35,17 @@ import java.util.List;
 public record DataArgs(List<String> dataset, List<String> evalDataset, String datasetDir, String template,
         int cutoffLen, int maxSamples, double valSize, Boolean packing, boolean neatPacking, boolean trainOnPrompt,
         boolean maskHistory, String defaultSystem, int padToMultipleOf, int workers, boolean overwriteCache,
-        int bufferSize, String mixStrategy, List<Double> interleaveProbs, boolean evalOnEachDataset,
-        String tokenizedPath) {
+        int bufferSize, String toolFormat, Boolean enableThinking, boolean preserveThinking, String mixStrategy,
+        List<Double> interleaveProbs, boolean evalOnEachDataset, String tokenizedPath) {
 
-    /** Without the mixing keys (concat, no probabilities, one merged eval set). */
+    /** Without the template and mixing keys (concat, no probabilities, one merged eval set). */
     public DataArgs(List<String> dataset, List<String> evalDataset, String datasetDir, String template,
             int cutoffLen, int maxSamples, double valSize, Boolean packing, boolean neatPacking,
             boolean trainOnPrompt, boolean maskHistory, String defaultSystem, int padToMultipleOf, int workers,
             boolean overwriteCache, int bufferSize) {
         this(dataset, evalDataset, datasetDir, template, cutoffLen, maxSamples, valSize, packing, neatPacking,
                 trainOnPrompt, maskHistory, defaultSystem, padToMultipleOf, workers, overwriteCache, bufferSize,
-                "concat", List.of(), false, null);
+                null, null, false, "concat", List.of(), false, null);
     }
 
     public static DataArgs from(RawConfig c) {
@@ -62,6 +66,9 @@ public record DataArgs(List<String> dataset, List<String> evalDataset, String da
                 c.integer("preprocessing_num_workers", 0),
                 c.bool("overwrite_cache", false),
                 c.integer("buffer_size", 16384),
+                c.string("tool_format", null),
+                c.has("enable_thinking") ? c.bool("enable_thinking", true) : null,
+                c.bool("preserve_thinking", false),
                 c.choice("mix_strategy", "concat", "concat", "interleave_under", "interleave_over",
                         "interleave_once"),
                 probs(c),
