@@ -29,8 +29,7 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
             "report_to", "trust_remote_code", "dataloader_num_workers", "flash_attn",
             "save_only_model", "run_name", "logging_dir", "fp16", "tf32",
             "use_fast_tokenizer", "disable_tqdm", "include_num_input_tokens_seen", "save_strategy",
-            "logging_strategy", "streaming", "tokenized_path",
-            "preprocessing_batch_size", "cache_dir", "infer_backend", "enable_liger_kernel", "use_unsloth",
+            "logging_strategy", "infer_backend", "enable_liger_kernel", "use_unsloth",
             // GPTQ calibration for LLaMA-Factory's export_quantization_bit; bitsandbytes export needs no data
             "export_quantization_dataset", "export_quantization_nsamples", "export_quantization_maxlen");
 

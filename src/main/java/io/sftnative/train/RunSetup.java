@@ -113,6 +113,10 @@ final class RunSetup implements AutoCloseable {
         DataPipeline.Prepared data = DataPipeline.prepare(tokenizerDir, cfg.data(), stage, t.seed(), opts.console(),
                 opts::say);
         try {
+            if (t.doTrain() && data.data().train().isEmpty()) {
+                throw new ConfigException("do_train needs training data: set dataset (this config only has"
+                        + " eval_dataset; set do_train: false to only evaluate or predict)");
+            }
             parallel.checkSame("training data (tokenized)", StartupHash.of(data.data().train()));
             parallel.checkSame("resume point", String.valueOf(resume == null ? "none" : resume.dir()));
             if ((t.doEval() || t.doPredict()) && data.data().eval().isEmpty()) {
