@@ -10,8 +10,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 import io.sftnative.config.ConfigLoader;
 import io.sftnative.config.SftConfig;
+import io.sftnative.files.OutputDirLock;
 import io.sftnative.loss.LossComputation;
 import io.sftnative.torch.TorchRuntime;
+import io.sftnative.train.OutputDirCheck;
 import io.sftnative.train.PretrainRecipe;
 import io.sftnative.train.RunOptions;
 import io.sftnative.train.SftRecipe;
@@ -72,8 +74,10 @@ public final class SftTrainer {
     private TrainResult execute(AtomicBoolean cancel) throws IOException {
         RunOptions opts = new RunOptions(listener, cancel::get, loss, console);
         // subnormals slow every GEMM that reads them (TorchRuntime.flushDenormals); restored for the caller's thread
+        OutputDirCheck.check(config); // before any heavy work: a bad output_dir fails in milliseconds
         boolean flushing = TorchRuntime.flushDenormals(true);
-        try {
+        // one run per output_dir for the run's whole life; cleaning leftovers of earlier runs happens under it
+        try (OutputDirLock lock = OutputDirLock.acquire(Path.of(config.training().outputDir()))) {
             return "pt".equals(config.finetuning().stage()) ? PretrainRecipe.run(config, opts)
                     : SftRecipe.run(config, opts);
         } finally {
