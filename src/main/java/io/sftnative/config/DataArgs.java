@@ -33,18 +33,18 @@ public record DataArgs(List<String> dataset, List<String> evalDataset, String da
                 c.list("eval_dataset"),
                 c.string("dataset_dir", "data"),
                 c.string("template", null),
-                c.integer("cutoff_len", 2048),
-                c.integer("max_samples", 0),
+                c.integer("cutoff_len", 2048, 1, Integer.MAX_VALUE),
+                c.integer("max_samples", 0, 0, Integer.MAX_VALUE),
                 c.number("val_size", 0.0),
                 c.has("packing") ? c.bool("packing", false) : null,
                 c.bool("neat_packing", false),
                 c.bool("train_on_prompt", false),
                 c.bool("mask_history", false),
                 c.string("default_system", null),
-                c.integer("pad_to_multiple_of", 8),
-                c.integer("preprocessing_num_workers", 0),
+                c.integer("pad_to_multiple_of", 8, 0, 1 << 16),
+                c.integer("preprocessing_num_workers", 0, 0, 4096),
                 c.bool("overwrite_cache", false),
-                c.integer("buffer_size", 16384));
+                c.integer("buffer_size", 16384, 1, Integer.MAX_VALUE));
         if (d.cutoffLen < 2) {
             throw new ConfigException("key 'cutoff_len' (" + c.origin("cutoff_len") + ") must be at least 2");
         }

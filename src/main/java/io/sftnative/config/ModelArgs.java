@@ -35,7 +35,7 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
                 c.bool("double_quantization", true),
                 c.integer("quantization_blocksize", 64),
                 c.string("bnb_library", System.getenv("SFT_BNB_LIBRARY")),
-                c.integer("threads", 0),
+                c.integer("threads", 0, 0, 4096),
                 c.bool("train_from_scratch", false),
                 device(c));
     }

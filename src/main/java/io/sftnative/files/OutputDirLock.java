@@ -28,10 +28,12 @@ public final class OutputDirLock implements AutoCloseable {
 
     private final FileChannel channel;
     private final FileLock lock;
+    private final Path createdDir; // output_dir when this lock created it, else null
 
-    private OutputDirLock(FileChannel channel, FileLock lock) {
+    private OutputDirLock(FileChannel channel, FileLock lock, Path createdDir) {
         this.channel = channel;
         this.lock = lock;
+        this.createdDir = createdDir;
     }
 
     /**
@@ -40,6 +42,7 @@ public final class OutputDirLock implements AutoCloseable {
      * @throws IllegalStateException when another run holds it
      */
     public static OutputDirLock acquire(Path outputDir) throws IOException {
+        Path created = Files.isDirectory(outputDir) ? null : outputDir;
         Files.createDirectories(outputDir);
         Path file = outputDir.resolve(FILE);
         FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
@@ -72,7 +75,7 @@ public final class OutputDirLock implements AutoCloseable {
             ch.close();
             throw new IOException("cannot write the lock file " + file + ": " + e.getMessage(), e);
         }
-        return new OutputDirLock(ch, lock);
+        return new OutputDirLock(ch, lock, created);
     }
 
     private static String holder(FileChannel ch) {
@@ -100,12 +103,31 @@ public final class OutputDirLock implements AutoCloseable {
         }
     }
 
+    /**
+     * Releases the lock. A run that failed before writing anything (a missing GPU, bad data) leaves no trace: when
+     * this lock created output_dir and it holds nothing but the lock file, both are removed.
+     */
     @Override
     public void close() throws IOException {
         try {
-            lock.release();
+            if (createdDir != null && onlyTheLockFile(createdDir)) {
+                Files.deleteIfExists(createdDir.resolve(FILE));
+                Files.deleteIfExists(createdDir);
+            }
+        } catch (IOException e) {
+            // an empty output_dir left behind is harmless
         } finally {
-            channel.close();
+            try {
+                lock.release();
+            } finally {
+                channel.close();
+            }
+        }
+    }
+
+    private static boolean onlyTheLockFile(Path dir) throws IOException {
+        try (var s = Files.list(dir)) {
+            return s.allMatch(p -> p.getFileName().toString().equals(FILE));
         }
     }
 }
