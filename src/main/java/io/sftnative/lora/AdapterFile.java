@@ -17,6 +17,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.LinearLayer;
+import io.sftnative.model.FiniteCheck;
 import io.sftnative.model.Tensors;
 import io.sftnative.model.safetensors.DType;
 import io.sftnative.model.safetensors.SafetensorsFile;
@@ -161,11 +162,14 @@ final class AdapterFile {
                 b.retainReference();
                 owned.add(b);
                 ab.put(p, new Tensor[] {a, b});
+                requireFinite(a, PeftConfig.PREFIX + p + ".lora_A.weight", f);
+                requireFinite(b, PeftConfig.PREFIX + p + ".lora_B.weight", f);
             }
             for (Map.Entry<String, String> e : fullKeys.entrySet()) {
                 Tensor t = f.load(e.getKey(), model.dtype()); // copied into the model's tensor (any device)
                 t.retainReference();
                 full.put(e.getValue(), t);
+                requireFinite(t, e.getKey(), f);
             }
         } catch (RuntimeException e) {
             owned.forEach(Tensor::releaseReference);
@@ -173,6 +177,15 @@ final class AdapterFile {
             throw e;
         }
         return new Loaded(ab, full, owned);
+    }
+
+    /** A NaN adapter merged or exported gives a NaN model: refuse it naming the tensor. */
+    private static void requireFinite(Tensor t, String key, SafetensorsFile f) {
+        String p = FiniteCheck.problem(t);
+        if (p != null) {
+            throw new AdapterFormatException("adapter tensor '" + key + "' in " + f.path() + " holds " + p
+                    + ": the adapter is damaged (saved from a diverged run?); use an earlier checkpoint-N of it");
+        }
     }
 
     private static String list(List<String> names) {

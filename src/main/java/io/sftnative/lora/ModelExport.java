@@ -16,6 +16,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 import io.sftnative.files.AtomicFiles;
 import io.sftnative.files.RealPaths;
 import io.sftnative.model.DecoderModel;
+import io.sftnative.model.FiniteCheck;
 import io.sftnative.quant.BnbCheckpoint;
 import io.sftnative.quant.QuantizationSpec;
 import io.sftnative.torch.Devices;
@@ -72,6 +73,10 @@ public final class ModelExport {
         try {
             try (DecoderModel model = DecoderModel.load(baseDir, dtype, device)) {
                 AdapterChain.mergeAll(model, adapters);
+                for (var e : model.parameters().entrySet()) { // a merge can overflow: never publish NaN/Inf weights
+                    FiniteCheck.require(e.getValue(), e.getKey(), "the merged model", "nothing was exported; check"
+                            + " the adapters (" + adapters + ") and the base dtype");
+                }
                 if (quantize == null) {
                     model.save(staging, maxShardBytes);
                 } else {
