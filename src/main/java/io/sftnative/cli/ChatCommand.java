@@ -78,11 +78,21 @@ final class ChatCommand implements Callable<Integer> {
             List<Integer> stops = new ArrayList<>(tpl.stopTokenIds(tok));
             long pad = tok.padId() >= 0 ? tok.padId() : 0;
             long[] turn = {0};
-            ChatSession session = new ChatSession(tok, tpl, system, prompt -> {
-                GenerationOptions opts = sampling.options(maxNewTokens,
-                        stops.stream().mapToLong(Integer::longValue).toArray(), pad, turn[0]++);
-                return Generation.generate(model, new long[][] {prompt}, opts)[0];
-            });
+            ChatSession session = new ChatSession(tok, tpl, system, (int) Math.min(Integer.MAX_VALUE,
+                    Generation.contextLength(model.config())),
+                    maxNewTokens, new ChatSession.Responder() {
+                        @Override
+                        public long[] respond(long[] prompt) {
+                            return respond(prompt, maxNewTokens);
+                        }
+
+                        @Override
+                        public long[] respond(long[] prompt, int maxNew) {
+                            GenerationOptions opts = sampling.options(maxNew,
+                                    stops.stream().mapToLong(Integer::longValue).toArray(), pad, turn[0]++);
+                            return Generation.generate(model, new long[][] {prompt}, opts)[0];
+                        }
+                    });
             session.run(new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8)), out);
         }
         return 0;
