@@ -76,6 +76,10 @@ final class AdapterFile {
             expected.addAll(fullKeys.keySet());
             checkNames(model, weights, f.names(), expected, origin);
             for (String p : paths) {
+                checkRank(f, weights, cfg.r(), PeftConfig.PREFIX + p + ".lora_A.weight", 0);
+                checkRank(f, weights, cfg.r(), PeftConfig.PREFIX + p + ".lora_B.weight", 1);
+            }
+            for (String p : paths) {
                 LinearLayer base = model.linear(p);
                 checkShape(f, weights, PeftConfig.PREFIX + p + ".lora_A.weight",
                         new long[] {cfg.r(), base.inFeatures()}, p, origin);
@@ -129,6 +133,17 @@ final class AdapterFile {
         }
         sb.append(" check that the adapter belongs to this base model");
         throw new AdapterFormatException(sb.toString());
+    }
+
+    /** The rank in adapter_config.json must be the one of the tensors (not "trained for a different model"). */
+    private static void checkRank(SafetensorsFile f, Path file, int r, String key, int dim) {
+        long[] shape = f.entry(key).shape();
+        if (shape.length == 2 && shape[dim] != r) {
+            throw new AdapterFormatException(file.resolveSibling(PeftConfig.CONFIG_FILE) + " says r=" + r + " but '"
+                    + key + "' in " + file + " has rank " + shape[dim] + " (shape " + Arrays.toString(shape)
+                    + "): the config does not belong to these weights. If the weights are right, set \"r\": "
+                    + shape[dim] + " in " + PeftConfig.CONFIG_FILE);
+        }
     }
 
     private static void checkShape(SafetensorsFile f, Path file, String key, long[] want, String module,

@@ -75,6 +75,11 @@ final class RunSetup implements AutoCloseable {
                 opts::say);
         try {
             report(opts, "train", data.data().trainReport().summary());
+            if (t.doTrain() && data.data().trainReport().trainableTokens() == 0) { // it would train at loss 0
+                throw new ConfigException("no trainable tokens: every token of the " + data.data().trainReport()
+                        .kept() + " training examples is masked (prompt, template) or cut by cutoff_len="
+                        + cfg.data().cutoffLen() + "; raise cutoff_len, or check the dataset's columns");
+            }
             if ((t.doEval() || t.doPredict()) && data.data().eval().isEmpty()) {
                 throw new ConfigException("do_eval / do_predict need evaluation data: set val_size (a fraction or a"
                         + " count of the training examples) or eval_dataset");

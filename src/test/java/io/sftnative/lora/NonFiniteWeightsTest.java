@@ -65,4 +65,32 @@ class NonFiniteWeightsTest {
         assertTrue(e.getMessage().contains("the eval metric 'eval_loss' is NaN"), e.getMessage());
         assertFalse(Files.exists(tmp.resolve("eval_results.json")));
     }
+
+    @Test
+    void anAdapterConfigRankThatContradictsTheTensorsSaysSo() throws Exception {
+        Path base = ModelExportTest.baseDir(tmp, LoraTesting.LLAMA);
+        Path adapter = tmp.resolve("adapter");
+        try (DecoderModel model = DecoderModel.load(base, null);
+                LoraAdapters lora = LoraAdapters.attach(model, new LoraSpec(4, 8, 0, List.of("all"), false,
+                        List.of()), 1)) {
+            lora.save(adapter, base.toString());
+        }
+        Path cfg = adapter.resolve("adapter_config.json");
+        Files.writeString(cfg, Files.readString(cfg).replaceFirst("\"r\"\\s*:\\s*4", "\"r\": 8"));
+        var e = assertThrows(AdapterFormatException.class,
+                () -> ModelExport.export(base, List.of(adapter), tmp.resolve("x"), 1_000_000, null, m -> { }));
+        assertTrue(e.getMessage().contains("says r=8 but '") && e.getMessage().contains("has rank 4"),
+                e.getMessage());
+    }
+
+    @Test
+    void aFullDiskNamesTheFileBeingWritten() throws Exception {
+        Path target = tmp.resolve("trainer_state.json");
+        var e = assertThrows(java.io.IOException.class, () -> io.sftnative.files.AtomicFiles.write(target, out -> {
+            throw new java.io.IOException("No space left on device");
+        }));
+        assertTrue(e.getMessage().startsWith("cannot write " + target + ": No space left on device (the disk is"
+                + " full"), e.getMessage());
+        assertFalse(Files.list(tmp).findAny().isPresent(), "no temporary file left");
+    }
 }

@@ -79,4 +79,30 @@ class ReliabilityTest {
         assertEquals(0, ok.code(), ok.err());
         assertTrue(Files.exists(out.resolve("checkpoint-2")));
     }
+
+    @Test
+    void aCutoffThatLeavesNoTrainableTokenStopsBeforeTraining() {
+        Path sft = Path.of("src/test/resources/golden/train/sft_lora");
+        String e = errorLine(Cli.run("train", "model_name_or_path=" + sft.resolve("model"),
+                "dataset=" + sft.resolve("train.jsonl"), "stage=sft", "finetuning_type=lora", "cutoff_len=2",
+                "per_device_train_batch_size=2", "max_steps=2", "preprocessing_num_workers=1",
+                "output_dir=" + dir.resolve("out")));
+        assertTrue(e.contains("no trainable tokens: every token of the") && e.contains("cutoff_len=2"), e);
+        assertFalse(Files.exists(dir.resolve("out").resolve("checkpoint-2")));
+    }
+
+    @Test
+    void aQuotedNumberInConfigJsonIsNamedAsAString() {
+        java.util.Map<String, Object> k = new java.util.LinkedHashMap<>();
+        k.put("model_type", "llama");
+        k.put("vocab_size", 64);
+        k.put("hidden_size", "256");
+        k.put("intermediate_size", 64);
+        k.put("num_hidden_layers", 1);
+        k.put("num_attention_heads", 4);
+        var e = org.junit.jupiter.api.Assertions.assertThrows(io.sftnative.model.ModelFormatException.class,
+                () -> io.sftnative.model.ModelConfig.fromMap(k));
+        assertTrue(e.getMessage().contains("key 'hidden_size' must be a positive whole number")
+                && e.getMessage().contains("got the string \"256\""), e.getMessage());
+    }
 }
