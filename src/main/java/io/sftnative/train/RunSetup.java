@@ -74,7 +74,6 @@ final class RunSetup implements AutoCloseable {
         DataPipeline.Prepared data = DataPipeline.prepare(tokenizerDir, cfg.data(), stage, t.seed(), opts.console(),
                 opts::say);
         try {
-            report(opts, "train", data.data().trainReport().summary());
             if (t.doTrain() && data.data().trainReport().trainableTokens() == 0) { // it would train at loss 0
                 throw new ConfigException("no trainable tokens: every token of the " + data.data().trainReport()
                         .kept() + " training examples is masked (prompt, template) or cut by cutoff_len="
@@ -185,10 +184,6 @@ final class RunSetup implements AutoCloseable {
                     + data.tokenizer().vocabSize() + " tokens but the model's vocab_size is "
                     + model.model().config().vocabSize() + ": the tokenizer does not belong to this model");
         }
-    }
-
-    private static void report(RunOptions opts, String split, String summary) {
-        opts.say(split + " data: " + summary);
     }
 
     @Override
