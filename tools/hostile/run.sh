@@ -117,7 +117,7 @@ expect "named pipe dataset" 1 "is not a regular file \(a named pipe" -- \
 expect "missing dataset" 1 "unknown dataset 'nope'" -- sft train "${base[@]}" output_dir=d11 dataset=nope
 
 echo "== model files"
-cp -r "$M" m_str; sed -i 's/"hidden_size": 256/"hidden_size": "256"/' m_str/config.json
+cp -r "$M" m_str; sed -i -E 's/"hidden_size" *: *256/"hidden_size": "256"/' m_str/config.json
 expect "hidden_size as a string" 1 "key 'hidden_size' must be a positive whole number .*got the string \"256\"" -- \
   sft train "${base[@]}" output_dir=m1 model_name_or_path=m_str
 cp -r "$M" m_nan
