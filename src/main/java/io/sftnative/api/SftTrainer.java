@@ -10,6 +10,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 import io.sftnative.config.ConfigLoader;
 import io.sftnative.config.SftConfig;
+import io.sftnative.distributed.DistributedEnv;
 import io.sftnative.files.OutputDirLock;
 import io.sftnative.loss.LossComputation;
 import io.sftnative.torch.TorchRuntime;
@@ -76,8 +77,10 @@ public final class SftTrainer {
         // subnormals slow every GEMM that reads them (TorchRuntime.flushDenormals); restored for the caller's thread
         OutputDirCheck.check(config); // before any heavy work: a bad output_dir fails in milliseconds
         boolean flushing = TorchRuntime.flushDenormals(true);
-        // one run per output_dir for the run's whole life; cleaning leftovers of earlier runs happens under it
-        try (OutputDirLock lock = OutputDirLock.acquire(Path.of(config.training().outputDir()))) {
+        // one run per output_dir for the run's whole life; cleaning leftovers of earlier runs happens under it.
+        // In a data-parallel job rank 0 holds it: it alone writes, the other ranks share its output_dir
+        boolean writes = (opts.rank() != null ? opts.rank() : DistributedEnv.fromEnvironment()).isMain();
+        try (OutputDirLock lock = writes ? OutputDirLock.acquire(Path.of(config.training().outputDir())) : null) {
             return "pt".equals(config.finetuning().stage()) ? PretrainRecipe.run(config, opts)
                     : SftRecipe.run(config, opts);
         } finally {
@@ -146,8 +149,10 @@ public final class SftTrainer {
             if (cfg == null) {
                 List<String> warnings = new ArrayList<>();
                 cfg = SftConfig.from(ConfigLoader.load(yaml, overrides, values), warnings::add);
+                String rank = System.getenv("RANK"); // a data-parallel job's other ranks do not repeat them
+                boolean rankZero = rank == null || rank.isBlank() || rank.trim().equals("0");
                 for (String w : warnings) {
-                    if (console) {
+                    if (console && rankZero) {
                         System.err.println("warning: " + w);
                     }
                     listener.onMessage("warning: " + w);

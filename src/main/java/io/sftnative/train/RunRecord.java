@@ -10,6 +10,7 @@ import java.util.Map;
 import io.sftnative.api.EvalEvent;
 import io.sftnative.api.StepEvent;
 import io.sftnative.api.TrainingListener;
+import io.sftnative.json.PyJson;
 import io.sftnative.train.log.LogHistory;
 import io.sftnative.train.log.TrainProgress;
 import io.sftnative.train.log.TrainerLog;
@@ -30,6 +31,7 @@ final class RunRecord implements AutoCloseable {
     private final long startNanos = System.nanoTime();
     private final long startTokens;
     private double lossSinceLog;
+    private double auxSinceLog;
     private int stepsSinceLog;
     private double lossThisRun;
     private long stepsThisRun;
@@ -37,10 +39,12 @@ final class RunRecord implements AutoCloseable {
 
     /**
      * @param history the log history so far (a resumed run's, from its trainer_state.json), continued here
+     * @param writes  whether this process writes trainer_log.jsonl (rank 0 of a data-parallel job does)
      */
     RunRecord(Path outputDir, long totalSteps, long startStep, long tokensSeen, long loggingSteps,
-            List<Map<String, Object>> history, TrainingListener listener, boolean console) throws IOException {
-        this.trainerLog = TrainerLog.open(outputDir, totalSteps, startStep, tokensSeen);
+            List<Map<String, Object>> history, TrainingListener listener, boolean console, boolean writes)
+            throws IOException {
+        this.trainerLog = writes ? TrainerLog.open(outputDir, totalSteps, startStep, tokensSeen) : null;
         this.progress = console ? TrainProgress.start("train", totalSteps, startStep) : null;
         this.listener = listener;
         this.history = new ArrayList<>(history);
@@ -50,10 +54,16 @@ final class RunRecord implements AutoCloseable {
         this.tokensSeen = tokensSeen;
     }
 
-    /** After optimizer step {@code step}: bar, listener, and at logging steps a log line. */
-    void step(long step, double epoch, double loss, double lr, double gradNorm, long targets, long tokens)
-            throws IOException {
+    /**
+     * After optimizer step {@code step}: bar, listener, and at logging steps a log line. {@code auxLoss}: a
+     * mixture-of-experts model's load-balancing loss of the step (logged as {@code aux_loss}), NaN for none.
+     */
+    void step(long step, double epoch, double loss, double lr, double gradNorm, long targets, long tokens,
+            double auxLoss) throws IOException {
         tokensSeen += tokens;
+        if (!Double.isNaN(auxLoss)) {
+            auxSinceLog += auxLoss;
+        }
         double rate = tokensPerSecond();
         lossSinceLog += loss;
         stepsSinceLog++;
@@ -65,8 +75,16 @@ final class RunRecord implements AutoCloseable {
         listener.onStep(new StepEvent(step, totalSteps, epoch, loss, lr, gradNorm, targets, tokensSeen, rate));
         if (step % loggingSteps == 0 || step == totalSteps) {
             double mean = lossSinceLog / stepsSinceLog;
-            trainerLog.log(TrainerLog.Event.train(step, mean, lr, round2(epoch), tokensSeen));
-            history.add(LogHistory.train(step, round2(epoch), mean, gradNorm, lr, tokensSeen));
+            if (trainerLog != null) {
+                trainerLog.log(TrainerLog.Event.train(step, mean, lr, round2(epoch), tokensSeen));
+            }
+            Map<String, Object> entry = LogHistory.train(step, round2(epoch), mean, gradNorm, lr, tokensSeen);
+            if (!Double.isNaN(auxLoss)) {
+                entry.put("aux_loss", PyJson.round(auxSinceLog / stepsSinceLog, 4));
+                message(String.format(Locale.ROOT, "step %d: aux_loss %.4f", step, auxSinceLog / stepsSinceLog));
+            }
+            history.add(entry);
+            auxSinceLog = 0;
             if (progress != null) {
                 progress.log(step, mean, lr, gradNorm, rate);
             }
@@ -81,7 +99,7 @@ final class RunRecord implements AutoCloseable {
         Map<String, Object> entry = LogHistory.eval("eval", step, round2(epoch), metrics, runtime, examples, batches);
         history.add(entry);
         Double loss = metrics.get("eval_loss");
-        if (loss != null) {
+        if (loss != null && trainerLog != null) {
             Double acc = metrics.get("eval_accuracy");
             trainerLog.log(new TrainerLog.Event(step, null, loss, null, acc, null, round2(epoch), tokensSeen));
         }
