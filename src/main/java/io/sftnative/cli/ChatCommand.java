@@ -120,26 +120,41 @@ final class ChatCommand implements Callable<Integer> {
             long pad = tok.padId() >= 0 ? tok.padId() : 0;
             long[] turn = {0};
             GenerationArgs fromConfig = gen;
-            ChatSession session = new ChatSession(tok, tpl, systemArg, prompt -> {
-                long[] stopIds = stops.stream().mapToLong(Integer::longValue).toArray();
-                GenerationOptions opts = fromConfig == null ? sampling.options(maxNewTokens, stopIds, pad, turn[0]++)
-                        : configOptions(fromConfig, stopIds, pad, turn[0]++);
-                return Generation.generate(model, new long[][] {prompt}, opts)[0];
-            });
+            int answerLimit = fromConfig == null
+                    || spec.commandLine().getParseResult().hasMatchedOption("--max-new-tokens") ? maxNewTokens
+                            : fromConfig.maxNewTokens();
+            ChatSession session = new ChatSession(tok, tpl, systemArg, (int) Math.min(Integer.MAX_VALUE,
+                    Generation.contextLength(model.config())),
+                    answerLimit, new ChatSession.Responder() {
+                        @Override
+                        public long[] respond(long[] prompt) {
+                            return respond(prompt, answerLimit);
+                        }
+
+                        @Override
+                        public long[] respond(long[] prompt, int maxNew) {
+                            long[] stopIds = stops.stream().mapToLong(Integer::longValue).toArray();
+                            GenerationOptions opts = fromConfig == null
+                                    ? sampling.options(maxNew, stopIds, pad, turn[0]++)
+                                    : configOptions(fromConfig, maxNew, stopIds, pad, turn[0]++);
+                            return Generation.generate(model, new long[][] {prompt}, opts)[0];
+                        }
+                    });
             session.run(new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8)), out);
         }
         return 0;
     }
 
-    /** The config's generation keys; a decoding flag given on the command line wins over its key. */
-    private GenerationOptions configOptions(GenerationArgs g, long[] stopIds, long pad, long turn) {
+    /** The config's generation keys; a decoding flag given on the command line wins over its key; {@code maxNew}
+     * is the answer limit the session leaves room for. */
+    private GenerationOptions configOptions(GenerationArgs g, int maxNew, long[] stopIds, long pad, long turn) {
         var parsed = spec.commandLine().getParseResult();
         return new GenerationOptions(!parsed.hasMatchedOption("--greedy") && g.doSample(),
                 parsed.hasMatchedOption("--temperature") ? sampling.temperature : g.temperature(),
                 parsed.hasMatchedOption("--top-p") ? sampling.topP : g.topP(),
                 parsed.hasMatchedOption("--top-k") ? sampling.topK : g.topK(),
                 parsed.hasMatchedOption("--repetition-penalty") ? sampling.repetitionPenalty : g.repetitionPenalty(),
-                parsed.hasMatchedOption("--max-new-tokens") ? maxNewTokens : g.maxNewTokens(), stopIds, pad,
+                maxNew, stopIds, pad,
                 sampling.seed + turn);
     }
 }

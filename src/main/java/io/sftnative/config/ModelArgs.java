@@ -43,7 +43,7 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
                 c.bool("double_quantization", true),
                 c.integer("quantization_blocksize", 64),
                 c.string("bnb_library", System.getenv("SFT_BNB_LIBRARY")),
-                c.integer("threads", 0),
+                c.integer("threads", 0, 0, 4096),
                 c.bool("train_from_scratch", false),
                 device(c),
                 c.has("moe_aux_loss_coef") ? nonNegative(c, "moe_aux_loss_coef") : null);

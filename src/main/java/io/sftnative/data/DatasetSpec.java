@@ -70,6 +70,10 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
 
     /** As {@link #resolve(String, Path)}; {@code log} gets notes on fields that have no effect. */
     public static DatasetSpec resolve(String entry, Path datasetDir, Consumer<String> log) {
+        if (datasetDir != null && Files.exists(datasetDir) && !Files.isDirectory(datasetDir)) {
+            throw new DataException("dataset_dir " + datasetDir + " is a file, not a directory: point dataset_dir to the"
+                    + " directory holding dataset_info.json and the data files", datasetDir, -1, "dataset_dir");
+        }
         Path infoFile = datasetDir == null ? null : datasetDir.resolve(INFO_FILE);
         JsonNode info = readInfo(infoFile);
         if (info != null && info.has(entry)) {
@@ -187,6 +191,7 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
     /** A file, or every data file of a directory in name order. */
     private static List<Path> dataFiles(Path p, String name) {
         if (!Files.isDirectory(p)) {
+            checkRegular(p, name);
             checkExtension(p, name);
             return List.of(p);
         }
@@ -205,6 +210,18 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
             return files;
         } catch (IOException e) {
             throw new DataException("cannot list " + p + ": " + e.getMessage(), p, -1, name);
+        }
+    }
+
+    /**
+     * A named pipe, {@code <(zcat ...)} or device cannot be read twice, and the data is read more than once (cache
+     * key, tokenization, progress): the second read would block forever. Refused with what to do instead.
+     */
+    private static void checkRegular(Path p, String name) {
+        if (Files.exists(p) && !Files.isRegularFile(p)) {
+            throw new DataException("dataset '" + name + "': " + p + " is not a regular file (a named pipe, process"
+                    + " substitution or device?); sft-native reads data files more than once, which a pipe cannot"
+                    + " serve. Write it to a file first, e.g. zcat data.jsonl.gz > data.jsonl", p, -1, name);
         }
     }
 
