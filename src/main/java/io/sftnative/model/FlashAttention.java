@@ -33,7 +33,7 @@ import io.sftnative.bindings.TensorMemory;
  * right before its backward), runs the backward kernel on dO, and the hooks on q, k and v replace the zero
  * gradients the link gives them by dQ, dK, dV.
  */
-final class FlashAttention {
+public final class FlashAttention {
     private record Pending(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, KeyRanges ranges, float scale,
             float softcap) {}
 
@@ -72,7 +72,7 @@ final class FlashAttention {
      * q (B, nH, T, D), k/v (B, nKV, T, D) fp32 CPU -> (B, nH, T, D), laid out as (B, T, nH, D) in memory (the
      * layout the output projection reads). softcap 0 = none.
      */
-    static Tensor attention(Tensor q, Tensor k, Tensor v, KeyRanges ranges, double scale, double softcap) {
+    public static Tensor attention(Tensor q, Tensor k, Tensor v, KeyRanges ranges, double scale, double softcap) {
         Tensor qq = unitLast(q);
         Tensor kk = unitLast(k);
         Tensor vv = unitLast(v);
@@ -91,13 +91,14 @@ final class FlashAttention {
         if (!grad) {
             return out;
         }
-        Tensor link = q.sum().add(k.sum()).add(v.sum()).mul(new Scalar(0.0)); // () zero
+        // Fresh views: hooks on them die with this graph (hooks on leaf inputs would pile up across calls).
+        Tensor[] in = {view(q), view(k), view(v)};
+        Tensor link = in[0].sum().add(in[1].sum()).add(in[2].sum()).mul(new Scalar(0.0)); // () zero
         Tensor result = out.add(link); // (B, nH, T, D), same strides as out
         synchronized (FlashAttention.class) {
             STACK.push(new Pending(qq, kk, vv, out, lse, ranges, (float) scale, (float) softcap));
         }
         result.register_hook(OUT_HOOK);
-        Tensor[] in = {q, k, v};
         for (int i = 0; i < 3; i++) {
             if (in[i].requires_grad()) {
                 in[i].register_hook(INPUT_HOOKS[i]);
@@ -111,7 +112,7 @@ final class FlashAttention {
      * one contiguous run) or null, lengths (B) of right-padded rows or null, window or null. Returns null when a
      * segment id appears in two runs (the caller falls back to a mask).
      */
-    static KeyRanges ranges(long batch, long seq, Tensor segments, long[] lengths, Integer window) {
+    public static KeyRanges ranges(long batch, long seq, Tensor segments, long[] lengths, Integer window) {
         Tensor lo = torch.empty(new long[] {batch, seq}, new TensorOptions(ScalarType.Int),
                 new MemoryFormatOptional()); // (B, T)
         Tensor hi = torch.empty(new long[] {batch, seq}, new TensorOptions(ScalarType.Int),
@@ -182,6 +183,10 @@ final class FlashAttention {
             }
         }
         return true;
+    }
+
+    private static Tensor view(Tensor t) {
+        return t.view(t.size(0), t.size(1), t.size(2), t.size(3));
     }
 
     private static Tensor unitLast(Tensor t) {

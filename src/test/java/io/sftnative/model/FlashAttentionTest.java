@@ -96,6 +96,39 @@ class FlashAttentionTest {
         }
     }
 
+    @Test
+    void repeatedCallsOnTheSameLeavesAndStackedLayersBackpropagateCorrectly() {
+        try (PointerScope s = new PointerScope()) {
+            torch.manual_seed(5);
+            long t = 70;
+            double scale = 1.0 / Math.sqrt(D);
+            Tensor q = torch.randn(B, H, t, D).set_requires_grad(true); // (B, nH, T, D) leaves
+            Tensor k = torch.randn(B, H, t, D).set_requires_grad(true);
+            Tensor v = torch.randn(B, H, t, D).set_requires_grad(true);
+            Tensor w = torch.randn(B, H, t, D);
+            // two stacked "layers": the second attends over the first's output (backward runs in reverse order)
+            Tensor ref = sdpaCausal(sdpaCausal(q, k, v, scale), k, v, scale);
+            ref.mul(w).sum().backward();
+            Tensor gq = q.grad().clone();
+            Tensor gk = k.grad().clone();
+            for (int rep = 0; rep < 3; rep++) {
+                q.grad().zero_();
+                k.grad().zero_();
+                v.grad().zero_();
+                Tensor h = FlashAttention.attention(q, k, v, KeyRanges.CAUSAL, scale, 0.0);
+                Tensor out = FlashAttention.attention(h, k, v, KeyRanges.CAUSAL, scale, 0.0);
+                out.mul(w).sum().backward();
+                assertTrue(GoldenParityTest.relErr(q.grad(), gq) <= 2 * tol(t), "grad q, call " + rep);
+                assertTrue(GoldenParityTest.relErr(k.grad(), gk) <= 2 * tol(t), "grad k, call " + rep);
+            }
+        }
+    }
+
+    private static Tensor sdpaCausal(Tensor q, Tensor k, Tensor v, double scale) {
+        return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), 0.0, true, new DoubleOptional(scale),
+                false);
+    }
+
     /** Values and gradients of ours vs the reference (SDPA with mask, or eager when soft-capped). */
     private static void compare(long t, long kvHeads, KeyRanges ranges, Tensor mask, double softcap) {
         try (PointerScope s = new PointerScope()) {
