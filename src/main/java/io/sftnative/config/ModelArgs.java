@@ -16,10 +16,12 @@ import io.sftnative.torch.DeviceSelection;
  * @param trainFromScratch    ignore the weights: random-initialise the architecture of config.json (seeded by seed)
  * @param device              where the model runs: auto (default: SFT_DEVICE, else the GPU when there is one), cpu,
  *                            cuda or cuda:N ({@code io.sftnative.torch.TorchRuntime#device(String)})
+ * @param flashAttn           LLaMA-Factory's attention back-end key: auto, sdpa, disabled, fa2 or native; fa2/native
+ *                            select our CPU attention kernel (docs/attention.md)
  */
 public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int quantizationBit,
         String quantizationType, boolean doubleQuantization, int quantizationBlocksize, String nativeLibrary,
-        int threads, boolean trainFromScratch, String device) {
+        int threads, boolean trainFromScratch, String device, String flashAttn) {
 
     public static ModelArgs from(RawConfig c) {
         int bit = c.integer("quantization_bit", 0);
@@ -37,7 +39,8 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
                 c.string("bnb_library", System.getenv("SFT_BNB_LIBRARY")),
                 c.integer("threads", 0),
                 c.bool("train_from_scratch", false),
-                device(c));
+                device(c),
+                c.choice("flash_attn", "auto", "auto", "sdpa", "disabled", "fa2", "native"));
     }
 
     private static String device(RawConfig c) {

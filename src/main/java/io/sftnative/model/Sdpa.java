@@ -22,8 +22,9 @@ final class Sdpa {
             if (FlashAttention.supports(q, k, v)) {
                 return FlashAttention.attention(q, k, v, ctx.ranges(), scale, 0.0);
             }
-            ctx = new AttentionContext(ctx.cos(), ctx.sinSigned(), KeyRanges.mask(ctx.ranges(), q.size(0), q.size(2),
-                    q.device()), ctx.cache(), ctx.queryLength(), null); // e.g. bf16 autocast: SDPA with a mask
+            // e.g. bf16 tensors under autocast: SDPA, causal or with the ranges as a mask
+            Tensor mask = ctx.ranges().isCausal() ? null : ctx.ranges().mask(q.size(0), q.size(2), q.device());
+            ctx = new AttentionContext(ctx.cos(), ctx.sinSigned(), mask, ctx.cache(), ctx.queryLength(), null);
         }
         boolean guard = BlasThreads.enabled();
         Tensor out;

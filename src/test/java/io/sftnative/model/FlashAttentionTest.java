@@ -89,7 +89,7 @@ class FlashAttentionTest {
             Tensor keys = torch.arange(new Scalar(0), new Scalar(t)).unsqueeze(0).expand(B, t)
                     .lt(Tensors.longs(lengths, CPU, B, 1)).to(ScalarType.Long);
             Tensor built = AttentionMasks.build(B, t, 0, keys, null, 7, CPU); // (B, 1, T, T)
-            Tensor fromRanges = KeyRanges.mask(FlashAttention.ranges(B, t, null, lengths, 7), B, t, CPU);
+            Tensor fromRanges = FlashAttention.ranges(B, t, null, lengths, 7).mask(B, t, CPU);
             assertTrue(built.equal(fromRanges), "padding + window");
             Tensor split = Tensors.longs(new long[] {1, 1, 2, 2, 1, 1}, CPU, 1, 6); // id 1 in two runs
             assertNull(FlashAttention.ranges(1, 6, split, null, null), "falls back to a mask");
