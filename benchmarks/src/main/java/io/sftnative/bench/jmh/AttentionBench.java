@@ -112,6 +112,17 @@ public class AttentionBench {
         }
     }
 
+    /** SDPA causal on bf16 copies of q, k, v (what a bf16 autocast step runs), backward into the fp32 leaves. */
+    @Benchmark
+    public long sdpaCausalBf16() {
+        try (PointerScope scope = new PointerScope()) {
+            Tensor out = torch.scaled_dot_product_attention(q.to(ScalarType.BFloat16), k.to(ScalarType.BFloat16),
+                    v.to(ScalarType.BFloat16), new TensorOptional(), 0.0, true, new DoubleOptional(1.0 / Math.sqrt(D)),
+                    false); // (B, H, T, D) bf16
+            return backward(out.to(ScalarType.Float));
+        }
+    }
+
     /** Our kernel (FlashAttention: native/src/cpu/attention_cpu.cpp), causal, through its autograd hooks. */
     @Benchmark
     public long nativeCausal() {
