@@ -21,10 +21,12 @@ import io.sftnative.torch.DeviceSelection;
  *                            cuda or cuda:N ({@code io.sftnative.torch.TorchRuntime#device(String)})
  * @param moeAuxLossCoef      mixture-of-experts models: the load-balancing loss weight (sets the config's
  *                            router_aux_loss_coef, as LLaMA-Factory's moe_aux_loss_coef), or null for the config's
+ * @param flashAttn           LLaMA-Factory's attention back-end key: auto, sdpa, disabled, fa2 or native; auto, fa2
+ *                            and native select our CPU attention kernel where it applies (docs/attention.md)
  */
 public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int quantizationBit,
         String quantizationType, boolean doubleQuantization, int quantizationBlocksize, String nativeLibrary,
-        int threads, boolean trainFromScratch, String device, Double moeAuxLossCoef) {
+        int threads, boolean trainFromScratch, String device, Double moeAuxLossCoef, String flashAttn) {
 
     public static ModelArgs from(RawConfig c) {
         int bit = c.integer("quantization_bit", 0);
@@ -46,7 +48,8 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
                 c.integer("threads", 0, 0, 4096),
                 c.bool("train_from_scratch", false),
                 device(c),
-                c.has("moe_aux_loss_coef") ? nonNegative(c, "moe_aux_loss_coef") : null);
+                c.has("moe_aux_loss_coef") ? nonNegative(c, "moe_aux_loss_coef") : null,
+                c.choice("flash_attn", "auto", "auto", "sdpa", "disabled", "fa2", "native"));
     }
 
     private static double nonNegative(RawConfig c, String key) {

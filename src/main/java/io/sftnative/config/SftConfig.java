@@ -26,7 +26,7 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
      * plumbing, attention back-ends). They are accepted with a warning so users' files load unchanged.
      */
     public static final Set<String> IGNORED_KEYS = Set.of(
-            "report_to", "trust_remote_code", "dataloader_num_workers", "flash_attn",
+            "report_to", "trust_remote_code", "dataloader_num_workers",
             "save_only_model", "run_name", "logging_dir", "fp16", "tf32",
             "use_fast_tokenizer", "disable_tqdm", "include_num_input_tokens_seen", "save_strategy",
             "logging_strategy", "infer_backend", "enable_liger_kernel", "use_unsloth",

@@ -21,6 +21,7 @@ import io.sftnative.lora.AdapterChain;
 import io.sftnative.lora.Freeze;
 import io.sftnative.lora.LoraAdapters;
 import io.sftnative.lora.LoraSpec;
+import io.sftnative.model.AttentionKernel;
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.ModelConfig;
 import io.sftnative.model.RandomInit;
@@ -98,6 +99,7 @@ public final class TrainableModel implements AutoCloseable {
                         : DecoderModel.load(base, dtype, device);
             }
         }
+        model.attentionKernel(AttentionKernel.parse(m.flashAttn(), "flash_attn"));
         try {
             QuantizedModels.Summary q = quantized ? QuantizedModels.summary(model) : null;
             if (q != null) {
