@@ -1,5 +1,7 @@
 package io.sftnative.model;
 
+import java.util.function.Function;
+
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -13,17 +15,26 @@ import io.sftnative.torch.Devices;
  * attention mask (null where plain causal attention suffices). {@link DecoderModel}'s {@code *Context} methods are
  * the public entry points and document each layout. Everything is created on the model's device; masks and position
  * ids given elsewhere are moved there.
+ *
+ * <p>Sliding windows: when every layer slides (mistral) the window is in the context's own mask; when only some do
+ * (gemma2/3, qwen2/3 with {@code use_sliding_window}) those layers get {@link AttentionContext#sliding}, with the
+ * window in its mask and, for gemma3, the local rotary tables.
  */
 final class AttentionContexts {
     private final RotaryEmbedding rope;
+    private final RotaryEmbedding localRope; // the sliding layers' own tables (gemma3), or null
     private final ScalarType dtype;
-    private final Integer slidingWindow; // null: every key in the causal window
+    private final Integer slidingWindow; // null: no layer slides
+    private final boolean allSliding; // every layer slides: the window goes into the main context
     private final String device; // the model's
 
-    AttentionContexts(RotaryEmbedding rope, ScalarType dtype, Integer slidingWindow, String device) {
+    AttentionContexts(RotaryEmbedding rope, RotaryEmbedding localRope, ScalarType dtype, Integer slidingWindow,
+            boolean allSliding, String device) {
         this.rope = rope;
+        this.localRope = localRope;
         this.dtype = dtype;
         this.slidingWindow = slidingWindow;
+        this.allSliding = allSliding;
         this.device = device;
     }
 
@@ -32,8 +43,8 @@ final class AttentionContexts {
         Device dev = new Device(device);
         Tensor pos = torch.arange(new Scalar(0), new Scalar(seq), Devices.options(ScalarType.Long, dev))
                 .unsqueeze(0).expand(batch, seq); // (B, T)
-        Tensor mask = needsWindow(seq) ? AttentionMasks.build(batch, seq, 0, null, null, slidingWindow, dev) : null;
-        return general(pos, mask, null);
+        return assemble(pos, w -> w != null && seq > w ? AttentionMasks.build(batch, seq, 0, null, null, w, dev)
+                : null, null);
     }
 
     /** See {@link DecoderModel#paddedContext}. */
@@ -46,9 +57,8 @@ final class AttentionContexts {
                 : torch.arange(new Scalar(0), new Scalar(t), Devices.options(ScalarType.Long, dev)).unsqueeze(0)
                         .expand(b, t);
         boolean noPadding = keys.ne(new Scalar(0L)).all().item_bool();
-        Tensor mask = noPadding && !needsWindow(t) ? null
-                : AttentionMasks.build(b, t, 0, keys, null, slidingWindow, dev);
-        return general(pos, mask, null);
+        return assemble(pos, w -> noPadding && (w == null || t <= w) ? null
+                : AttentionMasks.build(b, t, 0, keys, null, w, dev), null);
     }
 
     /** See {@link DecoderModel#packedContext}. */
@@ -56,11 +66,13 @@ final class AttentionContexts {
         Device dev = new Device(device);
         Tensor seg = segmentIds.to(dev, ScalarType.Long);
         Tensor pos = positionIds != null ? positionIds.to(dev, ScalarType.Long) : AttentionMasks.restartPositions(seg);
-        Tensor mask = AttentionMasks.build(seg.size(0), seg.size(1), 0, null, seg, slidingWindow, dev);
-        return general(pos, mask, null);
+        return assemble(pos, w -> AttentionMasks.build(seg.size(0), seg.size(1), 0, null, seg, w, dev), null);
     }
 
-    /** See {@link DecoderModel#context}. */
+    /**
+     * See {@link DecoderModel#context}: the given mask is used as is; sliding layers additionally keep only keys
+     * inside their window.
+     */
     AttentionContext general(Tensor positionIds, Tensor mask, KvCache cache) {
         if (cache != null && mask == null) {
             throw new IllegalArgumentException("decoding with a KV cache needs an explicit mask");
@@ -68,21 +80,41 @@ final class AttentionContexts {
         Device dev = new Device(device);
         Tensor pos = positionIds.to(dev, ScalarType.Long); // (B, T) no copy when already there
         Tensor m = mask == null ? null : Devices.to(mask, dev); // (B, 1, T, S)
-        BlasThreads.restore(); // in case an earlier backward stopped between the SDPA hooks
-        Tensor[] cs = rope.cosSin(pos, dtype);
-        return new AttentionContext(cs[0], cs[1], m, cache, pos.size(1));
+        long t = pos.size(1);
+        return assemble(pos, w -> {
+            if (w == null) {
+                return m;
+            }
+            long s = m == null ? t : m.size(-1);
+            Tensor band = AttentionMasks.build(1, t, s - t, null, null, w, dev); // (1, 1, T, S)
+            return m == null ? (t > w ? band : null) : m.logical_and(band);
+        }, cache);
     }
 
     /** See {@link DecoderModel#decodeContext}. */
     AttentionContext decode(Tensor positionIds, Tensor keyMask, KvCache cache) {
         Device dev = new Device(device);
         long t = positionIds.size(1);
-        Tensor mask = AttentionMasks.build(positionIds.size(0), t, cache.length(), Devices.to(keyMask, dev), null,
-                slidingWindow, dev);
-        return general(positionIds, mask, cache);
+        Tensor keys = Devices.to(keyMask, dev); // (B, S)
+        Tensor pos = positionIds.to(dev, ScalarType.Long);
+        return assemble(pos, w -> AttentionMasks.build(pos.size(0), t, cache.length(), keys, null, w, dev), cache);
     }
 
-    private boolean needsWindow(long seq) {
-        return slidingWindow != null && seq > slidingWindow;
+    /**
+     * The context for positions {@code pos} (B, T) with {@code maskFor(window)} (null window: no window), and the
+     * sliding layers' context when they differ.
+     */
+    private AttentionContext assemble(Tensor pos, Function<Integer, Tensor> maskFor, KvCache cache) {
+        BlasThreads.restore(); // in case an earlier backward stopped between the SDPA hooks
+        long t = pos.size(1);
+        if (slidingWindow == null || allSliding) {
+            RotaryEmbedding r = allSliding && localRope != null ? localRope : rope;
+            Tensor[] cs = r.cosSin(pos, dtype);
+            return new AttentionContext(cs[0], cs[1], maskFor.apply(slidingWindow), cache, t);
+        }
+        Tensor[] cs = rope.cosSin(pos, dtype);
+        Tensor[] local = localRope != null ? localRope.cosSin(pos, dtype) : cs;
+        AttentionContext sliding = new AttentionContext(local[0], local[1], maskFor.apply(slidingWindow), cache, t);
+        return new AttentionContext(cs[0], cs[1], maskFor.apply(null), cache, t, sliding);
     }
 }

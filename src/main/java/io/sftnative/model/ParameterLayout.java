@@ -9,16 +9,17 @@ import java.util.Map;
 public final class ParameterLayout {
     private ParameterLayout() {}
 
-    /** The projections of one layer, in HF order: module name under the layer and whether it is attention. */
-    static final String[] ATTENTION_PROJECTIONS = {"q_proj", "k_proj", "v_proj", "o_proj"};
-    static final String[] MLP_PROJECTIONS = {"gate_proj", "up_proj", "down_proj"};
-
     public static String layerPrefix(int layer) {
         return "model.layers." + layer + ".";
     }
 
-    /** Name to shape. Tied models have no {@code lm_head.weight} (HF saves and counts it once, as the embedding). */
+    /**
+     * Name to shape, from the config's {@link Architecture}: fused projections ({@code qkv_proj}, {@code W_pack},
+     * {@code gate_up_proj}) stack their parts along the output dim (q, k, v / gate, up). Tied models have no
+     * {@code lm_head.weight} (HF saves and counts it once, as the embedding).
+     */
     public static Map<String, long[]> shapes(ModelConfig c) {
+        Architecture a = c.arch();
         Map<String, long[]> s = new LinkedHashMap<>();
         long hidden = c.hiddenSize();
         long q = (long) c.numAttentionHeads() * c.headDim();
@@ -26,20 +27,37 @@ public final class ParameterLayout {
         long inter = c.intermediateSize();
         s.put("model.embed_tokens.weight", new long[] {c.vocabSize(), hidden});
         for (int i = 0; i < c.numHiddenLayers(); i++) {
-            String p = layerPrefix(i);
-            linear(s, p + "self_attn.q_proj", q, hidden, c.attentionBias());
-            linear(s, p + "self_attn.k_proj", kv, hidden, c.attentionBias());
-            linear(s, p + "self_attn.v_proj", kv, hidden, c.attentionBias());
-            linear(s, p + "self_attn.o_proj", hidden, q, c.outputBias());
-            if (c.qkNorm()) {
-                s.put(p + "self_attn.q_norm.weight", new long[] {c.headDim()});
-                s.put(p + "self_attn.k_norm.weight", new long[] {c.headDim()});
+            String p = layerPrefix(i) + "self_attn.";
+            if (a.qkvFused() != null) {
+                linear(s, p + a.qkvFused(), q + 2 * kv, hidden, c.attentionBias());
+            } else {
+                linear(s, p + "q_proj", q, hidden, c.attentionBias());
+                linear(s, p + "k_proj", kv, hidden, c.attentionBias());
+                linear(s, p + "v_proj", kv, hidden, c.attentionBias());
             }
-            linear(s, p + "mlp.gate_proj", inter, hidden, c.mlpBias());
-            linear(s, p + "mlp.up_proj", inter, hidden, c.mlpBias());
-            linear(s, p + "mlp.down_proj", hidden, inter, c.mlpBias());
-            s.put(p + "input_layernorm.weight", new long[] {hidden});
-            s.put(p + "post_attention_layernorm.weight", new long[] {hidden});
+            linear(s, p + "o_proj", hidden, q, c.outputBias());
+            switch (a.qkNorm()) {
+                case PER_HEAD -> {
+                    s.put(p + "q_norm.weight", new long[] {c.headDim()});
+                    s.put(p + "k_norm.weight", new long[] {c.headDim()});
+                }
+                case FULL -> {
+                    s.put(p + "q_norm.weight", new long[] {q});
+                    s.put(p + "k_norm.weight", new long[] {kv});
+                }
+                case NONE -> { }
+            }
+            p = layerPrefix(i) + "mlp.";
+            if (a.gateUpFused() != null) {
+                linear(s, p + a.gateUpFused(), 2 * inter, hidden, c.mlpBias());
+            } else {
+                linear(s, p + "gate_proj", inter, hidden, c.mlpBias());
+                linear(s, p + "up_proj", inter, hidden, c.mlpBias());
+            }
+            linear(s, p + "down_proj", hidden, inter, c.mlpBias());
+            for (String norm : a.norms().present()) {
+                s.put(layerPrefix(i) + norm + ".weight", new long[] {hidden});
+            }
         }
         s.put("model.norm.weight", new long[] {hidden});
         if (!c.tieWordEmbeddings()) {
@@ -55,16 +73,19 @@ public final class ParameterLayout {
         }
     }
 
-    /** HF module paths of all linear projections, lm_head last. */
+    /** HF module paths of all linear projections (attention inputs, o_proj, MLP inputs, down_proj), lm_head last. */
     public static List<String> linearModules(ModelConfig c) {
+        Architecture a = c.arch();
         List<String> out = new ArrayList<>();
         for (int i = 0; i < c.numHiddenLayers(); i++) {
-            for (String p : ATTENTION_PROJECTIONS) {
+            for (String p : a.qkvNames()) {
                 out.add(layerPrefix(i) + "self_attn." + p);
             }
-            for (String p : MLP_PROJECTIONS) {
+            out.add(layerPrefix(i) + "self_attn.o_proj");
+            for (String p : a.gateUpNames()) {
                 out.add(layerPrefix(i) + "mlp." + p);
             }
+            out.add(layerPrefix(i) + "mlp.down_proj");
         }
         out.add("lm_head");
         return out;

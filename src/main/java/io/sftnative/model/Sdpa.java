@@ -14,6 +14,19 @@ final class Sdpa {
     private Sdpa() {}
 
     /**
+     * As {@link #attention(Tensor, Tensor, Tensor, AttentionContext, double, boolean)}, with the attention logits
+     * soft-capped ({@code cap * tanh(s / cap)}, gemma2) when {@code softcap} is non-null. libtorch's fused SDPA has no
+     * hook between the scores and the softmax, so capped attention runs eagerly ({@link EagerAttention}).
+     */
+    static Tensor attention(Tensor q, Tensor k, Tensor v, AttentionContext ctx, double scale, boolean gqa,
+            Double softcap) {
+        if (softcap != null) {
+            return EagerAttention.softcapped(q, k, v, ctx.mask(), scale, softcap);
+        }
+        return attention(q, k, v, ctx, scale, gqa);
+    }
+
+    /**
      * {@code q} (B, nH, T, D), {@code k}/{@code v} (B, nKV, S, D) -> (B, nH, T, D); {@code gqa} when nKV < nH.
      */
     static Tensor attention(Tensor q, Tensor k, Tensor v, AttentionContext ctx, double scale, boolean gqa) {
