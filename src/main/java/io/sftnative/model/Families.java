@@ -156,10 +156,11 @@ final class Families {
             sliding.add((i + 1) % pattern != 0);
         }
         sliding = layerTypes(r, layers, sliding);
-        Double attnCap = g3 ? r.optPositive("attn_logit_softcapping")
-                : (r.m.containsKey("attn_logit_softcapping") ? r.optPositive("attn_logit_softcapping") : 50.0);
-        Double finalCap = g3 ? r.optPositive("final_logit_softcapping")
-                : (r.m.containsKey("final_logit_softcapping") ? r.optPositive("final_logit_softcapping") : 30.0);
+        // Gemma2Config defaults the caps to 50 / 30 when the keys are absent; Gemma3TextConfig to none
+        Double attnCap = r.m.containsKey("attn_logit_softcapping") || g3 ? r.optPositive("attn_logit_softcapping")
+                : Double.valueOf(50.0);
+        Double finalCap = r.m.containsKey("final_logit_softcapping") || g3 ? r.optPositive("final_logit_softcapping")
+                : Double.valueOf(30.0);
         double scalar = r.number("query_pre_attn_scalar", 256);
         int headDim = r.positive("head_dim", 256);
         Architecture a = new Architecture(g3 ? "Gemma3ForCausalLM" : "Gemma2ForCausalLM", NormKind.ONE_PLUS_WEIGHT,
