@@ -65,6 +65,10 @@ CONFIGS = {
                          logits_scaling=8.0, attention_bias=False, mlp_bias=False, rope_theta=10000.0,
                          hidden_act="silu", rms_norm_eps=1e-5, tie_word_embeddings=True, pad_token_id=0,
                          eos_token_id=2),
+    # qwen2 with use_sliding_window: layer 0 full, layer 1 slides over 5 keys (max_window_layers 1)
+    "qwen2_swa": dict(COMMON, model_type="qwen2", architectures=["Qwen2ForCausalLM"], intermediate_size=128,
+                      use_sliding_window=True, sliding_window=5, max_window_layers=1, rope_theta=1000000.0,
+                      hidden_act="silu", rms_norm_eps=1e-6, tie_word_embeddings=False, eos_token_id=2),
 }
 
 
@@ -72,7 +76,7 @@ def param_shapes(cfg):
     mt = cfg["model_type"]
     H, KV, D = cfg["num_attention_heads"], cfg["num_key_value_heads"], ref.head_dim(cfg)
     hid, inter = cfg["hidden_size"], cfg["intermediate_size"]
-    bias = cfg.get("attention_bias", False)
+    bias = cfg.get("attention_bias", False) or mt == "qwen2"
     shapes = {"model.embed_tokens.weight": (cfg["vocab_size"], hid)}
     for i in range(cfg["num_hidden_layers"]):
         pre = "model.layers.%d." % i
@@ -85,7 +89,7 @@ def param_shapes(cfg):
                 if bias:
                     shapes[a + n + ".bias"] = (out,)
         shapes[a + "o_proj.weight"] = (hid, H * D)
-        if bias and mt not in ("glm4",):
+        if bias and mt not in ("glm4", "qwen2"):
             shapes[a + "o_proj.bias"] = (hid,)
         if mt == "gemma3_text":
             shapes[a + "q_norm.weight"] = (D,)

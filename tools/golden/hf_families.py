@@ -52,6 +52,8 @@ def sliding_layers(cfg):
         return [bool((i + 1) % pattern) for i in range(n)]
     if mt == "phi3":
         return [cfg.get("sliding_window") is not None] * n
+    if mt in ("qwen2", "qwen3") and cfg.get("use_sliding_window"):  # Qwen2Config.layer_types
+        return [i >= cfg.get("max_window_layers", n) for i in range(n)]
     return [False] * n
 
 
