@@ -94,6 +94,8 @@ public final class Templates {
                 content,
                 slots(token("<|observation|>"), text("\n"), text("{{content}}"), token("<|assistant|>")),
                 "", List.of("<|user|>", "<|observation|>"), false, true, false, ToolFormat.UNSUPPORTED));
+
+        FamilyTemplates.registerAll(Templates::register); // gemma, phi, glm4, olmo, granite3
     }
 
     private Templates() {}
