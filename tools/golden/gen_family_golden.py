@@ -69,6 +69,10 @@ CONFIGS = {
     "qwen2_swa": dict(COMMON, model_type="qwen2", architectures=["Qwen2ForCausalLM"], intermediate_size=128,
                       use_sliding_window=True, sliding_window=5, max_window_layers=1, rope_theta=1000000.0,
                       hidden_act="silu", rms_norm_eps=1e-6, tie_word_embeddings=False, eos_token_id=2),
+    # baichuan (Baichuan-7B code): fused W_pack, multi-head attention
+    "baichuan_wpack": dict(COMMON, model_type="baichuan", architectures=["BaiChuanForCausalLM"],
+                           num_key_value_heads=4, intermediate_size=128, hidden_act="silu", rms_norm_eps=1e-6,
+                           tie_word_embeddings=False, pad_token_id=0, bos_token_id=1, eos_token_id=2),
 }
 
 
@@ -83,6 +87,8 @@ def param_shapes(cfg):
         a = pre + "self_attn."
         if mt == "phi3":
             shapes[a + "qkv_proj.weight"] = ((H + 2 * KV) * D, hid)
+        elif mt == "baichuan":
+            shapes[a + "W_pack.weight"] = (3 * hid, hid)
         else:
             for n, out in (("q_proj", H * D), ("k_proj", KV * D), ("v_proj", KV * D)):
                 shapes[a + n + ".weight"] = (out, hid)
@@ -135,7 +141,8 @@ def random_params(cfg, gen):
 def grad_params(shapes, few=False):
     """The gradients checked: per parameter kind of layer 0 and layer 1 (all when not few)."""
     if few:
-        names = [n for n in shapes if n.startswith("model.layers.0.") and ("norm" in n or "q" in n.split(".")[-2])]
+        names = [n for n in shapes if n.startswith("model.layers.0.")
+                 and ("norm" in n or "q" in n.split(".")[-2] or "W_pack" in n)]
         return names[:4] + ["model.norm.weight"]
     keep = []
     for n in shapes:

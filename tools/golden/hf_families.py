@@ -14,6 +14,8 @@ dtype changes. Each family's differences are spelled out where they happen (this
                q/k/v bias; partial rotary with interleaved pairs (rotate_half_llm)
   olmo2        no pre-norms: post_attention_layernorm / post_feedforward_layernorm on the block outputs; q/k RMSNorm
                over the whole projection; RMSNorm multiplies the weight in fp32 before casting
+  baichuan     (remote code of Baichuan-7B / Baichuan2-7B) fused W_pack split as q | k | v; Baichuan2 (vocab
+               125696) normalises the LM head rows (NormHead)
   granite      embedding_multiplier, attention_multiplier as the score scale, residual_multiplier on block outputs,
                logits / logits_scaling
 Runs on Debian's python3-torch 1.13.
@@ -200,7 +202,11 @@ def forward(cfg, p, input_ids, position_ids, vis, use_long=None):
         c, s = c.unsqueeze(1), s.unsqueeze(1)
         residual = h
         x = norm(cfg, h, p[pre + pre_a + ".weight"]) if pre_a else h
-        if mt == "phi3":
+        if mt == "baichuan":  # remote modeling_baichuan.py: proj.unflatten(-1, (3, hidden)) -> q, k, v
+            proj = F.linear(x, p[a + "W_pack.weight"]).unflatten(-1, (3, cfg["hidden_size"]))
+            proj = proj.unsqueeze(0).transpose(0, -2).squeeze(-2)
+            q, k, v = proj[0], proj[1], proj[2]
+        elif mt == "phi3":
             qkv = F.linear(x, p[a + "qkv_proj.weight"])
             qp = H * D
             q, k, v = qkv[..., :qp], qkv[..., qp:qp + KV * D], qkv[..., qp + KV * D:]
@@ -251,7 +257,10 @@ def forward(cfg, p, input_ids, position_ids, vis, use_long=None):
         h = residual + (y * resid if resid is not None else y)
     h = norm(cfg, h, p["model.norm.weight"])
     tied = cfg.get("tie_word_embeddings", mt in GEMMA)
-    logits = F.linear(h, p["model.embed_tokens.weight"] if tied else p["lm_head.weight"])
+    head = p["model.embed_tokens.weight"] if tied else p["lm_head.weight"]
+    if mt == "baichuan" and cfg["vocab_size"] == 125696:  # Baichuan2 NormHead (training mode)
+        head = F.normalize(head)
+    logits = F.linear(h, head)
     if mt == "granite":
         logits = logits / cfg.get("logits_scaling", 1.0)
     cap = cfg.get("final_logit_softcapping", 30.0 if mt == "gemma2" else None)

@@ -31,11 +31,12 @@ import java.util.List;
  * @param interleavedRotary rotary pairs are (2i, 2i+1) (glm4) instead of (i, i + d/2)
  * @param localRopeTheta   RoPE base of the sliding layers when they have their own (gemma3
  *                         {@code rope_local_base_freq}; no scaling there), or null
+ * @param normHead         the LM head uses its rows L2-normalised (Baichuan2's NormHead, {@link NormHeadLinear})
  */
 public record Architecture(String className, NormKind norm, NormSlots norms, Activation activation, QkNorm qkNorm,
         String qkvFused, String gateUpFused, double embeddingScale, boolean roundEmbeddingScale, double residualScale,
         double attentionScale, Double attnSoftcap, Double finalSoftcap, double logitsDivisor, List<Boolean> slidingLayers,
-        int rotaryDims, boolean interleavedRotary, Double localRopeTheta) {
+        int rotaryDims, boolean interleavedRotary, Double localRopeTheta, boolean normHead) {
 
     public Architecture {
         slidingLayers = List.copyOf(slidingLayers);

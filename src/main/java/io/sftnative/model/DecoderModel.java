@@ -111,7 +111,9 @@ public final class DecoderModel implements AutoCloseable {
             }
             String weight = module.equals("lm_head") && config.tieWordEmbeddings()
                     ? "model.embed_tokens.weight" : module + ".weight";
-            linears.put(module, new DenseLinear(require(weight), parameters.get(module + ".bias")));
+            linears.put(module, module.equals("lm_head") && config.arch().normHead()
+                    ? new NormHeadLinear(require(weight))
+                    : new DenseLinear(require(weight), parameters.get(module + ".bias")));
         }
         norms = new LayerNorms[config.numHiddenLayers()];
         mlps = new FeedForward[config.numHiddenLayers()];

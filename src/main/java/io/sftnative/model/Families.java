@@ -19,7 +19,7 @@ final class Families {
     private Families() {}
 
     static final List<String> SUPPORTED = List.of("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text",
-            "phi3", "glm4", "olmo2", "granite");
+            "phi3", "glm4", "olmo2", "granite", "baichuan");
 
     /** The family-level facts besides the {@link Architecture}: biases, window, defaults. */
     record Resolved(Architecture arch, boolean attentionBias, boolean outputBias, boolean mlpBias,
@@ -71,7 +71,7 @@ final class Families {
                 Architecture a = new Architecture("Phi3ForCausalLM", NormKind.CAST_THEN_WEIGHT, NormSlots.LLAMA,
                         activation(r, "hidden_act", Activation.SILU), QkNorm.NONE, "qkv_proj", "gate_up_proj", 1.0,
                         false, 1.0, invSqrtD, null, null, 1.0, every(layers, window != null),
-                        rotaryDims(r, headDim, 1.0), false, null);
+                        rotaryDims(r, headDim, 1.0), false, null, false);
                 yield new Resolved(a, false, false, false, window, false);
             }
             case "glm4" -> {
@@ -80,14 +80,14 @@ final class Families {
                                 "post_mlp_layernorm"),
                         activation(r, "hidden_act", Activation.SILU), QkNorm.NONE, null, "gate_up_proj", 1.0, false,
                         1.0, invSqrtD, null, null, 1.0, every(layers, false), rotaryDims(r, headDim, 0.5), true,
-                        null);
+                        null, false);
                 yield new Resolved(a, r.bool("attention_bias", true), false, false, null, false);
             }
             case "olmo2" -> {
                 Architecture a = new Architecture("Olmo2ForCausalLM", NormKind.WEIGHT_THEN_CAST,
                         new NormSlots(null, "post_attention_layernorm", null, "post_feedforward_layernorm"),
                         activation(r, "hidden_act", Activation.SILU), QkNorm.FULL, null, null, 1.0, false, 1.0,
-                        invSqrtD, null, null, 1.0, every(layers, false), headDim, false, null);
+                        invSqrtD, null, null, 1.0, every(layers, false), headDim, false, null, false);
                 yield new Resolved(a, bias, bias, false, null, false);
             }
             case "granite" -> {
@@ -95,11 +95,40 @@ final class Families {
                         activation(r, "hidden_act", Activation.SILU), QkNorm.NONE, null, null,
                         r.number("embedding_multiplier", 1.0), false, r.number("residual_multiplier", 1.0),
                         r.number("attention_multiplier", 1.0), null, null, r.number("logits_scaling", 1.0),
-                        every(layers, false), headDim, false, null);
+                        every(layers, false), headDim, false, null, false);
                 yield new Resolved(a, bias, bias, r.bool("mlp_bias", false), null, false);
             }
+            case "baichuan" -> baichuan(r, layers, hidden, headDim);
             default -> throw new IllegalStateException(type);
         };
+    }
+
+    /**
+     * Baichuan's remote code (trust_remote_code): Llama with the fused {@code W_pack} (q | k | v, multi-head only).
+     * The config does not say which code a checkpoint ships; like vLLM we tell them apart by the numbers: a
+     * {@code BaichuanForCausalLM} with hidden_size other than 4096 is a 13B model, whose code uses ALiBi instead of
+     * RoPE (not supported); vocab_size 125696 is Baichuan2, whose code normalises the LM head rows (NormHead).
+     */
+    private static Resolved baichuan(ConfigReader r, int layers, int hidden, int headDim) {
+        List<String> archs = r.strings("architectures");
+        String cls = archs != null && !archs.isEmpty() ? archs.get(0) : "BaichuanForCausalLM";
+        if (cls.equals("BaichuanForCausalLM") && hidden != 4096) {
+            throw r.err("hidden_size", "is " + hidden + ": a BaichuanForCausalLM of that size is Baichuan-13B or"
+                    + " Baichuan2-13B, whose remote code uses ALiBi attention, which sft-native does not implement"
+                    + " (Baichuan-7B and Baichuan2-7B, with RoPE, are supported)");
+        }
+        if (r.has("num_key_value_heads") && r.positive("num_key_value_heads") != r.positive("num_attention_heads")) {
+            throw r.err("num_key_value_heads", "must equal num_attention_heads: Baichuan's W_pack is multi-head");
+        }
+        if (r.number("z_loss_weight", 0) != 0) {
+            throw r.err("z_loss_weight", "is " + r.m.get("z_loss_weight") + "; Baichuan2's z-loss term is not"
+                    + " implemented (set it to 0, as the released checkpoints do)");
+        }
+        boolean normHead = r.positive("vocab_size") == 125696;
+        Architecture a = new Architecture(cls, NormKind.CAST_THEN_WEIGHT, NormSlots.LLAMA, silu(r), QkNorm.NONE,
+                "W_pack", null, 1.0, false, 1.0, 1.0 / Math.sqrt(headDim), null, null, 1.0, every(layers, false),
+                headDim, false, null, normHead);
+        return new Resolved(a, false, false, false, null, false);
     }
 
     /** A family key at its "off" value (e.g. {@code partial_rotary_factor: 1.0}, a multiplier of 1) changes nothing. */
@@ -112,7 +141,7 @@ final class Families {
             boolean outBias, boolean mlpBias, Integer window, QkNorm qk) {
         Architecture a = new Architecture(cls, NormKind.CAST_THEN_WEIGHT, NormSlots.LLAMA, silu(r), qk, null, null,
                 1.0, false, 1.0, 1.0 / Math.sqrt(headDim), null, null, 1.0, every(layers, window != null), headDim,
-                false, null);
+                false, null, false);
         return new Resolved(a, attnBias, outBias, mlpBias, window, false);
     }
 
@@ -137,7 +166,7 @@ final class Families {
             }
         }
         Architecture a = new Architecture(cls, NormKind.CAST_THEN_WEIGHT, NormSlots.LLAMA, silu(r), qk, null, null,
-                1.0, false, 1.0, 1.0 / Math.sqrt(headDim), null, null, 1.0, sliding, headDim, false, null);
+                1.0, false, 1.0, 1.0 / Math.sqrt(headDim), null, null, 1.0, sliding, headDim, false, null, false);
         return new Resolved(a, attnBias, outBias, false, window, false);
     }
 
@@ -169,7 +198,7 @@ final class Families {
                 activation(r, r.has("hidden_activation") ? "hidden_activation" : "hidden_act", Activation.GELU_TANH),
                 g3 ? QkNorm.PER_HEAD : QkNorm.NONE, null, null, Math.sqrt(hidden), true, 1.0, 1.0 / Math.sqrt(scalar),
                 attnCap, finalCap, 1.0, sliding, headDim, false,
-                g3 ? r.number("rope_local_base_freq", 10000.0) : null);
+                g3 ? r.number("rope_local_base_freq", 10000.0) : null, false);
         return new Resolved(a, bias, bias, false, window, true);
     }
 

@@ -57,7 +57,7 @@ class FamilyTrainingSmokeTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"gemma2_softcap", "gemma3_text_local", "phi3_longrope", "glm4_partial", "olmo2_postnorm",
-            "granite_mult"})
+            "granite_mult", "baichuan_wpack"})
     void loraTrainsAndTheExportComputesBasePlusAdapter(String family) throws Exception {
         Path out = dir.resolve("run");
         List<Double> losses = new CopyOnWriteArrayList<>();
@@ -75,8 +75,8 @@ class FamilyTrainingSmokeTest {
 
         Path base = GOLDEN.resolve(family).resolve("checkpoint");
         try (SafetensorsFile adapter = SafetensorsFile.open(out.resolve("adapter_model.safetensors"))) {
-            String fusedOrQ = family.startsWith("phi3") ? "self_attn.qkv_proj.lora_A.weight"
-                    : "self_attn.q_proj.lora_A.weight";
+            String fusedOrQ = "self_attn." + (family.startsWith("phi3") ? "qkv_proj"
+                    : family.startsWith("baichuan") ? "W_pack" : "q_proj") + ".lora_A.weight";
             assertTrue(adapter.names().contains("base_model.model.model.layers.0." + fusedOrQ), adapter.names()
                     .toString());
         }

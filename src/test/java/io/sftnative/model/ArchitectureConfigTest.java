@@ -122,6 +122,41 @@ class ArchitectureConfigTest {
     }
 
     @Test
+    void baichuanVariantsFollowTheRemoteCodeByTheirNumbers() {
+        Map<String, Object> k = config("baichuan");
+        k.put("num_key_value_heads", 4);
+        k.put("architectures", List.of("BaichuanForCausalLM"));
+        var e = assertThrows(ModelFormatException.class, () -> ModelConfig.fromMap(k));
+        assertTrue(e.getMessage().contains("'hidden_size'") && e.getMessage().contains("ALiBi"), e.getMessage());
+        k.put("architectures", List.of("BaiChuanForCausalLM"));
+        assertEquals("W_pack", ModelConfig.fromMap(k).arch().qkvFused());
+        assertTrue(!ModelConfig.fromMap(k).arch().normHead());
+        k.put("vocab_size", 125696); // Baichuan2's vocabulary: NormHead
+        k.put("num_hidden_layers", 1);
+        k.put("hidden_size", 8);
+        k.put("intermediate_size", 8);
+        k.put("num_attention_heads", 2);
+        k.put("num_key_value_heads", 2);
+        ModelConfig c = ModelConfig.fromMap(k);
+        assertTrue(c.arch().normHead());
+        try (DecoderModel m = RandomInit.create(c, 3, ScalarType.Float);
+                org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            m.setRequiresGrad(true);
+            org.bytedeco.pytorch.Tensor h = org.bytedeco.pytorch.global.torch.randn(2, 3, 8); // (B, T, H)
+            org.bytedeco.pytorch.Tensor w = m.parameter("lm_head.weight"); // (V, H)
+            org.bytedeco.pytorch.Tensor got = m.lmHead(h); // (B, T, V)
+            // F.normalize(W) computed independently: each row over its own L2 norm
+            org.bytedeco.pytorch.Tensor rows = w.detach().pow(new org.bytedeco.pytorch.Scalar(2.0))
+                    .sum(new long[] {1}, true, new org.bytedeco.pytorch.ScalarTypeOptional()).sqrt();
+            org.bytedeco.pytorch.Tensor want = org.bytedeco.pytorch.global.torch.linear(h, w.detach().div(rows));
+            double err = got.detach().sub(want).abs().max().item_double() / want.abs().max().item_double();
+            assertTrue(err < 1e-6, "NormHead logits relative error " + err);
+            got.sum().backward();
+            assertTrue(w.grad().defined() && w.grad().abs().sum().item_double() > 0, "gradient reaches lm_head");
+        }
+    }
+
+    @Test
     void weightsThatDoNotFitTheConfigNameTheTensors() throws IOException {
         Path ck = dir.resolve("relabelled");
         Files.createDirectories(ck);

@@ -62,7 +62,8 @@ class GoldenParityTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa", "gemma2_softcap",
-            "gemma3_text_local", "phi3_longrope", "glm4_partial", "olmo2_postnorm", "granite_mult", "qwen2_swa"})
+            "gemma3_text_local", "phi3_longrope", "glm4_partial", "olmo2_postnorm", "granite_mult", "qwen2_swa",
+            "baichuan_wpack"})
     void fp32LogitsLossAndGradientsMatchTheReference(String name) throws IOException {
         JsonNode meta = meta(name);
         try (DecoderModel model = DecoderModel.load(ROOT.resolve(name).resolve("checkpoint"), ScalarType.Float);
@@ -118,7 +119,8 @@ class GoldenParityTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa", "gemma2_softcap",
-            "gemma3_text_local", "phi3_longrope", "glm4_partial", "olmo2_postnorm", "granite_mult", "qwen2_swa"})
+            "gemma3_text_local", "phi3_longrope", "glm4_partial", "olmo2_postnorm", "granite_mult", "qwen2_swa",
+            "baichuan_wpack"})
     void greedyGenerationMatchesTokenForToken(String name) throws IOException {
         JsonNode gen = meta(name).get("generate");
         long[][] prompts = ids(gen.get("prompts"));
