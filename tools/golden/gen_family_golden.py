@@ -74,6 +74,10 @@ CONFIGS = {
                            num_key_value_heads=4, intermediate_size=128, hidden_act="silu", rms_norm_eps=1e-6,
                            tie_word_embeddings=False, pad_token_id=0, bos_token_id=1, eos_token_id=2),
 }
+# gemma2 stored in bf16: Gemma's fp32 norm and the embedding scale rounded to bf16 (checked in bf16 too)
+CONFIGS["gemma2_bf16"] = dict(CONFIGS["gemma2_softcap"], torch_dtype="bfloat16")
+# olmo2 stored in bf16: its norm multiplies the weight before the cast
+CONFIGS["olmo2_bf16"] = dict(CONFIGS["olmo2_postnorm"], torch_dtype="bfloat16")
 
 
 def param_shapes(cfg):
@@ -170,13 +174,17 @@ def main(names):
             continue
         gen = torch.Generator().manual_seed(2000 + mi)
         p = random_params(cfg, gen)
+        bf16 = cfg["torch_dtype"] == "bfloat16"
+        if bf16:
+            p = {k: v.to(torch.bfloat16) for k, v in p.items()}
+        p_stored, p = p, {k: v.float() for k, v in p.items()}  # fp32 cases run on exactly the stored values
         shapes = param_shapes(cfg)
         ckpt = os.path.join(OUT, name, "checkpoint")
         os.makedirs(ckpt, exist_ok=True)
         with open(os.path.join(ckpt, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2, sort_keys=True)
             f.write("\n")
-        st.save(os.path.join(ckpt, "model.safetensors"), p, {"format": "pt"})
+        st.save(os.path.join(ckpt, "model.safetensors"), p_stored, {"format": "pt"})
 
         tensors, meta = {}, {"model": name, "cases": {}}
         B, T = 2, 16
@@ -190,6 +198,13 @@ def main(names):
         logits, loss, grads = run_case(cfg, p, ids, pos, vis, labels, torch.ones(B, T, dtype=torch.bool),
                                        grad_params(shapes))
         base.put_case(tensors, meta, "basic", ids, pos, labels, logits, loss, grads)
+        if bf16:
+            with torch.no_grad():
+                lb = ref.forward(cfg, p_stored, ids, pos, vis)
+            tensors["basic.logits_bf16"] = lb.float()
+            meta["cases"]["basic"]["loss_bf16"] = float(ref.causal_lm_loss(lb, labels))
+            meta["cases"]["basic"]["bf16_vs_fp32_rel_err"] = float(
+                (lb.float() - logits).abs().max() / logits.abs().max())
 
         lens = [16, 11, 6]
         ids = torch.randint(3, VOCAB, (3, T), generator=gen)
