@@ -15,6 +15,9 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
+import io.sftnative.model.moe.MoeSpec;
+import io.sftnative.model.moe.RouterLog;
+import io.sftnative.model.moe.SparseMoeBlock;
 import io.sftnative.model.safetensors.ShardedSafetensorsWriter;
 import io.sftnative.torch.Devices;
 import io.sftnative.torch.TorchRuntime;
@@ -63,6 +66,10 @@ public final class DecoderModel implements AutoCloseable {
     private final long paddingIdx;
     private final List<AutoCloseable> adopted = new ArrayList<>(); // closed after the parameters
     private boolean closed;
+    // MoE (io.sftnative.model.moe): per layer the sparse block replacing the MLP, null where dense; all null if dense
+    private final MoeSpec moe;
+    private final SparseMoeBlock[] sparse;
+    private final RouterLog routerLog; // null if dense
 
     /**
      * Per-layer norm weights (borrowed from {@link #parameters}), each (H) or null where the family has none; q/k:
@@ -125,6 +132,16 @@ public final class DecoderModel implements AutoCloseable {
                     config.qkNorm() ? require(p + "self_attn.q_norm.weight") : null,
                     config.qkNorm() ? require(p + "self_attn.k_norm.weight") : null);
             mlps[i] = new GatedMlp(linears, p + "mlp.", arch, config.intermediateSize());
+        }
+        moe = config.moe();
+        routerLog = moe != null ? new RouterLog(moe) : null;
+        sparse = new SparseMoeBlock[norms.length];
+        for (int i = 0; moe != null && i < norms.length; i++) {
+            sparse[i] = moe.isSparse(i) ? new SparseMoeBlock(moe, i, this::require) : null;
+            if (sparse[i] != null) { // MoE: routed experts (+ qwen2_moe's shared expert) in the MLP slot
+                SparseMoeBlock block = sparse[i];
+                mlps[i] = x -> block.forward(x, linears::get, routerLog); // (B, T, H) -> (B, T, H)
+            }
         }
     }
 
@@ -312,6 +329,16 @@ public final class DecoderModel implements AutoCloseable {
     /** (V, H) the LM head weight (the embedding when tied); for a fused LM-head loss. */
     public Tensor lmHeadWeight() {
         return config.tieWordEmbeddings() ? embedWeight() : parameter("lm_head.weight");
+    }
+
+    /** The mixture-of-experts keys, or null for a dense model. */
+    public MoeSpec moe() {
+        return moe;
+    }
+
+    /** Where the sparse layers record router logits for the load-balancing loss (only when started); null if dense. */
+    public RouterLog routerLog() {
+        return routerLog;
     }
 
     public RotaryEmbedding rotary() {

@@ -19,7 +19,7 @@ final class Families {
     private Families() {}
 
     static final List<String> SUPPORTED = List.of("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text",
-            "phi3", "glm4", "olmo2", "granite", "baichuan");
+            "phi3", "glm4", "olmo2", "granite", "baichuan", "qwen2_moe", "qwen3_moe", "mixtral");
 
     /** The family-level facts besides the {@link Architecture}: biases, window, defaults. */
     record Resolved(Architecture arch, boolean attentionBias, boolean outputBias, boolean mlpBias,
@@ -65,6 +65,11 @@ final class Families {
                     r.has("sliding_window") ? r.positive("sliding_window") : null, QkNorm.NONE);
             case "qwen2" -> qwen(r, "Qwen2ForCausalLM", layers, headDim, true, false, QkNorm.NONE);
             case "qwen3" -> qwen(r, "Qwen3ForCausalLM", layers, headDim, bias, bias, QkNorm.PER_HEAD);
+            // MoE types (io.sftnative.model.moe) take their dense sibling's attention; the sparse MLP is MoeSpec's
+            case "qwen2_moe" -> qwen(r, "Qwen2MoeForCausalLM", layers, headDim, true, false, QkNorm.NONE);
+            case "qwen3_moe" -> qwen(r, "Qwen3MoeForCausalLM", layers, headDim, bias, bias, QkNorm.PER_HEAD);
+            case "mixtral" -> llamaLike(r, "MixtralForCausalLM", layers, headDim, false, false, false,
+                    r.has("sliding_window") ? r.positive("sliding_window") : null, QkNorm.NONE);
             case "gemma2", "gemma3_text" -> gemma(type, r, layers, hidden, bias);
             case "phi3" -> {
                 Integer window = r.has("sliding_window") ? r.positive("sliding_window") : null;

@@ -14,10 +14,13 @@ import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 
+import io.sftnative.model.moe.MoeSpec;
+
 /**
  * The architecture described by an HF {@code config.json} (field names as in transformers).
  *
- * <p>Supported: {@link #SUPPORTED_MODEL_TYPES}, each described by its {@link Architecture} ({@link Families}). Read with {@link #read(Path)},
+ * <p>Supported: {@link #SUPPORTED_MODEL_TYPES}, each described by its {@link Architecture} ({@link Families}).
+ * Read with {@link #read(Path)},
  * {@link #parse(String, String)} or, in code, {@link #fromMap(Map)} with the same keys. Every problem is reported
  * with the file and key.
  *
@@ -118,6 +121,11 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
         return arch.className();
     }
 
+    /** The sparse mixture-of-experts keys (qwen2_moe, qwen3_moe, mixtral), or null for a dense model. */
+    public MoeSpec moe() {
+        return MoeSpec.read(raw, "config.json", numHiddenLayers, intermediateSize);
+    }
+
     /** Number of query heads sharing one key/value head. */
     public int groupSize() {
         return numAttentionHeads / numKeyValueHeads;
@@ -164,6 +172,7 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
         int maxPositions = r.has("max_position_embeddings") ? r.positive("max_position_embeddings") : 2048;
         RopeScaling scaling = RopeScaling.read(r, maxPositions, f.arch().rotaryDims());
         String dtype = r.has("torch_dtype") ? r.str("torch_dtype", null) : (r.has("dtype") ? r.str("dtype", null) : null);
+        MoeSpec.read(r.m, r.origin, layers, r.positive("intermediate_size")); // validates the MoE keys
         return new ModelConfig(type, r.positive("vocab_size"), hidden, r.positive("intermediate_size"), layers, heads,
                 kvHeads, headDim, r.number("rms_norm_eps", 1e-6), theta, scaling, maxPositions,
                 r.bool("tie_word_embeddings", f.tieDefault()), f.attentionBias(), f.outputBias(), f.mlpBias(),

@@ -5,6 +5,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
+import io.sftnative.model.moe.MoeSpec;
+
 /** The HF parameter names and shapes a config implies, in transformers' {@code named_parameters()} order. */
 public final class ParameterLayout {
     private ParameterLayout() {}
@@ -25,6 +27,7 @@ public final class ParameterLayout {
         long q = (long) c.numAttentionHeads() * c.headDim();
         long kv = (long) c.numKeyValueHeads() * c.headDim();
         long inter = c.intermediateSize();
+        MoeSpec moe = c.moe(); // null for a dense model
         s.put("model.embed_tokens.weight", new long[] {c.vocabSize(), hidden});
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             String p = layerPrefix(i) + "self_attn.";
@@ -48,13 +51,17 @@ public final class ParameterLayout {
                 case NONE -> { }
             }
             p = layerPrefix(i) + "mlp.";
-            if (a.gateUpFused() != null) {
+            if (moe != null && moe.isSparse(i)) {
+                moe.addShapes(s, i, hidden); // io.sftnative.model.moe: router and experts
+            } else if (a.gateUpFused() != null) {
                 linear(s, p + a.gateUpFused(), 2 * inter, hidden, c.mlpBias());
             } else {
                 linear(s, p + "gate_proj", inter, hidden, c.mlpBias());
                 linear(s, p + "up_proj", inter, hidden, c.mlpBias());
             }
-            linear(s, p + "down_proj", hidden, inter, c.mlpBias());
+            if (moe == null || !moe.isSparse(i)) {
+                linear(s, p + "down_proj", hidden, inter, c.mlpBias());
+            }
             for (String norm : a.norms().present()) {
                 s.put(layerPrefix(i) + norm + ".weight", new long[] {hidden});
             }
@@ -76,12 +83,17 @@ public final class ParameterLayout {
     /** HF module paths of all linear projections (attention inputs, o_proj, MLP inputs, down_proj), lm_head last. */
     public static List<String> linearModules(ModelConfig c) {
         Architecture a = c.arch();
+        MoeSpec moe = c.moe();
         List<String> out = new ArrayList<>();
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             for (String p : a.qkvNames()) {
                 out.add(layerPrefix(i) + "self_attn." + p);
             }
             out.add(layerPrefix(i) + "self_attn.o_proj");
+            if (moe != null && moe.isSparse(i)) {
+                out.addAll(moe.linearModules(i));
+                continue;
+            }
             for (String p : a.gateUpNames()) {
                 out.add(layerPrefix(i) + "mlp." + p);
             }
