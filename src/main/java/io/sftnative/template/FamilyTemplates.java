@@ -49,12 +49,12 @@ final class FamilyTemplates {
                 List.of(text("<|system|>{{content}}<|end|>")), phi4MiniAssistant, phi4MiniUser, "",
                 List.of("<|end|>"), true, false, false, ToolFormat.UNSUPPORTED));
 
-        // glm4: efficient EOS; its glm4 tool format is not modelled (tools refused)
+        // glm4: efficient EOS, glm4 tool format
         register.accept(new SlotTemplate("glm4", List.of(text("[gMASK]<sop>")),
                 List.of(text("<|user|>\n{{content}}<|assistant|>")), List.of(text("\n{{content}}")),
                 List.of(text("<|system|>\n{{content}}")), List.of(text("{{content}}")),
                 List.of(text("<|observation|>\n{{content}}<|assistant|>")), "",
-                List.of("<|user|>", "<|observation|>"), false, true, false, ToolFormat.UNSUPPORTED));
+                List.of("<|user|>", "<|observation|>"), false, true, false, ToolFormat.GLM4));
 
         List<Slot> olmoUser = List.of(text("<|user|>\n{{content}}<|assistant|>\n"));
         List<Slot> contentEos = List.of(text("{{content}}"), EOS);
