@@ -29,8 +29,8 @@ public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean
         TrainingArgs t = new TrainingArgs(
                 c.string("output_dir", "saves/sft-native"),
                 c.bool("overwrite_output_dir", false),
-                c.bool("do_train", true),
-                c.bool("do_eval", false),
+                doTrain(c),
+                c.bool("do_eval", false) || explicitEvalStrategy(c), // HF: an eval_strategy other than no sets do_eval
                 c.bool("do_predict", false),
                 c.integer("per_device_train_batch_size", 8),
                 c.integer("per_device_eval_batch_size", 8),
@@ -85,6 +85,23 @@ public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean
             throw new ConfigException("key 'warmup_ratio' (" + c.origin("warmup_ratio") + ") must be in [0, 1]");
         }
         return t;
+    }
+
+    /**
+     * HF's do_train defaults to false, so a config with only {@code do_predict: true} (LLaMA-Factory's predict
+     * examples) or {@code do_eval: true} does not train. A config that sets none of the three would do nothing in
+     * LLaMA-Factory; here it trains (sft-native's long-standing default, and what such a config is meant for).
+     */
+    private static boolean doTrain(RawConfig c) {
+        if (c.has("do_train")) {
+            return c.bool("do_train", true);
+        }
+        return !c.bool("do_eval", false) && !c.bool("do_predict", false);
+    }
+
+    private static boolean explicitEvalStrategy(RawConfig c) {
+        String key = c.has("eval_strategy") ? "eval_strategy" : "evaluation_strategy";
+        return c.has(key) && !c.string(key, "no").equalsIgnoreCase("no");
     }
 
     private static void positive(RawConfig c, String key, int v) {

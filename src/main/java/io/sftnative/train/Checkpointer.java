@@ -9,6 +9,7 @@ import java.util.regex.Pattern;
 
 import org.bytedeco.javacpp.PointerScope;
 
+import io.sftnative.checkpoint.CheckpointDirs;
 import io.sftnative.checkpoint.CheckpointRotation;
 import io.sftnative.checkpoint.ResumableRandom;
 import io.sftnative.checkpoint.RngState;
@@ -33,10 +34,13 @@ final class Checkpointer {
     private final AdamW optimizer;
     private final TrainingCheckpoint.Schedule schedule;
     private final List<Path> tokenizerFiles;
+    private final boolean writes;
     private Path last;
 
+    /** @param writes false on data-parallel ranks other than 0: they only track where rank 0 saved */
     Checkpointer(Path outputDir, int saveTotalLimit, TrainableModel model, AdamW optimizer,
-            TrainingCheckpoint.Schedule schedule, Path tokenizerDir) {
+            TrainingCheckpoint.Schedule schedule, Path tokenizerDir, boolean writes) {
+        this.writes = writes;
         this.outputDir = outputDir;
         this.saveTotalLimit = saveTotalLimit;
         this.model = model;
@@ -85,6 +89,10 @@ final class Checkpointer {
 
     /** Writes the checkpoint of {@code position} and rotates old ones; returns its directory. */
     Path save(TrainingCheckpoint.Position position, TrainerState state, long seed) throws IOException {
+        if (!writes) {
+            last = CheckpointDirs.dirFor(outputDir, position.globalStep());
+            return last;
+        }
         Path dir;
         try (PointerScope scope = new PointerScope()) {
             dir = TrainingCheckpoint.save(outputDir, position, model::saveWeights, optimizer.stateDict(), schedule,

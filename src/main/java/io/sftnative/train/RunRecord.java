@@ -39,10 +39,12 @@ final class RunRecord implements AutoCloseable {
 
     /**
      * @param history the log history so far (a resumed run's, from its trainer_state.json), continued here
+     * @param writes  whether this process writes trainer_log.jsonl (rank 0 of a data-parallel job does)
      */
     RunRecord(Path outputDir, long totalSteps, long startStep, long tokensSeen, long loggingSteps,
-            List<Map<String, Object>> history, TrainingListener listener, boolean console) throws IOException {
-        this.trainerLog = TrainerLog.open(outputDir, totalSteps, startStep, tokensSeen);
+            List<Map<String, Object>> history, TrainingListener listener, boolean console, boolean writes)
+            throws IOException {
+        this.trainerLog = writes ? TrainerLog.open(outputDir, totalSteps, startStep, tokensSeen) : null;
         this.progress = console ? TrainProgress.start("train", totalSteps, startStep) : null;
         this.listener = listener;
         this.history = new ArrayList<>(history);
@@ -73,7 +75,9 @@ final class RunRecord implements AutoCloseable {
         listener.onStep(new StepEvent(step, totalSteps, epoch, loss, lr, gradNorm, targets, tokensSeen, rate));
         if (step % loggingSteps == 0 || step == totalSteps) {
             double mean = lossSinceLog / stepsSinceLog;
-            trainerLog.log(TrainerLog.Event.train(step, mean, lr, round2(epoch), tokensSeen));
+            if (trainerLog != null) {
+                trainerLog.log(TrainerLog.Event.train(step, mean, lr, round2(epoch), tokensSeen));
+            }
             Map<String, Object> entry = LogHistory.train(step, round2(epoch), mean, gradNorm, lr, tokensSeen);
             if (!Double.isNaN(auxLoss)) {
                 entry.put("aux_loss", PyJson.round(auxSinceLog / stepsSinceLog, 4));
@@ -95,7 +99,7 @@ final class RunRecord implements AutoCloseable {
         Map<String, Object> entry = LogHistory.eval("eval", step, round2(epoch), metrics, runtime, examples, batches);
         history.add(entry);
         Double loss = metrics.get("eval_loss");
-        if (loss != null) {
+        if (loss != null && trainerLog != null) {
             Double acc = metrics.get("eval_accuracy");
             trainerLog.log(new TrainerLog.Event(step, null, loss, null, acc, null, round2(epoch), tokensSeen));
         }

@@ -37,31 +37,34 @@ final class TrainPhase {
         long total = order.totalSteps(t.numTrainEpochs(), t.maxSteps());
         LrSchedule schedule = run.schedule(total);
         long start = run.startStep(order, schedule);
-        for (Path p : Checkpointer.cleanInterrupted(run.outputDir)) {
+        run.seedRankStream(start);
+        boolean writes = run.parallel.isMain(); // rank 0 of a data-parallel job writes; the others only train
+        for (Path p : writes ? Checkpointer.cleanInterrupted(run.outputDir) : List.<Path>of()) {
             run.opts.say("removed " + p.getFileName() + ", left by an interrupted earlier run");
         }
-        if (run.resume == null && t.overwriteOutputDir()) {
+        if (writes && run.resume == null && t.overwriteOutputDir()) {
             for (Path old : CheckpointDirs.list(run.outputDir)) { // a fresh run must not resume these later
                 AtomicFiles.deleteRecursively(old);
             }
         }
         run.opts.say(run.model.describe() + "; " + order.examples() + " training rows, "
                 + order.stepsPerEpoch() + " steps per epoch, " + total + " steps (batch " + order.batchSize()
-                + " x accumulation " + order.accumulation() + ")" + (run.autocast.enabled() ? ", bf16 autocast" : "")
+                + " x accumulation " + order.accumulation()
+                + (run.parallel.worldSize() > 1 ? " x " + run.parallel.worldSize() + " ranks" : "") + ")" + (run.autocast.enabled() ? ", bf16 autocast" : "")
                 + ", loss step " + run.loss.name());
         TrainLoop.Cadence cadence = cadence(t, evaluator != null);
         try (AdamW optimizer = run.optimizer();
                 RunRecord record = new RunRecord(run.outputDir, total, start, run.tokensSeen(), t.loggingSteps(),
-                        run.history(), run.opts.listener(), run.opts.console())) {
+                        run.history(), run.opts.listener(), run.opts.console(), writes)) {
             Checkpointer checkpointer = new Checkpointer(run.outputDir, t.saveTotalLimit(), run.model, optimizer,
                     new TrainingCheckpoint.Schedule(schedule.type().configName(), schedule.baseLr(), total,
-                            schedule.warmupSteps()), run.tokenizerDir);
+                            schedule.warmupSteps()), run.tokenizerDir, writes);
             if (run.resume != null) {
                 checkpointer.setLast(run.resume.dir());
             }
             TrainLoop.Parts parts = new TrainLoop.Parts(run.model, run.data.data().train(), run.collator, order,
                     run.loss, optimizer, schedule, t.maxGradNorm(), total, cadence, evaluator, checkpointer, record,
-                    run.opts.listener(), run.opts.cancelled(), t.seed(), t.numTrainEpochs());
+                    run.opts.listener(), run.opts.cancelled(), t.seed(), t.numTrainEpochs(), run.sync);
             run.opts.listener().onStart(start, total);
             TrainLoop.End end = TrainLoop.run(parts, start);
             long step = end == TrainLoop.End.COMPLETED ? total : CheckpointDirs.step(checkpointer.last())
@@ -81,14 +84,20 @@ final class TrainPhase {
             DataOrder order, long total, List<String> plotKeys) throws IOException {
         TrainingArgs t = run.cfg.training();
         Path out = run.outputDir;
-        run.model.saveWeights(out);
-        checkpointer.copyTokenizer(out);
+        boolean writes = run.parallel.isMain();
+        if (writes) {
+            run.model.saveWeights(out);
+            checkpointer.copyTokenizer(out);
+        }
         double epoch = order.epochAfter(total);
         double flos = 6.0 * nonEmbeddingParameters(run.model) * record.tokensSeen();
-        long samples = record.stepsThisRun() * (long) order.batchSize() * order.accumulation();
+        long samples = record.stepsThisRun() * (long) order.batchSize() * order.microBatchesPerStep();
         Map<String, Object> summary = record.summary(total, epoch, flos, samples);
         TrainerState state = record.state(total, epoch, t.evalSteps(), t.saveSteps(), order.batchSize(),
                 t.numTrainEpochs(), flos, true);
+        if (!writes) {
+            return Map.of("train_loss", summary.get("train_loss"), "epoch", summary.get("epoch"));
+        }
         state.write(out);
         Map<String, Object> metrics = new LinkedHashMap<>();
         metrics.put("epoch", summary.get("epoch"));

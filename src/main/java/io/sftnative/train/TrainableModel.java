@@ -185,6 +185,10 @@ public final class TrainableModel implements AutoCloseable {
                     + " (config.json, *.safetensors, tokenizer.json)");
         }
         Path p = Path.of(m.modelNameOrPath());
+        if (!Files.isDirectory(p) && io.sftnative.hub.HubCache.isRepoId(m.modelNameOrPath())) {
+            throw new ConfigException(io.sftnative.hub.HubCache.missing("model_name_or_path", m.modelNameOrPath(),
+                    "model", null, null));
+        }
         if (!Files.isDirectory(p)) {
             throw new ConfigException("model_name_or_path " + p + " is not a directory: sft-native reads local HF"
                     + " model directories (config.json, *.safetensors, tokenizer files); download the model first");
