@@ -31,7 +31,11 @@ FIXED_DATE = real_datetime.datetime(2026, 1, 5)
 TEMPLATES = ["default", "empty", "alpaca", "fewshot", "chatml", "chatml_de", "qwen", "qwen3", "qwen3_nothink",
              "deepseekr1", "sailor", "llama2", "llama2_zh", "llama3", "deepseek", "deepseekcoder", "yi", "smollm",
              "smollm2", "opencoder", "solar", "vicuna", "xuanyuan", "openchat-3.6", "seed_coder", "mistral",
-             "ministral", "mistral_small", "zephyr", "openchat", "breeze"]
+             "ministral", "mistral_small", "zephyr", "openchat", "breeze",
+             # families of docs/architectures.md (template/FamilyTemplates.java)
+             "gemma", "gemma2", "gemma3", "phi", "phi4", "phi4_mini", "glm4", "olmo", "granite3"]
+# phi4_mini writes tools with its own format_tools (<|tool|>...<|/tool|>), which sft-native refuses: plain cases only
+NO_TOOL_CASES = {"phi4_mini"}
 REASONING = ["qwen3", "deepseekr1"]
 TOOL_FORMATS = ["default", "qwen", "llama3", "mistral", "glm4", "glm4_moe", "qwen3_5", "minimax1", "minimax2",
                 "seed_oss", "ling", "lfm2", "gemma4"]
@@ -278,7 +282,7 @@ def main():
             option_sets += [{"enable_thinking": False}, {"mask_history": True},
                             {"mask_history": True, "preserve_thinking": True}]
         for options in option_sets:
-            for conv in PLAIN + TOOL_CASES:
+            for conv in PLAIN + ([] if name in NO_TOOL_CASES else TOOL_CASES):
                 system, tools, messages = CONVERSATIONS[conv]
                 add(name, options, conv, system, tools, messages)
     oneturn = []

@@ -27,8 +27,8 @@ final class InfoCommand implements Callable<Integer> {
         ModelConfig c = info.config();
         System.out.println("model:          " + modelDir.toAbsolutePath().normalize());
         System.out.println("architecture:   " + c.architecture() + " (model_type " + c.modelType() + ")");
-        System.out.printf(Locale.ROOT, "layers:         %d, hidden %d, intermediate %d (SwiGLU)%n",
-                c.numHiddenLayers(), c.hiddenSize(), c.intermediateSize());
+        System.out.printf(Locale.ROOT, "layers:         %d, hidden %d, intermediate %d (gated MLP, %s)%n",
+                c.numHiddenLayers(), c.hiddenSize(), c.intermediateSize(), c.arch().activation().hfName);
         System.out.printf(Locale.ROOT, "attention:      %d query heads, %d key/value heads%s, head_dim %d%s%s%s%n",
                 c.numAttentionHeads(), c.numKeyValueHeads(), c.groupSize() > 1 ? " (GQA)" : "", c.headDim(),
                 c.attentionBias() ? ", q/k/v bias" : "", c.qkNorm() ? ", q/k RMSNorm" : "",

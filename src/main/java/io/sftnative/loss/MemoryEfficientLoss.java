@@ -190,7 +190,10 @@ public final class MemoryEfficientLoss implements LossComputation {
             return sc.sum().item_double();
         }
         LinearLayer head = model.linear("lm_head");
-        if (head instanceof DenseLinear dense && dense.bias() == null && fusedKernelRunsOn(dense.weight())) {
+        // the kernel computes plain x W^T logits: soft-capped or scaled logits (gemma2, granite) go the chunked
+        // autograd way below, through model.lmHead
+        if (head instanceof DenseLinear dense && dense.bias() == null && model.config().arch().plainLogits()
+                && fusedKernelRunsOn(dense.weight())) {
             Tensor w = dense.weight(); // (V, H)
             Tensor h = DType.same(hidden.scalar_type(), w.scalar_type()) ? hidden : hidden.to(w.scalar_type());
             try (FusedLinearCrossEntropy.Result r = FusedLinearCrossEntropy.causalLm(h, w, labels, normaliser,
@@ -199,7 +202,7 @@ public final class MemoryEfficientLoss implements LossComputation {
                 return r.lossSum();
             }
         }
-        // An adapted head (LoRA on lm_head): chunks through autograd, then one backward into the model.
+        // An adapted head (LoRA on lm_head) or capped/scaled logits: chunks through autograd, then one backward.
         Tensor leaf = hidden.detach().requires_grad_(hidden.requires_grad()); // (B, T, H)
         double sum = chunkedLossSum(model, leaf, labels, normaliser);
         if (hidden.requires_grad() && leaf.grad().defined()) {

@@ -10,6 +10,7 @@ import java.util.Map;
 
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
@@ -22,7 +23,10 @@ import io.sftnative.torch.Devices;
 import io.sftnative.torch.TorchRuntime;
 
 /**
- * A decoder-only Llama-family model (llama, mistral, qwen2, qwen3) with transformers' math.
+ * A decoder-only transformer with transformers' math, of any family in {@link ModelConfig#SUPPORTED_MODEL_TYPES}:
+ * what differs between families is data ({@link Architecture}), read here and in {@link SelfAttention},
+ * {@link GatedMlp} and {@link RmsNorm}; a layer is {@code h += postNorm(attention(preNorm(h)))}, then
+ * {@code h += postMlpNorm(mlp(preMlpNorm(h)))} with whichever norms the family has.
  *
  * <p>Owns its parameters (HF names, e.g. {@code model.layers.0.self_attn.q_proj.weight}); {@link #close()} frees them.
  * Every linear projection sits in a replaceable {@link LinearLayer} slot addressed by its HF module path. The forward
@@ -52,11 +56,14 @@ public final class DecoderModel implements AutoCloseable {
     private final String device; // "cpu" or "cuda:N": where every parameter and buffer lives
     private final Map<String, Tensor> parameters; // HF name -> owned leaf tensor
     private final Map<String, LinearLayer> linears; // HF module path -> projection
+    private final Architecture arch;
     private final LayerNorms[] norms;
     private final RotaryEmbedding rope;
+    private final RotaryEmbedding localRope; // the sliding layers' own rotary base (gemma3), or null
     private final AttentionContexts contexts;
+    private final SelfAttention attention;
+    private final FeedForward[] mlps; // per layer: the MLP slot
     private final long paddingIdx;
-    private final double scale;
     private final List<AutoCloseable> adopted = new ArrayList<>(); // closed after the parameters
     private boolean closed;
     // MoE (io.sftnative.model.moe): per layer the sparse block replacing the MLP, null where dense; all null if dense
@@ -64,8 +71,12 @@ public final class DecoderModel implements AutoCloseable {
     private final SparseMoeBlock[] sparse;
     private final RouterLog routerLog; // null if dense
 
-    /** Per-layer norm weights (borrowed from {@link #parameters}). qNorm/kNorm are null unless qwen3. */
-    private record LayerNorms(Tensor input, Tensor post, Tensor q, Tensor k) {}
+    /**
+     * Per-layer norm weights (borrowed from {@link #parameters}), each (H) or null where the family has none; q/k:
+     * (D) or (nH*D)/(nKV*D), see {@link Architecture#qkNorm()}.
+     */
+    private record LayerNorms(Tensor preAttention, Tensor postAttention, Tensor preMlp, Tensor postMlp, Tensor q,
+            Tensor k) {}
 
     /**
      * Takes ownership of {@code params} (each already retained once for this model, see
@@ -87,11 +98,15 @@ public final class DecoderModel implements AutoCloseable {
         this.device = Devices.common(params); // a model is never split across devices
         this.parameters = new LinkedHashMap<>(params);
         this.linears = new LinkedHashMap<>();
+        this.arch = config.arch();
         this.rope = new RotaryEmbedding(config, device);
-        this.contexts = new AttentionContexts(rope, this.dtype, config.slidingWindow(), device);
+        this.localRope = arch.localRopeTheta() != null ? new RotaryEmbedding(config, arch.localRopeTheta(), device)
+                : null;
+        this.contexts = new AttentionContexts(rope, localRope, this.dtype, config.slidingWindow(), arch.allSliding(),
+                device);
+        this.attention = new SelfAttention(config, linears, rope);
         Integer pad = config.padTokenId();
         this.paddingIdx = pad != null && pad >= 0 && pad < config.vocabSize() ? pad : -1;
-        this.scale = 1.0 / Math.sqrt(config.headDim());
         for (String module : ParameterLayout.linearModules(config)) {
             LinearLayer given = prebuilt.get(module);
             if (given != null) {
@@ -103,22 +118,35 @@ public final class DecoderModel implements AutoCloseable {
             }
             String weight = module.equals("lm_head") && config.tieWordEmbeddings()
                     ? "model.embed_tokens.weight" : module + ".weight";
-            linears.put(module, new DenseLinear(require(weight), parameters.get(module + ".bias")));
+            linears.put(module, module.equals("lm_head") && config.arch().normHead()
+                    ? new NormHeadLinear(require(weight))
+                    : new DenseLinear(require(weight), parameters.get(module + ".bias")));
         }
         norms = new LayerNorms[config.numHiddenLayers()];
+        mlps = new FeedForward[config.numHiddenLayers()];
+        Architecture.NormSlots slots = arch.norms();
         for (int i = 0; i < norms.length; i++) {
             String p = ParameterLayout.layerPrefix(i);
-            norms[i] = new LayerNorms(require(p + "input_layernorm.weight"),
-                    require(p + "post_attention_layernorm.weight"),
+            norms[i] = new LayerNorms(optional(p, slots.preAttention()), optional(p, slots.postAttention()),
+                    optional(p, slots.preMlp()), optional(p, slots.postMlp()),
                     config.qkNorm() ? require(p + "self_attn.q_norm.weight") : null,
                     config.qkNorm() ? require(p + "self_attn.k_norm.weight") : null);
+            mlps[i] = new GatedMlp(linears, p + "mlp.", arch, config.intermediateSize());
         }
         moe = config.moe();
         routerLog = moe != null ? new RouterLog(moe) : null;
         sparse = new SparseMoeBlock[norms.length];
         for (int i = 0; moe != null && i < norms.length; i++) {
             sparse[i] = moe.isSparse(i) ? new SparseMoeBlock(moe, i, this::require) : null;
+            if (sparse[i] != null) { // MoE: routed experts (+ qwen2_moe's shared expert) in the MLP slot
+                SparseMoeBlock block = sparse[i];
+                mlps[i] = x -> block.forward(x, linears::get, routerLog); // (B, T, H) -> (B, T, H)
+            }
         }
+    }
+
+    private Tensor optional(String prefix, String norm) {
+        return norm == null ? null : require(prefix + norm + ".weight");
     }
 
     /**
@@ -385,49 +413,47 @@ public final class DecoderModel implements AutoCloseable {
                         + " vocabulary of this model (vocab_size " + config.vocabSize() + ")");
             }
         }
-        return torch.embedding(embedWeight(), inputIds, paddingIdx, false, false);
+        Tensor e = torch.embedding(embedWeight(), inputIds, paddingIdx, false, false); // (B, T, H)
+        if (arch.embeddingScale() == 1.0) {
+            return e;
+        }
+        if (arch.roundEmbeddingScale()) { // gemma: hidden * torch.tensor(sqrt(H), dtype=hidden.dtype)
+            return e.mul(torch.scalar_tensor(new Scalar(arch.embeddingScale()), Devices.options(ScalarType.Float,
+                    device())).to(e.scalar_type()));
+        }
+        return e.mul(new Scalar(arch.embeddingScale())); // granite: embedding_multiplier
     }
 
     /** Decoder layer {@code i}: (B, T, H) -> (B, T, H). */
     public Tensor layer(int i, Tensor hidden, AttentionContext ctx) {
         check();
-        String p = ParameterLayout.layerPrefix(i);
         LayerNorms n = norms[i];
-        long b = hidden.size(0);
-        long t = hidden.size(1);
-        int heads = config.numAttentionHeads();
-        int kvHeads = config.numKeyValueHeads();
-        int d = config.headDim();
+        Tensor x = norm(hidden, n.preAttention()); // (B, T, H)
+        Tensor a = attention.forward(i, x, ctx.forLayer(arch.slidingLayers().get(i)), n.q(), n.k()); // (B, T, H)
+        Tensor h = residual(hidden, norm(a, n.postAttention())); // (B, T, H)
+        Tensor m = mlps[i].forward(norm(h, n.preMlp())); // (B, T, H)
+        return residual(h, norm(m, n.postMlp()));
+    }
 
-        Tensor x = rmsNorm(hidden, n.input()); // (B, T, H)
-        Tensor[] qkv = Projections.apply(linears, x, p + "self_attn.", "q_proj", "k_proj", "v_proj");
-        Tensor q = qkv[0].reshape(b, t, heads, d); // (B, T, nH, D)
-        Tensor k = qkv[1].reshape(b, t, kvHeads, d); // (B, T, nKV, D)
-        Tensor v = qkv[2].reshape(b, t, kvHeads, d); // (B, T, nKV, D)
-        if (n.q() != null) {
-            q = rmsNorm(q, n.q());
-            k = rmsNorm(k, n.k());
-        }
-        q = rope.apply(q, ctx.cos(), ctx.sinSigned());
-        k = rope.apply(k, ctx.cos(), ctx.sinSigned());
-        Tensor qh = q.transpose(1, 2); // (B, nH, T, D)
-        Tensor kh = k.transpose(1, 2); // (B, nKV, T, D)
-        Tensor vh = v.transpose(1, 2); // (B, nKV, T, D)
-        if (ctx.cache() != null) {
-            Tensor[] kv = ctx.cache().append(i, kh, vh); // (B, nKV, S, D) each
-            kh = kv[0];
-            vh = kv[1];
-        }
-        Tensor attn = Sdpa.attention(qh, kh, vh, ctx, scale, kvHeads != heads); // (B, nH, T, D)
-        Tensor o = attn.transpose(1, 2).reshape(b, t, (long) heads * d); // (B, T, nH*D)
-        Tensor h = hidden.add(linears.get(p + "self_attn.o_proj").forward(o)); // (B, T, H)
+    /** {@code h + out} (granite: {@code h + out * residual_multiplier}). */
+    private Tensor residual(Tensor h, Tensor out) {
+        return h.add(arch.residualScale() == 1.0 ? out : out.mul(new Scalar(arch.residualScale())));
+    }
 
-        x = rmsNorm(h, n.post()); // (B, T, H)
-        if (sparse[i] != null) { // MoE: routed experts (+ qwen2_moe's shared expert)
-            return h.add(sparse[i].forward(x, linears::get, routerLog)); // (B, T, H)
-        }
-        Tensor[] gateUp = Projections.apply(linears, x, p + "mlp.", "gate_proj", "up_proj"); // (B, T, I) each
-        return h.add(linears.get(p + "mlp.down_proj").forward(torch.silu(gateUp[0]).mul(gateUp[1]))); // (B, T, H)
+    /** The family's RMSNorm with {@code weight}, or x itself when the family has no norm there (null). */
+    private Tensor norm(Tensor x, Tensor weight) {
+        return weight == null ? x : rmsNorm(x, weight);
+    }
+
+    /** The MLP slot of layer {@code i} ({@link GatedMlp} unless replaced). */
+    public FeedForward feedForward(int i) {
+        return mlps[i];
+    }
+
+    /** Puts {@code block} into layer {@code i}'s MLP slot (e.g. a mixture-of-experts block). */
+    public void setFeedForward(int i, FeedForward block) {
+        check();
+        mlps[i] = block;
     }
 
     /** The final RMSNorm: (B, T, H) -> (B, T, H). */
@@ -435,9 +461,19 @@ public final class DecoderModel implements AutoCloseable {
         return rmsNorm(hidden, parameter("model.norm.weight"));
     }
 
-    /** (B, T, H) -> (B, T, V) logits in the model dtype, through the {@code lm_head} slot. */
+    /**
+     * (B, T, H) -> (B, T, V) logits in the model dtype, through the {@code lm_head} slot, then the family's logit
+     * scaling (granite: / logits_scaling) and final soft-cap (gemma2: {@code cap * tanh(z / cap)}).
+     */
     public Tensor lmHead(Tensor hidden) {
-        return linears.get("lm_head").forward(hidden);
+        Tensor z = linears.get("lm_head").forward(hidden); // (B, T, V)
+        if (arch.logitsDivisor() != 1.0) {
+            z = z.div(new Scalar(arch.logitsDivisor()));
+        }
+        if (arch.finalSoftcap() != null) {
+            z = z.div(new Scalar(arch.finalSoftcap())).tanh().mul(new Scalar(arch.finalSoftcap()));
+        }
+        return z;
     }
 
     /** Embeddings, all layers and the final norm: (B, T) ids -> (B, T, H). Advances {@code ctx.cache()}. */
@@ -462,9 +498,9 @@ public final class DecoderModel implements AutoCloseable {
         return forward(inputIds, causalContext(inputIds.size(0), inputIds.size(1)));
     }
 
-    /** transformers' LlamaRMSNorm with this model's epsilon ({@link RmsNorm}). */
+    /** The family's RMSNorm with this model's epsilon ({@link RmsNorm}). */
     Tensor rmsNorm(Tensor x, Tensor weight) {
-        return RmsNorm.apply(x, weight, config.rmsNormEps());
+        return RmsNorm.apply(x, weight, config.rmsNormEps(), arch.norm());
     }
 
     // ---------------------------------------------------------------- saving
@@ -519,6 +555,9 @@ public final class DecoderModel implements AutoCloseable {
         }
         adopted.clear();
         rope.close();
+        if (localRope != null) {
+            localRope.close();
+        }
         if (failure != null) {
             throw failure;
         }

@@ -11,16 +11,17 @@ import io.sftnative.model.moe.MoeSpec;
 public final class ParameterLayout {
     private ParameterLayout() {}
 
-    /** The projections of one layer, in HF order: module name under the layer and whether it is attention. */
-    static final String[] ATTENTION_PROJECTIONS = {"q_proj", "k_proj", "v_proj", "o_proj"};
-    static final String[] MLP_PROJECTIONS = {"gate_proj", "up_proj", "down_proj"};
-
     public static String layerPrefix(int layer) {
         return "model.layers." + layer + ".";
     }
 
-    /** Name to shape. Tied models have no {@code lm_head.weight} (HF saves and counts it once, as the embedding). */
+    /**
+     * Name to shape, from the config's {@link Architecture}: fused projections ({@code qkv_proj}, {@code W_pack},
+     * {@code gate_up_proj}) stack their parts along the output dim (q, k, v / gate, up). Tied models have no
+     * {@code lm_head.weight} (HF saves and counts it once, as the embedding).
+     */
     public static Map<String, long[]> shapes(ModelConfig c) {
+        Architecture a = c.arch();
         Map<String, long[]> s = new LinkedHashMap<>();
         long hidden = c.hiddenSize();
         long q = (long) c.numAttentionHeads() * c.headDim();
@@ -29,24 +30,41 @@ public final class ParameterLayout {
         MoeSpec moe = c.moe(); // null for a dense model
         s.put("model.embed_tokens.weight", new long[] {c.vocabSize(), hidden});
         for (int i = 0; i < c.numHiddenLayers(); i++) {
-            String p = layerPrefix(i);
-            linear(s, p + "self_attn.q_proj", q, hidden, c.attentionBias());
-            linear(s, p + "self_attn.k_proj", kv, hidden, c.attentionBias());
-            linear(s, p + "self_attn.v_proj", kv, hidden, c.attentionBias());
-            linear(s, p + "self_attn.o_proj", hidden, q, c.outputBias());
-            if (c.qkNorm()) {
-                s.put(p + "self_attn.q_norm.weight", new long[] {c.headDim()});
-                s.put(p + "self_attn.k_norm.weight", new long[] {c.headDim()});
-            }
-            if (moe != null && moe.isSparse(i)) {
-                moe.addShapes(s, i, hidden);
+            String p = layerPrefix(i) + "self_attn.";
+            if (a.qkvFused() != null) {
+                linear(s, p + a.qkvFused(), q + 2 * kv, hidden, c.attentionBias());
             } else {
-                linear(s, p + "mlp.gate_proj", inter, hidden, c.mlpBias());
-                linear(s, p + "mlp.up_proj", inter, hidden, c.mlpBias());
-                linear(s, p + "mlp.down_proj", hidden, inter, c.mlpBias());
+                linear(s, p + "q_proj", q, hidden, c.attentionBias());
+                linear(s, p + "k_proj", kv, hidden, c.attentionBias());
+                linear(s, p + "v_proj", kv, hidden, c.attentionBias());
             }
-            s.put(p + "input_layernorm.weight", new long[] {hidden});
-            s.put(p + "post_attention_layernorm.weight", new long[] {hidden});
+            linear(s, p + "o_proj", hidden, q, c.outputBias());
+            switch (a.qkNorm()) {
+                case PER_HEAD -> {
+                    s.put(p + "q_norm.weight", new long[] {c.headDim()});
+                    s.put(p + "k_norm.weight", new long[] {c.headDim()});
+                }
+                case FULL -> {
+                    s.put(p + "q_norm.weight", new long[] {q});
+                    s.put(p + "k_norm.weight", new long[] {kv});
+                }
+                case NONE -> { }
+            }
+            p = layerPrefix(i) + "mlp.";
+            if (moe != null && moe.isSparse(i)) {
+                moe.addShapes(s, i, hidden); // io.sftnative.model.moe: router and experts
+            } else if (a.gateUpFused() != null) {
+                linear(s, p + a.gateUpFused(), 2 * inter, hidden, c.mlpBias());
+            } else {
+                linear(s, p + "gate_proj", inter, hidden, c.mlpBias());
+                linear(s, p + "up_proj", inter, hidden, c.mlpBias());
+            }
+            if (moe == null || !moe.isSparse(i)) {
+                linear(s, p + "down_proj", hidden, inter, c.mlpBias());
+            }
+            for (String norm : a.norms().present()) {
+                s.put(layerPrefix(i) + norm + ".weight", new long[] {hidden});
+            }
         }
         s.put("model.norm.weight", new long[] {hidden});
         if (!c.tieWordEmbeddings()) {
@@ -62,21 +80,24 @@ public final class ParameterLayout {
         }
     }
 
-    /** HF module paths of all linear projections, lm_head last. */
+    /** HF module paths of all linear projections (attention inputs, o_proj, MLP inputs, down_proj), lm_head last. */
     public static List<String> linearModules(ModelConfig c) {
-        List<String> out = new ArrayList<>();
+        Architecture a = c.arch();
         MoeSpec moe = c.moe();
+        List<String> out = new ArrayList<>();
         for (int i = 0; i < c.numHiddenLayers(); i++) {
-            for (String p : ATTENTION_PROJECTIONS) {
+            for (String p : a.qkvNames()) {
                 out.add(layerPrefix(i) + "self_attn." + p);
             }
+            out.add(layerPrefix(i) + "self_attn.o_proj");
             if (moe != null && moe.isSparse(i)) {
                 out.addAll(moe.linearModules(i));
                 continue;
             }
-            for (String p : MLP_PROJECTIONS) {
+            for (String p : a.gateUpNames()) {
                 out.add(layerPrefix(i) + "mlp." + p);
             }
+            out.add(layerPrefix(i) + "mlp.down_proj");
         }
         out.add("lm_head");
         return out;

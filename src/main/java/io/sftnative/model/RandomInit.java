@@ -18,7 +18,7 @@ import io.sftnative.torch.TorchRuntime;
 
 /**
  * A freshly initialised model with transformers' {@code _init_weights}: linear and embedding weights
- * ~ N(0, initializer_range), biases 0, RMSNorm weights 1, the padding token's embedding row 0. Deterministic for a
+ * ~ N(0, initializer_range), biases 0, RMSNorm weights 1 (Gemma's offsets 0), the padding token's embedding row 0. Deterministic for a
  * seed (its own generator; the global RNG is untouched). Values are drawn in fp32 on the host (so a seed gives the
  * same weights on every device), then cast and moved one tensor at a time.
  */
@@ -44,8 +44,9 @@ public final class RandomInit {
             for (Map.Entry<String, long[]> e : ParameterLayout.shapes(config).entrySet()) {
                 String name = e.getKey();
                 Tensor t;
-                if (name.endsWith("norm.weight")) {
-                    t = torch.ones(e.getValue(), onDevice);
+                if (name.endsWith("norm.weight")) { // Gemma stores x * (1 + w): its identity is w = 0
+                    t = config.arch().norm() == Architecture.NormKind.ONE_PLUS_WEIGHT
+                            ? torch.zeros(e.getValue(), onDevice) : torch.ones(e.getValue(), onDevice);
                 } else if (name.endsWith(".bias")) {
                     t = torch.zeros(e.getValue(), onDevice);
                 } else {

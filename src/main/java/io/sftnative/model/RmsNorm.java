@@ -10,15 +10,40 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.model.safetensors.DType;
 
-/** transformers' LlamaRMSNorm, used by {@link DecoderModel} for the layer, q/k and final norms. */
+/**
+ * transformers' RMSNorm in the three forms of {@link Architecture.NormKind}, used by {@link DecoderModel} for the
+ * layer, q/k and final norms.
+ */
 final class RmsNorm {
     private RmsNorm() {}
 
     /** Benchmark switch (A/B measurements); on by default. */
     static final boolean FUSED_RMS_NORM = !"0".equals(System.getenv("SFT_FUSED_RMS_NORM"));
 
+    /** x (..., H), weight (H) -> (..., H) in x's dtype, the weight applied as {@code kind} says. */
+    static Tensor apply(Tensor x, Tensor weight, double eps, Architecture.NormKind kind) {
+        if (kind == Architecture.NormKind.CAST_THEN_WEIGHT) {
+            return apply(x, weight, eps);
+        }
+        ScalarType in = x.scalar_type();
+        Tensor n = normalized(x, eps); // (..., H) fp32
+        Tensor w = weight.to(ScalarType.Float); // (H)
+        if (kind == Architecture.NormKind.ONE_PLUS_WEIGHT) {
+            w = w.add(new Scalar(1.0)); // Gemma: output * (1.0 + weight.float())
+        }
+        return n.mul(w).to(in);
+    }
+
+    /** fp32 x * rsqrt(mean(x^2) + eps) of x (..., H). */
+    private static Tensor normalized(Tensor x, double eps) {
+        Tensor h = x.to(ScalarType.Float); // (..., H) fp32, no copy when already fp32
+        Tensor variance = h.pow(new Scalar(2.0)).mean(new long[] {-1}, true, new ScalarTypeOptional()); // (..., 1)
+        return h.mul(variance.add(new Scalar(eps)).rsqrt());
+    }
+
     /**
-     * x (..., H) -> (..., H): in fp32, x * rsqrt(mean(x^2) + eps), cast back to the input dtype, times weight (H).
+     * LlamaRMSNorm, x (..., H) -> (..., H): in fp32, x * rsqrt(mean(x^2) + eps), cast back to the input dtype, times
+     * weight (H).
      */
     static Tensor apply(Tensor x, Tensor weight, double eps) {
         ScalarType in = x.scalar_type();
@@ -28,9 +53,6 @@ final class RmsNorm {
             // from the reference)
             return torch.rms_norm(x, new long[] {x.size(-1)}, new TensorOptional(weight), new DoubleOptional(eps));
         }
-        Tensor h = x.to(ScalarType.Float); // (..., H) fp32, no copy when already fp32
-        Tensor variance = h.pow(new Scalar(2.0)).mean(new long[] {-1}, true, new ScalarTypeOptional()); // (..., 1)
-        h = h.mul(variance.add(new Scalar(eps)).rsqrt());
-        return weight.mul(h.to(in));
+        return weight.mul(normalized(x, eps).to(in));
     }
 }

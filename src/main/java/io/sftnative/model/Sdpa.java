@@ -15,6 +15,30 @@ final class Sdpa {
     private Sdpa() {}
 
     /**
+     * As {@link #attention(Tensor, Tensor, Tensor, AttentionContext, double, boolean)}, with the attention logits
+     * soft-capped ({@code cap * tanh(s / cap)}, gemma2) when {@code softcap} is non-null. libtorch's fused SDPA has no
+     * hook between the scores and the softmax, so capped attention runs eagerly ({@link EagerAttention}).
+     */
+    static Tensor attention(Tensor q, Tensor k, Tensor v, AttentionContext ctx, double scale, boolean gqa,
+            Double softcap) {
+        if (softcap == null) {
+            return attention(q, k, v, ctx, scale, gqa);
+        }
+        if (ctx.ranges() != null) {
+            if (FlashAttention.supports(q, k, v)) { // our kernel caps the logits itself
+                return FlashAttention.attention(q, k, v, ctx.ranges(), scale, softcap);
+            }
+            ctx = ctx.withMask(rangesAsMask(ctx.ranges(), q));
+        }
+        return EagerAttention.softcapped(q, k, v, ctx.mask(), scale, softcap);
+    }
+
+    /** (B, 1, T, T) visibility of {@code ranges}, or null when they are plain causal; for kernels without ranges. */
+    private static Tensor rangesAsMask(KeyRanges ranges, Tensor q) {
+        return ranges.isCausal() ? null : ranges.mask(q.size(0), q.size(2), q.device());
+    }
+
+    /**
      * {@code q} (B, nH, T, D), {@code k}/{@code v} (B, nKV, S, D) -> (B, nH, T, D); {@code gqa} when nKV < nH.
      */
     static Tensor attention(Tensor q, Tensor k, Tensor v, AttentionContext ctx, double scale, boolean gqa) {
@@ -23,8 +47,7 @@ final class Sdpa {
                 return FlashAttention.attention(q, k, v, ctx.ranges(), scale, 0.0);
             }
             // e.g. bf16 tensors under autocast: SDPA, causal or with the ranges as a mask
-            Tensor mask = ctx.ranges().isCausal() ? null : ctx.ranges().mask(q.size(0), q.size(2), q.device());
-            ctx = new AttentionContext(ctx.cos(), ctx.sinSigned(), mask, ctx.cache(), ctx.queryLength(), null);
+            ctx = ctx.withMask(rangesAsMask(ctx.ranges(), q));
         }
         boolean guard = BlasThreads.enabled();
         Tensor out;

@@ -47,6 +47,8 @@ public final class Templates {
                 content,
                 slots(token("<|observation|>"), text("\n"), text("{{content}}"), token("<|assistant|>")),
                 "", List.of("<|user|>", "<|observation|>"), false, true, false, ToolFormat.GLM4));
+
+        FamilyTemplates.registerAll(Templates::register); // gemma, phi, glm4, olmo, granite3
     }
 
     private Templates() {}

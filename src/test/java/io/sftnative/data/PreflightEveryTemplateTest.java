@@ -37,6 +37,9 @@ class PreflightEveryTemplateTest {
                 if (name.startsWith("baichuan") || name.startsWith("chatglm")) {
                     continue; // their special tokens are not in these vocabularies
                 }
+                if (java.util.Set.of("gemma", "gemma3", "phi", "phi4_mini").contains(name)) {
+                    continue; // their EOS (<end_of_turn>, <|end|>) is not in these vocabularies; phi4_mini has no tools
+                }
                 Tokenizer tok = name.startsWith("llama3") || name.equals("openchat-3.6") ? llama3
                         : name.contains("mistral") || name.equals("ministral") ? mistral : qwen3;
                 String shownText = show(tok, Templates.named(name));

@@ -28,7 +28,8 @@ import io.sftnative.torch.TorchRuntime;
 
 /**
  * Numerical parity with transformers' math: golden files written by tools/golden/gen_model_golden.py (a reference
- * implementation of HF Llama/Mistral/Qwen2/Qwen3 on Debian's python3-torch 1.13).
+ * implementation of HF Llama/Mistral/Qwen2/Qwen3 on Debian's python3-torch 1.13) and tools/golden/gen_family_golden.py
+ * (the other families, docs/architectures.md).
  *
  * <p>Relative error = max |java - reference| / max |reference| over the compared elements (an elementwise ratio is
  * meaningless for entries near 0). fp32: logits <= 1e-5, loss <= 1e-6, gradients <= 1e-4; greedy generation
@@ -61,7 +62,9 @@ class GoldenParityTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa"})
+    @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa", "gemma2_softcap",
+            "gemma3_text_local", "phi3_longrope", "glm4_partial", "olmo2_postnorm", "granite_mult", "qwen2_swa",
+            "baichuan_wpack", "gemma2_bf16", "olmo2_bf16"})
     void fp32LogitsLossAndGradientsMatchTheReference(String name) throws IOException {
         fp32Parity(name, AttentionKernel.SDPA);
     }
@@ -130,7 +133,9 @@ class GoldenParityTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa"})
+    @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa", "gemma2_softcap",
+            "gemma3_text_local", "phi3_longrope", "glm4_partial", "olmo2_postnorm", "granite_mult", "qwen2_swa",
+            "baichuan_wpack", "gemma2_bf16", "olmo2_bf16"})
     void greedyGenerationMatchesTokenForToken(String name) throws IOException {
         JsonNode gen = meta(name).get("generate");
         long[][] prompts = ids(gen.get("prompts"));
@@ -154,7 +159,7 @@ class GoldenParityTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"qwen2_tied_bf16"})
+    @ValueSource(strings = {"qwen2_tied_bf16", "gemma2_bf16", "olmo2_bf16"})
     void bf16LogitsAndLossWithinBf16Tolerance(String name) throws IOException {
         JsonNode basic = meta(name).get("cases").get("basic");
         try (DecoderModel model = DecoderModel.load(ROOT.resolve(name).resolve("checkpoint"), null);

@@ -1,0 +1,323 @@
+"""A plain reference of the decoder families beyond Llama/Qwen, written against transformers' modeling code
+(modeling_gemma2.py, modeling_gemma3.py (text), modeling_phi3.py, modeling_glm4.py, modeling_olmo2.py,
+modeling_granite.py and modeling_rope_utils.py of transformers 4.5x, eager attention), step by step and with HF's
+dtype changes. Each family's differences are spelled out where they happen (this is a reference, not a design):
+  gemma2       embeddings * tensor(sqrt(H), dtype); RMSNorm in fp32 as x * (1 + w); norms before and after
+               attention and MLP; gelu(tanh) MLP; scores * query_pre_attn_scalar^-0.5, soft-capped
+               (s / cap -> tanh -> * cap); even layers slide (i - j < sliding_window); logits soft-capped
+  gemma3_text  gemma2 + q/k norm per head (Gemma norm) before RoPE; sliding layers use rope_local_base_freq
+               (default rope), others rope_theta (+ rope_scaling); layer i slides iff (i + 1) % pattern != 0
+  phi3         fused qkv_proj (q | k | v) and gate_up_proj (gate | up, up * act(gate)); partial rotary on the first
+               int(head_dim * partial_rotary_factor) dims; longrope (short/long factors by max position, cos/sin
+               times the attention factor)
+  glm4         gate_up_proj; norms after attention (post_self_attn_layernorm) and MLP (post_mlp_layernorm) too;
+               q/k/v bias; partial rotary with interleaved pairs (rotate_half_llm)
+  olmo2        no pre-norms: post_attention_layernorm / post_feedforward_layernorm on the block outputs; q/k RMSNorm
+               over the whole projection; RMSNorm multiplies the weight in fp32 before casting
+  baichuan     (remote code of Baichuan-7B / Baichuan2-7B) fused W_pack split as q | k | v; Baichuan2 (vocab
+               125696) normalises the LM head rows (NormHead)
+  granite      embedding_multiplier, attention_multiplier as the score scale, residual_multiplier on block outputs,
+               logits / logits_scaling
+Runs on Debian's python3-torch 1.13.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+
+import hf_reference as llama
+
+IGNORE_INDEX = llama.IGNORE_INDEX
+causal_lm_loss = llama.causal_lm_loss
+
+GEMMA = ("gemma2", "gemma3_text")
+
+
+def head_dim(cfg):
+    if cfg["model_type"] in GEMMA:
+        return cfg.get("head_dim") or 256
+    return cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+
+
+def rotary_dim(cfg):
+    default = {"phi3": 1.0, "glm4": 0.5}.get(cfg["model_type"], 1.0)
+    return int(head_dim(cfg) * cfg.get("partial_rotary_factor", default))
+
+
+def sliding_layers(cfg):
+    n = cfg["num_hidden_layers"]
+    mt = cfg["model_type"]
+    if mt == "gemma2":
+        return [bool((i + 1) % 2) for i in range(n)]
+    if mt == "gemma3_text":
+        pattern = cfg.get("sliding_window_pattern", 6)
+        return [bool((i + 1) % pattern) for i in range(n)]
+    if mt == "phi3":
+        return [cfg.get("sliding_window") is not None] * n
+    if mt in ("qwen2", "qwen3") and cfg.get("use_sliding_window"):  # Qwen2Config.layer_types
+        return [i >= cfg.get("max_window_layers", n) for i in range(n)]
+    return [False] * n
+
+
+# ----------------------------------------------------------------- rope (modeling_rope_utils)
+
+def inv_freq(cfg, base=None, scaling=True, long=False):
+    """(dim/2) fp32: default, or longrope's short/long table."""
+    dim = rotary_dim(cfg)
+    base = cfg.get("rope_theta", 10000.0) if base is None else base
+    rs = cfg.get("rope_scaling") if scaling else None
+    shape = torch.arange(0, dim, 2, dtype=torch.int64).float() / dim
+    if rs and rs.get("rope_type", rs.get("type")) == "longrope":
+        ext = torch.tensor(rs["long_factor"] if long else rs["short_factor"], dtype=torch.float32)
+        return 1.0 / (ext * base ** shape)
+    if rs and rs.get("rope_type", rs.get("type")) == "linear":
+        return (1.0 / (base ** shape)) / rs["factor"]
+    if rs and rs.get("rope_type", rs.get("type")) not in (None, "default"):
+        raise ValueError("reference: rope type " + str(rs))
+    return 1.0 / (base ** shape)
+
+
+def longrope_attention_factor(cfg):
+    rs = cfg.get("rope_scaling")
+    if not rs or rs.get("rope_type", rs.get("type")) != "longrope":
+        return 1.0, None
+    if "original_max_position_embeddings" in cfg:
+        original = cfg["original_max_position_embeddings"]
+        factor = cfg["max_position_embeddings"] / original
+    else:
+        original = cfg["max_position_embeddings"]
+        factor = rs.get("factor", 1.0)
+    af = rs.get("attention_factor")
+    if af is None:
+        af = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(original))
+    return af, original
+
+
+def cos_sin(cfg, position_ids, dtype, base=None, scaling=True, use_long=None):
+    """(B, T) -> cos, sin (B, T, dim) in dtype. use_long: None = choose by max(position_ids) + 1 > original
+    (dynamic_rope_update's longrope rule), or a (T,) bool tensor per column (cached generation)."""
+    af, original = longrope_attention_factor(cfg) if scaling else (1.0, None)
+
+    def table(inv):
+        inv_e = inv[None, :, None].float().expand(position_ids.shape[0], -1, 1)
+        freqs = (inv_e @ position_ids[:, None, :].float()).transpose(1, 2)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos() * af, emb.sin() * af
+
+    if original is None:
+        c, s = table(inv_freq(cfg, base, scaling))
+    else:
+        cs_short = table(inv_freq(cfg, base, scaling, long=False))
+        cs_long = table(inv_freq(cfg, base, scaling, long=True))
+        if use_long is None:
+            use_long = torch.full((position_ids.shape[1],), int(position_ids.max()) + 1 > original)
+        sel = use_long[None, :, None]
+        c = torch.where(sel, cs_long[0], cs_short[0])
+        s = torch.where(sel, cs_long[1], cs_short[1])
+    return c.to(dtype), s.to(dtype)
+
+
+def apply_rope(cfg, x, cos, sin):
+    """x (B, h, T, D); cos/sin (B, 1, T, dim)."""
+    if cfg["model_type"] == "glm4":  # modeling_glm4.apply_rotary_pos_emb
+        cos = cos[..., : cos.shape[-1] // 2].repeat_interleave(2, dim=-1)
+        sin = sin[..., : sin.shape[-1] // 2].repeat_interleave(2, dim=-1)
+        rd = cos.shape[-1]
+        x_rot, x_pass = x[..., :rd], x[..., rd:]
+        x1 = x_rot[..., 0::2]
+        x2 = x_rot[..., 1::2]
+        rot = torch.stack((-x2, x1), dim=-1).flatten(-2)
+        return torch.cat([(x_rot * cos) + (rot * sin), x_pass], dim=-1)
+    rd = cos.shape[-1]
+    x_rot, x_pass = x[..., :rd], x[..., rd:]
+    return torch.cat([(x_rot * cos) + (llama.rotate_half(x_rot) * sin), x_pass], dim=-1)
+
+
+# ----------------------------------------------------------------- norms
+
+def norm(cfg, x, w):
+    mt = cfg["model_type"]
+    eps = cfg.get("rms_norm_eps", 1e-6)
+    if mt in GEMMA:  # Gemma2RMSNorm / Gemma3RMSNorm
+        xf = x.float()
+        out = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+        return (out * (1.0 + w.float())).type_as(x)
+    if mt == "olmo2":  # Olmo2RMSNorm: weight applied before the cast
+        h = x.to(torch.float32)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+        return (w * h).to(x.dtype)
+    return llama.rms_norm(x, w, eps)
+
+
+# ----------------------------------------------------------------- model
+
+def norm_names(cfg):
+    """(pre-attention, post-attention, pre-MLP, post-MLP) norm names, None where absent."""
+    return {
+        "gemma2": ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                   "post_feedforward_layernorm"),
+        "gemma3_text": ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                        "post_feedforward_layernorm"),
+        "glm4": ("input_layernorm", "post_self_attn_layernorm", "post_attention_layernorm", "post_mlp_layernorm"),
+        "olmo2": (None, "post_attention_layernorm", None, "post_feedforward_layernorm"),
+    }.get(cfg["model_type"], ("input_layernorm", None, "post_attention_layernorm", None))
+
+
+def forward(cfg, p, input_ids, position_ids, vis, use_long=None):
+    """Logits (B, T, V) in the weights' dtype. vis (B, T, T) bool: causal + padding/segments (no window); sliding
+    layers add i - j < sliding_window."""
+    mt = cfg["model_type"]
+    dtype = p["model.embed_tokens.weight"].dtype
+    B, T = input_ids.shape
+    H = cfg["num_attention_heads"]
+    KV = cfg.get("num_key_value_heads") or H
+    D = head_dim(cfg)
+    h = F.embedding(input_ids, p["model.embed_tokens.weight"], padding_idx=cfg.get("pad_token_id"))
+    if mt in GEMMA:
+        h = h * torch.tensor(cfg["hidden_size"] ** 0.5, dtype=h.dtype)
+    if mt == "granite":
+        h = h * cfg.get("embedding_multiplier", 1.0)
+    cos, sin = cos_sin(cfg, position_ids, dtype, use_long=use_long)
+    local = cos_sin(cfg, position_ids, dtype, base=cfg.get("rope_local_base_freq", 10000.0), scaling=False) \
+        if mt == "gemma3_text" else (cos, sin)
+    i = torch.arange(T)[:, None]
+    j = torch.arange(T)[None, :]
+    window = cfg.get("sliding_window")
+    slide = sliding_layers(cfg)
+    if mt in GEMMA:
+        scaling = cfg.get("query_pre_attn_scalar", 256) ** -0.5
+    elif mt == "granite":
+        scaling = cfg.get("attention_multiplier", 1.0)
+    else:
+        scaling = D ** -0.5
+    softcap = cfg.get("attn_logit_softcapping", 50.0 if mt == "gemma2" else None)
+    pre_a, post_a, pre_m, post_m = norm_names(cfg)
+    resid = cfg.get("residual_multiplier", 1.0) if mt == "granite" else None
+    for li in range(cfg["num_hidden_layers"]):
+        pre = "model.layers.%d." % li
+        a = pre + "self_attn."
+        lvis = vis & (i - j < window)[None] if slide[li] else vis
+        mask = llama.additive(lvis, dtype)  # (B, 1, T, T)
+        c, s = (local if slide[li] else (cos, sin))
+        c, s = c.unsqueeze(1), s.unsqueeze(1)
+        residual = h
+        x = norm(cfg, h, p[pre + pre_a + ".weight"]) if pre_a else h
+        if mt == "baichuan":  # remote modeling_baichuan.py: proj.unflatten(-1, (3, hidden)) -> q, k, v
+            proj = F.linear(x, p[a + "W_pack.weight"]).unflatten(-1, (3, cfg["hidden_size"]))
+            proj = proj.unsqueeze(0).transpose(0, -2).squeeze(-2)
+            q, k, v = proj[0], proj[1], proj[2]
+        elif mt == "phi3":
+            qkv = F.linear(x, p[a + "qkv_proj.weight"])
+            qp = H * D
+            q, k, v = qkv[..., :qp], qkv[..., qp:qp + KV * D], qkv[..., qp + KV * D:]
+        else:
+            q = F.linear(x, p[a + "q_proj.weight"], p.get(a + "q_proj.bias"))
+            k = F.linear(x, p[a + "k_proj.weight"], p.get(a + "k_proj.bias"))
+            v = F.linear(x, p[a + "v_proj.weight"], p.get(a + "v_proj.bias"))
+        if mt == "olmo2":
+            q = norm(cfg, q, p[a + "q_norm.weight"])
+            k = norm(cfg, k, p[a + "k_norm.weight"])
+        q = q.view(B, T, H, D).transpose(1, 2)
+        k = k.view(B, T, KV, D).transpose(1, 2)
+        v = v.view(B, T, KV, D).transpose(1, 2)
+        if mt == "gemma3_text":
+            q = norm(cfg, q, p[a + "q_norm.weight"])
+            k = norm(cfg, k, p[a + "k_norm.weight"])
+        q = apply_rope(cfg, q, c, s)
+        k = apply_rope(cfg, k, c, s)
+        k = llama.repeat_kv(k, H // KV)
+        v = llama.repeat_kv(v, H // KV)
+        w = torch.matmul(q, k.transpose(2, 3)) * scaling
+        if softcap is not None:
+            w = w / softcap
+            w = torch.tanh(w)
+            w = w * softcap
+        w = w + mask
+        w = F.softmax(w, dim=-1, dtype=torch.float32).to(q.dtype)
+        o = torch.matmul(w, v).transpose(1, 2).contiguous().reshape(B, T, H * D)
+        o = F.linear(o, p[a + "o_proj.weight"], p.get(a + "o_proj.bias"))
+        if post_a:
+            o = norm(cfg, o, p[pre + post_a + ".weight"])
+        h = residual + (o * resid if resid is not None else o)
+        residual = h
+        x = norm(cfg, h, p[pre + pre_m + ".weight"]) if pre_m else h
+        m = pre + "mlp."
+        if mt in ("phi3", "glm4"):
+            up = F.linear(x, p[m + "gate_up_proj.weight"])
+            gate, up = up.chunk(2, dim=-1)
+            y = up * F.silu(gate)
+        else:
+            gate = F.linear(x, p[m + "gate_proj.weight"], p.get(m + "gate_proj.bias"))
+            up = F.linear(x, p[m + "up_proj.weight"], p.get(m + "up_proj.bias"))
+            act = F.gelu(gate, approximate="tanh") if mt in GEMMA else F.silu(gate)
+            y = act * up
+        y = F.linear(y, p[m + "down_proj.weight"], p.get(m + "down_proj.bias"))
+        if post_m:
+            y = norm(cfg, y, p[pre + post_m + ".weight"])
+        h = residual + (y * resid if resid is not None else y)
+    h = norm(cfg, h, p["model.norm.weight"])
+    tied = cfg.get("tie_word_embeddings", mt in GEMMA)
+    head = p["model.embed_tokens.weight"] if tied else p["lm_head.weight"]
+    if mt == "baichuan" and cfg["vocab_size"] == 125696:  # Baichuan2 NormHead (training mode)
+        head = F.normalize(head)
+    logits = F.linear(h, head)
+    if mt == "granite":
+        logits = logits / cfg.get("logits_scaling", 1.0)
+    cap = cfg.get("final_logit_softcapping", 30.0 if mt == "gemma2" else None)
+    if cap is not None:
+        logits = logits / cap
+        logits = torch.tanh(logits)
+        logits = logits * cap
+    return logits
+
+
+def visible_mask(attention_mask=None, segment_ids=None, batch=None, seq=None):
+    """(B, T, T) causal + padding or segments; windows are per layer (forward)."""
+    return llama.visible_mask({"model_type": "llama"}, attention_mask, segment_ids, batch, seq)
+
+
+def greedy_generate(cfg, p, prompts, max_new_tokens, stop_ids, pad_id):
+    """hf_reference.greedy_generate for these families. For longrope it reproduces HF's cached generation: the
+    prefill columns use the table chosen by the prompt's largest position, each later column the table chosen when
+    it was decoded (max position of that step + 1 > original)."""
+    _, original = longrope_attention_factor(cfg)
+    B = len(prompts)
+    T = max(len(r) for r in prompts)
+    ids = torch.full((B, T), pad_id, dtype=torch.long)
+    mask = torch.zeros((B, T), dtype=torch.long)
+    for b, r in enumerate(prompts):
+        ids[b, T - len(r):] = torch.tensor(r)
+        mask[b, T - len(r):] = 1
+    unfinished = torch.ones(B, dtype=torch.long)
+    out = [[] for _ in range(B)]
+    margin = float("inf")
+    columns_long = []
+    for step in range(max_new_tokens):
+        pos = mask.cumsum(-1) - 1
+        pos.masked_fill_(mask == 0, 1)
+        if original is not None:
+            if step == 0:
+                columns_long = [int(pos.max()) + 1 > original] * T
+            else:
+                columns_long.append(int(pos[:, -1].max()) + 1 > original)
+        use_long = torch.tensor(columns_long) if original is not None else None
+        vis = visible_mask(attention_mask=mask)
+        with torch.no_grad():
+            logits = forward(cfg, p, ids, pos, vis, use_long)[:, -1, :].float()
+        top2 = logits.topk(2, dim=-1).values
+        for b in range(B):
+            if unfinished[b]:
+                margin = min(margin, float(top2[b, 0] - top2[b, 1]))
+        nxt = logits.argmax(-1)
+        nxt = nxt * unfinished + pad_id * (1 - unfinished)
+        for b in range(B):
+            if unfinished[b]:
+                out[b].append(int(nxt[b]))
+        ids = torch.cat([ids, nxt[:, None]], dim=1)
+        mask = torch.cat([mask, torch.ones((B, 1), dtype=torch.long)], dim=1)
+        for b in range(B):
+            if int(nxt[b]) in stop_ids:
+                unfinished[b] = 0
+        if int(unfinished.sum()) == 0:
+            break
+    return out, margin
