@@ -20,10 +20,9 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
      * plumbing, attention back-ends). They are accepted with a warning so users' files load unchanged.
      */
     public static final Set<String> IGNORED_KEYS = Set.of(
-            "report_to", "ddp_timeout", "trust_remote_code", "dataloader_num_workers", "flash_attn",
-            "save_only_model", "run_name", "logging_dir", "deepspeed", "fp16", "tf32", "ddp_find_unused_parameters",
-            "use_fast_tokenizer", "disable_tqdm", "include_num_input_tokens_seen", "save_strategy",
-            "logging_strategy", "streaming", "tokenized_path",
+            "ddp_timeout", "trust_remote_code", "dataloader_num_workers", "flash_attn",
+            "run_name", "deepspeed", "tf32", "ddp_find_unused_parameters",
+            "use_fast_tokenizer", "disable_tqdm", "include_num_input_tokens_seen", "streaming", "tokenized_path",
             "preprocessing_batch_size", "cache_dir", "infer_backend", "enable_liger_kernel", "use_unsloth",
             // GPTQ calibration for LLaMA-Factory's export_quantization_bit; bitsandbytes export needs no data
             "export_quantization_dataset", "export_quantization_nsamples", "export_quantization_maxlen");
@@ -35,6 +34,7 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
     public static SftConfig from(RawConfig c, Consumer<String> warn) {
         SftConfig cfg = new SftConfig(ModelArgs.from(c), DataArgs.from(c), FinetuningArgs.from(c),
                 TrainingArgs.from(c), GenerationArgs.from(c), ExportArgs.from(c));
+        NotImplementedKeys.check(c);
         c.checkAllKnown(IGNORED_KEYS, warn);
         return cfg;
     }

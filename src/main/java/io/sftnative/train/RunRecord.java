@@ -26,6 +26,7 @@ final class RunRecord implements AutoCloseable {
     private final TrainingListener listener;
     private final List<Map<String, Object>> history;
     private final long loggingSteps;
+    private final java.util.function.LongPredicate logAt; // logging_strategy: which steps write a log entry
     private final long totalSteps;
     private final long startNanos = System.nanoTime();
     private final long startTokens;
@@ -34,12 +35,22 @@ final class RunRecord implements AutoCloseable {
     private double lossThisRun;
     private long stepsThisRun;
     private long tokensSeen;
+    private long lastStep;
 
     /**
      * @param history the log history so far (a resumed run's, from its trainer_state.json), continued here
      */
     RunRecord(Path outputDir, long totalSteps, long startStep, long tokensSeen, long loggingSteps,
             List<Map<String, Object>> history, TrainingListener listener, boolean console) throws IOException {
+        this(outputDir, totalSteps, startStep, tokensSeen, loggingSteps,
+                s -> s % loggingSteps == 0 || s == totalSteps, history, listener, console);
+    }
+
+    /** @param logAt the steps that write a train log entry (logging_strategy) */
+    RunRecord(Path outputDir, long totalSteps, long startStep, long tokensSeen, long loggingSteps,
+            java.util.function.LongPredicate logAt, List<Map<String, Object>> history, TrainingListener listener,
+            boolean console) throws IOException {
+        this.logAt = logAt;
         this.trainerLog = TrainerLog.open(outputDir, totalSteps, startStep, tokensSeen);
         this.progress = console ? TrainProgress.start("train", totalSteps, startStep) : null;
         this.listener = listener;
@@ -54,6 +65,7 @@ final class RunRecord implements AutoCloseable {
     void step(long step, double epoch, double loss, double lr, double gradNorm, long targets, long tokens)
             throws IOException {
         tokensSeen += tokens;
+        lastStep = step;
         double rate = tokensPerSecond();
         lossSinceLog += loss;
         stepsSinceLog++;
@@ -63,7 +75,7 @@ final class RunRecord implements AutoCloseable {
             progress.step(step, loss, lr, rate);
         }
         listener.onStep(new StepEvent(step, totalSteps, epoch, loss, lr, gradNorm, targets, tokensSeen, rate));
-        if (step % loggingSteps == 0 || step == totalSteps) {
+        if (logAt.test(step)) {
             double mean = lossSinceLog / stepsSinceLog;
             trainerLog.log(TrainerLog.Event.train(step, mean, lr, round2(epoch), tokensSeen));
             history.add(LogHistory.train(step, round2(epoch), mean, gradNorm, lr, tokensSeen));
@@ -73,6 +85,11 @@ final class RunRecord implements AutoCloseable {
             lossSinceLog = 0;
             stepsSinceLog = 0;
         }
+    }
+
+    /** The last optimizer step recorded (0 before the first). */
+    long lastStep() {
+        return lastStep;
     }
 
     /** An evaluation's metrics (HF names: eval_loss, ...). */

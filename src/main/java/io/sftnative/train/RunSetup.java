@@ -50,7 +50,7 @@ final class RunSetup implements AutoCloseable {
         this.data = data;
         this.model = model;
         this.tokenizerDir = tokenizerDir;
-        this.autocast = Autocast.of(cfg.training().bf16());
+        this.autocast = Autocast.of(cfg.training().bf16(), cfg.training().fp16());
         TrainingArgs t = cfg.training();
         this.loss = opts.loss() != null ? opts.loss()
                 : new MemoryEfficientLoss(t.gradientCheckpointing(), t.fusedCrossEntropy(), 0, autocast);
@@ -61,6 +61,15 @@ final class RunSetup implements AutoCloseable {
         TrainingArgs t = cfg.training();
         TorchRuntime.boot(cfg.model().threads() > 0 ? cfg.model().threads() : TorchRuntime.defaultThreads());
         String device = TorchRuntime.deviceName(cfg.model().device()); // before the data work: a bad device fails now
+        if (t.fp16() && !device.startsWith("cuda")) {
+            throw new ConfigException("fp16: true needs a CUDA GPU, and this run is on " + device + " (HF refuses fp16"
+                    + " mixed precision without a GPU too: fp16 matrix products on a CPU are slow and lose range)."
+                    + " On a CPU use bf16: true, or neither");
+        }
+        String tracking = io.sftnative.config.Tracking.unsupportedWarning(t.reportTo());
+        if (tracking != null) {
+            opts.say(tracking);
+        }
         TorchRng.manualSeed(t.seed());
         Path outputDir = Path.of(t.outputDir());
         Optional<Path> from = ResumeResolver.resolve(t.resumeFromCheckpoint(), outputDir, t.overwriteOutputDir(),
@@ -120,12 +129,17 @@ final class RunSetup implements AutoCloseable {
     DataOrder order() {
         TrainingArgs t = cfg.training();
         return new DataOrder(data.data().train().size(), t.perDeviceTrainBatchSize(), t.gradientAccumulationSteps(),
-                t.seed(), true);
+                t.seed(), !t.run().disableShuffling());
     }
 
     LrSchedule schedule(long totalSteps) {
         TrainingArgs t = cfg.training();
-        return LrSchedule.of(t.lrSchedulerType(), t.learningRate(), totalSteps, t.warmupSteps(), t.warmupRatio());
+        try {
+            return LrSchedule.of(t.lrSchedulerType(), t.learningRate(), totalSteps, t.warmupSteps(), t.warmupRatio(),
+                    t.lrSchedulerKwargs());
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(e.getMessage(), e);
+        }
     }
 
     /** The step to start from: the checkpoint's, after checking it fits this run and restoring its random state. */

@@ -221,6 +221,28 @@ public final class TrainableModel implements AutoCloseable {
         }
     }
 
+    /**
+     * Copies the trained values of a checkpoint written by {@link #saveWeights} into the trainable parameters
+     * (load_best_model_at_end): the adapter's tensors for LoRA, the model's for full / freeze (frozen weights are
+     * unchanged by training, so only the trainable ones are read).
+     */
+    public void restoreTrainable(Path checkpoint) throws IOException {
+        try (org.bytedeco.pytorch.NoGradGuard noGrad = new org.bytedeco.pytorch.NoGradGuard();
+                org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope();
+                io.sftnative.model.safetensors.SafetensorsCheckpoint f = io.sftnative.model.safetensors
+                        .SafetensorsCheckpoint.open(adapters != null ? checkpoint.resolve("adapter_model.safetensors")
+                                : checkpoint)) {
+            for (Map.Entry<String, Tensor> e : trainable.entrySet()) {
+                String key = adapters != null ? LoraAdapters.savedKey(e.getKey()) : e.getKey();
+                if (!f.contains(key)) {
+                    throw new IOException(checkpoint + " has no tensor " + key + ": it is not a checkpoint of this"
+                            + " run's trainable parameters");
+                }
+                e.getValue().copy_(f.view(key));
+            }
+        }
+    }
+
     /** Where the model runs ({@code cpu}, {@code cuda:N}). */
     public String deviceName() {
         return model.deviceName();
