@@ -41,7 +41,7 @@ import io.sftnative.bindings.TensorMemory;
  * owns its state tensors. Use after close fails with {@link IllegalStateException}.
  */
 @SuppressWarnings("try") // scopes and no-grad guards are held for their side effect
-public final class AdamW implements AutoCloseable {
+public final class AdamW implements Optimizer {
     /** Keys of {@link #stateDict()}: {@code <param name>.<suffix>}. */
     public static final String EXP_AVG = "exp_avg";
     public static final String EXP_AVG_SQ = "exp_avg_sq";
@@ -126,6 +126,7 @@ public final class AdamW implements AutoCloseable {
     }
 
     /** One update of every parameter that has a gradient, with learning rate {@code lr} (from the schedule). */
+    @Override
     public void step(double lr) {
         ensureOpen();
         try (NoGradGuard noGrad = new NoGradGuard()) {
@@ -185,6 +186,7 @@ public final class AdamW implements AutoCloseable {
     }
 
     /** Drops every parameter's gradient (torch's {@code zero_grad(set_to_none=True)}). */
+    @Override
     public void zeroGrad() {
         ensureOpen();
         for (Slot s : slots) {
@@ -199,6 +201,7 @@ public final class AdamW implements AutoCloseable {
      * dtype) and {@code <name>.step} (a float32 scalar, as torch stores it) for every parameter that has state.
      * The returned handles share storage with the optimizer; the caller closes them (a {@link PointerScope} does).
      */
+    @Override
     public Map<String, Tensor> stateDict() {
         ensureOpen();
         Map<String, Tensor> out = new LinkedHashMap<>();
@@ -218,6 +221,7 @@ public final class AdamW implements AutoCloseable {
      * parameter's dtype and device); parameters absent from {@code state} start fresh. Fails, changing nothing,
      * on a key that names no parameter, an incomplete entry or a shape mismatch.
      */
+    @Override
     public void loadStateDict(Map<String, Tensor> state) {
         ensureOpen();
         Set<String> withState = new TreeSet<>();

@@ -15,7 +15,7 @@ import io.sftnative.checkpoint.ResumableRandom;
 import io.sftnative.checkpoint.RngState;
 import io.sftnative.checkpoint.TrainingCheckpoint;
 import io.sftnative.files.AtomicFiles;
-import io.sftnative.optim.AdamW;
+import io.sftnative.optim.Optimizer;
 import io.sftnative.train.log.TrainerState;
 
 /**
@@ -31,7 +31,7 @@ final class Checkpointer {
     private final Path outputDir;
     private final int saveTotalLimit;
     private final TrainableModel model;
-    private final AdamW optimizer;
+    private final Optimizer optimizer;
     private final Supplier<TrainingCheckpoint.Schedule> schedule; // its state as of the save
     private final boolean saveOnlyModel;
     private final List<Path> tokenizerFiles;
@@ -41,7 +41,7 @@ final class Checkpointer {
      * @param schedule      the learning-rate schedule with its state at the time of each save
      * @param saveOnlyModel save_only_model: checkpoints hold the weights and trainer_state.json only
      */
-    Checkpointer(Path outputDir, int saveTotalLimit, TrainableModel model, AdamW optimizer,
+    Checkpointer(Path outputDir, int saveTotalLimit, TrainableModel model, Optimizer optimizer,
             Supplier<TrainingCheckpoint.Schedule> schedule, boolean saveOnlyModel, Path tokenizerDir) {
         this.outputDir = outputDir;
         this.saveTotalLimit = saveTotalLimit;

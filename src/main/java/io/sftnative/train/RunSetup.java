@@ -19,7 +19,11 @@ import io.sftnative.config.TrainingArgs;
 import io.sftnative.data.DataPipeline;
 import io.sftnative.loss.LossComputation;
 import io.sftnative.loss.MemoryEfficientLoss;
+import io.sftnative.optim.Adafactor;
 import io.sftnative.optim.AdamW;
+import io.sftnative.optim.Optimizer;
+import io.sftnative.optim.ParamGroups;
+import io.sftnative.optim.Sgd;
 import io.sftnative.optim.LrSchedule;
 import io.sftnative.torch.Autocast;
 import io.sftnative.torch.TorchRuntime;
@@ -111,10 +115,14 @@ final class RunSetup implements AutoCloseable {
     }
 
     /** The optimizer over the trainable parameters, with the checkpoint's state when resuming. */
-    AdamW optimizer() throws IOException {
+    Optimizer optimizer() throws IOException {
         TrainingArgs t = cfg.training();
-        AdamW opt = AdamW.withHfGroups(model.trainable(), t.weightDecay(), t.adamBeta1(), t.adamBeta2(),
-                t.adamEpsilon()).fused(t.fusedAdamW());
+        Optimizer opt = switch (t.optim()) {
+            case "sgd" -> new Sgd(model.trainable(), t.weightDecay(), ParamGroups::decays);
+            case "adafactor" -> new Adafactor(model.trainable(), t.weightDecay(), ParamGroups::decays);
+            default -> AdamW.withHfGroups(model.trainable(), t.weightDecay(), t.adamBeta1(), t.adamBeta2(),
+                    t.adamEpsilon()).fused(t.fusedAdamW());
+        };
         if (resume != null) {
             try {
                 TrainingCheckpoint.loadOptimizerState(resume.dir(), opt::loadStateDict);

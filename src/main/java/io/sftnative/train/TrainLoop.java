@@ -19,7 +19,7 @@ import io.sftnative.data.Example;
 import io.sftnative.data.ExampleSet;
 import io.sftnative.loss.LossComputation;
 import io.sftnative.loss.MicroBatch;
-import io.sftnative.optim.AdamW;
+import io.sftnative.optim.Optimizer;
 import io.sftnative.optim.GradClip;
 import io.sftnative.optim.LossScaler;
 import io.sftnative.optim.LrScheduler;
@@ -50,7 +50,7 @@ final class TrainLoop {
 
     /** What the loop works with; built by the recipes from the config. */
     record Parts(TrainableModel model, ExampleSet train, Collator collator, DataOrder order, LossComputation loss,
-            AdamW optimizer, LrScheduler scheduler, LossScaler scaler, double maxGradNorm, long totalSteps,
+            Optimizer optimizer, LrScheduler scheduler, LossScaler scaler, double maxGradNorm, long totalSteps,
             Cadence cadence, Evaluator evaluator, BestModel best, Checkpointer checkpointer, RunRecord record,
             TrainingListener listener, BooleanSupplier cancelled, long seed, double epochs) {}
 

@@ -13,10 +13,10 @@ import io.sftnative.checkpoint.CheckpointDirs;
 import io.sftnative.checkpoint.TrainingCheckpoint;
 import io.sftnative.config.TrainingArgs;
 import io.sftnative.files.AtomicFiles;
-import io.sftnative.optim.AdamW;
 import io.sftnative.config.ConfigException;
 import io.sftnative.config.RunControlArgs;
 import io.sftnative.optim.LossScaler;
+import io.sftnative.optim.Optimizer;
 import io.sftnative.optim.LrSchedule;
 import io.sftnative.optim.LrScheduler;
 import io.sftnative.train.log.LossPlot;
@@ -75,7 +75,7 @@ final class TrainPhase {
             case "epoch" -> s -> s % perEpoch == 0 || s == total;
             default -> s -> s % logEvery == 0 || s == total;
         };
-        try (AdamW optimizer = run.optimizer();
+        try (Optimizer optimizer = run.optimizer();
                 RunRecord record = new RunRecord(run.outputDir, total, start, run.tokensSeen(), t.loggingSteps(),
                         logAt, run.history(), run.opts.listener(), run.opts.console())) {
             Checkpointer checkpointer = new Checkpointer(run.outputDir, t.saveTotalLimit(), run.model, optimizer,
