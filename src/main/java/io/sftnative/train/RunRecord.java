@@ -36,6 +36,7 @@ final class RunRecord implements AutoCloseable {
     private long stepsThisRun;
     private long tokensSeen;
     private long lastStep;
+    private io.sftnative.train.log.TensorBoardWriter tensorBoard; // null unless report_to tensorboard
 
     /**
      * @param history the log history so far (a resumed run's, from its trainer_state.json), continued here
@@ -79,12 +80,25 @@ final class RunRecord implements AutoCloseable {
             double mean = lossSinceLog / stepsSinceLog;
             trainerLog.log(TrainerLog.Event.train(step, mean, lr, round2(epoch), tokensSeen));
             history.add(LogHistory.train(step, round2(epoch), mean, gradNorm, lr, tokensSeen));
+            if (tensorBoard != null) {
+                Map<String, Double> scalars = new java.util.LinkedHashMap<>();
+                scalars.put("loss", mean);
+                scalars.put("grad_norm", gradNorm);
+                scalars.put("learning_rate", lr);
+                scalars.put("epoch", round2(epoch));
+                tensorBoard.scalars(step, scalars);
+            }
             if (progress != null) {
                 progress.log(step, mean, lr, gradNorm, rate);
             }
             lossSinceLog = 0;
             stepsSinceLog = 0;
         }
+    }
+
+    /** Also writes the logged scalars to TensorBoard (report_to: tensorboard); closed with this record. */
+    void tensorBoard(io.sftnative.train.log.TensorBoardWriter writer) {
+        this.tensorBoard = writer;
     }
 
     /** The last optimizer step recorded (0 before the first). */
@@ -97,6 +111,9 @@ final class RunRecord implements AutoCloseable {
             throws IOException {
         Map<String, Object> entry = LogHistory.eval("eval", step, round2(epoch), metrics, runtime, examples, batches);
         history.add(entry);
+        if (tensorBoard != null) {
+            tensorBoard.scalars(step, metrics);
+        }
         Double loss = metrics.get("eval_loss");
         if (loss != null) {
             Double acc = metrics.get("eval_accuracy");
@@ -165,6 +182,13 @@ final class RunRecord implements AutoCloseable {
     public void close() {
         if (progress != null) {
             progress.close();
+        }
+        if (tensorBoard != null) {
+            try {
+                tensorBoard.close();
+            } catch (IOException e) {
+                message("warning: closing the TensorBoard file " + tensorBoard.file() + ": " + e.getMessage());
+            }
         }
     }
 }

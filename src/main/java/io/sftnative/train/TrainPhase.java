@@ -78,6 +78,13 @@ final class TrainPhase {
         try (Optimizer optimizer = run.optimizer();
                 RunRecord record = new RunRecord(run.outputDir, total, start, run.tokensSeen(), t.loggingSteps(),
                         logAt, run.history(), run.opts.listener(), run.opts.console())) {
+            if (t.reportTo().contains("tensorboard")) {
+                Path logDir = t.loggingDir() != null ? Path.of(t.loggingDir())
+                        : io.sftnative.train.log.TensorBoardWriter.defaultLoggingDir(run.outputDir);
+                var tb = io.sftnative.train.log.TensorBoardWriter.open(logDir);
+                record.tensorBoard(tb);
+                record.message("TensorBoard events: " + tb.file());
+            }
             Checkpointer checkpointer = new Checkpointer(run.outputDir, t.saveTotalLimit(), run.model, optimizer,
                     () -> new TrainingCheckpoint.Schedule(schedule.type().configName(), schedule.baseLr(), total,
                             schedule.warmupSteps(), runState(scheduler, scaler, best)), rc.saveOnlyModel(),

@@ -147,6 +147,36 @@ class RunControlTest {
     }
 
     @Test
+    void reportToTensorBoardWritesTheLoggedScalars() throws Exception {
+        Path out = dir.resolve("tb");
+        Path logs = dir.resolve("tb-logs");
+        Seen s = train(run(out).set("report_to", "tensorboard").set("logging_dir", logs.toString())
+                .set("eval_steps", 4).set("max_steps", 4));
+        assertEquals(TrainResult.Status.COMPLETED, s.result().status());
+        List<Path> files;
+        try (var l = Files.list(logs)) {
+            files = l.toList();
+        }
+        assertEquals(1, files.size(), files.toString());
+        var events = io.sftnative.train.log.TensorBoardWriterTest.read(files.get(0));
+        List<Float> losses = new ArrayList<>();
+        Float evalLoss = null;
+        for (var e : events) {
+            if (e.scalars().containsKey("train/loss")) {
+                losses.add(e.scalars().get("train/loss"));
+            }
+            if (e.scalars().containsKey("eval/loss")) {
+                evalLoss = e.scalars().get("eval/loss");
+                assertEquals(4, e.step());
+            }
+        }
+        List<Float> want = new ArrayList<>();
+        s.steps().forEach(st -> want.add((float) st.loss()));
+        assertEquals(want, losses, "logging_steps 1: every step's loss, as trainer_log.jsonl");
+        assertEquals(s.evals().get(0).metrics().get("eval_loss").floatValue(), evalLoss);
+    }
+
+    @Test
     void loadBestNeedsMatchingStrategies() {
         var e = org.junit.jupiter.api.Assertions.assertThrows(Exception.class,
                 () -> train(run(dir.resolve("x")).set("load_best_model_at_end", true).set("save_steps", 3)
