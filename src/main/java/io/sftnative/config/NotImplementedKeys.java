@@ -25,8 +25,6 @@ final class NotImplementedKeys {
         m.put("use_dora", "DoRA (weight-decomposed LoRA)");
         m.put("pissa_init", "PiSSA adapter initialisation");
         m.put("pissa_convert", "PiSSA-to-LoRA conversion");
-        m.put("loraplus_lr_ratio", "LoRA+ (a larger learning rate for lora_B)");
-        m.put("neftune_noise_alpha", "NEFTune noise on the embeddings");
         m.put("use_dft_loss", "the DFT loss");
         m.put("use_swanlab", "SwanLab tracking (a network service)");
         return m;
@@ -50,7 +48,7 @@ final class NotImplementedKeys {
             }
         }
         // companions of the features above: meaningful only with them, harmless at their defaults
-        for (String k : new String[] {"pissa_iter", "loraplus_lr_embedding", "galore_target", "galore_rank",
+        for (String k : new String[] {"pissa_iter", "galore_target", "galore_rank",
                 "galore_update_interval", "galore_scale", "galore_proj_type", "galore_layerwise", "apollo_target",
                 "apollo_rank", "apollo_update_interval", "apollo_scale", "apollo_proj", "apollo_proj_type",
                 "apollo_scale_type", "apollo_layerwise", "apollo_scale_front", "badam_mode", "badam_start_block",

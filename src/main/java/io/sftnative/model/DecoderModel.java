@@ -336,6 +336,8 @@ public final class DecoderModel implements AutoCloseable {
         return contexts.decode(positionIds, keyMask, cache);
     }
 
+    private double neftuneAlpha; // 0 = off (see #neftune)
+
     // ---------------------------------------------------------------- forward pieces
 
     /** (B, T) token ids (moved to {@link #device()} if elsewhere) -> (B, T, H) embeddings. */
@@ -350,7 +352,24 @@ public final class DecoderModel implements AutoCloseable {
                         + " vocabulary of this model (vocab_size " + config.vocabSize() + ")");
             }
         }
-        return torch.embedding(embedWeight(), inputIds, paddingIdx, false, false);
+        Tensor out = torch.embedding(embedWeight(), inputIds, paddingIdx, false, false); // (B, T, H)
+        if (neftuneAlpha > 0) { // HF's neftune_post_forward_hook: uniform noise, magnitude alpha / sqrt(T * H)
+            double mag = neftuneAlpha / Math.sqrt((double) out.size(1) * out.size(2));
+            out = out.add(torch.empty_like(out).uniform_(-mag, mag, new org.bytedeco.pytorch.GeneratorOptional()));
+        }
+        return out;
+    }
+
+    /**
+     * NEFTune ({@code neftune_noise_alpha}): while {@code alpha > 0}, {@link #embed} adds uniform noise in
+     * {@code [-alpha / sqrt(T * H), alpha / sqrt(T * H)]} to the embeddings (libtorch's default generator, so the
+     * checkpointed RNG state covers it). The trainer turns it on for training steps only; 0 turns it off.
+     */
+    public void neftune(double alpha) {
+        if (!(alpha >= 0)) {
+            throw new IllegalArgumentException("neftune_noise_alpha must be >= 0, got " + alpha);
+        }
+        this.neftuneAlpha = alpha;
     }
 
     /** Decoder layer {@code i}: (B, T, H) -> (B, T, H). */

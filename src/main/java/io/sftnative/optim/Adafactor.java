@@ -63,6 +63,7 @@ public final class Adafactor implements Optimizer {
     }
 
     private final Map<String, Slot> slots = new LinkedHashMap<>();
+    private final Map<String, Double> lrScales = new java.util.HashMap<>(); // LoRA+: lr factor per parameter
     private boolean closed;
 
     public Adafactor(Map<String, Tensor> params, double weightDecay, Predicate<String> decays) {
@@ -80,13 +81,14 @@ public final class Adafactor implements Optimizer {
     public void step(double lr) {
         check();
         try (NoGradGuard noGrad = new NoGradGuard()) {
-            for (Slot s : slots.values()) {
+            for (Map.Entry<String, Slot> e : slots.entrySet()) {
+                Slot s = e.getValue();
                 try (PointerScope scope = new PointerScope()) {
                     Tensor grad = s.param.grad(); // param shape, or undefined
                     if (!grad.defined()) {
                         continue;
                     }
-                    update(s, grad.to(ScalarType.Float), lr);
+                    update(s, grad.to(ScalarType.Float), lr * lrScales.getOrDefault(e.getKey(), 1.0));
                 }
             }
         }
@@ -141,6 +143,12 @@ public final class Adafactor implements Optimizer {
         Tensor owned = t.clone();
         owned.retainReference();
         return owned;
+    }
+
+    @Override
+    public void lrScales(Map<String, Double> scales) {
+        lrScales.clear();
+        lrScales.putAll(scales);
     }
 
     @Override

@@ -54,6 +54,7 @@ public final class AdamW implements Optimizer {
     private final double eps;
     private boolean closed;
     private boolean fused; // fp32 CPU parameters through the native single-pass kernel (HF optim adamw_torch_fused)
+    private final Map<String, Double> lrScales = new java.util.HashMap<>(); // LoRA+: lr factor per parameter
 
     private static final class Slot {
         final String name;
@@ -140,16 +141,17 @@ public final class AdamW implements Optimizer {
                         s.expAvg = owned(torch.zeros_like(s.param));
                         s.expAvgSq = owned(torch.zeros_like(s.param));
                     }
+                    double lrS = lr * lrScales.getOrDefault(s.name, 1.0);
                     try (PointerScope scope = new PointerScope()) {
                         if (fused && fusable(s, grad)) {
                             s.step++;
                             Kernels.cpu().adamw(TensorMemory.segment(s.param, s.name),
                                     TensorMemory.segment(grad, s.name + " grad"),
                                     TensorMemory.segment(s.expAvg, s.name + " exp_avg"),
-                                    TensorMemory.segment(s.expAvgSq, s.name + " exp_avg_sq"), s.param.numel(), lr,
+                                    TensorMemory.segment(s.expAvgSq, s.name + " exp_avg_sq"), s.param.numel(), lrS,
                                     beta1, beta2, eps, s.weightDecay, s.step);
                         } else {
-                            update(s, grad, lr);
+                            update(s, grad, lrS);
                         }
                     }
                 } finally {
@@ -186,6 +188,12 @@ public final class AdamW implements Optimizer {
     }
 
     /** Drops every parameter's gradient (torch's {@code zero_grad(set_to_none=True)}). */
+    @Override
+    public void lrScales(Map<String, Double> scales) {
+        lrScales.clear();
+        lrScales.putAll(scales);
+    }
+
     @Override
     public void zeroGrad() {
         ensureOpen();

@@ -13,6 +13,13 @@ public interface Optimizer extends AutoCloseable {
     /** One update of every parameter that has a gradient, with learning rate {@code lr} (from the schedule). */
     void step(double lr);
 
+    /**
+     * Per-parameter learning-rate factors (LoRA+'s parameter groups): parameter {@code name} is updated with
+     * {@code lr * scales.get(name)} (1 when absent). Every group follows the same schedule, as with torch's
+     * LambdaLR over several groups.
+     */
+    void lrScales(Map<String, Double> scales);
+
     /** Drops every parameter's gradient (torch's {@code zero_grad(set_to_none=True)}). */
     void zeroGrad();
 

@@ -18,6 +18,7 @@ import org.bytedeco.pytorch.Tensor;
 public final class Sgd implements Optimizer {
     private final Map<String, Tensor> params = new LinkedHashMap<>(); // our handles (share the caller's storage)
     private final Map<String, Double> decay = new LinkedHashMap<>();
+    private final Map<String, Double> lrScales = new java.util.HashMap<>(); // LoRA+: lr factor per parameter
     private boolean closed;
 
     public Sgd(Map<String, Tensor> params, double weightDecay, Predicate<String> decays) {
@@ -46,9 +47,15 @@ public final class Sgd implements Optimizer {
                 }
                 double wd = decay.get(e.getKey());
                 Tensor d = wd != 0 ? g.add(p, new Scalar(wd)) : g; // torch: grad.add(param, alpha=weight_decay)
-                p.add_(d, new Scalar(-lr));
+                p.add_(d, new Scalar(-lr * lrScales.getOrDefault(e.getKey(), 1.0)));
             }
         }
+    }
+
+    @Override
+    public void lrScales(Map<String, Double> scales) {
+        lrScales.clear();
+        lrScales.putAll(scales);
     }
 
     @Override

@@ -123,6 +123,12 @@ final class RunSetup implements AutoCloseable {
             default -> AdamW.withHfGroups(model.trainable(), t.weightDecay(), t.adamBeta1(), t.adamBeta2(),
                     t.adamEpsilon()).fused(t.fusedAdamW());
         };
+        double loraplus = cfg.finetuning().loraplusLrRatio();
+        if (loraplus > 0) {
+            opt.lrScales(io.sftnative.optim.LoraPlus.scales(model.trainable(), loraplus,
+                    cfg.finetuning().loraplusLrEmbedding(), t.learningRate()));
+            opts.say("LoRA+: lora_B and 1-d parameters at learning_rate x " + loraplus);
+        }
         if (resume != null) {
             try {
                 TrainingCheckpoint.loadOptimizerState(resume.dir(), opt::loadStateDict);

@@ -46,6 +46,7 @@ public final class TrainableModel implements AutoCloseable {
     private final String finetuningType;
     private final String baseModelPath;
     private final QuantizedModels.Summary quantized; // null when the base is not quantized
+    private double neftuneAlpha; // NEFTune noise while training (0 = off)
 
     private TrainableModel(DecoderModel model, LoraAdapters adapters, Map<String, Tensor> trainable,
             String finetuningType, String baseModelPath, QuantizedModels.Summary quantized) {
@@ -65,6 +66,13 @@ public final class TrainableModel implements AutoCloseable {
      * @param resumeFrom a checkpoint directory, or null for a fresh run
      */
     public static TrainableModel forTraining(ModelArgs m, FinetuningArgs f, boolean bf16, long seed, Path resumeFrom,
+            Consumer<String> log) throws IOException {
+        TrainableModel t = build(m, f, bf16, seed, resumeFrom, log);
+        t.neftuneAlpha = f.neftuneNoiseAlpha();
+        return t;
+    }
+
+    private static TrainableModel build(ModelArgs m, FinetuningArgs f, boolean bf16, long seed, Path resumeFrom,
             Consumer<String> log) throws IOException {
         Path base = modelDir(m);
         String type = f.finetuningType();
@@ -207,6 +215,7 @@ public final class TrainableModel implements AutoCloseable {
 
     /** Training mode (LoRA dropout on) or evaluation mode. The Llama family itself has no dropout. */
     public void setTraining(boolean training) {
+        model.neftune(training ? neftuneAlpha : 0);
         if (adapters != null) {
             adapters.setTraining(training);
         }

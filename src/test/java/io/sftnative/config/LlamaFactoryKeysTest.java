@@ -123,12 +123,12 @@ class LlamaFactoryKeysTest {
     @Test
     void unimplementedFeaturesStopNamingTheKeyAndDefaultsPass() {
         for (String k : NotImplementedKeys.FEATURES.keySet()) {
-            String value = k.equals("loraplus_lr_ratio") || k.equals("neftune_noise_alpha") ? "16" : "true";
+            String value = "true";
             String e = error(k + "=" + value);
             assertTrue(e.contains("'" + k + "'") && e.contains("does not implement"), e);
             load(k + "=false"); // a default value is no request
         }
-        load("pissa_iter=16", "loraplus_lr_embedding=1e-6", "galore_rank=16"); // companions alone change nothing
+        load("pissa_iter=16", "galore_rank=16"); // companions alone change nothing
     }
 
     @Test
