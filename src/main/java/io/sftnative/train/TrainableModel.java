@@ -83,7 +83,8 @@ public final class TrainableModel implements AutoCloseable {
         }
         DecoderModel model;
         // frozen LoRA base: bf16 with bf16: true; also QLoRA's compute dtype (bnb_4bit_compute_dtype)
-        ScalarType dtype = lora && bf16 ? ScalarType.BFloat16 : ScalarType.Float;
+        // pure_bf16 (LLaMA-Factory): every weight, trainable ones included, and so the optimizer state in bf16
+        ScalarType dtype = (lora && bf16) || f.pureBf16() ? ScalarType.BFloat16 : ScalarType.Float;
         boolean preQuantized = !m.trainFromScratch() && BnbCheckpoint.isPreQuantized(base);
         QuantizationSpec quant = QuantizedBase.spec(m, preQuantized, type);
         boolean quantized = quant != null || preQuantized;
@@ -93,7 +94,7 @@ public final class TrainableModel implements AutoCloseable {
         // fails naming why when a GPU is asked for but unusable; the handle is only for loading (the model keeps its own)
         try (Device device = TorchRuntime.device(m.device())) {
             if (resumeFrom != null && !lora) {
-                model = DecoderModel.load(resumeFrom, ScalarType.Float, device);
+                model = DecoderModel.load(resumeFrom, dtype, device);
             } else if (m.trainFromScratch()) {
                 model = RandomInit.create(ModelConfig.read(base), seed, dtype, device);
                 log.accept("train_from_scratch: random-initialised " + model.config().architecture() + " from "
@@ -146,12 +147,13 @@ public final class TrainableModel implements AutoCloseable {
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage(), e);
         }
+        ScalarType adapterDtype = f.pureBf16() ? ScalarType.BFloat16 : ScalarType.Float;
         if (resumeFrom == null) {
-            return AdapterChain.forTraining(model, chain, spec, seed, f.createNewAdapter());
+            return AdapterChain.forTraining(model, chain, spec, seed, f.createNewAdapter(), adapterDtype);
         }
         AdapterChain.mergeAll(model, f.createNewAdapter() || chain.isEmpty() ? chain
                 : chain.subList(0, chain.size() - 1));
-        return LoraAdapters.load(model, resumeFrom, true);
+        return LoraAdapters.load(model, resumeFrom, true, adapterDtype);
     }
 
     /**

@@ -176,6 +176,42 @@ class RunControlTest {
         assertEquals(s.evals().get(0).metrics().get("eval_loss").floatValue(), evalLoss);
     }
 
+    /** Bytes of optimizer state per trained parameter in a checkpoint (step scalars left out). */
+    static double stateBytesPerParam(Path checkpoint) throws Exception {
+        long params = 0;
+        long bytes = 0;
+        try (SafetensorsFile f = SafetensorsFile.open(checkpoint.resolve(TrainingCheckpoint.OPTIMIZER_FILE))) {
+            for (var e : f.entries().values()) {
+                if (e.name().endsWith(".step")) {
+                    continue;
+                }
+                bytes += e.byteLength();
+                if (e.name().endsWith(".exp_avg")) {
+                    params += e.numel();
+                }
+            }
+        }
+        return (double) bytes / params;
+    }
+
+    /** Full fine-tuning: fp32 AdamW state is 8 bytes per parameter; pure_bf16 holds weights and state in bf16. */
+    @Test
+    void pureBf16HalvesTheOptimizerState() throws Exception {
+        Path fp32 = dir.resolve("fp32");
+        Path bf16 = dir.resolve("bf16");
+        for (Path out : List.of(fp32, bf16)) {
+            Seen s = train(run(out).set("finetuning_type", "full").set("eval_strategy", "no").set("max_steps", 3)
+                    .set("save_steps", 3).set("learning_rate", 1e-3).set("pure_bf16", out == bf16));
+            assertEquals(TrainResult.Status.COMPLETED, s.result().status());
+            s.steps().forEach(st -> assertTrue(Double.isFinite(st.loss()), "loss " + st.loss()));
+        }
+        assertEquals(8.0, stateBytesPerParam(fp32.resolve("checkpoint-3")), 0.0);
+        assertEquals(4.0, stateBytesPerParam(bf16.resolve("checkpoint-3")), 0.0);
+        try (SafetensorsFile f = SafetensorsFile.open(bf16.resolve("model.safetensors"))) {
+            assertEquals("BF16", f.entry("model.norm.weight").dtype().toString(), "trained weights stay bf16");
+        }
+    }
+
     @Test
     void loadBestNeedsMatchingStrategies() {
         var e = org.junit.jupiter.api.Assertions.assertThrows(Exception.class,
