@@ -29,6 +29,10 @@ import picocli.CommandLine.Parameters;
 
 /** {@code chat MODEL_DIR [--adapter DIR] [--template NAME]}: an interactive multi-turn chat on stdin/stdout. */
 @Command(name = "chat", mixinStandardHelpOptions = true,
+        footerHeading = "%nExample:%n",
+        footer = {
+                "  java -jar sft-native.jar chat models/Qwen2.5-0.5B-Instruct --adapter saves/run1 --template"
+                        + " qwen --greedy"},
         description = {"Chat with a model in the terminal: each line you type is a user turn; the conversation is"
                 + " rendered with the chat template, the answer is generated until the template's stop token.",
                 "/clear forgets the conversation, /exit (or end of input) quits."})

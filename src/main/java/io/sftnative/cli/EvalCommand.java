@@ -11,6 +11,10 @@ import picocli.CommandLine.Mixin;
 
 /** {@code eval config.yaml key=value ...}: the causal-LM loss of a model over a dataset; JSON on the last line. */
 @Command(name = "eval", mixinStandardHelpOptions = true,
+        footerHeading = "%nExample:%n",
+        footer = {
+                "  java -jar sft-native.jar eval examples/eval_loss.yaml dataset=data/tokenized_eval.jsonl"
+                        + " cutoff_len=2048"},
         description = {"Compute the causal-LM loss of a model (plus adapter_name_or_path) over a dataset, with the"
                 + " training data pipeline (any dataset train accepts, including pre-tokenized JSONL"
                 + " dataset=/path/file.jsonl).",

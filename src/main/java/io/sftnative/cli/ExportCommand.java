@@ -18,6 +18,10 @@ import picocli.CommandLine.Mixin;
 
 /** {@code export config.yaml key=value ...}: merges LoRA adapters into the base model and writes an HF directory. */
 @Command(name = "export", mixinStandardHelpOptions = true,
+        footerHeading = "%nExample:%n",
+        footer = {
+                "  java -jar sft-native.jar export model_name_or_path=models/Qwen2.5-0.5B-Instruct"
+                        + " adapter_name_or_path=saves/run1 export_dir=models/merged"},
         description = {"Merge LoRA adapters (adapter_name_or_path, comma-separated, merged in order) into the base"
                 + " model (model_name_or_path) and write a complete HF model directory to export_dir: config.json,"
                 + " safetensors shards of at most export_size GB (+ model.safetensors.index.json), and the base's"

@@ -25,6 +25,9 @@ import picocli.CommandLine.Parameters;
 
 /** {@code generate MODEL_DIR --ids 1,2,3}: continues token ids (no tokenizer) and prints the new ids. */
 @Command(name = "generate", mixinStandardHelpOptions = true,
+        footerHeading = "%nExample:%n",
+        footer = {
+                "  java -jar sft-native.jar generate saves/demo/base_model --ids 1,2,3 --ids 4,5 --max-new-tokens 16"},
         description = "Continue token ids with a model (KV cache; several --ids rows are decoded as one left-padded"
                 + " batch) and print the generated ids, one row per line.")
 final class GenerateCommand implements Callable<Integer> {

@@ -12,6 +12,9 @@ import picocli.CommandLine.Parameters;
 
 /** {@code info MODEL_DIR}: architecture, parameter count, dtype and memory, from headers only (fast). */
 @Command(name = "info", mixinStandardHelpOptions = true,
+        footerHeading = "%nExample:%n",
+        footer = {
+                "  java -jar sft-native.jar info models/Qwen2.5-0.5B-Instruct"},
         description = "Show a model directory's architecture, parameter count, dtype and memory (weights are not"
                 + " loaded; names and shapes are checked against config.json).")
 final class InfoCommand implements Callable<Integer> {

@@ -13,6 +13,9 @@ import picocli.CommandLine.Option;
  * kernels (ours, and a real libbitsandbytes for the symbols it exports), with ISA, threads and CUDA availability.
  */
 @Command(name = "native-info", mixinStandardHelpOptions = true,
+        footerHeading = "%nExample:%n",
+        footer = {
+                "  java -jar sft-native.jar native-info --bnb-library /path/to/bitsandbytes/libbitsandbytes_cpu.so"},
         description = "Show the native kernel libraries in use: sft-native's, and a real libbitsandbytes if given.")
 final class NativeInfoCommand implements Callable<Integer> {
     @Option(names = "--bnb-library", paramLabel = "PATH",

@@ -14,6 +14,9 @@ import picocli.CommandLine.Option;
 
 /** {@code preflight config.yaml key=value ...}: builds the training data exactly as train would, and reports on it. */
 @Command(name = "preflight", mixinStandardHelpOptions = true,
+        footerHeading = "%nExample:%n",
+        footer = {
+                "  java -jar sft-native.jar preflight examples/qwen2_5_lora_sft.yaml --show 3 --dump processed.jsonl"},
         description = {"Check the data before training: reads, converts, templates and tokenizes the datasets as"
                 + " train would (same config and overrides), then reports examples read/kept/dropped (with reasons"
                 + " and file:line), truncation, token lengths, the trainable-token fraction, and one example with"

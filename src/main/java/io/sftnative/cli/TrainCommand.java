@@ -9,6 +9,7 @@ import java.util.concurrent.Callable;
 import io.sftnative.api.SftTrainer;
 import io.sftnative.api.TrainResult;
 import io.sftnative.api.TrainingRun;
+import io.sftnative.config.ConfigException;
 import io.sftnative.config.ConfigLoader;
 import io.sftnative.train.Demo;
 import picocli.CommandLine.Command;
@@ -17,6 +18,12 @@ import picocli.CommandLine.Option;
 
 /** {@code train [config.yaml] [key=value ...]}; without arguments the built-in demo. */
 @Command(name = "train", mixinStandardHelpOptions = true,
+        footerHeading = "%nExample:%n",
+        footer = {
+                "  java -jar sft-native.jar train examples/qwen2_5_lora_sft.yaml learning_rate=2e-4"
+                        + " output_dir=saves/run2",
+                "  java -jar sft-native.jar train --demo num_train_epochs=30   (the built-in demo with one"
+                        + " setting changed)"},
         description = {"Fine-tune (stage sft) or pretrain (stage pt) a model as LLaMA-Factory's train does: a YAML"
                 + " config with LLaMA-Factory's keys, then key=value overrides.",
                 "Without arguments (or with --demo) runs the built-in demo: a tiny model, the demo tokenizer and"
@@ -35,6 +42,14 @@ final class TrainCommand implements Callable<Integer> {
         List<String> overrides = config.overrides();
         if (yaml == null && (demo || overrides.isEmpty())) {
             return runDemo(overrides);
+        }
+        if (yaml == null && !ConfigLoader.load(null, overrides).values().containsKey("model_name_or_path")) {
+            // Not the demo: key=value alone usually means a forgotten config or model, and training the demo
+            // model on the user's settings (their dataset, say) would do something they did not ask for.
+            throw new ConfigException("train got key=value settings but no config file and no"
+                    + " model_name_or_path. To run the built-in demo with these settings: java -jar sft-native.jar"
+                    + " train --demo " + String.join(" ", overrides) + "   To train your own model: java -jar"
+                    + " sft-native.jar train CONFIG.yaml [key=value ...] or add model_name_or_path=DIR.");
         }
         SftTrainer trainer = SftTrainer.builder().config(yaml).overrides(overrides).console(true).build();
         return report(runInterruptibly(trainer));

@@ -190,7 +190,7 @@ public final class RawConfig {
             String nearest = NearestName.of(key, requested, Math.max(3, key.length() / 2));
             throw new ConfigException("unknown config key '" + key + "' (" + origin(key) + ")"
                     + (nearest == null ? "" : "; did you mean '" + nearest + "'?")
-                    + " See README.md, section Configuration, for every key.");
+                    + " See docs/training.md, section Keys, for every key.");
         }
     }
 

@@ -190,6 +190,7 @@ public final class DatasetLoader {
                 TokenizedStore store = TokenizedStore.open(file);
                 log.accept("using the tokenized " + what + " cache " + file + " (" + store.size() + " rows; set"
                         + " overwrite_cache: true to rebuild)");
+                log.accept(what + " data: " + report(store).summary());
                 return store;
             } catch (IOException e) {
                 log.accept("warning: the tokenized cache " + file + " is unusable (" + e.getMessage()

@@ -87,7 +87,6 @@ final class RunSetup implements AutoCloseable {
         DataPipeline.Prepared data = DataPipeline.prepare(tokenizerDir, cfg.data(), stage, t.seed(), opts.console(),
                 opts::say);
         try {
-            report(opts, "train", data.data().trainReport().summary());
             if ((t.doEval() || t.doPredict()) && data.data().eval().isEmpty()) {
                 throw new ConfigException("do_eval / do_predict need evaluation data: set val_size (a fraction or a"
                         + " count of the training examples) or eval_dataset");
@@ -208,10 +207,6 @@ final class RunSetup implements AutoCloseable {
                     + data.tokenizer().vocabSize() + " tokens but the model's vocab_size is "
                     + model.model().config().vocabSize() + ": the tokenizer does not belong to this model");
         }
-    }
-
-    private static void report(RunOptions opts, String split, String summary) {
-        opts.say(split + " data: " + summary);
     }
 
     @Override

@@ -24,7 +24,8 @@ import io.sftnative.train.Demo;
  * a PEFT adapter made by {@code get_peft_model(...).save_pretrained} (rsLoRA, random non-zero B) on the demo base
  * model, and a Llama checkpoint saved by transformers' {@code save_pretrained} in 9 safetensors shards with an index.
  * The golden directory was produced by tools/interop/hf_peft_check.py with transformers 5.17 and PEFT 0.21 (the
- * other direction, sft-native's files loaded by HF, is checked by that script; see README "Interoperability").
+ * other direction, sft-native's files loaded by HF, is checked by that script; see docs/adapters-export-chat.md,
+ * "Interoperability").
  */
 @ExtendWith(TempDatasetCache.class)
 class HfInteropTest {
