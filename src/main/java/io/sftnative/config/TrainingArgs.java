@@ -49,8 +49,8 @@ public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean
                 c.choice("lr_scheduler_type", "linear", "linear", "cosine", "cosine_with_restarts", "polynomial",
                         "constant", "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau",
                         "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay"),
-                c.number("warmup_ratio", 0.0),
-                c.longValue("warmup_steps", 0),
+                warmupFractionOf(c) > 0 ? warmupFractionOf(c) : c.number("warmup_ratio", 0.0),
+                warmupFractionOf(c) > 0 ? 0 : c.longValue("warmup_steps", 0),
                 c.number("weight_decay", 0.0),
                 c.number("max_grad_norm", 1.0),
                 c.number("adam_beta1", 0.9),
@@ -121,6 +121,22 @@ public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean
             return on;
         }
         return !disabled;
+    }
+
+    /**
+     * transformers (4.57+) reads a fractional {@code warmup_steps} in (0, 1) as a ratio of the total steps (LLaMA-Factory's
+     * GaLore example writes {@code warmup_steps: 0.1}); returns that fraction, or 0 for a whole number of steps.
+     */
+    private static double warmupFractionOf(RawConfig c) {
+        double v = c.number("warmup_steps", 0);
+        if (v > 0 && v < 1) {
+            if (c.has("warmup_ratio") && c.number("warmup_ratio", 0) > 0) {
+                throw new ConfigException("key 'warmup_steps' (" + c.origin("warmup_steps") + ") is a fraction ("
+                        + v + ", read as a ratio) and warmup_ratio is set too: keep one");
+            }
+            return v;
+        }
+        return 0;
     }
 
     /** HF optimizer names we implement; the rest that LLaMA-Factory users pick stop with the reason. */

@@ -142,4 +142,61 @@ class LlamaFactoryKeysTest {
             assertFalse(SftConfig.IGNORED_KEYS.contains(k), k);
         }
     }
+
+    /** Keys as LLaMA-Factory's example configs write them (examples/extras/*, examples/train_qlora/*_otfq.yaml). */
+    @Test
+    void llamaFactoryExampleStyleConfigs() throws Exception {
+        String common = """
+                model_name_or_path: /models/any
+                stage: sft
+                do_train: true
+                dataset: identity,alpaca_en_demo
+                template: llama3
+                cutoff_len: 2048
+                max_samples: 1000
+                overwrite_cache: true
+                preprocessing_num_workers: 16
+                output_dir: saves/x
+                logging_steps: 10
+                save_steps: 500
+                plot_loss: true
+                overwrite_output_dir: true
+                per_device_train_batch_size: 1
+                gradient_accumulation_steps: 8
+                learning_rate: 1.0e-4
+                num_train_epochs: 3.0
+                lr_scheduler_type: cosine
+                bf16: true
+                val_size: 0.1
+                per_device_eval_batch_size: 1
+                eval_strategy: steps
+                eval_steps: 500
+                """;
+        Path loraplus = dir.resolve("loraplus.yaml");
+        Files.writeString(loraplus, common + "finetuning_type: lora\nlora_target: all\nloraplus_lr_ratio: 16.0\n"
+                + "warmup_ratio: 0.1\n");
+        SftConfig c = SftConfig.load(loraplus, List.of(), w -> { });
+        assertEquals(16.0, c.finetuning().loraplusLrRatio());
+        Path otfq = dir.resolve("otfq.yaml");
+        Files.writeString(otfq, common + "finetuning_type: lora\nlora_target: all\nquantization_bit: 4\n"
+                + "quantization_method: bnb\ndouble_quantization: false\n");
+        assertEquals(4, SftConfig.load(otfq, List.of(), w -> { }).model().quantizationBit());
+        // GaLore: refused by name; its fractional warmup_steps is a ratio in current transformers
+        Path galore = dir.resolve("galore.yaml");
+        Files.writeString(galore, common + "finetuning_type: full\nuse_galore: true\ngalore_layerwise: true\n"
+                + "galore_target: mlp,self_attn\ngalore_rank: 128\ngalore_scale: 2.0\nwarmup_steps: 0.1\n"
+                + "pure_bf16: true\n");
+        String e = assertThrows(ConfigException.class, () -> SftConfig.load(galore, List.of(), w -> { }))
+                .getMessage();
+        assertTrue(e.contains("'use_galore'"), e);
+        SftConfig noGalore = SftConfig.load(galore, List.of("use_galore=false"), w -> { });
+        assertEquals(0.1, noGalore.training().warmupRatio());
+        assertEquals(0, noGalore.training().warmupSteps());
+        assertTrue(noGalore.finetuning().pureBf16());
+        Path pissa = dir.resolve("pissa.yaml");
+        Files.writeString(pissa, common + "finetuning_type: lora\nlora_target: all\npissa_init: true\n"
+                + "pissa_iter: 16\npissa_convert: true\n");
+        e = assertThrows(ConfigException.class, () -> SftConfig.load(pissa, List.of(), w -> { })).getMessage();
+        assertTrue(e.contains("'pissa_init'") || e.contains("'pissa_convert'"), e);
+    }
 }
