@@ -115,8 +115,11 @@ def linear(x, w, b=None):
     return F.linear(x, w, b)
 
 
-def forward(cfg, p, input_ids, position_ids, vis, proj=None):
+def forward(cfg, p, input_ids, position_ids, vis, proj=None, mlp=None):
     """Returns logits (B, T, V) in the weights' dtype (as HF's lm_head output).
+
+    mlp(layer, x): the MLP output of decoder layer `layer` for its normed input x, or None for the dense SwiGLU MLP
+    (hf_moe_reference.py passes the sparse mixture-of-experts block here).
 
     proj(module, x): computes the linear layer at HF module path `module` (e.g. "model.layers.0.self_attn.q_proj")
     on x; default F.linear with p[module + ".weight"] and p.get(module + ".bias"). The benchmark reference passes a
@@ -159,6 +162,10 @@ def forward(cfg, p, input_ids, position_ids, vis, proj=None):
         h = residual + proj(pre + "self_attn.o_proj", o)
         residual = h
         x = rms_norm(h, p[pre + "post_attention_layernorm.weight"], eps)
+        sparse = mlp(li, x) if mlp is not None else None
+        if sparse is not None:
+            h = residual + sparse
+            continue
         gate = proj(pre + "mlp.gate_proj", x)
         up = proj(pre + "mlp.up_proj", x)
         h = residual + proj(pre + "mlp.down_proj", F.silu(gate) * up)
@@ -176,7 +183,7 @@ def causal_lm_loss(logits, labels):
                            reduction="mean")
 
 
-def greedy_generate(cfg, p, prompts, max_new_tokens, stop_ids, pad_id):
+def greedy_generate(cfg, p, prompts, max_new_tokens, stop_ids, pad_id, mlp=None):
     """HF generate(do_sample=False) on left-padded prompts, recomputing the whole prefix each step (no cache):
     position_ids = cumsum(mask) - 1 (1 on padding), finished rows emit pad. Returns (ids per row, min top-1/top-2
     logit margin over all steps of unfinished rows)."""
@@ -195,7 +202,7 @@ def greedy_generate(cfg, p, prompts, max_new_tokens, stop_ids, pad_id):
         pos.masked_fill_(mask == 0, 1)
         vis = visible_mask(cfg, attention_mask=mask)
         with torch.no_grad():
-            logits = forward(cfg, p, ids, pos, vis)[:, -1, :].float()
+            logits = forward(cfg, p, ids, pos, vis, mlp=mlp)[:, -1, :].float()
         top2 = logits.topk(2, dim=-1).values
         for b in range(B):
             if unfinished[b]:

@@ -16,10 +16,12 @@ import io.sftnative.torch.DeviceSelection;
  * @param trainFromScratch    ignore the weights: random-initialise the architecture of config.json (seeded by seed)
  * @param device              where the model runs: auto (default: SFT_DEVICE, else the GPU when there is one), cpu,
  *                            cuda or cuda:N ({@code io.sftnative.torch.TorchRuntime#device(String)})
+ * @param moeAuxLossCoef      mixture-of-experts models: the load-balancing loss weight (sets the config's
+ *                            router_aux_loss_coef, as LLaMA-Factory's moe_aux_loss_coef), or null for the config's
  */
 public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int quantizationBit,
         String quantizationType, boolean doubleQuantization, int quantizationBlocksize, String nativeLibrary,
-        int threads, boolean trainFromScratch, String device) {
+        int threads, boolean trainFromScratch, String device, Double moeAuxLossCoef) {
 
     public static ModelArgs from(RawConfig c) {
         int bit = c.integer("quantization_bit", 0);
@@ -38,7 +40,17 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
                 c.string("bnb_library", System.getenv("SFT_BNB_LIBRARY")),
                 c.integer("threads", 0),
                 c.bool("train_from_scratch", false),
-                device(c));
+                device(c),
+                c.has("moe_aux_loss_coef") ? nonNegative(c, "moe_aux_loss_coef") : null);
+    }
+
+    private static double nonNegative(RawConfig c, String key) {
+        double v = c.number(key, 0);
+        if (!(v >= 0) || Double.isInfinite(v)) {
+            throw new ConfigException("key '" + key + "' (" + c.origin(key) + ") must be a finite number >= 0, got "
+                    + v);
+        }
+        return v;
     }
 
     /**

@@ -101,10 +101,23 @@ public final class FusedLinearCrossEntropy {
      * graph's own contribution, so tied embeddings accumulate correctly).
      */
     public static void backward(Result r, Tensor hidden, Tensor weight) {
+        backward(r, hidden, weight, null);
+    }
+
+    /**
+     * As above, backpropagating {@code extra} (a scalar with a graph into the model, e.g. the MoE load-balancing
+     * term; null for none) with gradient 1 in the same pass as the hidden states.
+     */
+    public static void backward(Result r, Tensor hidden, Tensor weight, Tensor extra) {
         if (hidden.requires_grad()) {
             try (PointerScope scope = new PointerScope()) {
-                torch.backward(new TensorVector(hidden), new TensorVector(r.gradHidden()), new BoolOptional(), false,
-                        new TensorVector());
+                TensorVector roots = new TensorVector(hidden);
+                TensorVector grads = new TensorVector(r.gradHidden());
+                if (extra != null) {
+                    roots.push_back(extra);
+                    grads.push_back(torch.ones_like(extra));
+                }
+                torch.backward(roots, grads, new BoolOptional(), false, new TensorVector());
             }
         }
         if (weight.requires_grad() && r.gradWeight() != null) {

@@ -10,6 +10,7 @@ import org.bytedeco.pytorch.global.torch;
 import io.sftnative.checkpoint.TorchRng;
 import io.sftnative.model.AttentionContext;
 import io.sftnative.model.DecoderModel;
+import io.sftnative.model.moe.RouterLog;
 import io.sftnative.torch.Autocast;
 
 /**
@@ -116,6 +117,10 @@ public final class LayerCheckpointing implements AutoCloseable {
         done = true;
         Tensor g = gradOutput; // (B, T, H)
         boolean ownsG = false;
+        RouterLog routers = model.routerLog(); // MoE: each recomputed sparse layer yields its aux-loss term
+        if (routers != null) {
+            routers.replay();
+        }
         try {
             for (int i = inputs.length - 1; i >= 0; i--) {
                 boolean needInputGrad = i > 0 || embedded.requires_grad();
@@ -130,9 +135,15 @@ public final class LayerCheckpointing implements AutoCloseable {
                     try (Autocast.Scope cast = autocast.enter()) {
                         out = model.layer(i, x, ctx);
                     }
+                    Tensor side = routers != null ? routers.takeReplayTerm() : null; // () or null
                     if (out.requires_grad()) {
-                        torch.backward(new TensorVector(out), new TensorVector(g), new BoolOptional(), false,
-                                new TensorVector());
+                        TensorVector roots = new TensorVector(out);
+                        TensorVector grads = new TensorVector(g);
+                        if (side != null && side.requires_grad()) {
+                            roots.push_back(side);
+                            grads.push_back(torch.ones_like(side));
+                        }
+                        torch.backward(roots, grads, new BoolOptional(), false, new TensorVector());
                     }
                     if (needInputGrad) {
                         Tensor gx = x.grad(); // a reference into x's autograd metadata: copy the handle before x dies

@@ -94,6 +94,7 @@ public final class MemoryEfficientLoss implements LossComputation {
 
     @Override
     public double forwardBackward(DecoderModel model, MicroBatch batch, double normaliser) {
+        RouterAuxLoss.begin(model, batch, normaliser); // MoE models: record router logits for the aux loss
         return forwardBackward(model, batch.inputIds(), batch.labels(), batch.context(), normaliser);
     }
 
@@ -135,7 +136,11 @@ public final class MemoryEfficientLoss implements LossComputation {
                     }
                     hidden = model.finalNorm(top);
                 }
-                double lossSum = lossAndBackward(model, hidden, labels, normaliser);
+                // MoE: coef * load-balancing loss; after a checkpointed (no-grad) forward it has no graph and each
+                // recomputed layer backpropagates its own share instead (RouterLog.replay)
+                Tensor aux = RouterAuxLoss.finish(model);
+                double lossSum = lossAndBackward(model, hidden, labels, normaliser,
+                        aux != null && aux.requires_grad() ? aux : null);
                 if (ck != null) {
                     Tensor g = top.grad(); // (B, T, H)
                     ck.backward(g.defined() ? g : torch.zeros_like(top));
@@ -144,6 +149,9 @@ public final class MemoryEfficientLoss implements LossComputation {
             } finally {
                 if (ck != null) {
                     ck.close();
+                }
+                if (model.routerLog() != null) {
+                    model.routerLog().endReplay();
                 }
                 QuantizedLinear.discardPendingBackward();
             }
@@ -164,15 +172,20 @@ public final class MemoryEfficientLoss implements LossComputation {
         }
     }
 
-    /** The loss of hidden (B, T, H) and its backward into the model; returns the loss sum. */
-    private double lossAndBackward(DecoderModel model, Tensor hidden, Tensor labels, double normaliser) {
+    /**
+     * The loss of hidden (B, T, H) and its backward into the model; returns the loss sum. {@code aux}: a scalar
+     * with a graph into the model (the MoE load-balancing term) backpropagated in the same pass, or null.
+     */
+    private double lossAndBackward(DecoderModel model, Tensor hidden, Tensor labels, double normaliser,
+            Tensor aux) {
         if (!fused) {
             CausalLmLoss.SumAndCount sc;
             try (Autocast.Scope cast = autocast.enter()) {
                 sc = CausalLmLoss.sum(model.lmHead(hidden), labels);
             }
             if (sc.sum().requires_grad()) {
-                sc.sum().div(new Scalar(normaliser)).backward();
+                Tensor total = sc.sum().div(new Scalar(normaliser)); // ()
+                (aux == null ? total : total.add(aux)).backward();
             }
             return sc.sum().item_double();
         }
@@ -182,7 +195,7 @@ public final class MemoryEfficientLoss implements LossComputation {
             Tensor h = DType.same(hidden.scalar_type(), w.scalar_type()) ? hidden : hidden.to(w.scalar_type());
             try (FusedLinearCrossEntropy.Result r = FusedLinearCrossEntropy.causalLm(h, w, labels, normaliser,
                     chunkRows, w.requires_grad())) {
-                FusedLinearCrossEntropy.backward(r, h, w);
+                FusedLinearCrossEntropy.backward(r, h, w, aux);
                 return r.lossSum();
             }
         }
@@ -190,8 +203,13 @@ public final class MemoryEfficientLoss implements LossComputation {
         Tensor leaf = hidden.detach().requires_grad_(hidden.requires_grad()); // (B, T, H)
         double sum = chunkedLossSum(model, leaf, labels, normaliser);
         if (hidden.requires_grad() && leaf.grad().defined()) {
-            torch.backward(new TensorVector(hidden), new TensorVector(leaf.grad()), new BoolOptional(), false,
-                    new TensorVector());
+            TensorVector roots = new TensorVector(hidden);
+            TensorVector grads = new TensorVector(leaf.grad());
+            if (aux != null) {
+                roots.push_back(aux);
+                grads.push_back(torch.ones_like(aux));
+            }
+            torch.backward(roots, grads, new BoolOptional(), false, new TensorVector());
         }
         return sum;
     }

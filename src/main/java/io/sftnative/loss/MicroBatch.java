@@ -36,6 +36,11 @@ public record MicroBatch(Batch host, Tensor inputIds, Tensor labels, AttentionCo
         return new MicroBatch(b, ids, labels, ctx);
     }
 
+    /** (B, T) int64 attention mask on {@code model}'s device (non-zero = token), for the MoE load-balancing loss. */
+    public Tensor attentionMask(DecoderModel model) {
+        return Tensors.longs(host.attentionMask(), model.device(), host.batchSize(), host.seqLen());
+    }
+
     /** Target tokens of this micro-batch (labels != -100 after the shift). */
     public long targetTokens() {
         return host.targetTokens();

@@ -23,11 +23,14 @@ public final class PlainLossComputation implements LossComputation {
     @Override
     public double forwardBackward(DecoderModel model, MicroBatch batch, double normaliser) {
         Tensor sum; // () fp32
+        RouterAuxLoss.begin(model, batch, normaliser); // MoE models: record router logits
         try (Autocast.Scope cast = autocast.enter()) {
             Tensor logits = model.forward(batch.inputIds(), batch.context()); // (B, T, V)
             sum = CausalLmLoss.sum(logits, batch.labels()).sum(); // ()
         }
-        sum.div(new Scalar(normaliser)).backward();
+        Tensor aux = RouterAuxLoss.finish(model); // () coef * share * load-balancing loss, or null
+        Tensor total = sum.div(new Scalar(normaliser)); // ()
+        (aux == null ? total : total.add(aux)).backward();
         return sum.item_double();
     }
 

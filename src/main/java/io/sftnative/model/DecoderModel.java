@@ -14,6 +14,9 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
+import io.sftnative.model.moe.MoeSpec;
+import io.sftnative.model.moe.RouterLog;
+import io.sftnative.model.moe.SparseMoeBlock;
 import io.sftnative.model.safetensors.ShardedSafetensorsWriter;
 import io.sftnative.torch.Devices;
 import io.sftnative.torch.TorchRuntime;
@@ -56,6 +59,10 @@ public final class DecoderModel implements AutoCloseable {
     private final double scale;
     private final List<AutoCloseable> adopted = new ArrayList<>(); // closed after the parameters
     private boolean closed;
+    // MoE (io.sftnative.model.moe): per layer the sparse block replacing the MLP, null where dense; all null if dense
+    private final MoeSpec moe;
+    private final SparseMoeBlock[] sparse;
+    private final RouterLog routerLog; // null if dense
 
     /** Per-layer norm weights (borrowed from {@link #parameters}). qNorm/kNorm are null unless qwen3. */
     private record LayerNorms(Tensor input, Tensor post, Tensor q, Tensor k) {}
@@ -105,6 +112,12 @@ public final class DecoderModel implements AutoCloseable {
                     require(p + "post_attention_layernorm.weight"),
                     config.qkNorm() ? require(p + "self_attn.q_norm.weight") : null,
                     config.qkNorm() ? require(p + "self_attn.k_norm.weight") : null);
+        }
+        moe = config.moe();
+        routerLog = moe != null ? new RouterLog(moe) : null;
+        sparse = new SparseMoeBlock[norms.length];
+        for (int i = 0; moe != null && i < norms.length; i++) {
+            sparse[i] = moe.isSparse(i) ? new SparseMoeBlock(moe, i, this::require) : null;
         }
     }
 
@@ -290,6 +303,16 @@ public final class DecoderModel implements AutoCloseable {
         return config.tieWordEmbeddings() ? embedWeight() : parameter("lm_head.weight");
     }
 
+    /** The mixture-of-experts keys, or null for a dense model. */
+    public MoeSpec moe() {
+        return moe;
+    }
+
+    /** Where the sparse layers record router logits for the load-balancing loss (only when started); null if dense. */
+    public RouterLog routerLog() {
+        return routerLog;
+    }
+
     public RotaryEmbedding rotary() {
         return rope;
     }
@@ -407,6 +430,9 @@ public final class DecoderModel implements AutoCloseable {
         Tensor h = hidden.add(linears.get(p + "self_attn.o_proj").forward(o)); // (B, T, H)
 
         x = rmsNorm(h, n.post()); // (B, T, H)
+        if (sparse[i] != null) { // MoE: routed experts (+ qwen2_moe's shared expert)
+            return h.add(sparse[i].forward(x, linears::get, routerLog)); // (B, T, H)
+        }
         Tensor[] gateUp = Projections.apply(linears, x, p + "mlp.", "gate_proj", "up_proj"); // (B, T, I) each
         return h.add(linears.get(p + "mlp.down_proj").forward(torch.silu(gateUp[0]).mul(gateUp[1]))); // (B, T, H)
     }

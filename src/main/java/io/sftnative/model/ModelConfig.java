@@ -15,6 +15,8 @@ import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 
+import io.sftnative.model.moe.MoeSpec;
+
 /**
  * The architecture described by an HF {@code config.json} (field names as in transformers).
  *
@@ -38,7 +40,8 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
         String torchDtype, Integer bosTokenId, List<Integer> eosTokenIds, Integer padTokenId,
         Map<String, Object> raw) {
 
-    public static final List<String> SUPPORTED_MODEL_TYPES = List.of("llama", "mistral", "qwen2", "qwen3");
+    public static final List<String> SUPPORTED_MODEL_TYPES = List.of("llama", "mistral", "qwen2", "qwen3",
+            "qwen2_moe", "qwen3_moe", "mixtral"); // MoE: io.sftnative.model.moe
     private static final ObjectMapper JSON = new ObjectMapper();
 
     public ModelConfig {
@@ -119,8 +122,16 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
             case "mistral" -> "MistralForCausalLM";
             case "qwen2" -> "Qwen2ForCausalLM";
             case "qwen3" -> "Qwen3ForCausalLM";
+            case "qwen2_moe" -> "Qwen2MoeForCausalLM";
+            case "qwen3_moe" -> "Qwen3MoeForCausalLM";
+            case "mixtral" -> "MixtralForCausalLM";
             default -> throw new IllegalStateException(modelType);
         };
+    }
+
+    /** The sparse mixture-of-experts keys (qwen2_moe, qwen3_moe, mixtral), or null for a dense model. */
+    public MoeSpec moe() {
+        return MoeSpec.read(raw, "config.json", numHiddenLayers, intermediateSize);
     }
 
     /** Number of query heads sharing one key/value head. */
@@ -171,15 +182,22 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
             if (headDim % 2 != 0) {
                 throw err("head_dim", "(" + headDim + ") must be even for rotary embeddings");
             }
-            boolean qwen2 = type.equals("qwen2");
-            boolean mistral = type.equals("mistral");
+            // MoE types take their dense sibling's attention: qwen2_moe = qwen2, qwen3_moe = qwen3, mixtral = mistral
+            String attention = switch (type) {
+                case "qwen2_moe" -> "qwen2";
+                case "qwen3_moe" -> "qwen3";
+                case "mixtral" -> "mistral";
+                default -> type;
+            };
+            boolean qwen2 = attention.equals("qwen2");
+            boolean mistral = attention.equals("mistral");
             boolean attnBias = qwen2 || (!mistral && bool("attention_bias", false));
             boolean outBias = !qwen2 && !mistral && bool("attention_bias", false);
             boolean mlpBias = type.equals("llama") && bool("mlp_bias", false);
             Integer window = null;
-            if (type.equals("mistral")) {
+            if (mistral) {
                 window = has("sliding_window") ? positive("sliding_window") : null;
-            } else if ((qwen2 || type.equals("qwen3")) && bool("use_sliding_window", false)) {
+            } else if ((qwen2 || attention.equals("qwen3")) && bool("use_sliding_window", false)) {
                 throw err("use_sliding_window", "is true; sliding-window attention is supported for mistral only"
                         + " (set use_sliding_window: false to use full attention)");
             }
@@ -189,10 +207,11 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
                 theta = n.doubleValue();
             }
             String dtype = has("torch_dtype") ? str("torch_dtype", null) : (has("dtype") ? str("dtype", null) : null);
+            MoeSpec.read(m, origin, positive("num_hidden_layers"), positive("intermediate_size")); // validates
             return new ModelConfig(type, positive("vocab_size"), hidden, positive("intermediate_size"),
                     positive("num_hidden_layers"), heads, kvHeads, headDim, number("rms_norm_eps", 1e-6), theta,
                     scaling, has("max_position_embeddings") ? positive("max_position_embeddings") : 2048,
-                    bool("tie_word_embeddings", false), attnBias, outBias, mlpBias, type.equals("qwen3"), window,
+                    bool("tie_word_embeddings", false), attnBias, outBias, mlpBias, attention.equals("qwen3"), window,
                     number("initializer_range", 0.02), dtype, optInt("bos_token_id"), intList("eos_token_id"),
                     optInt("pad_token_id"), m);
         }

@@ -15,6 +15,7 @@ import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
+import io.sftnative.model.moe.FusedExperts;
 import io.sftnative.model.safetensors.DType;
 import io.sftnative.model.safetensors.SafetensorsCheckpoint;
 import io.sftnative.model.safetensors.TensorEntry;
@@ -38,7 +39,8 @@ final class ModelLoader {
         checkFloating(dtype);
         try (SafetensorsCheckpoint ck = SafetensorsCheckpoint.open(dir)) {
             Map<String, long[]> expected = ParameterLayout.shapes(config);
-            check(config, ck, expected);
+            FusedExperts fused = FusedExperts.detect(config, ck); // MoE 3-D expert tensors, or null
+            check(config, ck, expected, fused);
             Set<String> modules = new HashSet<>();
             if (factory != null) {
                 modules.addAll(ParameterLayout.linearModules(config));
@@ -55,17 +57,17 @@ final class ModelLoader {
                     }
                     String module = name.endsWith(".weight") ? name.substring(0, name.length() - 7) : null;
                     if (module == null || !modules.contains(module)) {
-                        params.put(name, loadOwned(ck, name, dtype, device));
+                        params.put(name, loadOwned(ck, fused, name, dtype, device));
                         continue;
                     }
                     Tensor bias = null;
                     if (expected.containsKey(module + ".bias")) {
-                        bias = loadOwned(ck, module + ".bias", dtype, device);
+                        bias = loadOwned(ck, fused, module + ".bias", dtype, device);
                         params.put(module + ".bias", bias);
                     }
                     try (PointerScope scope = new PointerScope()) { // frees the dense weight unless kept
-                        Tensor weight = Devices.to(ck.load(name, dtype), device); // (out, in) host copy freed here
-                        ck.release(name);
+                        Tensor weight = Devices.to(read(ck, fused, name, dtype), device); // (out, in) host copy
+                        release(ck, fused, name);
                         LinearLayer slot = factory.create(module, weight, bias);
                         if (slot == null) {
                             params.put(name, weight.retainReference());
@@ -99,11 +101,27 @@ final class ModelLoader {
 
     /** One tensor, read on the host and moved to {@code device} (the host copy is freed before the next read). */
     static Tensor loadOwned(SafetensorsCheckpoint ck, String name, ScalarType dtype, Device device) {
+        return loadOwned(ck, null, name, dtype, device);
+    }
+
+    static Tensor loadOwned(SafetensorsCheckpoint ck, FusedExperts fused, String name, ScalarType dtype,
+            Device device) {
         try (PointerScope scope = new PointerScope()) {
             // an owned copy (the mapping closes) on the device, owned by the model
-            Tensor t = Devices.to(ck.load(name, dtype), device).retainReference();
-            ck.release(name); // the copy is all we need: keep the file's pages out of the peak memory
+            Tensor t = Devices.to(read(ck, fused, name, dtype), device).retainReference();
+            release(ck, fused, name); // the copy is all we need: keep the file's pages out of the peak memory
             return t;
+        }
+    }
+
+    /** A host copy of {@code name}, cut from a fused MoE expert tensor when the checkpoint stores them so. */
+    private static Tensor read(SafetensorsCheckpoint ck, FusedExperts fused, String name, ScalarType dtype) {
+        return fused != null && fused.provides(name) ? fused.load(name, dtype) : ck.load(name, dtype);
+    }
+
+    private static void release(SafetensorsCheckpoint ck, FusedExperts fused, String name) {
+        if (fused == null || !fused.provides(name)) {
+            ck.release(name); // fused tensors stay mapped until the checkpoint closes (their experts are sliced)
         }
     }
 
@@ -152,16 +170,22 @@ final class ModelLoader {
     }
 
     static void check(ModelConfig config, SafetensorsCheckpoint ck, Map<String, long[]> expected) {
+        check(config, ck, expected, null);
+    }
+
+    static void check(ModelConfig config, SafetensorsCheckpoint ck, Map<String, long[]> expected,
+            FusedExperts fused) {
         List<String> missing = new ArrayList<>();
         for (String n : expected.keySet()) {
-            if (!ck.contains(n)) {
+            if (!ck.contains(n) && (fused == null || !fused.provides(n))) {
                 missing.add(n);
             }
         }
         List<String> unexpected = new ArrayList<>();
         for (String n : ck.names()) {
             boolean ignorable = n.endsWith(".rotary_emb.inv_freq") // buffers older transformers saved
-                    || (config.tieWordEmbeddings() && n.equals("lm_head.weight")); // tied: HF ignores the copy
+                    || (config.tieWordEmbeddings() && n.equals("lm_head.weight")) // tied: HF ignores the copy
+                    || (fused != null && fused.consumes(n)); // MoE experts stored as 3-D tensors
             if (!expected.containsKey(n) && !ignorable) {
                 unexpected.add(n);
             }
@@ -180,6 +204,11 @@ final class ModelLoader {
             throw new ModelFormatException(sb.toString());
         }
         for (Map.Entry<String, long[]> e : expected.entrySet()) {
+            if (fused != null && fused.provides(e.getKey())) {
+                String src = fused.source(e.getKey());
+                checkServed(config, ck, e.getKey(), fused.shape(e.getKey()), e.getValue(), src);
+                continue;
+            }
             TensorEntry entry = ck.entry(e.getKey());
             if (!Arrays.equals(entry.shape(), e.getValue())) {
                 throw new ModelFormatException("tensor '" + e.getKey() + "' in " + ck.fileOf(e.getKey())
@@ -195,6 +224,20 @@ final class ModelLoader {
                         + " is stored as " + d + "; weights must be floating point (quantized checkpoints are not"
                         + " loaded here)");
             }
+        }
+    }
+
+    /** A parameter served from a fused MoE tensor {@code src}: its slice's shape and the stored dtype. */
+    private static void checkServed(ModelConfig config, SafetensorsCheckpoint ck, String name, long[] got,
+            long[] want, String src) {
+        if (!Arrays.equals(got, want)) {
+            throw new ModelFormatException("tensor '" + src + "' in " + ck.fileOf(src) + " gives '" + name
+                    + "' the shape " + Arrays.toString(got) + " but config.json implies " + Arrays.toString(want));
+        }
+        DType d = ck.entry(src).dtype();
+        if (d != DType.F32 && d != DType.BF16 && d != DType.F16 && d != DType.F64) {
+            throw new ModelFormatException("tensor '" + src + "' in " + ck.fileOf(src) + " is stored as " + d
+                    + "; weights must be floating point");
         }
     }
 

@@ -5,6 +5,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
+import io.sftnative.model.moe.MoeSpec;
+
 /** The HF parameter names and shapes a config implies, in transformers' {@code named_parameters()} order. */
 public final class ParameterLayout {
     private ParameterLayout() {}
@@ -24,6 +26,7 @@ public final class ParameterLayout {
         long q = (long) c.numAttentionHeads() * c.headDim();
         long kv = (long) c.numKeyValueHeads() * c.headDim();
         long inter = c.intermediateSize();
+        MoeSpec moe = c.moe(); // null for a dense model
         s.put("model.embed_tokens.weight", new long[] {c.vocabSize(), hidden});
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             String p = layerPrefix(i);
@@ -35,9 +38,13 @@ public final class ParameterLayout {
                 s.put(p + "self_attn.q_norm.weight", new long[] {c.headDim()});
                 s.put(p + "self_attn.k_norm.weight", new long[] {c.headDim()});
             }
-            linear(s, p + "mlp.gate_proj", inter, hidden, c.mlpBias());
-            linear(s, p + "mlp.up_proj", inter, hidden, c.mlpBias());
-            linear(s, p + "mlp.down_proj", hidden, inter, c.mlpBias());
+            if (moe != null && moe.isSparse(i)) {
+                moe.addShapes(s, i, hidden);
+            } else {
+                linear(s, p + "mlp.gate_proj", inter, hidden, c.mlpBias());
+                linear(s, p + "mlp.up_proj", inter, hidden, c.mlpBias());
+                linear(s, p + "mlp.down_proj", hidden, inter, c.mlpBias());
+            }
             s.put(p + "input_layernorm.weight", new long[] {hidden});
             s.put(p + "post_attention_layernorm.weight", new long[] {hidden});
         }
@@ -58,9 +65,14 @@ public final class ParameterLayout {
     /** HF module paths of all linear projections, lm_head last. */
     public static List<String> linearModules(ModelConfig c) {
         List<String> out = new ArrayList<>();
+        MoeSpec moe = c.moe();
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             for (String p : ATTENTION_PROJECTIONS) {
                 out.add(layerPrefix(i) + "self_attn." + p);
+            }
+            if (moe != null && moe.isSparse(i)) {
+                out.addAll(moe.linearModules(i));
+                continue;
             }
             for (String p : MLP_PROJECTIONS) {
                 out.add(layerPrefix(i) + "mlp." + p);

@@ -10,6 +10,7 @@ import java.util.Map;
 import io.sftnative.api.EvalEvent;
 import io.sftnative.api.StepEvent;
 import io.sftnative.api.TrainingListener;
+import io.sftnative.json.PyJson;
 import io.sftnative.train.log.LogHistory;
 import io.sftnative.train.log.TrainProgress;
 import io.sftnative.train.log.TrainerLog;
@@ -31,6 +32,7 @@ final class RunRecord implements AutoCloseable {
     private final long startNanos = System.nanoTime();
     private final long startTokens;
     private double lossSinceLog;
+    private double auxSinceLog;
     private int stepsSinceLog;
     private double lossThisRun;
     private long stepsThisRun;
@@ -62,11 +64,17 @@ final class RunRecord implements AutoCloseable {
         this.tokensSeen = tokensSeen;
     }
 
-    /** After optimizer step {@code step}: bar, listener, and at logging steps a log line. */
-    void step(long step, double epoch, double loss, double lr, double gradNorm, long targets, long tokens)
-            throws IOException {
+    /**
+     * After optimizer step {@code step}: bar, listener, and at logging steps a log line. {@code auxLoss}: a
+     * mixture-of-experts model's load-balancing loss of the step (logged as {@code aux_loss}), NaN for none.
+     */
+    void step(long step, double epoch, double loss, double lr, double gradNorm, long targets, long tokens,
+            double auxLoss) throws IOException {
         tokensSeen += tokens;
         lastStep = step;
+        if (!Double.isNaN(auxLoss)) {
+            auxSinceLog += auxLoss;
+        }
         double rate = tokensPerSecond();
         lossSinceLog += loss;
         stepsSinceLog++;
@@ -79,15 +87,24 @@ final class RunRecord implements AutoCloseable {
         if (logAt.test(step)) {
             double mean = lossSinceLog / stepsSinceLog;
             trainerLog.log(TrainerLog.Event.train(step, mean, lr, round2(epoch), tokensSeen));
-            history.add(LogHistory.train(step, round2(epoch), mean, gradNorm, lr, tokensSeen));
+            Map<String, Object> entry = LogHistory.train(step, round2(epoch), mean, gradNorm, lr, tokensSeen);
+            if (!Double.isNaN(auxLoss)) {
+                entry.put("aux_loss", PyJson.round(auxSinceLog / stepsSinceLog, 4));
+                message(String.format(Locale.ROOT, "step %d: aux_loss %.4f", step, auxSinceLog / stepsSinceLog));
+            }
+            history.add(entry);
             if (tensorBoard != null) {
                 Map<String, Double> scalars = new java.util.LinkedHashMap<>();
                 scalars.put("loss", mean);
                 scalars.put("grad_norm", gradNorm);
                 scalars.put("learning_rate", lr);
                 scalars.put("epoch", round2(epoch));
+                if (!Double.isNaN(auxLoss)) {
+                    scalars.put("aux_loss", auxSinceLog / stepsSinceLog);
+                }
                 tensorBoard.scalars(step, scalars);
             }
+            auxSinceLog = 0;
             if (progress != null) {
                 progress.log(step, mean, lr, gradNorm, rate);
             }

@@ -14,11 +14,13 @@ import io.sftnative.checkpoint.ResumeResolver;
 import io.sftnative.checkpoint.TorchRng;
 import io.sftnative.checkpoint.TrainingCheckpoint;
 import io.sftnative.config.ConfigException;
+import io.sftnative.config.ModelArgs;
 import io.sftnative.config.SftConfig;
 import io.sftnative.config.TrainingArgs;
 import io.sftnative.data.DataPipeline;
 import io.sftnative.loss.LossComputation;
 import io.sftnative.loss.MemoryEfficientLoss;
+import io.sftnative.model.moe.RouterLog;
 import io.sftnative.optim.Adafactor;
 import io.sftnative.optim.AdamW;
 import io.sftnative.optim.Optimizer;
@@ -61,6 +63,21 @@ final class RunSetup implements AutoCloseable {
         this.collator = new Collator(data.data().padId(), cfg.data().padToMultipleOf(), data.data().neatPacking());
     }
 
+    /** LLaMA-Factory's moe_aux_loss_coef sets the router_aux_loss_coef of a mixture-of-experts model. */
+    private static void applyMoeAuxLossCoef(TrainableModel model, ModelArgs m, RunOptions opts) {
+        RouterLog log = model.model().routerLog();
+        if (m.moeAuxLossCoef() != null && log != null) {
+            log.setAuxLossCoef(m.moeAuxLossCoef());
+        } else if (m.moeAuxLossCoef() != null) {
+            opts.say("note: moe_aux_loss_coef has no effect: " + model.model().config().modelType()
+                    + " is not a mixture-of-experts model");
+        }
+        if (log != null) {
+            opts.say("mixture of experts: " + model.model().moe().numExperts() + " experts, top-"
+                    + model.model().moe().topK() + ", load-balancing loss coefficient " + log.auxLossCoef());
+        }
+    }
+
     static RunSetup open(SftConfig cfg, String stage, RunOptions opts) throws IOException {
         TrainingArgs t = cfg.training();
         TorchRuntime.boot(cfg.model().threads() > 0 ? cfg.model().threads() : TorchRuntime.defaultThreads());
@@ -96,6 +113,7 @@ final class RunSetup implements AutoCloseable {
                             resume == null ? null : resume.dir(), opts::say)
                     : TrainableModel.forInference(cfg.model(), t.bf16());
             try {
+                applyMoeAuxLossCoef(model, cfg.model(), opts);
                 checkVocabulary(model, data);
             } catch (RuntimeException e) {
                 model.close();

@@ -19,6 +19,7 @@ import io.sftnative.data.Example;
 import io.sftnative.data.ExampleSet;
 import io.sftnative.loss.LossComputation;
 import io.sftnative.loss.MicroBatch;
+import io.sftnative.model.moe.RouterLog;
 import io.sftnative.optim.Optimizer;
 import io.sftnative.optim.GradClip;
 import io.sftnative.optim.LossScaler;
@@ -118,7 +119,11 @@ final class TrainLoop {
                         + " scale now %.0f (%d steps skipped so far)", done, p.scaler().scale(),
                         p.scaler().skippedSteps()));
             }
-            p.record().step(done, p.order().epochAfter(done), lossSum / normaliser, lr, gradNorm, targets, tokens);
+            // MoE: transformers' logged loss includes router_aux_loss_coef * aux_loss; aux_loss is logged apart
+            RouterLog routers = model.model().routerLog();
+            double aux = routers != null ? routers.takeStepAux() : Double.NaN;
+            double loss = lossSum / normaliser + (Double.isNaN(aux) ? 0 : routers.auxLossCoef() * aux);
+            p.record().step(done, p.order().epochAfter(done), loss, lr, gradNorm, targets, tokens, aux);
             boolean epochEnd = done % p.order().stepsPerEpoch() == 0;
             boolean stop = false;
             if (p.evaluator() != null && ((p.cadence().evalEvery() > 0 && done % p.cadence().evalEvery() == 0)
