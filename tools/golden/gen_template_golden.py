@@ -7,8 +7,8 @@ lstrip_blocks, loopcontrols, tojson = json.dumps(ensure_ascii=False), raise_exce
 src/test/resources/golden/template/<tokenizer>.json. Tests compare sft-native's named templates and its
 ``template: auto`` (jinjava) against these strings; they never run Python.
 
-Run from the repository root with Debian's python3 (jinja2 3.1):
-    /usr/bin/python3 tools/golden/gen_template_golden.py
+Run from the repository root with a python3 that has jinja2 3.1 (here: pyenv's 3.11):
+    python3 tools/golden/gen_template_golden.py
 """
 import json
 import os
@@ -60,7 +60,19 @@ TOOL_CASES = [
         ["observation", "{\"temp\": 21}"],
         ["assistant", "It is 21 degrees in Paris."]]},
 ]
-TOKENIZERS = {"qwen2_5": CASES + TOOL_CASES, "qwen3": CASES + TOOL_CASES, "llama3": CASES}
+# Qwen3's template with apply_chat_template keyword arguments and thoughts in the answers.
+REASONING_CASES = [
+    {"name": "nothink_single", "kwargs": {"enable_thinking": False}, "system": None, "messages": [
+        ["user", "Describe a process of making crepes."], ["assistant", "Mix flour, eggs and milk."]]},
+    {"name": "nothink_multi", "kwargs": {"enable_thinking": False}, "system": "Answer briefly.", "messages": [
+        ["user", "Hi"], ["assistant", "Hello!"], ["user", "2+2?"], ["assistant", "4"]]},
+    {"name": "think_single", "system": None, "messages": [
+        ["user", "2+2?"], ["assistant", "<think>\nAdd two and two.\n</think>\n\n4"]]},
+    {"name": "think_multi", "system": None, "messages": [
+        ["user", "2+2?"], ["assistant", "<think>\nAdd two and two.\n</think>\n\n4"],
+        ["user", "3+3?"], ["assistant", "<think>\nAdd three and three.\n</think>\n\n6"]]},
+]
+TOKENIZERS = {"qwen2_5": CASES + TOOL_CASES, "qwen3": CASES + TOOL_CASES + REASONING_CASES, "llama3": CASES}
 
 
 def environment():
@@ -108,12 +120,13 @@ def main():
             msgs = hf_messages(case["system"], case["messages"])
             tools = case.get("tools")
             offset = 1 if case["system"] else 0
-            full = template.render(messages=msgs, tools=tools, add_generation_prompt=False, **special)
+            kwargs = case.get("kwargs", {})
+            full = template.render(messages=msgs, tools=tools, add_generation_prompt=False, **special, **kwargs)
             prompts = [template.render(messages=msgs[:offset + 2 * k + 1], tools=tools,
-                                       add_generation_prompt=True, **special)
+                                       add_generation_prompt=True, **special, **kwargs)
                        for k in range(len(case["messages"]) // 2)]
             out_cases.append({
-                "name": case["name"], "named_equal": case.get("named_equal", True),
+                "name": case["name"], "named_equal": case.get("named_equal", True), "kwargs": kwargs,
                 "system": case["system"], "tools": json.dumps(tools, ensure_ascii=False) if tools else None,
                 "messages": [{"role": r, "content": c} for r, c in case["messages"]],
                 "full": full, "prompts": prompts})

@@ -142,8 +142,10 @@ public final class SftTrainer {
             if (cfg == null) {
                 List<String> warnings = new ArrayList<>();
                 cfg = SftConfig.from(ConfigLoader.load(yaml, overrides, values), warnings::add);
+                String rank = System.getenv("RANK"); // a data-parallel job's other ranks do not repeat them
+                boolean rankZero = rank == null || rank.isBlank() || rank.trim().equals("0");
                 for (String w : warnings) {
-                    if (console) {
+                    if (console && rankZero) {
                         System.err.println("warning: " + w);
                     }
                     listener.onMessage("warning: " + w);

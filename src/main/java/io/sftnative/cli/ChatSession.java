@@ -8,15 +8,15 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 
-import io.sftnative.template.EncodedPair;
 import io.sftnative.template.Message;
 import io.sftnative.template.Template;
 import io.sftnative.tokenizer.Tokenizer;
 
 /**
  * A multi-turn conversation rendered with a chat template, as LLaMA-Factory's ChatModel does: the prompt is every
- * earlier (user, assistant) pair plus the new user turn, encoded with {@link Template#encodeMultiturn} on the history
- * followed by an empty assistant answer, and cut where that answer would start. The reply is decoded up to the first
+ * earlier (user, assistant) pair plus the new user turn, encoded with {@link Template#encodeOneturn} on the history
+ * followed by an empty assistant answer, and cut where that answer would start (reasoning templates drop earlier
+ * thoughts there, as LLaMA-Factory's encode_oneturn). The reply is decoded up to the first
  * of the template's stop tokens, without special tokens, and joins the history.
  */
 final class ChatSession {
@@ -46,22 +46,10 @@ final class ChatSession {
         List<Message> messages = new ArrayList<>(history);
         messages.add(Message.user(user));
         messages.add(Message.assistant(""));
-        List<EncodedPair> pairs = template.encodeMultiturn(tokenizer, messages, system, null);
-        int n = 0;
-        for (int i = 0; i < pairs.size(); i++) {
-            n += pairs.get(i).source().length + (i < pairs.size() - 1 ? pairs.get(i).target().length : 0);
-        }
-        long[] ids = new long[n];
-        int k = 0;
-        for (int i = 0; i < pairs.size(); i++) {
-            for (int id : pairs.get(i).source()) {
-                ids[k++] = id;
-            }
-            if (i < pairs.size() - 1) {
-                for (int id : pairs.get(i).target()) {
-                    ids[k++] = id;
-                }
-            }
+        int[] prompt = template.encodeOneturn(tokenizer, messages, system, null).source();
+        long[] ids = new long[prompt.length];
+        for (int i = 0; i < prompt.length; i++) {
+            ids[i] = prompt[i];
         }
         return ids;
     }

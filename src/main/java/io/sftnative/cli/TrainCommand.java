@@ -11,6 +11,9 @@ import io.sftnative.api.TrainResult;
 import io.sftnative.api.TrainingRun;
 import io.sftnative.config.ConfigException;
 import io.sftnative.config.ConfigLoader;
+import io.sftnative.config.SftConfig;
+import io.sftnative.distributed.DataParallel;
+import io.sftnative.distributed.LocalLauncher;
 import io.sftnative.train.Demo;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -36,10 +39,17 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--demo", description = "Run the built-in demo (key=value overrides apply to it).")
     boolean demo;
 
+    @Mixin
+    LaunchArgs launch;
+
     @Override
     public Integer call() throws Exception {
         Path yaml = config.yaml();
         List<String> overrides = config.overrides();
+        LocalLauncher.Job job = launch.job(System.getenv());
+        if (job != null) {
+            return launchRanks(job, yaml, overrides);
+        }
         if (yaml == null && (demo || overrides.isEmpty())) {
             return runDemo(overrides);
         }
@@ -53,6 +63,20 @@ final class TrainCommand implements Callable<Integer> {
         }
         SftTrainer trainer = SftTrainer.builder().config(yaml).overrides(overrides).console(true).build();
         return report(runInterruptibly(trainer));
+    }
+
+    /** Starts this machine's ranks of a data-parallel job (child JVMs) and waits for them. */
+    private int launchRanks(LocalLauncher.Job job, Path yaml, List<String> overrides) throws Exception {
+        if (yaml == null && (demo || overrides.isEmpty())) {
+            throw new IllegalArgumentException("--nproc-per-node trains a config: give CONFIG [key=value ...] (the"
+                    + " demo runs in one process)");
+        }
+        // a bad config fails here once, not once per rank
+        DataParallel.checkSupported(SftConfig.load(yaml, overrides, w -> { }).distributed(), job.worldSize());
+        System.out.println("launching ranks " + job.nodeRank() * job.nprocPerNode() + ".."
+                + ((job.nodeRank() + 1) * job.nprocPerNode() - 1) + " of " + job.worldSize() + " on this machine");
+        return LocalLauncher.run(job, LaunchArgs.rankCommand(config.args), Map.of(Relauncher.MARKER, "1",
+                "OMP_WAIT_POLICY", "PASSIVE", "OPT_OUT_TRACKING", "true"), System.err);
     }
 
     /** Runs on the training thread; Ctrl-C (SIGINT/SIGTERM) cancels it so it saves a checkpoint first. */

@@ -21,11 +21,15 @@ import java.util.List;
  * @param workers            preprocessing threads (0 = all available processors)
  * @param overwriteCache     ignore a tokenized cache and rebuild it
  * @param bufferSize         examples held in memory when streaming larger-than-memory files
+ * @param toolFormat         LLaMA-Factory's tool_format: overrides the template's tool format, or null
+ * @param enableThinking     reasoning templates: train the thoughts (true, LLaMA-Factory's default) or put an
+ *                           empty thought in the prompt (false); null when the key is absent
+ * @param preserveThinking   reasoning templates with mask_history: keep earlier turns' thoughts
  */
 public record DataArgs(List<String> dataset, List<String> evalDataset, String datasetDir, String template,
         int cutoffLen, int maxSamples, double valSize, Boolean packing, boolean neatPacking, boolean trainOnPrompt,
         boolean maskHistory, String defaultSystem, int padToMultipleOf, int workers, boolean overwriteCache,
-        int bufferSize) {
+        int bufferSize, String toolFormat, Boolean enableThinking, boolean preserveThinking) {
 
     public static DataArgs from(RawConfig c) {
         DataArgs d = new DataArgs(
@@ -44,7 +48,10 @@ public record DataArgs(List<String> dataset, List<String> evalDataset, String da
                 c.integer("pad_to_multiple_of", 8),
                 c.integer("preprocessing_num_workers", 0),
                 c.bool("overwrite_cache", false),
-                c.integer("buffer_size", 16384));
+                c.integer("buffer_size", 16384),
+                c.string("tool_format", null),
+                c.has("enable_thinking") ? c.bool("enable_thinking", true) : null,
+                c.bool("preserve_thinking", false));
         if (d.cutoffLen < 2) {
             throw new ConfigException("key 'cutoff_len' (" + c.origin("cutoff_len") + ") must be at least 2");
         }

@@ -7,7 +7,13 @@ import java.util.function.Consumer;
 
 /** The whole configuration of a run: one immutable record per concern. Components get only what they need. */
 public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetuning, TrainingArgs training,
-        GenerationArgs generation, ExportArgs export) {
+        GenerationArgs generation, ExportArgs export, DistributedArgs distributed) {
+
+    /** Without distributed settings (a single process ignores them anyway). */
+    public SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetuning, TrainingArgs training,
+            GenerationArgs generation, ExportArgs export) {
+        this(model, data, finetuning, training, generation, export, DistributedArgs.DEFAULTS);
+    }
 
     /** Without export settings (defaults: no export_dir, 5 GB shards). */
     public SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetuning, TrainingArgs training,
@@ -20,8 +26,8 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
      * plumbing, attention back-ends). They are accepted with a warning so users' files load unchanged.
      */
     public static final Set<String> IGNORED_KEYS = Set.of(
-            "ddp_timeout", "trust_remote_code", "dataloader_num_workers", "flash_attn",
-            "run_name", "deepspeed", "tf32", "ddp_find_unused_parameters",
+            "trust_remote_code", "dataloader_num_workers", "flash_attn",
+            "run_name", "tf32",
             "use_fast_tokenizer", "disable_tqdm", "include_num_input_tokens_seen", "streaming", "tokenized_path",
             "preprocessing_batch_size", "cache_dir", "infer_backend", "enable_liger_kernel", "use_unsloth",
             // GPTQ calibration for LLaMA-Factory's export_quantization_bit; bitsandbytes export needs no data
@@ -32,8 +38,9 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
     }
 
     public static SftConfig from(RawConfig c, Consumer<String> warn) {
-        SftConfig cfg = new SftConfig(ModelArgs.from(c), DataArgs.from(c), FinetuningArgs.from(c),
-                TrainingArgs.from(c), GenerationArgs.from(c), ExportArgs.from(c));
+        TrainingArgs training = TrainingArgs.from(c);
+        SftConfig cfg = new SftConfig(ModelArgs.from(c), DataArgs.from(c), FinetuningArgs.from(c), training,
+                GenerationArgs.from(c), ExportArgs.from(c), DistributedArgs.from(c, training));
         NotImplementedKeys.check(c);
         c.checkAllKnown(IGNORED_KEYS, warn);
         return cfg;

@@ -20,7 +20,7 @@ final class ColumnCheck {
         }
         DatasetSpec.Columns c = spec.columns();
         String required;
-        if (spec.formatting() == DatasetSpec.Formatting.SHAREGPT) {
+        if (spec.formatting() != DatasetSpec.Formatting.ALPACA) {
             required = c.messages();
         } else if (pretrain) {
             required = n.has(c.prompt()) ? c.prompt() : "text";

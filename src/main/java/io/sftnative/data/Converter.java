@@ -9,21 +9,25 @@ import io.sftnative.template.Message;
 import io.sftnative.template.Role;
 
 /**
- * Raw records to {@link Conversation}s, as LLaMA-Factory's AlpacaDatasetConverter and SharegptDatasetConverter.
+ * Raw records to {@link Conversation}s, as LLaMA-Factory's AlpacaDatasetConverter and SharegptDatasetConverter (and
+ * {@link OpenAiConverter}).
  * Records that cannot be converted throw {@link DroppedException} with a reason (never silently lost).
  */
 final class Converter {
     private Converter() {}
 
     static Conversation convert(JsonNode r, DatasetSpec spec) {
-        return spec.formatting() == DatasetSpec.Formatting.ALPACA ? alpaca(r, spec.columns())
-                : sharegpt(r, spec.columns(), spec.tags());
+        return switch (spec.formatting()) {
+            case ALPACA -> alpaca(r, spec.columns());
+            case SHAREGPT -> sharegpt(r, spec.columns(), spec.tags());
+            case OPENAI -> OpenAiConverter.convert(r, spec.columns(), spec.tags());
+        };
     }
 
     /** The text of a pretraining record: the prompt column (or "text" for plain text files). */
     static String text(JsonNode r, DatasetSpec spec) {
-        if (spec.formatting() == DatasetSpec.Formatting.SHAREGPT) {
-            Conversation c = sharegpt(r, spec.columns(), spec.tags());
+        if (spec.formatting() != DatasetSpec.Formatting.ALPACA) {
+            Conversation c = convert(r, spec);
             return c.prompt().isEmpty() ? "" : c.prompt().get(0).content();
         }
         DatasetSpec.Columns c = spec.columns();
@@ -129,7 +133,7 @@ final class Converter {
         return v.asText();
     }
 
-    private static String optionalString(JsonNode r, String column) {
+    static String optionalString(JsonNode r, String column) {
         if (column == null) {
             return null;
         }
@@ -149,7 +153,7 @@ final class Converter {
     }
 
     /** Tools are a JSON string in LLaMA-Factory data; a JSON list/object is accepted too. */
-    private static String toolsText(JsonNode r, String column) {
+    static String toolsText(JsonNode r, String column) {
         if (column == null) {
             return null;
         }
@@ -157,6 +161,6 @@ final class Converter {
         if (v == null || v.isNull()) {
             return null;
         }
-        return v.isTextual() ? v.asText() : v.toString();
+        return v.isTextual() ? v.asText() : io.sftnative.json.PyJson.dumpsNonAscii(v); // as json.dumps writes it
     }
 }

@@ -7,6 +7,7 @@ import java.util.function.Consumer;
 import io.sftnative.config.DataArgs;
 import io.sftnative.template.Template;
 import io.sftnative.template.TemplateDoctor;
+import io.sftnative.template.TemplateOptions;
 import io.sftnative.template.Templates;
 import io.sftnative.tokenizer.Tokenizer;
 
@@ -52,7 +53,10 @@ public final class DataPipeline {
             Template template = null;
             Optional<String> warning = Optional.empty();
             if (tok != null && ("sft".equals(stage) || data.template() != null)) {
-                template = Templates.resolve(data.template(), tok, data.defaultSystem());
+                TemplateOptions options = new TemplateOptions(data.template(), data.defaultSystem(),
+                        data.toolFormat(), data.enableThinking(), data.preserveThinking(), data.maskHistory());
+                template = Templates.resolve(options, tok);
+                Templates.note(options, template).ifPresent(log);
                 warning = TemplateDoctor.check(template, tok);
                 warning.ifPresent(log);
             }

@@ -20,13 +20,13 @@ import io.sftnative.config.NearestName;
  *
  * @param name       the name from the {@code dataset} key
  * @param files      data files (.json array, .jsonl, .txt), read in this order
- * @param formatting alpaca or sharegpt
+ * @param formatting alpaca, sharegpt or openai (LLaMA-Factory's three converters)
  * @param columns    record keys for each role of the data
  * @param tags       sharegpt message keys and role values
  */
 public record DatasetSpec(String name, List<Path> files, Formatting formatting, Columns columns, Tags tags) {
 
-    public enum Formatting { ALPACA, SHAREGPT }
+    public enum Formatting { ALPACA, SHAREGPT, OPENAI }
 
     /** LLaMA-Factory's column defaults: alpaca instruction/input/output, sharegpt conversations. */
     public record Columns(String prompt, String query, String response, String history, String messages,
@@ -138,8 +138,9 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
         String fmt = e.path("formatting").asText("alpaca").toLowerCase(Locale.ROOT);
         Formatting formatting = switch (fmt) {
             case "alpaca" -> Formatting.ALPACA;
-            case "sharegpt", "openai" -> Formatting.SHAREGPT;
-            default -> throw new DataException(where + ": formatting '" + fmt + "' must be alpaca or sharegpt",
+            case "sharegpt" -> Formatting.SHAREGPT;
+            case "openai" -> Formatting.OPENAI;
+            default -> throw new DataException(where + ": formatting '" + fmt + "' must be alpaca, sharegpt or openai",
                     infoFile, -1, name + ".formatting");
         };
         JsonNode c = e.path("columns");

@@ -2,6 +2,7 @@ package io.sftnative.eval;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.UnaryOperator;
 
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.LongOptional;
@@ -42,6 +43,15 @@ public final class LossEvaluator {
             double runtimeSeconds) {}
 
     /**
+     * Which share of the batches this process evaluates: batch {@code i} on rank {@code i mod world}, then
+     * {@code sum} adds the ranks' loss sums, target counts and accuracy parts (an all-reduce), so every rank gets
+     * the value one process computes over the whole set.
+     */
+    public record Shard(int rank, int world, UnaryOperator<double[]> sum) {
+        public static final Shard NONE = new Shard(0, 1, v -> v);
+    }
+
+    /**
      * Evaluates {@code set} in order, {@code batchSize} rows at a time.
      *
      * @param loss     the micro-batch loss (its {@code lossSum}); the trainer passes its own, so variants agree
@@ -49,12 +59,21 @@ public final class LossEvaluator {
      */
     public static Result evaluate(DecoderModel model, ExampleSet set, Collator collator, int batchSize,
             LossComputation loss, Autocast autocast, boolean accuracy) {
+        return evaluate(model, set, collator, batchSize, loss, autocast, accuracy, Shard.NONE);
+    }
+
+    /** {@link #evaluate} over this rank's share of the batches, reduced over the ranks ({@link Shard}). */
+    public static Result evaluate(DecoderModel model, ExampleSet set, Collator collator, int batchSize,
+            LossComputation loss, Autocast autocast, boolean accuracy, Shard shard) {
         long start = System.nanoTime();
         double sum = 0;
         long targets = 0;
         long batches = 0;
         TokenAccuracy acc = accuracy ? new TokenAccuracy() : null;
         for (int from = 0; from < set.size(); from += batchSize) {
+            if ((from / batchSize) % shard.world() != shard.rank()) {
+                continue; // another rank's batch
+            }
             List<Example> rows = new ArrayList<>();
             for (int i = from; i < Math.min(from + batchSize, set.size()); i++) {
                 rows.add(set.get(i));
@@ -84,8 +103,11 @@ public final class LossEvaluator {
             targets += b.targetTokens();
             batches++;
         }
-        double mean = targets == 0 ? Double.NaN : sum / targets;
-        return new Result(mean, targets, set.size(), batches, acc == null ? Double.NaN : acc.result(),
-                (System.nanoTime() - start) / 1e9);
+        double[] parts = acc == null ? new double[] {0, 0} : acc.parts();
+        double[] all = shard.world() == 1 ? new double[] {sum, targets, batches, parts[0], parts[1]}
+                : shard.sum().apply(new double[] {sum, targets, batches, parts[0], parts[1]});
+        double mean = all[1] == 0 ? Double.NaN : all[0] / all[1];
+        return new Result(mean, (long) all[1], set.size(), (long) all[2],
+                acc == null ? Double.NaN : TokenAccuracy.result(all[3], all[4]), (System.nanoTime() - start) / 1e9);
     }
 }

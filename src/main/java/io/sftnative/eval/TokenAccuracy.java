@@ -37,6 +37,16 @@ public final class TokenAccuracy {
         return acc;
     }
 
+    /** (sum of the per-example accuracies, examples): what ranks that evaluated parts of a set add up. */
+    public double[] parts() {
+        return new double[] {sum, count};
+    }
+
+    /** The mean of per-example accuracies summed over several parts ({@link #parts()}). */
+    public static double result(double sum, double count) {
+        return count == 0 ? Double.NaN : sum / count;
+    }
+
     /** The mean accuracy over the examples added (NaN when none). */
     public double result() {
         return count == 0 ? Double.NaN : sum / count;

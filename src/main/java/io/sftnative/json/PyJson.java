@@ -48,6 +48,11 @@ public final class PyJson {
         return write(value, TEMPLATE);
     }
 
+    /** {@code json.dumps(value, indent=indent, ensure_ascii=False)} (LLaMA-Factory's llama3 and glm4 tool texts). */
+    public static String dumpsNonAscii(Object value, int indent) {
+        return write(value, new Style(indent, false, false, true));
+    }
+
     /** Python's {@code round(x, digits)}: half-to-even on the exact binary value of {@code x}. */
     public static double round(double x, int digits) {
         if (Double.isNaN(x) || Double.isInfinite(x)) {

@@ -13,8 +13,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.sftnative.tokenizer.Tokenizer;
 
 /**
- * {@code template: auto}: the model's own Jinja {@code chat_template}, rendered with jinjava, with the assistant
- * spans made trainable.
+ * {@code template: auto}: the model's own Jinja {@code chat_template} ({@link ModelChatTemplate}), rendered with
+ * jinjava with apply_chat_template's keyword arguments as variables, with the assistant spans made trainable.
  *
  * <p>Where each answer lies in the rendered text is found by rendering the conversation a second time with that
  * answer replaced by a sentinel: the two texts differ exactly where the answer's content went, whatever the template
@@ -29,12 +29,31 @@ final class JinjaTemplate implements Template {
 
     private final String source;
     private final JinjaEngine engine;
+    private final String toolUseSource;
+    private final JinjaEngine toolUseEngine;
     private final String defaultSystem;
+    private final Map<String, Object> kwargs;
 
     JinjaTemplate(String source, String defaultSystem) {
+        this(source, null, defaultSystem, Map.of());
+    }
+
+    /**
+     * @param toolUseSource the template for conversations with tools (transformers' "tool_use"), or null
+     * @param kwargs        extra template variables, as apply_chat_template's keyword arguments (enable_thinking)
+     */
+    JinjaTemplate(String source, String toolUseSource, String defaultSystem, Map<String, Object> kwargs) {
         this.source = source;
         this.engine = new JinjaEngine(source);
+        this.toolUseSource = toolUseSource;
+        this.toolUseEngine = toolUseSource == null ? null : new JinjaEngine(toolUseSource);
         this.defaultSystem = defaultSystem == null ? "" : defaultSystem;
+        this.kwargs = Map.copyOf(kwargs);
+    }
+
+    /** The engine apply_chat_template would use: the tool_use template when there are tools and it exists. */
+    private JinjaEngine engine(String tools) {
+        return toolUseEngine != null && tools != null && !tools.isBlank() ? toolUseEngine : engine;
     }
 
     @Override
@@ -44,7 +63,7 @@ final class JinjaTemplate implements Template {
 
     @Override
     public Template withDefaultSystem(String newDefault) {
-        return new JinjaTemplate(source, newDefault);
+        return new JinjaTemplate(source, toolUseSource, newDefault, kwargs);
     }
 
     @Override
@@ -77,17 +96,19 @@ final class JinjaTemplate implements Template {
 
     @Override
     public String fingerprint() {
-        return "jinja:" + Integer.toHexString(source.hashCode()) + ":" + source.length() + ":" + defaultSystem;
+        return "jinja:" + Integer.toHexString(source.hashCode()) + ":" + source.length() + ":"
+                + (toolUseSource == null ? "" : Integer.toHexString(toolUseSource.hashCode())) + ":" + defaultSystem
+                + ":" + new java.util.TreeMap<>(kwargs);
     }
 
     @Override
     public String render(Tokenizer tok, List<Message> messages, String system, String tools) {
-        return engine.render(context(tok, jinjaMessages(messages, system), tools, false));
+        return engine(tools).render(context(tok, jinjaMessages(messages, system), tools, false));
     }
 
     /** The prompt as the model sees it at generation time: messages then the template's generation prompt. */
     public String renderPrompt(Tokenizer tok, List<Message> messages, String system, String tools) {
-        return engine.render(context(tok, jinjaMessages(messages, system), tools, true));
+        return engine(tools).render(context(tok, jinjaMessages(messages, system), tools, true));
     }
 
     @Override
@@ -108,7 +129,7 @@ final class JinjaTemplate implements Template {
     List<String[]> splitTurns(Tokenizer tok, List<Message> messages, String system, String tools) {
         List<Map<String, Object>> jm = jinjaMessages(messages, system);
         int offset = jm.size() - messages.size(); // 1 when a system message was put first
-        String full = engine.render(context(tok, jm, tools, false));
+        String full = engine(tools).render(context(tok, jm, tools, false));
         List<String> specials = new ArrayList<>(tok.specialTokenIds().keySet());
         specials.sort(Comparator.comparingInt(String::length).reversed());
         List<String[]> out = new ArrayList<>();
@@ -120,7 +141,7 @@ final class JinjaTemplate implements Template {
             sentinel.put("role", "assistant");
             sentinel.put("content", SENTINEL);
             alt.set(ai, sentinel);
-            String altText = engine.render(context(tok, alt, tools, false));
+            String altText = engine(tools).render(context(tok, alt, tools, false));
             int p = commonPrefix(full, altText);
             int s = commonSuffix(full, altText, Math.min(full.length(), altText.length()) - p);
             int contentStart = p;
@@ -224,9 +245,9 @@ final class JinjaTemplate implements Template {
         return m;
     }
 
-    private static Map<String, Object> context(Tokenizer tok, List<Map<String, Object>> messages, String tools,
+    private Map<String, Object> context(Tokenizer tok, List<Map<String, Object>> messages, String tools,
             boolean addGenerationPrompt) {
-        Map<String, Object> ctx = new HashMap<>();
+        Map<String, Object> ctx = new HashMap<>(kwargs);
         ctx.put("messages", messages);
         ctx.put("add_generation_prompt", addGenerationPrompt);
         if (tools != null && !tools.isBlank()) {

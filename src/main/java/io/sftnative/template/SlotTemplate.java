@@ -21,11 +21,16 @@ import io.sftnative.tokenizer.Tokenizer;
  * @param stopWords     end-of-turn tokens; with {@code replaceEos} the first one is the EOS the labels use
  * @param efficientEos  no EOS after answers; one EOS at the very end (baichuan, chatglm)
  * @param foldSystem    llama2/mistral style: the rendered system text is put inside the first user message
- * @param toolFormat    how tools and tool calls are written
+ * @param toolFormat    how tools and tool calls are written (LLaMA-Factory's format_tools and format_function)
+ * @param reasoning     thought words and, for reasoning templates, what happens to thoughts
  */
 public record SlotTemplate(String name, List<Slot> prefix, List<Slot> user, List<Slot> assistant, List<Slot> system,
         List<Slot> function, List<Slot> observation, String defaultSystem, List<String> stopWords,
-        boolean replaceEos, boolean efficientEos, boolean foldSystem, ToolFormat toolFormat) implements Template {
+        boolean replaceEos, boolean efficientEos, boolean foldSystem, ToolFormat toolFormat, Reasoning reasoning)
+        implements Template {
+
+    /** LLaMA-Factory's tool-call words: text around such a block in a function message is kept as a thought. */
+    private static final String[] TOOL_CALL_WORDS = {"<tool_call>", "</tool_call>"};
 
     /** Ids of constant texts (template strings, the default system slot): the same for every example. */
     private static final Map<String, int[]> CONSTANT_IDS = new ConcurrentHashMap<>();
@@ -40,12 +45,39 @@ public record SlotTemplate(String name, List<Slot> prefix, List<Slot> user, List
         observation = List.copyOf(observation);
         defaultSystem = defaultSystem == null ? "" : defaultSystem;
         stopWords = List.copyOf(stopWords);
+        reasoning = reasoning == null ? Reasoning.NONE : reasoning;
+    }
+
+    /** A template without reasoning (thought words {@code <think>\n} / {@code \n</think>\n\n}). */
+    public SlotTemplate(String name, List<Slot> prefix, List<Slot> user, List<Slot> assistant, List<Slot> system,
+            List<Slot> function, List<Slot> observation, String defaultSystem, List<String> stopWords,
+            boolean replaceEos, boolean efficientEos, boolean foldSystem, ToolFormat toolFormat) {
+        this(name, prefix, user, assistant, system, function, observation, defaultSystem, stopWords, replaceEos,
+                efficientEos, foldSystem, toolFormat, Reasoning.NONE);
     }
 
     @Override
     public Template withDefaultSystem(String newDefault) {
         return new SlotTemplate(name, prefix, user, assistant, system, function, observation, newDefault, stopWords,
-                replaceEos, efficientEos, foldSystem, toolFormat);
+                replaceEos, efficientEos, foldSystem, toolFormat, reasoning);
+    }
+
+    /**
+     * The {@code tool_format} key, as LLaMA-Factory applies it: tools and calls in that format, and the function
+     * slot becomes the plain answer slot ({@code {{content}}} then EOS, or no EOS for efficient_eos templates).
+     */
+    public SlotTemplate withToolFormat(ToolFormat format) {
+        List<Slot> plain = efficientEos ? List.of(Slot.text("{{content}}"))
+                : List.of(Slot.text("{{content}}"), Slot.EOS);
+        return new SlotTemplate(name, prefix, user, assistant, system, plain, observation, defaultSystem, stopWords,
+                replaceEos, efficientEos, foldSystem, format, reasoning);
+    }
+
+    /** The reasoning keys ({@code enable_thinking}, {@code preserve_thinking}) and {@code mask_history}. */
+    public SlotTemplate withReasoning(Boolean enableThinking, boolean preserveThinking, boolean maskHistory) {
+        return new SlotTemplate(name, prefix, user, assistant, system, function, observation, defaultSystem,
+                stopWords, replaceEos, efficientEos, foldSystem, toolFormat,
+                reasoning.with(enableThinking, preserveThinking, maskHistory));
     }
 
     @Override
@@ -86,7 +118,7 @@ public record SlotTemplate(String name, List<Slot> prefix, List<Slot> user, List
                     + " pairs); got " + messages.size());
         }
         List<int[]> encoded = new ArrayList<>(messages.size());
-        List<List<Object>> elements = elements(messages, sys, tools);
+        List<List<Object>> elements = turnElements(messages, sys, tools);
         for (List<Object> e : elements) {
             encoded.add(toIds(tok, e));
         }
@@ -98,9 +130,44 @@ public record SlotTemplate(String name, List<Slot> prefix, List<Slot> user, List
     }
 
     @Override
+    public EncodedPair encodeOneturn(Tokenizer tok, List<Message> messages, String sys, String tools) {
+        if (!reasoning.enabled()) {
+            return Template.super.encodeOneturn(tok, messages, sys, tools);
+        }
+        List<List<Object>> el = oneturnElements(messages, sys, tools);
+        return new EncodedPair(toIds(tok, el.get(0)), toIds(tok, el.get(1)));
+    }
+
+    /** {@link #encodeOneturn}'s (prompt, answer) elements for a reasoning template. */
+    List<List<Object>> oneturnElements(List<Message> messages, String sys, String tools) {
+        List<Message> msgs = new ArrayList<>(messages);
+        if (!reasoning.preserveThinking()) {
+            for (int i = 1; i < msgs.size() - 2; i += 2) {
+                msgs.set(i, withoutThought(msgs.get(i)));
+            }
+        }
+        int last = msgs.size() - 1;
+        if (Boolean.FALSE.equals(reasoning.enableThinking())) {
+            msgs.set(last, withoutThought(msgs.get(last)));
+        }
+        List<List<Object>> el = elements(msgs, sys, tools);
+        List<Object> prompt = new ArrayList<>();
+        el.subList(0, last).forEach(prompt::addAll);
+        List<Object> answer = new ArrayList<>(el.get(last));
+        if (!reasoning.hasThoughtWords(msgs.get(last).content())) {
+            if (Boolean.TRUE.equals(reasoning.enableThinking())) {
+                answer.add(0, reasoning.emptyThought());
+            } else {
+                prompt.add(reasoning.emptyThought());
+            }
+        }
+        return List.of(prompt, answer);
+    }
+
+    @Override
     public String render(Tokenizer tok, List<Message> messages, String sys, String tools) {
         StringBuilder sb = new StringBuilder();
-        for (List<Object> e : elements(messages, sys, tools)) {
+        for (List<Object> e : turnElements(messages, sys, tools)) {
             for (Object o : e) {
                 switch (o) {
                     case String s -> sb.append(s);
@@ -116,6 +183,45 @@ public record SlotTemplate(String name, List<Slot> prefix, List<Slot> user, List
             }
         }
         return sb.toString();
+    }
+
+    /**
+     * Per message, the elements that are tokenized one by one: Strings and non-text slots (ids). Reasoning templates
+     * first drop thoughts (enable_thinking false: all; mask_history without preserve_thinking: all but the last
+     * answer's), then give each answer without thought words an empty thought, as LLaMA-Factory's ReasoningTemplate
+     * does: after the prompt (not trained) when thinking is off, before the answer (trained) when it is on.
+     */
+    List<List<Object>> turnElements(List<Message> messages, String sys, String tools) {
+        if (!reasoning.enabled()) {
+            return elements(messages, sys, tools);
+        }
+        List<Message> msgs = new ArrayList<>(messages);
+        boolean discardHistory = reasoning.maskHistory() && !reasoning.preserveThinking();
+        if (Boolean.FALSE.equals(reasoning.enableThinking())) {
+            for (int i = 1; i < msgs.size(); i += 2) {
+                msgs.set(i, withoutThought(msgs.get(i)));
+            }
+        }
+        if (discardHistory) {
+            for (int i = 1; i < msgs.size() - 2; i += 2) {
+                msgs.set(i, withoutThought(msgs.get(i)));
+            }
+        }
+        List<List<Object>> el = elements(msgs, sys, tools);
+        for (int i = discardHistory ? msgs.size() - 2 : 0; i < msgs.size(); i += 2) {
+            if (!reasoning.hasThoughtWords(msgs.get(i + 1).content())) {
+                if (Boolean.TRUE.equals(reasoning.enableThinking())) {
+                    el.get(i + 1).add(0, reasoning.emptyThought()); // trained: the model learns to skip thinking
+                } else {
+                    el.get(i).add(reasoning.emptyThought()); // prompt: thinking is switched off for the model
+                }
+            }
+        }
+        return el;
+    }
+
+    private Message withoutThought(Message m) {
+        return new Message(m.role(), reasoning.removeThought(m.content()));
     }
 
     /** Per message, the formatted elements: Strings (to tokenize) and non-text slots (ids). */
@@ -144,7 +250,10 @@ public record SlotTemplate(String name, List<Slot> prefix, List<Slot> user, List
                         : apply(user, m.content(), String.valueOf(i / 2)));
                 case ASSISTANT -> el.addAll(apply(assistant, m.content(), null));
                 case OBSERVATION -> el.addAll(apply(observation, m.content(), null));
-                case FUNCTION -> el.addAll(apply(function, toolFormat.formatFunction(m.content(), name), null));
+                case FUNCTION -> el.addAll(apply(function, foldSystem
+                        ? toolFormat.formatFunction(m.content(), null, null, name) // LLaMA-Factory's Llama2Template
+                        : toolFormat.formatFunction(m.content(), reasoning.thoughtWords(), TOOL_CALL_WORDS, name),
+                        null));
                 case SYSTEM -> throw new TemplateException("a system message may only come first in a conversation");
             }
             out.add(el);
@@ -219,6 +328,9 @@ public record SlotTemplate(String name, List<Slot> prefix, List<Slot> user, List
     private boolean isConstant(String s) {
         if (s.length() > 4096) {
             return false;
+        }
+        if (s.equals(reasoning.emptyThought())) {
+            return true;
         }
         for (Slot slot : system) {
             if (slot instanceof Slot.Text t && s.equals(replaceFirst(t.text(), "{{content}}", defaultSystem))) {

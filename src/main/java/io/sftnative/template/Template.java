@@ -25,6 +25,31 @@ public interface Template {
      */
     List<EncodedPair> encodeMultiturn(Tokenizer tokenizer, List<Message> messages, String system, String tools);
 
+    /**
+     * The conversation as one (prompt, answer) pair, as LLaMA-Factory's encode_oneturn (its chat and predict prompt):
+     * everything before the last message is the prompt. Reasoning templates first drop earlier answers' thoughts
+     * (unless preserve_thinking) and put the empty thought of a thought-less last answer in the answer (enable_thinking)
+     * or the prompt (not).
+     */
+    default EncodedPair encodeOneturn(Tokenizer tokenizer, List<Message> messages, String system, String tools) {
+        List<EncodedPair> pairs = encodeMultiturn(tokenizer, messages, system, tools);
+        int n = 0;
+        for (int i = 0; i < pairs.size(); i++) {
+            n += pairs.get(i).source().length + (i < pairs.size() - 1 ? pairs.get(i).target().length : 0);
+        }
+        int[] prompt = new int[n];
+        int k = 0;
+        for (int i = 0; i < pairs.size(); i++) {
+            System.arraycopy(pairs.get(i).source(), 0, prompt, k, pairs.get(i).source().length);
+            k += pairs.get(i).source().length;
+            if (i < pairs.size() - 1) {
+                System.arraycopy(pairs.get(i).target(), 0, prompt, k, pairs.get(i).target().length);
+                k += pairs.get(i).target().length;
+            }
+        }
+        return new EncodedPair(prompt, pairs.getLast().target());
+    }
+
     /** The rendered text of the conversation (special tokens as their text), as the model would see it. */
     String render(Tokenizer tokenizer, List<Message> messages, String system, String tools);
 

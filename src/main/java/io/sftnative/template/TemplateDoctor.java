@@ -1,6 +1,8 @@
 package io.sftnative.template;
 
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 
 import io.sftnative.tokenizer.Tokenizer;
@@ -28,12 +30,22 @@ public final class TemplateDoctor {
      * appends unconditionally, as Llama-3's does, is not a difference).
      */
     public static Optional<String> check(Template template, Tokenizer tokenizer) {
-        String jinja = tokenizer.config().chatTemplate();
-        if (jinja == null || template instanceof JinjaTemplate) {
+        Optional<ModelChatTemplate> own = ModelChatTemplate.of(tokenizer);
+        if (own.isEmpty() || template instanceof JinjaTemplate) {
             return Optional.empty();
         }
-        JinjaTemplate model = new JinjaTemplate(jinja, "");
+        boolean reasoning = template instanceof SlotTemplate s && s.reasoning().enabled();
+        Map<String, Object> kwargs = new HashMap<>();
+        if (reasoning) {
+            kwargs.put("enable_thinking", Boolean.TRUE.equals(((SlotTemplate) template).reasoning().enableThinking()));
+        }
+        JinjaTemplate model = new JinjaTemplate(own.get().select(false), null, "", kwargs);
         for (Probe p : PROBES) {
+            if (reasoning && p.messages().size() > 2) {
+                // LLaMA-Factory's reasoning templates keep (empty) thoughts in earlier turns, which reasoning models'
+                // chat templates drop: a deliberate difference, so only single-turn probes are compared
+                continue;
+            }
             String ours;
             String theirs;
             String theirsPrompt;
@@ -60,7 +72,7 @@ public final class TemplateDoctor {
             at++;
         }
         return "warning: template '" + name + "' renders conversations differently from the model's own"
-                + " chat_template (tokenizer_config.json).\n"
+                + " chat_template (chat_template.jinja or tokenizer_config.json).\n"
                 + "  probe: " + what + "; first difference at character " + at + ":\n"
                 + "    template '" + name + "': " + excerpt(ours, at) + "\n"
                 + "    chat_template : " + excerpt(theirs, at) + "\n"

@@ -5,16 +5,19 @@ import static io.sftnative.template.Slot.EOS;
 import static io.sftnative.template.Slot.text;
 import static io.sftnative.template.Slot.token;
 
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 
 import io.sftnative.tokenizer.Tokenizer;
 
 /**
- * The named templates, as LLaMA-Factory registers them (../shared/specs/llamafactory-sft.md section 6), and the
- * resolution of the {@code template} key.
+ * The named templates, as LLaMA-Factory registers them ({@link TemplateCatalog}; ../shared/specs/llamafactory-sft.md
+ * section 6), and the resolution of the template keys ({@code template}, {@code tool_format}, {@code enable_thinking},
+ * {@code preserve_thinking}, {@code default_system}).
  */
 public final class Templates {
     private static final Map<String, SlotTemplate> NAMED = new LinkedHashMap<>();
@@ -23,58 +26,8 @@ public final class Templates {
     public static final String AUTO = "auto";
 
     static {
+        TemplateCatalog.all().forEach(Templates::register);
         List<Slot> content = slots(text("{{content}}"));
-        List<Slot> contentEos = slots(text("{{content}}"), EOS);
-
-        List<Slot> defaultAssistant = slots(text("{{content}}"), EOS, text("\n"));
-        register(new SlotTemplate("default", List.of(),
-                slots(text("Human: {{content}}"), EOS, text("\nAssistant:")), defaultAssistant,
-                slots(text("System: {{content}}"), EOS, text("\n")), defaultAssistant,
-                slots(text("Human: {{content}}"), EOS, text("\nAssistant:")), "", List.of(), false, false, false,
-                ToolFormat.DEFAULT));
-
-        register(new SlotTemplate("empty", List.of(), content, content, content, content, content, "", List.of(),
-                false, false, false, ToolFormat.DEFAULT));
-
-        List<Slot> alpacaUser = slots(text("### Instruction:\n{{content}}\n\n### Response:\n"));
-        List<Slot> alpacaAssistant = slots(text("{{content}}"), EOS, text("\n\n"));
-        register(new SlotTemplate("alpaca", List.of(), alpacaUser, alpacaAssistant, content, alpacaAssistant,
-                alpacaUser, "Below is an instruction that describes a task. Write a response that appropriately"
-                        + " completes the request.\n\n", List.of(), false, false, false, ToolFormat.DEFAULT));
-
-        List<Slot> chatmlUser = slots(text("<|im_start|>user\n{{content}}<|im_end|>\n<|im_start|>assistant\n"));
-        List<Slot> chatmlAssistant = slots(text("{{content}}<|im_end|>\n"));
-        List<Slot> chatmlSystem = slots(text("<|im_start|>system\n{{content}}<|im_end|>\n"));
-        register(new SlotTemplate("qwen", List.of(), chatmlUser, chatmlAssistant, chatmlSystem, chatmlAssistant,
-                slots(text("<|im_start|>user\n<tool_response>\n{{content}}\n</tool_response><|im_end|>\n"
-                        + "<|im_start|>assistant\n")),
-                "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.", List.of("<|im_end|>"),
-                true, false, false, ToolFormat.QWEN));
-        register(new SlotTemplate("chatml", List.of(), chatmlUser, chatmlAssistant, chatmlSystem, chatmlAssistant,
-                slots(text("<|im_start|>tool\n{{content}}<|im_end|>\n<|im_start|>assistant\n")), "",
-                List.of("<|im_end|>", "<|im_start|>"), true, false, false, ToolFormat.DEFAULT));
-
-        List<Slot> llama3Assistant = slots(text("{{content}}<|eot_id|>"));
-        register(new SlotTemplate("llama3", slots(BOS),
-                slots(text("<|start_header_id|>user<|end_header_id|>\n\n{{content}}<|eot_id|>"
-                        + "<|start_header_id|>assistant<|end_header_id|>\n\n")),
-                llama3Assistant,
-                slots(text("<|start_header_id|>system<|end_header_id|>\n\n{{content}}<|eot_id|>")),
-                llama3Assistant,
-                slots(text("<|start_header_id|>ipython<|end_header_id|>\n\n{{content}}<|eot_id|>"
-                        + "<|start_header_id|>assistant<|end_header_id|>\n\n")),
-                "", List.of("<|eot_id|>", "<|eom_id|>"), true, false, false, ToolFormat.UNSUPPORTED));
-
-        List<Slot> llama2User = slots(BOS, text("[INST] {{content}} [/INST]"));
-        register(new SlotTemplate("llama2", List.of(), llama2User, contentEos,
-                slots(text("<<SYS>>\n{{content}}\n<</SYS>>\n\n")), contentEos, llama2User, "", List.of(),
-                false, false, true, ToolFormat.DEFAULT));
-
-        List<Slot> mistralAssistant = slots(text(" {{content}}"), EOS);
-        register(new SlotTemplate("mistral", slots(BOS), slots(text("[INST] {{content}}[/INST]")),
-                mistralAssistant, slots(text("{{content}}\n\n")), mistralAssistant,
-                slots(text("[TOOL_RESULTS] {\"content\": {{content}}}[/TOOL_RESULTS]")), "", List.of(),
-                false, false, true, ToolFormat.UNSUPPORTED));
 
         List<Slot> baichuanUser = slots(token("<reserved_102>"), text("{{content}}"), token("<reserved_103>"));
         register(new SlotTemplate("baichuan", List.of(), baichuanUser, content, content, content, baichuanUser, "",
@@ -93,7 +46,7 @@ public final class Templates {
                 slots(token("<|system|>"), text("\n"), text("{{content}}")),
                 content,
                 slots(token("<|observation|>"), text("\n"), text("{{content}}"), token("<|assistant|>")),
-                "", List.of("<|user|>", "<|observation|>"), false, true, false, ToolFormat.UNSUPPORTED));
+                "", List.of("<|user|>", "<|observation|>"), false, true, false, ToolFormat.GLM4));
     }
 
     private Templates() {}
@@ -120,15 +73,17 @@ public final class Templates {
         return t;
     }
 
-    /** The model's own Jinja chat_template from tokenizer_config.json. */
+    /** The model's own Jinja chat_template (chat_template.jinja, else tokenizer_config.json). */
     public static Template auto(Tokenizer tokenizer) {
-        String jinja = tokenizer.config().chatTemplate();
-        if (jinja == null) {
-            throw new TemplateException("template 'auto' needs a chat_template in " + tokenizer.directory()
-                    .resolve("tokenizer_config.json") + ", which has none; set template to one of "
-                    + String.join(", ", NAMED.keySet()));
-        }
-        return new JinjaTemplate(jinja, "");
+        return auto(tokenizer, Map.of());
+    }
+
+    private static Template auto(Tokenizer tokenizer, Map<String, Object> kwargs) {
+        ModelChatTemplate model = ModelChatTemplate.of(tokenizer).orElseThrow(() -> new TemplateException(
+                "template 'auto' needs the model's chat template: " + tokenizer.directory() + " has neither"
+                        + " chat_template.jinja nor a chat_template in tokenizer_config.json; set template to one of "
+                        + String.join(", ", NAMED.keySet())));
+        return new JinjaTemplate(model.select(false), model.templates().get("tool_use"), "", kwargs);
     }
 
     /**
@@ -137,19 +92,56 @@ public final class Templates {
      * @param defaultSystem the {@code default_system} key, or null to keep the template's
      */
     public static Template resolve(String name, Tokenizer tokenizer, String defaultSystem) {
+        return resolve(new TemplateOptions(name, defaultSystem, null, null, false, false), tokenizer);
+    }
+
+    /**
+     * The template keys together: the template, with {@code tool_format}, {@code default_system} and, for reasoning
+     * templates, {@code enable_thinking} / {@code preserve_thinking} / {@code mask_history} applied as LLaMA-Factory's
+     * get_template_and_fix_tokenizer does. With the model's own Jinja template, {@code enable_thinking} is passed to
+     * it as apply_chat_template's keyword argument; keys a Jinja template cannot honour stop the run.
+     */
+    public static Template resolve(TemplateOptions o, Tokenizer tokenizer) {
+        String name = o.template() == null ? "" : o.template().trim();
         Template t;
-        if (name == null || name.isBlank()) {
-            if (tokenizer.config().chatTemplate() == null) {
-                throw new TemplateException("no template is set and " + tokenizer.directory()
-                        .resolve("tokenizer_config.json") + " has no chat_template; set template to one of "
-                        + String.join(", ", NAMED.keySet()));
+        if (name.isEmpty() || AUTO.equalsIgnoreCase(name)) {
+            if (o.toolFormat() != null) {
+                throw new TemplateException("tool_format '" + o.toolFormat() + "' applies to named templates; with"
+                        + " template " + (name.isEmpty() ? "unset" : "auto") + " the model's own chat_template writes"
+                        + " tools. Remove tool_format or set template to a named template");
             }
-            t = auto(tokenizer);
-        } else if (AUTO.equalsIgnoreCase(name.trim())) {
-            t = auto(tokenizer);
+            if (o.preserveThinking()) {
+                throw new TemplateException("preserve_thinking applies to named reasoning templates (qwen3,"
+                        + " deepseekr1, ...); with the model's own chat_template its Jinja decides which thoughts are"
+                        + " kept. Remove preserve_thinking or set template to a named template");
+            }
+            Map<String, Object> kwargs = new HashMap<>();
+            if (o.enableThinking() != null) {
+                kwargs.put("enable_thinking", o.enableThinking());
+            }
+            t = auto(tokenizer, kwargs);
         } else {
-            t = named(name.trim());
+            SlotTemplate s = named(name);
+            if (o.toolFormat() != null) {
+                s = s.withToolFormat(ToolFormat.named(o.toolFormat()));
+            }
+            if (s.reasoning().enabled()) {
+                s = s.withReasoning(o.enableThinking() == null ? Boolean.TRUE : o.enableThinking(),
+                        o.preserveThinking(), o.maskHistory());
+            }
+            t = s;
         }
-        return defaultSystem == null ? t : t.withDefaultSystem(defaultSystem);
+        return o.defaultSystem() == null ? t : t.withDefaultSystem(o.defaultSystem());
+    }
+
+    /** A note when a reasoning key has no effect on the chosen template (as in LLaMA-Factory), else empty. */
+    public static Optional<String> note(TemplateOptions o, Template t) {
+        if (t instanceof SlotTemplate s && !s.reasoning().enabled()
+                && (o.enableThinking() != null || o.preserveThinking())) {
+            return Optional.of("note: enable_thinking / preserve_thinking only change reasoning templates"
+                    + " (qwen3, deepseekr1, ...); template '" + s.name() + "' is not one, so they have no effect"
+                    + " (as in LLaMA-Factory)");
+        }
+        return Optional.empty();
     }
 }

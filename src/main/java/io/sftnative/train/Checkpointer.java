@@ -10,6 +10,7 @@ import java.util.regex.Pattern;
 
 import org.bytedeco.javacpp.PointerScope;
 
+import io.sftnative.checkpoint.CheckpointDirs;
 import io.sftnative.checkpoint.CheckpointRotation;
 import io.sftnative.checkpoint.ResumableRandom;
 import io.sftnative.checkpoint.RngState;
@@ -35,14 +36,18 @@ final class Checkpointer {
     private final Supplier<TrainingCheckpoint.Schedule> schedule; // its state as of the save
     private final boolean saveOnlyModel;
     private final List<Path> tokenizerFiles;
+    private final boolean writes;
     private Path last;
 
     /**
      * @param schedule      the learning-rate schedule with its state at the time of each save
      * @param saveOnlyModel save_only_model: checkpoints hold the weights and trainer_state.json only
+     * @param writes        false on data-parallel ranks other than 0: they only track where rank 0 saved
      */
     Checkpointer(Path outputDir, int saveTotalLimit, TrainableModel model, Optimizer optimizer,
-            Supplier<TrainingCheckpoint.Schedule> schedule, boolean saveOnlyModel, Path tokenizerDir) {
+            Supplier<TrainingCheckpoint.Schedule> schedule, boolean saveOnlyModel, Path tokenizerDir,
+            boolean writes) {
+        this.writes = writes;
         this.outputDir = outputDir;
         this.saveTotalLimit = saveTotalLimit;
         this.model = model;
@@ -97,6 +102,13 @@ final class Checkpointer {
      */
     Path save(TrainingCheckpoint.Position position, TrainerState state, long seed, BestModel best)
             throws IOException {
+        if (!writes) {
+            last = CheckpointDirs.dirFor(outputDir, position.globalStep());
+            if (best != null) {
+                best.onCheckpoint(position.globalStep(), last);
+            }
+            return last;
+        }
         Path dir;
         try (PointerScope scope = new PointerScope()) {
             if (saveOnlyModel) {

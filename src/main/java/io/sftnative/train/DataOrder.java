@@ -14,6 +14,12 @@ import io.sftnative.checkpoint.ResumableRandom;
  *
  * <p>A position in training is (epoch, step within the epoch); global step {@code s} is at epoch
  * {@code s / stepsPerEpoch()}, step {@code s % stepsPerEpoch()}.
+ *
+ * <p>Data parallel over {@code ranks} processes: a step takes {@code accumulation × ranks} micro-batches of the
+ * permutation (global batch = batch × accumulation × ranks, as HF) and micro-batch {@code j} of the step goes to rank
+ * {@code j mod ranks}. The step's examples therefore depend only on batch size and {@code accumulation × ranks}: the
+ * same as one process with {@code accumulation × ranks} accumulation steps. In an epoch's short last step a rank
+ * may get fewer micro-batches, or none; no example is repeated or dropped.
  */
 public final class DataOrder {
     private final int examples;
@@ -21,6 +27,8 @@ public final class DataOrder {
     private final int accumulation;
     private final long seed;
     private final boolean shuffle;
+    private final int ranks;
+    private final int rank;
     private int[] cachedOrder;
     private long cachedEpoch = -1;
 
@@ -32,6 +40,16 @@ public final class DataOrder {
      * @param shuffle      false keeps file order (tests, curriculum data)
      */
     public DataOrder(int examples, int batchSize, int accumulation, long seed, boolean shuffle) {
+        this(examples, batchSize, accumulation, seed, shuffle, 1, 0);
+    }
+
+    /** The share of {@code rank} in a run over {@code ranks} data-parallel processes. */
+    public DataOrder(int examples, int batchSize, int accumulation, long seed, boolean shuffle, int ranks, int rank) {
+        if (ranks < 1 || rank < 0 || rank >= ranks) {
+            throw new IllegalArgumentException("rank " + rank + " of " + ranks);
+        }
+        this.ranks = ranks;
+        this.rank = rank;
         if (examples < 1) {
             throw new IllegalArgumentException("no training examples");
         }
@@ -54,14 +72,19 @@ public final class DataOrder {
         return accumulation;
     }
 
+    /** Micro-batches of one optimizer step over all ranks: accumulation × ranks. */
+    public int microBatchesPerStep() {
+        return accumulation * ranks;
+    }
+
     /** Micro-batches per epoch: ceil(examples / batchSize). */
     public int microBatchesPerEpoch() {
         return (examples + batchSize - 1) / batchSize;
     }
 
-    /** Optimizer steps per epoch: ceil(micro-batches / accumulation). */
+    /** Optimizer steps per epoch: ceil(micro-batches / (accumulation × ranks)). */
     public long stepsPerEpoch() {
-        return (microBatchesPerEpoch() + accumulation - 1) / accumulation;
+        return (microBatchesPerEpoch() + microBatchesPerStep() - 1) / microBatchesPerStep();
     }
 
     /** HF's max_steps: {@code maxSteps} when positive, else ceil(epochs * stepsPerEpoch). */
@@ -78,15 +101,15 @@ public final class DataOrder {
         return (double) completedSteps / stepsPerEpoch();
     }
 
-    /** The example indices of each micro-batch of update {@code globalStep} (0-based). */
+    /** The example indices of each of this rank's micro-batches of update {@code globalStep} (0-based). */
     public List<int[]> microBatches(long globalStep) {
         long epoch = epochOf(globalStep);
         int stepInEpoch = (int) (globalStep % stepsPerEpoch());
         int[] order = order(epoch);
         List<int[]> out = new ArrayList<>();
-        int firstMicro = stepInEpoch * accumulation;
-        int lastMicro = Math.min(firstMicro + accumulation, microBatchesPerEpoch());
-        for (int m = firstMicro; m < lastMicro; m++) {
+        int firstMicro = stepInEpoch * microBatchesPerStep();
+        int lastMicro = Math.min(firstMicro + microBatchesPerStep(), microBatchesPerEpoch());
+        for (int m = firstMicro + rank; m < lastMicro; m += ranks) {
             int from = m * batchSize;
             int to = Math.min(from + batchSize, examples);
             out.add(Arrays.copyOfRange(order, from, to));

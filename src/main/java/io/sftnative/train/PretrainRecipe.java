@@ -29,12 +29,14 @@ public final class PretrainRecipe {
         Map<String, Object> results = new LinkedHashMap<>();
         try (RunSetup run = RunSetup.open(cfg, "pt", opts)) {
             ExampleSet evalSet = run.data.data().eval();
+            boolean main = run.parallel.isMain(); // in a data-parallel job rank 0 alone writes results
             TrainLoop.Evaluator evaluator = evalSet.isEmpty() ? null : () -> evaluate(run, evalSet, "eval");
             long step = run.resume == null ? 0 : run.resume.position().globalStep();
             java.nio.file.Path lastCheckpoint = run.resume == null ? null : run.resume.dir();
             if (t.doTrain()) {
                 TrainPhase.Outcome trained = TrainPhase.run(run, evaluator, List.of("loss", "eval_loss"));
                 if (trained.cancelled()) {
+                    run.parallel.finish();
                     return trained.result();
                 }
                 results.putAll(trained.metrics());
@@ -43,12 +45,18 @@ public final class PretrainRecipe {
             }
             run.model.setTraining(false);
             if (t.doEval()) {
-                results.putAll(SftRecipe.save(run, "eval", evaluate(run, evalSet, "eval"), results.get("epoch")));
+                TrainLoop.Evaluation e = evaluate(run, evalSet, "eval"); // sharded over the ranks
+                if (main) {
+                    results.putAll(SftRecipe.save(run, "eval", e, results.get("epoch")));
+                }
             }
             if (t.doPredict()) {
-                results.putAll(SftRecipe.save(run, "predict", evaluate(run, evalSet, "predict"),
-                        results.get("epoch")));
+                TrainLoop.Evaluation e = evaluate(run, evalSet, "predict");
+                if (main) {
+                    results.putAll(SftRecipe.save(run, "predict", e, results.get("epoch")));
+                }
             }
+            run.parallel.finish();
             return new TrainResult(TrainResult.Status.COMPLETED, step, step,
                     SftRecipe.doubleOr(results.get("train_loss")), run.outputDir, lastCheckpoint, results);
         }
@@ -57,7 +65,7 @@ public final class PretrainRecipe {
     /** Loss and perplexity on the validation blocks, named {@code <prefix>_loss}, {@code perplexity}. */
     static TrainLoop.Evaluation evaluate(RunSetup run, ExampleSet set, String prefix) {
         LossEvaluator.Result r = LossEvaluator.evaluate(run.model.model(), set, run.collator,
-                run.cfg.training().perDeviceEvalBatchSize(), run.loss, run.autocast, false);
+                run.cfg.training().perDeviceEvalBatchSize(), run.loss, run.autocast, false, run.evalShard());
         Map<String, Double> m = new LinkedHashMap<>();
         m.put(prefix + "_loss", r.loss());
         m.put("perplexity", Math.exp(r.loss()));

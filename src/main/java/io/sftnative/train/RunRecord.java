@@ -42,19 +42,21 @@ final class RunRecord implements AutoCloseable {
 
     /**
      * @param history the log history so far (a resumed run's, from its trainer_state.json), continued here
+     * @param writes  whether this process writes trainer_log.jsonl (rank 0 of a data-parallel job does)
      */
     RunRecord(Path outputDir, long totalSteps, long startStep, long tokensSeen, long loggingSteps,
-            List<Map<String, Object>> history, TrainingListener listener, boolean console) throws IOException {
+            List<Map<String, Object>> history, TrainingListener listener, boolean console, boolean writes)
+            throws IOException {
         this(outputDir, totalSteps, startStep, tokensSeen, loggingSteps,
-                s -> s % loggingSteps == 0 || s == totalSteps, history, listener, console);
+                s -> s % loggingSteps == 0 || s == totalSteps, history, listener, console, writes);
     }
 
     /** @param logAt the steps that write a train log entry (logging_strategy) */
     RunRecord(Path outputDir, long totalSteps, long startStep, long tokensSeen, long loggingSteps,
             java.util.function.LongPredicate logAt, List<Map<String, Object>> history, TrainingListener listener,
-            boolean console) throws IOException {
+            boolean console, boolean writes) throws IOException {
         this.logAt = logAt;
-        this.trainerLog = TrainerLog.open(outputDir, totalSteps, startStep, tokensSeen);
+        this.trainerLog = writes ? TrainerLog.open(outputDir, totalSteps, startStep, tokensSeen) : null;
         this.progress = console ? TrainProgress.start("train", totalSteps, startStep) : null;
         this.listener = listener;
         this.history = new ArrayList<>(history);
@@ -86,7 +88,9 @@ final class RunRecord implements AutoCloseable {
         listener.onStep(new StepEvent(step, totalSteps, epoch, loss, lr, gradNorm, targets, tokensSeen, rate));
         if (logAt.test(step)) {
             double mean = lossSinceLog / stepsSinceLog;
-            trainerLog.log(TrainerLog.Event.train(step, mean, lr, round2(epoch), tokensSeen));
+            if (trainerLog != null) {
+                trainerLog.log(TrainerLog.Event.train(step, mean, lr, round2(epoch), tokensSeen));
+            }
             Map<String, Object> entry = LogHistory.train(step, round2(epoch), mean, gradNorm, lr, tokensSeen);
             if (!Double.isNaN(auxLoss)) {
                 entry.put("aux_loss", PyJson.round(auxSinceLog / stepsSinceLog, 4));
@@ -132,7 +136,7 @@ final class RunRecord implements AutoCloseable {
             tensorBoard.scalars(step, metrics);
         }
         Double loss = metrics.get("eval_loss");
-        if (loss != null) {
+        if (loss != null && trainerLog != null) {
             Double acc = metrics.get("eval_accuracy");
             trainerLog.log(new TrainerLog.Event(step, null, loss, null, acc, null, round2(epoch), tokensSeen));
         }

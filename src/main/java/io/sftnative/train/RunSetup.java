@@ -18,6 +18,10 @@ import io.sftnative.config.ModelArgs;
 import io.sftnative.config.SftConfig;
 import io.sftnative.config.TrainingArgs;
 import io.sftnative.data.DataPipeline;
+import io.sftnative.distributed.DataParallel;
+import io.sftnative.eval.LossEvaluator;
+import io.sftnative.distributed.DistributedEnv;
+import io.sftnative.distributed.GradientSync;
 import io.sftnative.loss.LossComputation;
 import io.sftnative.loss.MemoryEfficientLoss;
 import io.sftnative.model.moe.RouterLog;
@@ -46,11 +50,15 @@ final class RunSetup implements AutoCloseable {
     final LossComputation loss;
     final Collator collator;
     final Path tokenizerDir; // null when the model has no tokenizer files (pre-tokenized data)
+    final DataParallel parallel; // this process's part in a data-parallel job (single() in one process)
+    final GradientSync sync;
 
     private RunSetup(SftConfig cfg, RunOptions opts, Path outputDir, TrainingCheckpoint.Loaded resume,
-            DataPipeline.Prepared data, TrainableModel model, Path tokenizerDir) {
+            DataPipeline.Prepared data, TrainableModel model, Path tokenizerDir, DataParallel parallel) {
         this.cfg = cfg;
         this.opts = opts;
+        this.parallel = parallel;
+        this.sync = parallel.prepare(model.trainable());
         this.outputDir = outputDir;
         this.resume = resume;
         this.data = data;
@@ -79,18 +87,32 @@ final class RunSetup implements AutoCloseable {
     }
 
     static RunSetup open(SftConfig cfg, String stage, RunOptions opts) throws IOException {
-        TrainingArgs t = cfg.training();
         TorchRuntime.boot(cfg.model().threads() > 0 ? cfg.model().threads() : TorchRuntime.defaultThreads());
         String device = TorchRuntime.deviceName(cfg.model().device()); // before the data work: a bad device fails now
-        if (t.fp16() && !device.startsWith("cuda")) {
+        if (cfg.training().fp16() && !device.startsWith("cuda")) {
             throw new ConfigException("fp16: true needs a CUDA GPU, and this run is on " + device + " (HF refuses fp16"
                     + " mixed precision without a GPU too: fp16 matrix products on a CPU are slow and lose range)."
                     + " On a CPU use bf16: true, or neither");
         }
-        String tracking = io.sftnative.config.Tracking.unsupportedWarning(t.reportTo());
+        DistributedEnv rank = opts.rank() != null ? opts.rank() : DistributedEnv.fromEnvironment();
+        opts = rank.isMain() ? opts : opts.quiet(); // only rank 0 prints
+        String tracking = io.sftnative.config.Tracking.unsupportedWarning(cfg.training().reportTo());
         if (tracking != null) {
             opts.say(tracking);
         }
+        DataParallel parallel = DataParallel.join(rank, cfg.distributed(), !device.startsWith("cpu"), opts::say);
+        try {
+            return open(cfg, stage, opts, parallel, device);
+        } catch (IOException | RuntimeException e) {
+            parallel.close();
+            throw e;
+        }
+    }
+
+    private static RunSetup open(SftConfig cfg, String stage, RunOptions opts, DataParallel parallel, String device)
+            throws IOException {
+        TrainingArgs t = cfg.training();
+        parallel.checkSame("config", StartupHash.of(cfg.toString()));
         TorchRng.manualSeed(t.seed());
         Path outputDir = Path.of(t.outputDir());
         Optional<Path> from = ResumeResolver.resolve(t.resumeFromCheckpoint(), outputDir, t.overwriteOutputDir(),
@@ -104,6 +126,8 @@ final class RunSetup implements AutoCloseable {
         DataPipeline.Prepared data = DataPipeline.prepare(tokenizerDir, cfg.data(), stage, t.seed(), opts.console(),
                 opts::say);
         try {
+            parallel.checkSame("training data (tokenized)", StartupHash.of(data.data().train()));
+            parallel.checkSame("resume point", String.valueOf(resume == null ? "none" : resume.dir()));
             if ((t.doEval() || t.doPredict()) && data.data().eval().isEmpty()) {
                 throw new ConfigException("do_eval / do_predict need evaluation data: set val_size (a fraction or a"
                         + " count of the training examples) or eval_dataset");
@@ -124,11 +148,25 @@ final class RunSetup implements AutoCloseable {
                 opts.say("resuming from " + resume.dir() + " (step " + resume.position().globalStep()
                         + ")");
             }
-            return new RunSetup(cfg, opts, outputDir, resume, data, model, tokenizerDir);
+            try {
+                RunSetup run = new RunSetup(cfg, opts, outputDir, resume, data, model, tokenizerDir, parallel);
+                if (parallel.describe() != null) {
+                    opts.say(parallel.describe());
+                }
+                return run;
+            } catch (RuntimeException e) {
+                model.close();
+                throw e;
+            }
         } catch (IOException | RuntimeException e) {
             data.close();
             throw e;
         }
+    }
+
+    /** This rank's share of an evaluation (every batch in a single process). */
+    LossEvaluator.Shard evalShard() {
+        return new LossEvaluator.Shard(parallel.rank(), parallel.worldSize(), parallel::sumOverRanks);
     }
 
     /** The optimizer over the trainable parameters, with the checkpoint's state when resuming. */
@@ -160,7 +198,7 @@ final class RunSetup implements AutoCloseable {
     DataOrder order() {
         TrainingArgs t = cfg.training();
         return new DataOrder(data.data().train().size(), t.perDeviceTrainBatchSize(), t.gradientAccumulationSteps(),
-                t.seed(), !t.run().disableShuffling());
+                t.seed(), !t.run().disableShuffling(), parallel.worldSize(), parallel.rank());
     }
 
     LrSchedule schedule(long totalSteps) {
@@ -185,11 +223,12 @@ final class RunSetup implements AutoCloseable {
                     + " stopped. Restore the data (dataset, max_samples, val_size, cutoff_len, packing) or start"
                     + " a new run (another output_dir, or overwrite_output_dir: true)");
         }
-        if (p.batchSize() != order.batchSize() || p.accumulation() != order.accumulation() || p.seed() != cfg
+        if (p.batchSize() != order.batchSize() || p.accumulation() != order.microBatchesPerStep() || p.seed() != cfg
                 .training().seed()) {
             opts.say("warning: the checkpoint was trained with batch size " + p.batchSize()
-                    + ", accumulation " + p.accumulation() + ", seed " + p.seed() + "; this run uses "
-                    + order.batchSize() + ", " + order.accumulation() + ", " + cfg.training().seed()
+                    + ", micro-batches per step (accumulation x ranks) " + p.accumulation() + ", seed " + p.seed()
+                    + "; this run uses " + order.batchSize() + ", " + order.microBatchesPerStep() + ", "
+                    + cfg.training().seed()
                     + ": the data order after the resume differs from an uninterrupted run");
         }
         TrainingCheckpoint.Schedule s = resume.schedule();
@@ -203,6 +242,16 @@ final class RunSetup implements AutoCloseable {
             resume.rng().restore(model.model().device());
         }
         return p.globalStep();
+    }
+
+    /**
+     * Ranks other than 0 draw their dropout masks from their own stream, a function of seed, rank and the step
+     * training starts at (rank 0 keeps the single-process stream, restored from a checkpoint when resuming).
+     */
+    void seedRankStream(long startStep) {
+        if (parallel.rank() > 0) {
+            TorchRng.manualSeed(cfg.training().seed() + 1_000_003L * parallel.rank() + 7919L * startStep);
+        }
     }
 
     /** The log history of the resumed checkpoint (empty for a fresh run). */
@@ -232,7 +281,11 @@ final class RunSetup implements AutoCloseable {
         try {
             model.close();
         } finally {
-            data.close();
+            try {
+                data.close();
+            } finally {
+                parallel.close();
+            }
         }
     }
 }

@@ -48,12 +48,14 @@ public final class SftRecipe {
         Map<String, Object> results = new LinkedHashMap<>();
         try (RunSetup run = RunSetup.open(cfg, "sft", opts)) {
             ExampleSet evalSet = run.data.data().eval();
+            boolean main = run.parallel.isMain(); // in a data-parallel job rank 0 alone writes results and predicts
             TrainLoop.Evaluator evaluator = evalSet.isEmpty() ? null : () -> evaluate(run, evalSet, accuracy);
             long step = run.resume == null ? 0 : run.resume.position().globalStep();
             Path lastCheckpoint = run.resume == null ? null : run.resume.dir();
             if (t.doTrain()) {
                 TrainPhase.Outcome trained = TrainPhase.run(run, evaluator, LossPlot.SFT_KEYS);
                 if (trained.cancelled()) {
+                    run.parallel.finish();
                     return trained.result();
                 }
                 results.putAll(trained.metrics());
@@ -62,12 +64,15 @@ public final class SftRecipe {
             }
             run.model.setTraining(false);
             if (t.doEval()) {
-                TrainLoop.Evaluation e = evaluate(run, evalSet, accuracy);
-                results.putAll(save(run, "eval", e, results.get("epoch")));
+                TrainLoop.Evaluation e = evaluate(run, evalSet, accuracy); // sharded over the ranks
+                if (main) {
+                    results.putAll(save(run, "eval", e, results.get("epoch")));
+                }
             }
-            if (t.doPredict() || t.predictWithGenerate()) {
+            if ((t.doPredict() || t.predictWithGenerate()) && main) {
                 results.putAll(predict(run, evalSet));
             }
+            run.parallel.finish();
             return new TrainResult(TrainResult.Status.COMPLETED, step, step, doubleOr(results.get("train_loss")),
                     run.outputDir, lastCheckpoint, results);
         }
@@ -76,7 +81,7 @@ public final class SftRecipe {
     /** Validation loss (and accuracy) with HF's metric names. */
     static TrainLoop.Evaluation evaluate(RunSetup run, ExampleSet set, boolean accuracy) {
         LossEvaluator.Result r = LossEvaluator.evaluate(run.model.model(), set, run.collator,
-                run.cfg.training().perDeviceEvalBatchSize(), run.loss, run.autocast, accuracy);
+                run.cfg.training().perDeviceEvalBatchSize(), run.loss, run.autocast, accuracy, run.evalShard());
         Map<String, Double> m = new LinkedHashMap<>();
         m.put("eval_loss", r.loss());
         if (accuracy) {

@@ -17,6 +17,7 @@ import io.sftnative.batch.Collator;
 import io.sftnative.checkpoint.TrainingCheckpoint;
 import io.sftnative.data.Example;
 import io.sftnative.data.ExampleSet;
+import io.sftnative.distributed.GradientSync;
 import io.sftnative.loss.LossComputation;
 import io.sftnative.loss.MicroBatch;
 import io.sftnative.model.moe.RouterLog;
@@ -28,16 +29,19 @@ import io.sftnative.optim.LrScheduler;
 /**
  * The optimisation loop both recipes run (sft and pt differ in data and metrics, not here). One optimizer step:
  * <pre>
- *   collate the step's micro-batches (host arrays)        target tokens T = sum over all micro-batches
+ *   collate this rank's micro-batches of the step (host arrays)
+ *   T = target tokens of the whole step, over all ranks                                (GradientSync.totals)
  *   try (step scope) {
  *       for each micro-batch: upload → forward → loss sum → backward of (sum * scale / T)  (LossComputation)
+ *       sum gradients and loss over the ranks (nothing in one process)               (GradientSync.afterBackward)
  *       unscale (fp16 only) → clip the gradients' total norm → check it and the loss are finite
  *       → AdamW.step(lr) → zero grad       (fp16: a step with overflowed gradients is skipped, the scale halves)
  *   }
  *   report scalars → evaluate (eval_strategy) → rank / early-stop → checkpoint (save_strategy)
  * </pre>
  * Dividing every micro-batch's summed loss by the token count of the whole accumulated batch makes accumulation
- * exact: the update is the same as for one big batch holding all micro-batches.
+ * exact: the update is the same as for one big batch holding all micro-batches; over data-parallel ranks the same
+ * division by the whole step's count and summed gradients make N ranks train like one process.
  */
 final class TrainLoop {
     private TrainLoop() {}
@@ -53,7 +57,7 @@ final class TrainLoop {
     record Parts(TrainableModel model, ExampleSet train, Collator collator, DataOrder order, LossComputation loss,
             Optimizer optimizer, LrScheduler scheduler, LossScaler scaler, double maxGradNorm, long totalSteps,
             Cadence cadence, Evaluator evaluator, BestModel best, Checkpointer checkpointer, RunRecord record,
-            TrainingListener listener, BooleanSupplier cancelled, long seed, double epochs) {}
+            TrainingListener listener, BooleanSupplier cancelled, long seed, double epochs, GradientSync sync) {}
 
     /** Runs an evaluation over the validation split. */
     interface Evaluator {
@@ -73,7 +77,15 @@ final class TrainLoop {
         }
         model.setTraining(true);
         for (long step = startStep; step < p.totalSteps(); step++) {
-            if (p.cancelled().getAsBoolean()) {
+            List<Batch> micro = collate(p, step); // host arrays: this rank's share of the step
+            long targets = 0;
+            long tokens = 0;
+            for (Batch b : micro) {
+                targets += b.targetTokens();
+                tokens += nonPadding(b);
+            }
+            GradientSync.StepTotals all = p.sync().totals(targets, tokens, p.cancelled().getAsBoolean());
+            if (all.stop()) { // every rank stops before the same step
                 if (step > startStep || p.checkpointer().last() == null) {
                     checkpoint(p, step, false);
                 }
@@ -81,14 +93,7 @@ final class TrainLoop {
                         + p.checkpointer().last());
                 return End.CANCELLED;
             }
-            List<Batch> micro = collate(p, step); // host arrays
-            long targets = 0;
-            long tokens = 0;
-            for (Batch b : micro) {
-                targets += b.targetTokens();
-                tokens += nonPadding(b);
-            }
-            double normaliser = Math.max(1, targets);
+            double normaliser = Math.max(1, all.targets());
             double lr = p.scheduler().lr(step);
             double lossSum = 0;
             double gradNorm;
@@ -99,6 +104,7 @@ final class TrainLoop {
                     lossSum += p.loss().forwardBackward(model.model(), MicroBatch.upload(b, model.model()),
                             normaliser / scale);
                 }
+                lossSum = p.sync().afterBackward(lossSum); // gradients and loss summed over the ranks
                 p.scaler().unscale(model.trainable().values());
                 gradNorm = p.maxGradNorm() > 0 ? GradClip.clipGradNorm(model.trainable().values(), p.maxGradNorm())
                         : GradClip.totalNorm(model.trainable().values());
@@ -123,7 +129,7 @@ final class TrainLoop {
             RouterLog routers = model.model().routerLog();
             double aux = routers != null ? routers.takeStepAux() : Double.NaN;
             double loss = lossSum / normaliser + (Double.isNaN(aux) ? 0 : routers.auxLossCoef() * aux);
-            p.record().step(done, p.order().epochAfter(done), loss, lr, gradNorm, targets, tokens, aux);
+            p.record().step(done, p.order().epochAfter(done), loss, lr, gradNorm, all.targets(), all.tokens(), aux);
             boolean epochEnd = done % p.order().stepsPerEpoch() == 0;
             boolean stop = false;
             if (p.evaluator() != null && ((p.cadence().evalEvery() > 0 && done % p.cadence().evalEvery() == 0)
@@ -185,7 +191,8 @@ final class TrainLoop {
     private static void checkpoint(Parts p, long step, boolean last) throws IOException {
         long perEpoch = p.order().stepsPerEpoch();
         TrainingCheckpoint.Position pos = new TrainingCheckpoint.Position(step, step / perEpoch, step % perEpoch,
-                p.train().size(), p.order().batchSize(), p.order().accumulation(), p.seed(), p.record().tokensSeen());
+                p.train().size(), p.order().batchSize(), p.order().microBatchesPerStep(), p.seed(),
+                p.record().tokensSeen());
         Path dir = p.checkpointer().save(pos, p.record().state(step, p.order().epochAfter(step),
                 p.cadence().evalEvery(), p.cadence().saveEvery(), p.order().batchSize(), p.epochs(), 0, last),
                 p.seed(), p.best() != null ? p.best() : null);

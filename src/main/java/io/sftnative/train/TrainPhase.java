@@ -41,17 +41,20 @@ final class TrainPhase {
         long total = order.totalSteps(t.numTrainEpochs(), t.maxSteps());
         LrSchedule schedule = run.schedule(total);
         long start = run.startStep(order, schedule);
-        for (Path p : Checkpointer.cleanInterrupted(run.outputDir)) {
+        run.seedRankStream(start);
+        boolean writes = run.parallel.isMain(); // rank 0 of a data-parallel job writes; the others only train
+        for (Path p : writes ? Checkpointer.cleanInterrupted(run.outputDir) : List.<Path>of()) {
             run.opts.say("removed " + p.getFileName() + ", left by an interrupted earlier run");
         }
-        if (run.resume == null && t.overwriteOutputDir()) {
+        if (writes && run.resume == null && t.overwriteOutputDir()) {
             for (Path old : CheckpointDirs.list(run.outputDir)) { // a fresh run must not resume these later
                 AtomicFiles.deleteRecursively(old);
             }
         }
         run.opts.say(run.model.describe() + "; " + order.examples() + " training rows, "
                 + order.stepsPerEpoch() + " steps per epoch, " + total + " steps (batch " + order.batchSize()
-                + " x accumulation " + order.accumulation() + ")"
+                + " x accumulation " + order.accumulation()
+                + (run.parallel.worldSize() > 1 ? " x " + run.parallel.worldSize() + " ranks" : "") + ")"
                 + (run.autocast.enabled() ? ", " + run.autocast.describe() + " autocast" : "")
                 + (t.fp16() ? " with dynamic loss scaling" : "") + ", loss step " + run.loss.name());
         TrainLoop.Cadence cadence = cadence(t, evaluator != null);
@@ -77,8 +80,8 @@ final class TrainPhase {
         };
         try (Optimizer optimizer = run.optimizer();
                 RunRecord record = new RunRecord(run.outputDir, total, start, run.tokensSeen(), t.loggingSteps(),
-                        logAt, run.history(), run.opts.listener(), run.opts.console())) {
-            if (t.reportTo().contains("tensorboard")) {
+                        logAt, run.history(), run.opts.listener(), run.opts.console(), writes)) {
+            if (writes && t.reportTo().contains("tensorboard")) {
                 Path logDir = t.loggingDir() != null ? Path.of(t.loggingDir())
                         : io.sftnative.train.log.TensorBoardWriter.defaultLoggingDir(run.outputDir);
                 var tb = io.sftnative.train.log.TensorBoardWriter.open(logDir);
@@ -88,13 +91,14 @@ final class TrainPhase {
             Checkpointer checkpointer = new Checkpointer(run.outputDir, t.saveTotalLimit(), run.model, optimizer,
                     () -> new TrainingCheckpoint.Schedule(schedule.type().configName(), schedule.baseLr(), total,
                             schedule.warmupSteps(), runState(scheduler, scaler, best)), rc.saveOnlyModel(),
-                    run.tokenizerDir);
+                    run.tokenizerDir, writes);
             if (run.resume != null) {
                 checkpointer.setLast(run.resume.dir());
             }
             TrainLoop.Parts parts = new TrainLoop.Parts(run.model, run.data.data().train(), run.collator, order,
                     run.loss, optimizer, scheduler, scaler, t.maxGradNorm(), total, cadence, evaluator, best,
-                    checkpointer, record, run.opts.listener(), run.opts.cancelled(), t.seed(), t.numTrainEpochs());
+                    checkpointer, record, run.opts.listener(), run.opts.cancelled(), t.seed(), t.numTrainEpochs(),
+                    run.sync);
             run.opts.listener().onStart(start, total);
             TrainLoop.End end = TrainLoop.run(parts, start);
             long step = end == TrainLoop.End.COMPLETED ? total : CheckpointDirs.step(checkpointer.last())
@@ -122,14 +126,20 @@ final class TrainPhase {
             DataOrder order, long total, List<String> plotKeys) throws IOException {
         TrainingArgs t = run.cfg.training();
         Path out = run.outputDir;
-        run.model.saveWeights(out);
-        checkpointer.copyTokenizer(out);
+        boolean writes = run.parallel.isMain();
+        if (writes) {
+            run.model.saveWeights(out);
+            checkpointer.copyTokenizer(out);
+        }
         double epoch = order.epochAfter(total);
         double flos = 6.0 * nonEmbeddingParameters(run.model) * record.tokensSeen();
-        long samples = record.stepsThisRun() * (long) order.batchSize() * order.accumulation();
+        long samples = record.stepsThisRun() * (long) order.batchSize() * order.microBatchesPerStep();
         Map<String, Object> summary = record.summary(total, epoch, flos, samples);
         TrainerState state = record.state(total, epoch, t.evalSteps(), t.saveSteps(), order.batchSize(),
                 t.numTrainEpochs(), flos, true);
+        if (!writes) {
+            return Map.of("train_loss", summary.get("train_loss"), "epoch", summary.get("epoch"));
+        }
         state.write(out);
         Map<String, Object> metrics = new LinkedHashMap<>();
         metrics.put("epoch", summary.get("epoch"));

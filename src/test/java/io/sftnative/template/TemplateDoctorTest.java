@@ -39,4 +39,19 @@ class TemplateDoctorTest {
             assertEquals(java.util.Set.of(151645), Templates.auto(qwen).stopTokenIds(qwen));
         }
     }
+
+    /** Reasoning templates: compared on single turns (earlier thoughts are LLaMA-Factory's deliberate difference). */
+    @Test
+    void knowsTheReasoningTemplates() {
+        try (Tokenizer qwen3 = Tokenizer.load(Shared.require("assets/tokenizers/qwen3"))) {
+            assertEquals(Optional.empty(), TemplateDoctor.check(Templates.named("qwen3"), qwen3));
+            assertEquals(Optional.empty(), TemplateDoctor.check(Templates.resolve(
+                    new TemplateOptions("qwen3", null, null, false, false, false), qwen3), qwen3),
+                    "enable_thinking false puts the same empty thought in the prompt");
+            String w = TemplateDoctor.check(Templates.named("qwen3_nothink"), qwen3).orElseThrow();
+            assertTrue(w.contains("template 'qwen3_nothink'") && w.contains("<think>"), w);
+            String d = TemplateDoctor.check(Templates.named("deepseekr1"), qwen3).orElseThrow();
+            assertTrue(d.contains("template 'deepseekr1'"), d);
+        }
+    }
 }

@@ -1,0 +1,173 @@
+package io.sftnative.distributed;
+
+import java.util.ArrayList;
+import java.util.Map;
+import java.util.function.Consumer;
+
+import org.bytedeco.pytorch.Tensor;
+
+import io.sftnative.config.DistributedArgs;
+
+/**
+ * A run's part in a data-parallel job, or nothing ({@link #single()}): the one owner of the process group, the
+ * gradient synchronisation and the liveness check, created before the data and the model and closed after them.
+ *
+ * <pre>
+ *   DataParallel dp = DataParallel.join(env, args, cuda, log);   // rendezvous (blocks until every rank is there)
+ *   dp.checkSame("config", hash) ...                             // every rank runs the same job
+ *   GradientSync sync = dp.prepare(trainable, seed);             // rank 0's weights everywhere, own dropout stream
+ *   ... training steps: sync.totals(...), sync.afterBackward(...) ...
+ *   dp.finish();                                                 // all ranks leave together
+ * </pre>
+ */
+public final class DataParallel implements AutoCloseable {
+    private static final DataParallel SINGLE = new DataParallel(DistributedEnv.SINGLE, null, null, true);
+
+    private final DistributedEnv env;
+    private final DistributedGroup group; // null in a single process
+    private final Liveness liveness; // null in a single process or when off
+    private final boolean allowUnused;
+    private BucketedAllReduce sync;
+
+    private DataParallel(DistributedEnv env, DistributedGroup group, Liveness liveness, boolean allowUnused) {
+        this.env = env;
+        this.group = group;
+        this.liveness = liveness;
+        this.allowUnused = allowUnused;
+    }
+
+    /** One process: every call is a no-op. */
+    public static DataParallel single() {
+        return SINGLE;
+    }
+
+    /** Joins the job {@code env} describes (a single process when it has one rank). libtorch must be booted. */
+    public static DataParallel join(DistributedEnv env, DistributedArgs args, boolean cudaDevice, Consumer<String> log) {
+        int stage = args.sharding().stage();
+        if (!env.distributed()) {
+            if (stage > 0) {
+                log.accept("ZeRO stage " + stage + " (" + args.sharding().origin() + ") in one process: nothing to"
+                        + " shard, training as usual");
+            }
+            return SINGLE;
+        }
+        checkSupported(args, env.worldSize());
+        long t0 = System.nanoTime();
+        DistributedGroup group = DistributedGroup.join(env, args, cudaDevice);
+        Liveness live = null;
+        try {
+            if (args.livenessSeconds() > 0) {
+                live = Liveness.start(group, args.livenessSeconds());
+            }
+        } catch (RuntimeException e) {
+            group.close();
+            throw e;
+        }
+        log.accept(String.format(java.util.Locale.ROOT, "rank %d of %d joined %s:%d (gloo, %.1f s)", env.rank(),
+                env.worldSize(), env.masterAddr(), env.masterPort(), (System.nanoTime() - t0) / 1e9));
+        return new DataParallel(env, group, live, args.allowUnusedParameters());
+    }
+
+    /**
+     * Fails when the config asks for something a job of {@code worldSize} ranks cannot do here: ZeRO stages 1-3
+     * (sharding) are refused rather than silently run as plain data parallelism.
+     */
+    public static void checkSupported(DistributedArgs args, int worldSize) {
+        int stage = args.sharding().stage();
+        if (worldSize > 1 && stage > 0) {
+            throw new io.sftnative.config.ConfigException("ZeRO stage " + stage + " (" + args.sharding().origin()
+                    + ") is not implemented in sft-native yet: sharding " + switch (stage) {
+                        case 1 -> "the AdamW moments over the ranks";
+                        case 2 -> "the AdamW moments and the gradients (reduce-scatter)";
+                        default -> "the weights, gradients and AdamW moments (per-layer all-gather)";
+                    } + " is missing. Use zero_optimization.stage 0 (ds_z0_config.json) or fsdp: no_shard for plain"
+                    + " data parallelism: every rank then holds the whole model and optimizer state.");
+        }
+    }
+
+    public DistributedEnv env() {
+        return env;
+    }
+
+    /** Rank 0 (or a single process): the one that writes logs, checkpoints and results. */
+    public boolean isMain() {
+        return env.isMain();
+    }
+
+    public int worldSize() {
+        return env.worldSize();
+    }
+
+    public int rank() {
+        return env.rank();
+    }
+
+    /**
+     * Stops with an error on every rank when {@code value} (a hash of what must agree: the resolved config, the
+     * tokenized data) differs from rank 0's; the message names the ranks and {@code what}.
+     */
+    public void checkSame(String what, String value) {
+        if (group != null) {
+            Consistency.check(group, what, value);
+        }
+    }
+
+    /**
+     * Before the first step: copies rank 0's trainable weights to every rank (so every rank starts from the same
+     * point whatever its random initialisation did) and returns the gradient synchronisation for them.
+     */
+    public GradientSync prepare(Map<String, Tensor> trainable) {
+        if (group == null || trainable.isEmpty()) {
+            return GradientSync.LOCAL;
+        }
+        group.broadcastFromRank0(new ArrayList<>(trainable.values()));
+        if (sync != null) {
+            sync.close();
+        }
+        sync = new BucketedAllReduce(group, trainable, allowUnused);
+        return sync;
+    }
+
+    /** The gradient synchronisation {@link #prepare} made (LOCAL in a single process or before it). */
+    public GradientSync sync() {
+        return sync != null ? sync : GradientSync.LOCAL;
+    }
+
+    /** Sums {@code values} over the ranks (float64 all-reduce); the values themselves in a single process. */
+    public double[] sumOverRanks(double[] values) {
+        return group == null ? values : group.allReduceSum(values);
+    }
+
+    /** One line for the log (null in a single process). */
+    public String describe() {
+        return group == null ? null : "data parallel: rank " + env.rank() + " of " + env.worldSize()
+                + (sync != null ? ", " + sync.describe() : "");
+    }
+
+    /** Waits for every rank at the end of a successful run, so none closes the group under another. */
+    public void finish() {
+        if (group != null) {
+            if (liveness != null) {
+                liveness.finished(); // before the barrier: a rank waiting there for a slow rank 0 is not lost
+            }
+            group.barrier("the final barrier");
+        }
+    }
+
+    @Override
+    public void close() {
+        if (group == null) {
+            return;
+        }
+        try {
+            if (liveness != null) {
+                liveness.close();
+            }
+            if (sync != null) {
+                sync.close();
+            }
+        } finally {
+            group.close();
+        }
+    }
+}

@@ -1,0 +1,42 @@
+package io.sftnative.distributed;
+
+/**
+ * What data parallelism adds to a training step, as two calls the loop makes (a no-op in a single process):
+ * <pre>
+ *   totals = sync.totals(targets, tokens)          before the forward passes: the WHOLE step's target tokens
+ *   ... every micro-batch: backward of (loss sum / totals.targets()) ...
+ *   lossSum = sync.afterBackward(lossSum)          gradients and loss summed over the ranks
+ * </pre>
+ * Dividing every rank's loss by the global target count (HF's {@code num_items_in_batch} across devices) and
+ * summing the gradients makes the step the same as one process training on all ranks' micro-batches.
+ */
+public interface GradientSync {
+
+    /**
+     * Target and non-padding tokens of a whole optimizer step (all ranks), and whether any rank was asked to stop
+     * (Ctrl-C): every rank then stops before the same step.
+     */
+    record StepTotals(long targets, long tokens, boolean stop) {}
+
+    /** This rank's counts summed over all ranks; {@code stop} is true on every rank when it is on any. */
+    StepTotals totals(long targets, long tokens, boolean stop);
+
+    /**
+     * After the step's last backward: sums every trainable parameter's gradient over the ranks (in place) and
+     * returns the loss summed over the ranks. Every rank then holds identical gradients.
+     */
+    double afterBackward(double lossSum);
+
+    /** One process: nothing to synchronise. */
+    GradientSync LOCAL = new GradientSync() {
+        @Override
+        public StepTotals totals(long targets, long tokens, boolean stop) {
+            return new StepTotals(targets, tokens, stop);
+        }
+
+        @Override
+        public double afterBackward(double lossSum) {
+            return lossSum;
+        }
+    };
+}
