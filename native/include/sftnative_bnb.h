@@ -150,6 +150,23 @@ SFTN_API int32_t jbnb_ce_chunk_cpu_fp16(sftn_fp16 *logits, int64_t rows, int64_t
  * step is the parameter's step count including this update (>= 1). param, exp_avg, exp_avg_sq updated in place. */
 SFTN_API int32_t jbnb_adamw_cpu_fp32(float *param, const float *grad, float *exp_avg, float *exp_avg_sq, int64_t n, double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step);
 
+/* Attention (flash-attention style), CPU, fp32. Shapes: q (B, H, T, D), k and v (B, KVH, T, D) with H a multiple of
+ * KVH (GQA: query head h reads kv head h / (H / KVH), nothing is repeated), out and dout like q, lse (B, H, T)
+ * contiguous. Every (B, head, T, D) tensor has unit stride along D and is described by three element strides
+ * (batch, head, position) in `strides`: forward q, k, v, out (12 values); backward q, k, v, out, dout, dq, dk, dv (24).
+ * Query t of row b sees key s iff kv_lo[b*T+t] <= s < kv_hi[b*T+t], or s == t (every query sees itself, so no row
+ * is empty); kv_lo = kv_hi = NULL means plain causal (kv_lo 0, kv_hi t + 1). Scores are scale * q·k, then
+ * softcap * tanh(score / softcap) when softcap > 0 (Gemma 2), then softmax over the visible keys.
+ * Forward writes out and lse = logsumexp of each row's visible scores; backward recomputes the probabilities from
+ * lse and overwrites dq, dk, dv. Memory: O(B * KVH * T * D) scratch, never (T, T). */
+SFTN_API int32_t jbnb_attention_fwd_cpu_fp32(const float *q, const float *k, const float *v, float *out, float *lse, int64_t batch, int64_t heads, int64_t kv_heads, int64_t seq, int64_t head_dim, const int64_t *strides, const int32_t *kv_lo, const int32_t *kv_hi, float scale, float softcap);
+SFTN_API int32_t jbnb_attention_bwd_cpu_fp32(const float *q, const float *k, const float *v, const float *out, const float *dout, const float *lse, float *dq, float *dk, float *dv, int64_t batch, int64_t heads, int64_t kv_heads, int64_t seq, int64_t head_dim, const int64_t *strides, const int32_t *kv_lo, const int32_t *kv_hi, float scale, float softcap);
+/* Key ranges (B, T) int32 for the attention above, from the batch layout: causal, then segments (B, T) int64
+ * (nullable; packed sequences, each a contiguous run of one non-zero id, 0 = padding that sees only itself), then
+ * lengths (B) int64 (nullable; right padding: keys >= lengths[b] are hidden), then window > 0 (sliding window: keys
+ * t - window < s <= t). EINVAL when a segment id appears in two separate runs. */
+SFTN_API int32_t jbnb_attention_ranges_cpu(int64_t batch, int64_t seq, const int64_t *segments, const int64_t *lengths, int64_t window, int32_t *kv_lo, int32_t *kv_hi);
+
 /* CUDA variants (libsftnative_cuda only; JBNB_EUNSUPPORTED in the CPU library). Device pointers; asynchronous on
  * `stream` except that argument errors are reported synchronously and launch errors via cudaGetLastError. */
 SFTN_API int32_t jbnb_cuda_device_count(int32_t *count);

@@ -13,7 +13,7 @@ OUT=${OUT:-$PWD/gpu-check-out}; mkdir -p "$OUT"
 dev=${SFT_TEST_DEVICE:-cuda}
 work=${GPU_CHECK_DIR:-/tmp/sft-gpu}; mkdir -p "$work"
 (cd .gpu-bundle && sha256sum -c --quiet SHA256SUMS) || { echo "a part is missing or damaged"; exit 2; }
-[ -f "$work/sft-native.jar" ] || cat .gpu-bundle/part-* | xz -d | tar -x -C "$work" || exit 2
+[ -f "$work/sft-native.jar" ] || cat .gpu-bundle/part-* | tar -x -C "$work" || exit 2
 [ -d "$work/test-classes" ] || tar -C "$work" -xf "$work/test-classes.tar"
 # The CUDA 13 / cuDNN 9 / NCCL 2 libraries libtorch links against: the nvidia-* wheels of the machine's PyTorch.
 site=$(python3 -c 'import nvidia, os; print(os.path.dirname(list(nvidia.__path__)[0]))' 2>/dev/null)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares the GPU check (issue 19) for a GPU machine that has python3 + CUDA 13 wheels but no JDK: the GPU jar,
-# a jlink'd JRE, the compiled tests and the JUnit console launcher, as parts of at most PART_MB (default 50) under
+# a jlink'd JRE, the compiled tests and the JUnit console launcher, as an uncompressed tar (the jar is deflated and
+# jlink compresses the JRE already: xz gained little at a high CPU cost) cut into parts of at most PART_MB (default 50) under
 # .gpu-bundle/ (git-ignored), so each part fits one device call next to the working tree (64 MiB per call).
 #   tools/gpu/pack.sh          the GPU jar (mvn -Pgpu package; target/ then holds the GPU build)
 #   tools/gpu/pack.sh cpu      the CPU jar: rehearse the whole sequence here with tools/gpu/device_check.sh
@@ -17,7 +18,7 @@ rm -rf "$out" && mkdir -p "$out" && stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 
 profile=(); [ "$variant" = gpu ] && profile=(-Pgpu)
-mvn -q -B -ntp "${profile[@]}" package -DskipTests        # the jar and the test classes
+[ -n "${SKIP_BUILD:-}" ] || mvn -q -B -ntp "${profile[@]}" package -DskipTests   # the jar and the test classes
 cp target/sft-native.jar "$stage/sft-native.jar"
 if [ "$variant" = gpu ]; then
   # The GPU jar also carries the CPU libtorch as JavaCPP's fallback; on the GPU machine a failed CUDA load must
@@ -31,7 +32,7 @@ jlink --add-modules "$mods,jdk.unsupported,jdk.crypto.ec,jdk.zipfs" --strip-debu
   --no-header-files --compress zip-9 --output "$stage/jre"
 tar -C target -cf "$stage/test-classes.tar" test-classes
 tar -C "$stage" -cf - sft-native.jar jre test-classes.tar junit-platform-console-standalone-1.14.1.jar \
-  | xz -6 -T0 | split -b "${part_mb}M" -d -a 2 - "$out/part-"
+  | split -b "${part_mb}M" -d -a 2 - "$out/part-"
 (cd "$out" && sha256sum part-* > SHA256SUMS)
 echo "$variant bundle: $(ls "$out"/part-* | wc -l) parts of <= ${part_mb} MB in $out ($(du -sh "$out" | cut -f1))"
 ls -l "$out"

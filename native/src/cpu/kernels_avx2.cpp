@@ -302,11 +302,82 @@ void row_grad_f16(uint16_t *z, int64_t v, float lse, float scale) {
     for (; i < v; ++i) z[i] = f16_1(exp1(f16f(z[i]) - lse) * scale);
 }
 
+// Attention tiles. gemm: register block of MR rows x 16 columns (2 ymm) — 12 accumulators; column tails by
+// maskload/maskstore.
+inline __m256i tail_mask8(int64_t rem) {
+    int32_t r = int32_t(rem < 0 ? 0 : rem > 8 ? 8 : rem);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+template <int MR>
+inline void gemm_rows(int64_t N, int64_t K, const float *A, int64_t a_rs, int64_t a_cs, const float *B, int64_t ldb,
+                      float *C, int64_t ldc, int accumulate) {
+    for (int64_t n0 = 0; n0 < N; n0 += 16) {
+        int64_t nn = N - n0;
+        const __m256i m0 = tail_mask8(nn), m1 = tail_mask8(nn - 8);
+        __m256 c[MR][2];
+        for (int r = 0; r < MR; ++r) c[r][0] = c[r][1] = _mm256_setzero_ps();
+        if (nn >= 16) {
+            for (int64_t k = 0; k < K; ++k) {
+                const float *b = B + k * ldb + n0;
+                __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+                for (int r = 0; r < MR; ++r) {
+                    __m256 a = _mm256_broadcast_ss(A + r * a_rs + k * a_cs);
+                    c[r][0] = _mm256_fmadd_ps(a, b0, c[r][0]);
+                    c[r][1] = _mm256_fmadd_ps(a, b1, c[r][1]);
+                }
+            }
+        } else {
+            for (int64_t k = 0; k < K; ++k) {
+                const float *b = B + k * ldb + n0;
+                __m256 b0 = _mm256_maskload_ps(b, m0), b1 = _mm256_maskload_ps(b + 8, m1);
+                for (int r = 0; r < MR; ++r) {
+                    __m256 a = _mm256_broadcast_ss(A + r * a_rs + k * a_cs);
+                    c[r][0] = _mm256_fmadd_ps(a, b0, c[r][0]);
+                    c[r][1] = _mm256_fmadd_ps(a, b1, c[r][1]);
+                }
+            }
+        }
+        for (int r = 0; r < MR; ++r) {
+            float *p = C + r * ldc + n0;
+            __m256 v0 = c[r][0], v1 = c[r][1];
+            if (accumulate) {
+                v0 = _mm256_add_ps(_mm256_maskload_ps(p, m0), v0);
+                v1 = _mm256_add_ps(_mm256_maskload_ps(p + 8, m1), v1);
+            }
+            _mm256_maskstore_ps(p, m0, v0);
+            _mm256_maskstore_ps(p + 8, m1, v1);
+        }
+    }
+}
+void attn_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t a_rs, int64_t a_cs, const float *B,
+                   int64_t ldb, float *C, int64_t ldc, int accumulate) {
+    int64_t m = 0;
+    for (; m + 6 <= M; m += 6) gemm_rows<6>(N, K, A + m * a_rs, a_rs, a_cs, B, ldb, C + m * ldc, ldc, accumulate);
+    const float *a = A + m * a_rs;
+    float *c = C + m * ldc;
+    switch (M - m) {
+    case 5: gemm_rows<5>(N, K, a, a_rs, a_cs, B, ldb, c, ldc, accumulate); break;
+    case 4: gemm_rows<4>(N, K, a, a_rs, a_cs, B, ldb, c, ldc, accumulate); break;
+    case 3: gemm_rows<3>(N, K, a, a_rs, a_cs, B, ldb, c, ldc, accumulate); break;
+    case 2: gemm_rows<2>(N, K, a, a_rs, a_cs, B, ldb, c, ldc, accumulate); break;
+    case 1: gemm_rows<1>(N, K, a, a_rs, a_cs, B, ldb, c, ldc, accumulate); break;
+    default: break;
+    }
+}
+void row_dsoftmax_f32(float *p, const float *dp, int64_t n, float delta) {
+    __m256 d = _mm256_set1_ps(delta);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(p + i, _mm256_mul_ps(_mm256_loadu_ps(p + i), _mm256_sub_ps(_mm256_loadu_ps(dp + i), d)));
+    for (; i < n; ++i) p[i] = p[i] * (dp[i] - delta);
+}
+
 } // namespace
 
 const Table AVX2 = {"avx2",            deq4_f32,        deq4_bf16,      deq4_f16,
                     quant4_f32,        absmax_f32,      row_max_f32,    row_max_bf16,
                     row_max_f16,       row_exp_sum_inplace_f32, row_sumexp_bf16, row_sumexp_f16,
-                    row_scale_f32,     row_grad_bf16,   row_grad_f16};
+                    row_scale_f32,     row_grad_bf16,   row_grad_f16,
+                      attn_gemm_f32, row_dsoftmax_f32};
 
 } // namespace sftn::isa

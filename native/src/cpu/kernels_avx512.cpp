@@ -278,11 +278,88 @@ void row_grad_f16(uint16_t *z, int64_t v, float lse, float scale) {
            [&](__mmask16 k, int64_t i) { return maskz_load_f16(k, z + i); }, to_f16);
 }
 
+// Attention tiles. gemm: register block of MR rows x 64 columns (4 zmm) — 24 accumulators, the B row loaded once
+// per k and every A element broadcast; column tails by masks.
+inline __mmask16 part_mask(int64_t rem) { return rem <= 0 ? __mmask16(0) : tail_mask(rem); }
+template <int MR>
+inline void gemm_rows(int64_t N, int64_t K, const float *A, int64_t a_rs, int64_t a_cs, const float *B, int64_t ldb,
+                      float *C, int64_t ldc, int accumulate) {
+    for (int64_t n0 = 0; n0 < N; n0 += 64) {
+        int64_t nn = N - n0;
+        const __mmask16 k0 = part_mask(nn), k1 = part_mask(nn - 16), k2 = part_mask(nn - 32), k3 = part_mask(nn - 48);
+        __m512 c[MR][4];
+        for (int r = 0; r < MR; ++r)
+            for (int x = 0; x < 4; ++x) c[r][x] = _mm512_setzero_ps();
+        if (nn >= 64) {
+            for (int64_t k = 0; k < K; ++k) {
+                const float *b = B + k * ldb + n0;
+                __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32),
+                       b3 = _mm512_loadu_ps(b + 48);
+                for (int r = 0; r < MR; ++r) {
+                    __m512 a = _mm512_set1_ps(A[r * a_rs + k * a_cs]);
+                    c[r][0] = _mm512_fmadd_ps(a, b0, c[r][0]);
+                    c[r][1] = _mm512_fmadd_ps(a, b1, c[r][1]);
+                    c[r][2] = _mm512_fmadd_ps(a, b2, c[r][2]);
+                    c[r][3] = _mm512_fmadd_ps(a, b3, c[r][3]);
+                }
+            }
+        } else {
+            for (int64_t k = 0; k < K; ++k) {
+                const float *b = B + k * ldb + n0;
+                __m512 b0 = _mm512_maskz_loadu_ps(k0, b), b1 = _mm512_maskz_loadu_ps(k1, b + 16),
+                       b2 = _mm512_maskz_loadu_ps(k2, b + 32), b3 = _mm512_maskz_loadu_ps(k3, b + 48);
+                for (int r = 0; r < MR; ++r) {
+                    __m512 a = _mm512_set1_ps(A[r * a_rs + k * a_cs]);
+                    c[r][0] = _mm512_fmadd_ps(a, b0, c[r][0]);
+                    c[r][1] = _mm512_fmadd_ps(a, b1, c[r][1]);
+                    c[r][2] = _mm512_fmadd_ps(a, b2, c[r][2]);
+                    c[r][3] = _mm512_fmadd_ps(a, b3, c[r][3]);
+                }
+            }
+        }
+        const __mmask16 ks[4] = {k0, k1, k2, k3};
+        for (int r = 0; r < MR; ++r)
+            for (int x = 0; x < 4; ++x) {
+                if (!ks[x]) continue;
+                float *p = C + r * ldc + n0 + 16 * x;
+                __m512 v = accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(ks[x], p), c[r][x]) : c[r][x];
+                _mm512_mask_storeu_ps(p, ks[x], v);
+            }
+    }
+}
+void attn_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t a_rs, int64_t a_cs, const float *B,
+                   int64_t ldb, float *C, int64_t ldc, int accumulate) {
+    int64_t m = 0;
+    for (; m + 6 <= M; m += 6) gemm_rows<6>(N, K, A + m * a_rs, a_rs, a_cs, B, ldb, C + m * ldc, ldc, accumulate);
+    const float *a = A + m * a_rs;
+    float *c = C + m * ldc;
+    switch (M - m) {
+    case 5: gemm_rows<5>(N, K, a, a_rs, a_cs, B, ldb, c, ldc, accumulate); break;
+    case 4: gemm_rows<4>(N, K, a, a_rs, a_cs, B, ldb, c, ldc, accumulate); break;
+    case 3: gemm_rows<3>(N, K, a, a_rs, a_cs, B, ldb, c, ldc, accumulate); break;
+    case 2: gemm_rows<2>(N, K, a, a_rs, a_cs, B, ldb, c, ldc, accumulate); break;
+    case 1: gemm_rows<1>(N, K, a, a_rs, a_cs, B, ldb, c, ldc, accumulate); break;
+    default: break;
+    }
+}
+void row_dsoftmax_f32(float *p, const float *dp, int64_t n, float delta) {
+    __m512 d = _mm512_set1_ps(delta);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(p + i, _mm512_mul_ps(_mm512_loadu_ps(p + i), _mm512_sub_ps(_mm512_loadu_ps(dp + i), d)));
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        _mm512_mask_storeu_ps(p + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i),
+                                                       _mm512_sub_ps(_mm512_maskz_loadu_ps(k, dp + i), d)));
+    }
+}
+
 } // namespace
 
 const Table AVX512 = {"avx512",          deq4_f32,        deq4_bf16,      deq4_f16,
                       quant4_f32,        absmax_f32,      row_max_f32,    row_max_bf16,
                       row_max_f16,       row_exp_sum_inplace_f32, row_sumexp_bf16, row_sumexp_f16,
-                      row_scale_f32,     row_grad_bf16,   row_grad_f16};
+                      row_scale_f32,     row_grad_bf16,   row_grad_f16,
+                      attn_gemm_f32, row_dsoftmax_f32};
 
 } // namespace sftn::isa

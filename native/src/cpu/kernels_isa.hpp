@@ -44,6 +44,13 @@ struct Table {
     // z := round(exp(z - lse) * scale)
     void (*row_grad_bf16)(uint16_t *z, int64_t v, float lse, float scale);
     void (*row_grad_f16)(uint16_t *z, int64_t v, float lse, float scale);
+    // Attention tiles (attention_cpu.cpp), fp32 with fused multiply-add:
+    // C(M, N) = [C +] A · B with A(m, k) = A[m * a_rs + k * a_cs] (so A or its transpose) and B(k, n) = B[k * ldb + n]
+    // row-major; C(m, n) = C[m * ldc + n]. accumulate != 0 adds to C, otherwise overwrites it.
+    void (*attn_gemm_f32)(int64_t M, int64_t N, int64_t K, const float *A, int64_t a_rs, int64_t a_cs, const float *B,
+                          int64_t ldb, float *C, int64_t ldc, int accumulate);
+    // p := p * (dp - delta): the softmax backward of one row.
+    void (*row_dsoftmax_f32)(float *p, const float *dp, int64_t n, float delta);
 };
 
 extern const Table SCALAR;

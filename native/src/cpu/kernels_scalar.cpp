@@ -109,11 +109,30 @@ void row_grad_f16(uint16_t *z, int64_t v, float lse, float scale) {
     for (int64_t i = 0; i < v; ++i) z[i] = float_to_fp16(std::exp(fp16_to_float(z[i]) - lse) * scale);
 }
 
+// Attention tiles: plain loops (the vector tables use FMA; results agree within fp32 rounding, not bit for bit).
+void attn_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t a_rs, int64_t a_cs, const float *B,
+                   int64_t ldb, float *C, int64_t ldc, int accumulate) {
+    for (int64_t m = 0; m < M; ++m) {
+        float *c = C + m * ldc;
+        if (!accumulate)
+            for (int64_t n = 0; n < N; ++n) c[n] = 0.0f;
+        for (int64_t k = 0; k < K; ++k) {
+            float a = A[m * a_rs + k * a_cs];
+            const float *b = B + k * ldb;
+            for (int64_t n = 0; n < N; ++n) c[n] += a * b[n];
+        }
+    }
+}
+void row_dsoftmax_f32(float *p, const float *dp, int64_t n, float delta) {
+    for (int64_t i = 0; i < n; ++i) p[i] = p[i] * (dp[i] - delta);
+}
+
 } // namespace
 
 const Table SCALAR = {"scalar",          deq4_f32,        deq4_bf16,      deq4_f16,
                       quant4_f32,        absmax_f32,      row_max_f32,    row_max_bf16,
                       row_max_f16,       row_exp_sum_inplace_f32, row_sumexp_bf16, row_sumexp_f16,
-                      row_scale_f32,     row_grad_bf16,   row_grad_f16};
+                      row_scale_f32,     row_grad_bf16,   row_grad_f16,
+                      attn_gemm_f32, row_dsoftmax_f32};
 
 } // namespace sftn::isa

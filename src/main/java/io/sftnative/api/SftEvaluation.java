@@ -29,6 +29,14 @@ public final class SftEvaluation {
                 }
             }
         };
-        return EvalRecipe.run(config, new RunOptions(l, () -> false, null, false));
+        Map<String, Object> m = EvalRecipe.run(config, new RunOptions(l, () -> false, null, false));
+        for (Map.Entry<String, Object> e : m.entrySet()) {
+            if (e.getValue() instanceof Number n && !Double.isFinite(n.doubleValue())) {
+                // {"eval_loss": NaN} is not JSON, and with exit 0 it reads as a result
+                throw new IllegalStateException("'" + e.getKey() + "' is " + n + ": the model's outputs are not"
+                        + " finite on this data (NaN/Inf weights, or an overflow in bf16?)");
+            }
+        }
+        return m;
     }
 }

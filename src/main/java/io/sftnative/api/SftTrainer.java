@@ -10,8 +10,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 import io.sftnative.config.ConfigLoader;
 import io.sftnative.config.SftConfig;
+import io.sftnative.distributed.DistributedEnv;
+import io.sftnative.files.OutputDirLock;
 import io.sftnative.loss.LossComputation;
 import io.sftnative.torch.TorchRuntime;
+import io.sftnative.train.OutputDirCheck;
 import io.sftnative.train.PretrainRecipe;
 import io.sftnative.train.RunOptions;
 import io.sftnative.train.SftRecipe;
@@ -72,8 +75,12 @@ public final class SftTrainer {
     private TrainResult execute(AtomicBoolean cancel) throws IOException {
         RunOptions opts = new RunOptions(listener, cancel::get, loss, console);
         // subnormals slow every GEMM that reads them (TorchRuntime.flushDenormals); restored for the caller's thread
+        OutputDirCheck.check(config); // before any heavy work: a bad output_dir fails in milliseconds
         boolean flushing = TorchRuntime.flushDenormals(true);
-        try {
+        // one run per output_dir for the run's whole life; cleaning leftovers of earlier runs happens under it.
+        // In a data-parallel job rank 0 holds it: it alone writes, the other ranks share its output_dir
+        boolean writes = (opts.rank() != null ? opts.rank() : DistributedEnv.fromEnvironment()).isMain();
+        try (OutputDirLock lock = writes ? OutputDirLock.acquire(Path.of(config.training().outputDir())) : null) {
             return "pt".equals(config.finetuning().stage()) ? PretrainRecipe.run(config, opts)
                     : SftRecipe.run(config, opts);
         } finally {

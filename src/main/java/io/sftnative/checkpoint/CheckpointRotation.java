@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.UUID;
 
 import io.sftnative.files.AtomicFiles;
+import io.sftnative.files.RealPaths;
 
 /**
  * {@code save_total_limit}: after a checkpoint is written, delete the oldest {@code checkpoint-<step>} directories
@@ -59,6 +60,6 @@ public final class CheckpointRotation {
     }
 
     private static boolean same(Path a, Path b) {
-        return b != null && a.toAbsolutePath().normalize().equals(b.toAbsolutePath().normalize());
+        return RealPaths.same(a, b);
     }
 }

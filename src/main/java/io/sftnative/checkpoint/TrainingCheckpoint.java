@@ -15,6 +15,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import io.sftnative.files.AtomicFiles;
+import io.sftnative.model.FiniteCheck;
 import io.sftnative.model.safetensors.SafetensorsFile;
 import io.sftnative.model.safetensors.SafetensorsWriter;
 import io.sftnative.train.log.TrainerState;
@@ -99,7 +100,8 @@ public final class TrainingCheckpoint {
             for (Path f : tokenizerFiles) {
                 Files.copy(f, staged.resolve(f.getFileName().toString()), StandardCopyOption.REPLACE_EXISTING);
             }
-            state.write(staged); // last: marks the checkpoint complete
+            state.write(staged); // marks the checkpoint complete once published
+            CheckpointManifest.write(staged); // sizes and checksums, verified on resume
             AtomicFiles.publishDirectory(staged, target);
         } catch (IOException | RuntimeException e) {
             AtomicFiles.deleteRecursively(staged);
@@ -136,6 +138,7 @@ public final class TrainingCheckpoint {
         if (!CheckpointDirs.isComplete(dir)) {
             throw new IOException(dir + " is not a complete checkpoint (no " + CheckpointDirs.STATE_FILE + ")");
         }
+        CheckpointManifest.verify(dir);
         Path pos = dir.resolve(POSITION_FILE);
         Path sched = dir.resolve(SCHEDULER_FILE);
         if (!Files.isRegularFile(pos) && !Files.isRegularFile(sched) && !Files.isRegularFile(dir.resolve(
@@ -177,6 +180,11 @@ public final class TrainingCheckpoint {
             Map<String, Tensor> state = new LinkedHashMap<>();
             for (String name : f.names()) {
                 state.put(name, f.view(name));
+                String bad = FiniteCheck.problem(state.get(name));
+                if (bad != null) { // resuming would train on NaN moments: every later step diverges
+                    throw new IOException("optimizer state '" + name + "' in " + dir.resolve(OPTIMIZER_FILE)
+                            + " holds " + bad + ". " + CheckpointManifest.alternative(dir));
+                }
             }
             loader.accept(state);
         }

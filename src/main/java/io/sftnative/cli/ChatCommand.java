@@ -12,6 +12,9 @@ import java.util.concurrent.Callable;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
+import io.sftnative.config.ConfigException;
+import io.sftnative.config.GenerationArgs;
+import io.sftnative.config.SftConfig;
 import io.sftnative.lora.AdapterChain;
 import io.sftnative.lora.LoraAdapters;
 import io.sftnative.quant.BnbCheckpoint;
@@ -25,9 +28,15 @@ import io.sftnative.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
-/** {@code chat MODEL_DIR [--adapter DIR] [--template NAME]}: an interactive multi-turn chat on stdin/stdout. */
+/**
+ * {@code chat MODEL_DIR [--adapter DIR] [--template NAME]} or {@code chat CONFIG.yaml [key=value ...]} (LLaMA-Factory's
+ * inference configs: model_name_or_path, adapter_name_or_path, template, default_system and the generation keys): an
+ * interactive multi-turn chat on stdin/stdout.
+ */
 @Command(name = "chat", mixinStandardHelpOptions = true,
         footerHeading = "%nExample:%n",
         footer = {
@@ -37,9 +46,13 @@ import picocli.CommandLine.Parameters;
                 + " rendered with the chat template, the answer is generated until the template's stop token.",
                 "/clear forgets the conversation, /exit (or end of input) quits."})
 final class ChatCommand implements Callable<Integer> {
-    @Parameters(index = "0", paramLabel = "MODEL_DIR",
-            description = "HF model directory (config.json, safetensors, tokenizer files)")
-    Path modelDir;
+    @Parameters(arity = "1..*", paramLabel = "MODEL_DIR|CONFIG",
+            description = {"HF model directory (config.json, safetensors, tokenizer files), or a LLaMA-Factory"
+                    + " inference config (.yaml/.yml/.json) followed by key=value (or --key value) overrides"})
+    List<String> args = new ArrayList<>();
+
+    @Spec
+    CommandSpec spec;
 
     @Option(names = "--adapter", paramLabel = "DIR[,DIR...]",
             description = "PEFT LoRA adapter(s) merged into the model in order (adapter_name_or_path)")
@@ -66,6 +79,30 @@ final class ChatCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        Path modelDir;
+        String adapterArg = adapter;
+        String templateArg = template;
+        String systemArg = system;
+        GenerationArgs gen = null;
+        if (ConfigArgs.isConfigFile(args.get(0))) {
+            List<String> a = ConfigArgs.normalized(args);
+            SftConfig cfg = SftConfig.load(Path.of(a.get(0)), a.subList(1, a.size()),
+                    w -> System.err.println("warning: " + w));
+            if (cfg.model().modelNameOrPath() == null) {
+                throw new ConfigException("chat " + a.get(0) + ": the config has no model_name_or_path");
+            }
+            modelDir = Path.of(cfg.model().modelNameOrPath());
+            adapterArg = adapter != null ? adapter : cfg.model().adapterNameOrPath();
+            templateArg = template != null ? template : cfg.data().template();
+            systemArg = system != null ? system : cfg.data().defaultSystem();
+            gen = cfg.generation();
+        } else {
+            if (args.size() > 1) {
+                throw new ConfigException("chat MODEL_DIR takes no further arguments (got " + args.subList(1,
+                        args.size()) + "); key=value overrides go with a config file: chat CONFIG.yaml key=value");
+            }
+            modelDir = Path.of(io.sftnative.hub.HubCache.resolveModel(args.get(0), "main", null));
+        }
         torch.boot();
         ScalarType st = dtype.scalarType();
         PrintStream out = System.out;
@@ -73,8 +110,8 @@ final class ChatCommand implements Callable<Integer> {
         try (Device device = new Device(torch.deviceName()); Tokenizer tok = Tokenizer.load(modelDir);
                 DecoderModel model = QuantizedModels.load(modelDir, st, device, null,
                         w -> System.err.println("warning: " + w));
-                LoraAdapters attached = AdapterChain.forInference(model, AdapterChain.parse(adapter), !quantized)) {
-            Template tpl = Templates.resolve(template, tok, null);
+                LoraAdapters attached = AdapterChain.forInference(model, AdapterChain.parse(adapterArg), !quantized)) {
+            Template tpl = Templates.resolve(templateArg, tok, null);
             if (tok.vocabSize() > model.config().vocabSize()) {
                 System.err.println("warning: the tokenizer has " + tok.vocabSize() + " ids but the model only "
                         + model.config().vocabSize() + "; prompts with the extra ids will fail");
@@ -82,13 +119,42 @@ final class ChatCommand implements Callable<Integer> {
             List<Integer> stops = new ArrayList<>(tpl.stopTokenIds(tok));
             long pad = tok.padId() >= 0 ? tok.padId() : 0;
             long[] turn = {0};
-            ChatSession session = new ChatSession(tok, tpl, system, prompt -> {
-                GenerationOptions opts = sampling.options(maxNewTokens,
-                        stops.stream().mapToLong(Integer::longValue).toArray(), pad, turn[0]++);
-                return Generation.generate(model, new long[][] {prompt}, opts)[0];
-            });
+            GenerationArgs fromConfig = gen;
+            int answerLimit = fromConfig == null
+                    || spec.commandLine().getParseResult().hasMatchedOption("--max-new-tokens") ? maxNewTokens
+                            : fromConfig.maxNewTokens();
+            ChatSession session = new ChatSession(tok, tpl, systemArg, (int) Math.min(Integer.MAX_VALUE,
+                    Generation.contextLength(model.config())),
+                    answerLimit, new ChatSession.Responder() {
+                        @Override
+                        public long[] respond(long[] prompt) {
+                            return respond(prompt, answerLimit);
+                        }
+
+                        @Override
+                        public long[] respond(long[] prompt, int maxNew) {
+                            long[] stopIds = stops.stream().mapToLong(Integer::longValue).toArray();
+                            GenerationOptions opts = fromConfig == null
+                                    ? sampling.options(maxNew, stopIds, pad, turn[0]++)
+                                    : configOptions(fromConfig, maxNew, stopIds, pad, turn[0]++);
+                            return Generation.generate(model, new long[][] {prompt}, opts)[0];
+                        }
+                    });
             session.run(new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8)), out);
         }
         return 0;
+    }
+
+    /** The config's generation keys; a decoding flag given on the command line wins over its key; {@code maxNew}
+     * is the answer limit the session leaves room for. */
+    private GenerationOptions configOptions(GenerationArgs g, int maxNew, long[] stopIds, long pad, long turn) {
+        var parsed = spec.commandLine().getParseResult();
+        return new GenerationOptions(!parsed.hasMatchedOption("--greedy") && g.doSample(),
+                parsed.hasMatchedOption("--temperature") ? sampling.temperature : g.temperature(),
+                parsed.hasMatchedOption("--top-p") ? sampling.topP : g.topP(),
+                parsed.hasMatchedOption("--top-k") ? sampling.topK : g.topK(),
+                parsed.hasMatchedOption("--repetition-penalty") ? sampling.repetitionPenalty : g.repetitionPenalty(),
+                maxNew, stopIds, pad,
+                sampling.seed + turn);
     }
 }

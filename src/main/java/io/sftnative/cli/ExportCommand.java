@@ -1,5 +1,7 @@
 package io.sftnative.cli;
 
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -11,7 +13,11 @@ import io.sftnative.config.SftConfig;
 import io.sftnative.lora.AdapterChain;
 import io.sftnative.lora.ModelExport;
 import io.sftnative.quant.QuantizationSpec;
+import io.sftnative.files.AtomicFiles;
+import io.sftnative.template.SlotTemplate;
+import io.sftnative.template.Template;
 import io.sftnative.template.Templates;
+import io.sftnative.tokenizer.Tokenizer;
 import io.sftnative.torch.TorchRuntime;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -76,10 +82,32 @@ final class ExportCommand implements Callable<Integer> {
             r = ModelExport.export(Path.of(base), adapters, Path.of(dir), cfg.export().maxShardBytes(), null,
                     quantize, on, m -> System.err.println(m));
         }
+        writeModelfile(r.dir(), template, cfg.data().defaultSystem());
         System.out.printf("exported %s%s to %s%s: %s (%.1f MB)%n", base,
                 adapters.isEmpty() ? "" : " with " + adapters.size() + " merged adapter(s)", r.dir(),
                 quantize == null ? "" : " (bitsandbytes " + quantize + ")", String.join(", ", r.files()),
                 r.bytes() / 1e6);
         return 0;
+    }
+
+    /**
+     * LLaMA-Factory writes an Ollama Modelfile next to the merged model from the template. It needs the exported
+     * tokenizer and a slot template (a named one); a model's own Jinja template has no slots to translate.
+     */
+    private static void writeModelfile(Path dir, String template, String defaultSystem) throws IOException {
+        if (!Files.exists(dir.resolve("tokenizer.json")) && !Files.exists(dir.resolve("tokenizer.model"))) {
+            System.err.println("note: no Ollama Modelfile written (the export has no tokenizer files)");
+            return;
+        }
+        try (Tokenizer tok = Tokenizer.load(dir)) {
+            Template t = Templates.resolve(template, tok, defaultSystem);
+            if (!(t instanceof SlotTemplate slots)) {
+                System.err.println("note: no Ollama Modelfile written: set template to a named template (the model's"
+                        + " own Jinja chat_template has no slots to translate into an Ollama template)");
+                return;
+            }
+            AtomicFiles.writeString(dir.resolve("Modelfile"), OllamaModelfile.of(slots, tok));
+            System.err.println("Ollama modelfile saved in " + dir.resolve("Modelfile"));
+        }
     }
 }

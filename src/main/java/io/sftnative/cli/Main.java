@@ -13,6 +13,7 @@ public final class Main {
                 System.exit(code);
             }
         }
+        ParentWatch.startIfChild(); // a relaunched child stops when its launcher is killed (even by kill -9)
         System.exit(run(args));
     }
 

@@ -44,6 +44,7 @@ final class Relauncher {
 
         ProcessBuilder pb = new ProcessBuilder(cmd).inheritIO();
         pb.environment().put(MARKER, "1");
+        pb.environment().put(ParentWatch.PARENT_PID, String.valueOf(ProcessHandle.current().pid())); // dies with us
         pb.environment().put("OMP_WAIT_POLICY", "PASSIVE");
         pb.environment().putIfAbsent("OPT_OUT_TRACKING", "true");
         try {

@@ -25,6 +25,10 @@ public final class SftCommand implements Runnable {
     static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new SftCommand());
         cl.setExecutionExceptionHandler(new ErrorHandler());
+        // llamafactory-cli's `--key value` spelling: options no command declares reach ConfigArgs as arguments
+        for (String name : new String[] {"train", "eval", "export", "preflight", "chat"}) {
+            cl.getSubcommands().get(name).setUnmatchedOptionsArePositionalParams(true);
+        }
         return cl;
     }
 

@@ -8,7 +8,9 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 
@@ -45,6 +47,55 @@ public final class ConfigLoader {
         return new RawConfig(merged, origins);
     }
 
+    /**
+     * The top-level mapping, read token by token so that a key given twice is an error naming both lines (a plain
+     * tree read keeps the last one silently), and {@code .nan}/{@code .inf} reach the key's reader as values (it
+     * rejects them naming the key) instead of failing as "malformed YAML".
+     */
+    private static Object readTopLevel(String text, String name) throws IOException {
+        try (JsonParser p = YAML.createParser(text)) {
+            JsonToken t = p.nextToken();
+            if (t == null) {
+                return null;
+            }
+            if (t != JsonToken.START_OBJECT) {
+                return YAML.readValue(text, Object.class);
+            }
+            Map<String, Object> out = new LinkedHashMap<>();
+            Map<String, Integer> lines = new LinkedHashMap<>();
+            while ((t = p.nextToken()) == JsonToken.FIELD_NAME) {
+                String key = p.currentName();
+                int line = p.currentTokenLocation().getLineNr();
+                Integer first = lines.putIfAbsent(key, line);
+                if (first != null) {
+                    throw new ConfigException("config file " + name + ": key '" + key + "' is set twice, at line "
+                            + first + " and at line " + line + "; keep one of them");
+                }
+                out.put(key, value(p, p.nextToken()));
+            }
+            return out;
+        }
+    }
+
+    private static Object value(JsonParser p, JsonToken t) throws IOException {
+        return switch (t) {
+            case VALUE_NULL -> null;
+            case VALUE_TRUE -> Boolean.TRUE;
+            case VALUE_FALSE -> Boolean.FALSE;
+            case VALUE_NUMBER_INT -> p.getNumberValue();
+            case VALUE_NUMBER_FLOAT -> {
+                String text = p.getText();
+                try {
+                    yield Double.parseDouble(text);
+                } catch (NumberFormatException e) {
+                    yield text; // .nan, .inf: the key's reader names the key and the value
+                }
+            }
+            case START_OBJECT, START_ARRAY -> p.readValueAs(Object.class);
+            default -> p.getText();
+        };
+    }
+
     private static RawConfig read(Path yaml, List<String> overrides) {
         Map<String, Object> values = new LinkedHashMap<>();
         Map<String, String> origins = new LinkedHashMap<>();
@@ -52,7 +103,7 @@ public final class ConfigLoader {
             String name = yaml.toString();
             Object tree;
             try {
-                tree = YAML.readValue(Files.readString(yaml), Object.class);
+                tree = readTopLevel(Files.readString(yaml), name);
             } catch (NoSuchFileException e) {
                 throw new ConfigException("config file " + name + " does not exist");
             } catch (JsonProcessingException e) {

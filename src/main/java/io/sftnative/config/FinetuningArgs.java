@@ -32,7 +32,7 @@ public record FinetuningArgs(String stage, String finetuningType, int loraRank, 
         boolean pureBf16, double neftuneNoiseAlpha) {
 
     public static FinetuningArgs from(RawConfig c) {
-        int rank = c.integer("lora_rank", 8);
+        int rank = c.integer("lora_rank", 8, 1, 1 << 20);
         if (rank < 1) {
             throw new ConfigException("key 'lora_rank' (" + c.origin("lora_rank") + ") must be >= 1");
         }

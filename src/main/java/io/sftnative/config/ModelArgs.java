@@ -1,12 +1,15 @@
 package io.sftnative.config;
 
+import io.sftnative.hub.HubCache;
 import io.sftnative.torch.DeviceSelection;
 
 /**
  * Which model to load and how (LLaMA-Factory's ModelArguments).
  *
- * @param modelNameOrPath     a local HF model directory (config.json + safetensors + tokenizer files)
- * @param adapterNameOrPath   a PEFT adapter directory to load on top, or null
+ * @param modelNameOrPath     a local HF model directory (config.json + safetensors + tokenizer files); a hub id
+ *                            (Org/Name) is replaced by its snapshot in the local Hugging Face cache
+ *                            ({@link HubCache}, revision {@code model_revision}, cache {@code cache_dir})
+ * @param adapterNameOrPath   a PEFT adapter directory to load on top (hub ids resolved the same way), or null
  * @param quantizationBit     4 or 8 to hold frozen linear weights quantized (QLoRA), or 0 for none
  * @param quantizationType    nf4 or fp4 (4-bit only)
  * @param doubleQuantization  quantize the absmax statistics too (QLoRA's double quantization)
@@ -18,10 +21,12 @@ import io.sftnative.torch.DeviceSelection;
  *                            cuda or cuda:N ({@code io.sftnative.torch.TorchRuntime#device(String)})
  * @param moeAuxLossCoef      mixture-of-experts models: the load-balancing loss weight (sets the config's
  *                            router_aux_loss_coef, as LLaMA-Factory's moe_aux_loss_coef), or null for the config's
+ * @param flashAttn           LLaMA-Factory's attention back-end key: auto, sdpa, disabled, fa2 or native; auto, fa2
+ *                            and native select our CPU attention kernel where it applies (docs/attention.md)
  */
 public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int quantizationBit,
         String quantizationType, boolean doubleQuantization, int quantizationBlocksize, String nativeLibrary,
-        int threads, boolean trainFromScratch, String device, Double moeAuxLossCoef) {
+        int threads, boolean trainFromScratch, String device, Double moeAuxLossCoef, String flashAttn) {
 
     public static ModelArgs from(RawConfig c) {
         int bit = c.integer("quantization_bit", 0);
@@ -30,18 +35,22 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
                     + ") must be 4 or 8 (or absent for no quantization), got " + bit);
         }
         quantizationMethod(c);
+        refuseNewTokens(c);
+        String revision = c.string("model_revision", "main");
+        String cacheDir = c.string("cache_dir", null);
         return new ModelArgs(
-                c.string("model_name_or_path", null),
-                c.string("adapter_name_or_path", null),
+                HubCache.resolveModel(c.string("model_name_or_path", null), revision, cacheDir),
+                adapters(c.string("adapter_name_or_path", null), cacheDir),
                 bit,
                 c.choice("quantization_type", "nf4", "nf4", "fp4"),
                 c.bool("double_quantization", true),
                 c.integer("quantization_blocksize", 64),
                 c.string("bnb_library", System.getenv("SFT_BNB_LIBRARY")),
-                c.integer("threads", 0),
+                c.integer("threads", 0, 0, 4096),
                 c.bool("train_from_scratch", false),
                 device(c),
-                c.has("moe_aux_loss_coef") ? nonNegative(c, "moe_aux_loss_coef") : null);
+                c.has("moe_aux_loss_coef") ? nonNegative(c, "moe_aux_loss_coef") : null,
+                c.choice("flash_attn", "auto", "auto", "sdpa", "disabled", "fa2", "native"));
     }
 
     private static double nonNegative(RawConfig c, String key) {
@@ -72,6 +81,41 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
                     + "': not supported by sft-native, because " + why + ". Use quantization_method: bnb with"
                     + " quantization_bit 4 or 8 (bitsandbytes NF4/FP4/int8), or no quantization");
         }
+    }
+
+    /**
+     * LLaMA-Factory's new-token keys grow the vocabulary and initialise the new embedding rows; sft-native's models
+     * keep the checkpoint's vocabulary, so these stop the run by name rather than train without the tokens.
+     */
+    private static void refuseNewTokens(RawConfig c) {
+        for (String key : new String[] {"add_tokens", "add_special_tokens", "new_special_tokens_config"}) {
+            if (c.has(key)) {
+                throw new ConfigException("key '" + key + "' (" + c.origin(key) + "): not implemented in sft-native:"
+                        + " adding tokens to the vocabulary (add_tokens, add_special_tokens,"
+                        + " new_special_tokens_config, resize_vocab). Use a tokenizer that already has the tokens");
+            }
+        }
+        if (c.bool("resize_vocab", false)) {
+            throw new ConfigException("key 'resize_vocab' (" + c.origin("resize_vocab") + "): not implemented in"
+                    + " sft-native: resizing the embeddings to the tokenizer's vocabulary");
+        }
+        String init = c.string("init_special_tokens", "noise_init");
+        if (!init.equals("noise_init")) {
+            throw new ConfigException("key 'init_special_tokens' (" + c.origin("init_special_tokens") + ") is '" + init
+                    + "': not implemented in sft-native: new-token initialisation (no tokens are added)");
+        }
+    }
+
+    /** Each comma-separated adapter that is a hub id and in the cache becomes its snapshot (main revision). */
+    private static String adapters(String list, String cacheDir) {
+        if (list == null) {
+            return null;
+        }
+        java.util.List<String> out = new java.util.ArrayList<>();
+        for (String a : list.split(",")) {
+            out.add(HubCache.resolveModel(a.trim(), "main", cacheDir));
+        }
+        return String.join(",", out);
     }
 
     private static String device(RawConfig c) {

@@ -1,5 +1,7 @@
 package io.sftnative.config;
 
+import java.math.BigDecimal;
+import java.math.BigInteger;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -51,48 +53,90 @@ public final class RawConfig {
     }
 
     public int integer(String key, int def) {
-        if (!has(key)) {
-            return def;
-        }
-        Object v = values.get(key);
-        if (v instanceof Number n && n.doubleValue() == Math.rint(n.doubleValue())) {
-            return n.intValue();
-        }
-        try {
-            return Integer.parseInt(String.valueOf(v).trim());
-        } catch (NumberFormatException e) {
-            throw bad(key, "a whole number");
-        }
+        return integer(key, def, Integer.MIN_VALUE, Integer.MAX_VALUE);
+    }
+
+    /** A whole number in {@code [min, max]}; a value beyond it is an error, never wrapped. */
+    public int integer(String key, int def, int min, int max) {
+        return (int) longValue(key, def, min, max);
     }
 
     public long longValue(String key, long def) {
+        return longValue(key, def, Long.MIN_VALUE, Long.MAX_VALUE);
+    }
+
+    /**
+     * A whole number in {@code [min, max]}. Read exactly (BigDecimal), so 18446744073709551617 or 4294967300 for an
+     * int key is reported as out of range instead of wrapping to 1 or 4.
+     */
+    public long longValue(String key, long def, long min, long max) {
         if (!has(key)) {
             return def;
         }
         Object v = values.get(key);
-        if (v instanceof Number n && n.doubleValue() == Math.rint(n.doubleValue())) {
-            return n.longValue();
-        }
+        BigDecimal d;
         try {
-            return Long.parseLong(String.valueOf(v).trim());
+            d = v instanceof Double || v instanceof Float
+                    ? (Double.isFinite(((Number) v).doubleValue()) ? BigDecimal.valueOf(((Number) v).doubleValue())
+                            : null)
+                    : v instanceof BigDecimal b ? b
+                    : new BigDecimal(String.valueOf(v).trim().replace("_", ""));
         } catch (NumberFormatException e) {
+            d = null;
+        }
+        BigInteger i;
+        try {
+            i = d == null ? null : d.toBigIntegerExact();
+        } catch (ArithmeticException e) {
+            i = null;
+        }
+        if (i == null) {
             throw bad(key, "a whole number");
         }
+        if (i.compareTo(BigInteger.valueOf(min)) < 0 || i.compareTo(BigInteger.valueOf(max)) > 0) {
+            throw new ConfigException("key '" + key + "' (" + origin(key) + ") is " + i + ", out of range: it must be"
+                    + " " + range(min, max));
+        }
+        return i.longValue();
     }
 
+    private static String range(long min, long max) {
+        boolean noMin = min == Integer.MIN_VALUE || min == Long.MIN_VALUE;
+        boolean noMax = max == Integer.MAX_VALUE || max == Long.MAX_VALUE;
+        if (noMin && noMax) {
+            return "between " + min + " and " + max;
+        }
+        return noMax ? "at least " + min + (max == Integer.MAX_VALUE ? " (and at most " + max + ")" : "")
+                : noMin ? "at most " + max : "between " + min + " and " + max;
+    }
+
+    /** A finite number: NaN and infinities ({@code .nan}, {@code .inf} in YAML) are no valid value of any key. */
     public double number(String key, double def) {
         if (!has(key)) {
             return def;
         }
         Object v = values.get(key);
+        double d;
         if (v instanceof Number n) {
-            return n.doubleValue();
+            d = n.doubleValue();
+        } else {
+            String s = String.valueOf(v).trim();
+            try {
+                d = Double.parseDouble(s); // YAML 1.1 reads 1e-4 as a string
+            } catch (NumberFormatException e) {
+                d = switch (s.toLowerCase(Locale.ROOT)) {
+                    case ".nan", "nan" -> Double.NaN;
+                    case ".inf", "+.inf", "inf", "infinity" -> Double.POSITIVE_INFINITY;
+                    case "-.inf", "-inf", "-infinity" -> Double.NEGATIVE_INFINITY;
+                    default -> throw bad(key, "a number");
+                };
+            }
         }
-        try {
-            return Double.parseDouble(String.valueOf(v).trim()); // YAML 1.1 reads 1e-4 as a string
-        } catch (NumberFormatException e) {
-            throw bad(key, "a number");
+        if (!Double.isFinite(d)) {
+            throw new ConfigException("key '" + key + "' (" + origin(key) + ") must be a finite number, got '"
+                    + v + "' (" + d + ")");
         }
+        return d;
     }
 
     public boolean bool(String key, boolean def) {
@@ -180,6 +224,11 @@ public final class RawConfig {
     public void checkAllKnown(Set<String> ignoredWithWarning, java.util.function.Consumer<String> warn) {
         for (String key : values.keySet()) {
             if (requested.contains(key)) {
+                Object v = values.get(key);
+                if (v == null || v instanceof String str && str.isBlank()) {
+                    warn.accept("config key '" + key + "' (" + origin(key) + ") has no value; its default is used"
+                            + " (remove the line, or give a value)");
+                }
                 continue;
             }
             if (ignoredWithWarning.contains(key)) {

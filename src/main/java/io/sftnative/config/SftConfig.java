@@ -26,10 +26,10 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
      * plumbing, attention back-ends). They are accepted with a warning so users' files load unchanged.
      */
     public static final Set<String> IGNORED_KEYS = Set.of(
-            "trust_remote_code", "dataloader_num_workers", "flash_attn",
+            "trust_remote_code", "dataloader_num_workers",
             "run_name", "tf32",
-            "use_fast_tokenizer", "disable_tqdm", "include_num_input_tokens_seen", "streaming", "tokenized_path",
-            "preprocessing_batch_size", "cache_dir", "infer_backend", "enable_liger_kernel", "use_unsloth",
+            "use_fast_tokenizer", "disable_tqdm", "include_num_input_tokens_seen",
+            "infer_backend", "enable_liger_kernel", "use_unsloth",
             // GPTQ calibration for LLaMA-Factory's export_quantization_bit; bitsandbytes export needs no data
             "export_quantization_dataset", "export_quantization_nsamples", "export_quantization_maxlen");
 

@@ -37,20 +37,20 @@ public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean
         TrainingArgs t = new TrainingArgs(
                 c.string("output_dir", "saves/sft-native"),
                 c.bool("overwrite_output_dir", false),
-                c.bool("do_train", true),
-                c.bool("do_eval", false),
+                doTrain(c),
+                c.bool("do_eval", false) || explicitEvalStrategy(c), // HF: an eval_strategy other than no sets do_eval
                 c.bool("do_predict", false),
                 c.integer("per_device_train_batch_size", 8),
                 c.integer("per_device_eval_batch_size", 8),
                 c.integer("gradient_accumulation_steps", 1),
                 c.number("learning_rate", 5e-5),
                 c.number("num_train_epochs", 3.0),
-                c.longValue("max_steps", -1),
+                c.longValue("max_steps", -1, -1, Long.MAX_VALUE),
                 c.choice("lr_scheduler_type", "linear", "linear", "cosine", "cosine_with_restarts", "polynomial",
                         "constant", "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau",
                         "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay"),
                 warmupFractionOf(c) > 0 ? warmupFractionOf(c) : c.number("warmup_ratio", 0.0),
-                warmupFractionOf(c) > 0 ? 0 : c.longValue("warmup_steps", 0),
+                warmupFractionOf(c) > 0 ? 0 : c.longValue("warmup_steps", 0, 0, Long.MAX_VALUE),
                 c.number("weight_decay", 0.0),
                 c.number("max_grad_norm", 1.0),
                 c.number("adam_beta1", 0.9),
@@ -157,6 +157,23 @@ public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean
             default -> throw new ConfigException("key 'optim' (" + c.origin("optim") + ") is '" + name + "'; it must"
                     + " be one of adamw_torch, adamw_torch_fused, sgd, adafactor");
         }
+    }
+
+    /**
+     * HF's do_train defaults to false, so a config with only {@code do_predict: true} (LLaMA-Factory's predict
+     * examples) or {@code do_eval: true} does not train. A config that sets none of the three would do nothing in
+     * LLaMA-Factory; here it trains (sft-native's long-standing default, and what such a config is meant for).
+     */
+    private static boolean doTrain(RawConfig c) {
+        if (c.has("do_train")) {
+            return c.bool("do_train", true);
+        }
+        return !c.bool("do_eval", false) && !c.bool("do_predict", false);
+    }
+
+    private static boolean explicitEvalStrategy(RawConfig c) {
+        String key = c.has("eval_strategy") ? "eval_strategy" : "evaluation_strategy";
+        return c.has(key) && !c.string(key, "no").equalsIgnoreCase("no");
     }
 
     private static void positive(RawConfig c, String key, int v) {

@@ -60,11 +60,7 @@ public final class DataPipeline {
                 warning = TemplateDoctor.check(template, tok);
                 warning.ifPresent(log);
             }
-            DatasetLoader.Options base = DatasetLoader.options(data, stage, seed);
-            DatasetLoader.Options o = new DatasetLoader.Options(base.datasets(), base.evalDatasets(),
-                    base.datasetDir(), base.stage(), base.cutoffLen(), base.maxSamples(), base.valSize(),
-                    base.packing(), base.neatPacking(), base.trainOnPrompt(), base.maskHistory(), base.workers(),
-                    base.overwriteCache(), base.cacheDir(), base.seed(), progress);
+            DatasetLoader.Options o = DatasetLoader.options(data, stage, seed).withProgress(progress);
             LoadedData loaded = DatasetLoader.load(o, tok, template, log);
             return new Prepared(tok, template, loaded, warning);
         } catch (RuntimeException e) {

@@ -9,13 +9,16 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
 import java.util.HexFormat;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.function.Consumer;
+import java.util.function.Supplier;
 
 import io.sftnative.config.DataArgs;
 import io.sftnative.template.Template;
@@ -51,11 +54,13 @@ public final class DatasetLoader {
      * @param cacheDir    where tokenized caches live
      * @param seed        the val_size split's shuffle
      * @param progress    show a progress bar on stderr
+     * @param mix         how several datasets are merged, and whether eval datasets are kept apart
+     * @param tokenizedPath LLaMA-Factory's tokenized_path ({@link TokenizedDir}), or null
      */
     public record Options(List<String> datasets, List<String> evalDatasets, Path datasetDir, String stage,
             int cutoffLen, int maxSamples, double valSize, boolean packing, boolean neatPacking,
             boolean trainOnPrompt, boolean maskHistory, int workers, boolean overwriteCache, Path cacheDir, long seed,
-            boolean progress) {
+            boolean progress, Mix mix, Path tokenizedPath) {
 
         public Options {
             datasets = List.copyOf(datasets);
@@ -63,8 +68,56 @@ public final class DatasetLoader {
             packing = packing || neatPacking;
         }
 
+        /** Concatenated datasets (LLaMA-Factory's default mix_strategy). */
+        public Options(List<String> datasets, List<String> evalDatasets, Path datasetDir, String stage,
+                int cutoffLen, int maxSamples, double valSize, boolean packing, boolean neatPacking,
+                boolean trainOnPrompt, boolean maskHistory, int workers, boolean overwriteCache, Path cacheDir,
+                long seed, boolean progress) {
+            this(datasets, evalDatasets, datasetDir, stage, cutoffLen, maxSamples, valSize, packing, neatPacking,
+                    trainOnPrompt, maskHistory, workers, overwriteCache, cacheDir, seed, progress, Mix.CONCAT, null);
+        }
+
+        public Options(List<String> datasets, List<String> evalDatasets, Path datasetDir, String stage,
+                int cutoffLen, int maxSamples, double valSize, boolean packing, boolean neatPacking,
+                boolean trainOnPrompt, boolean maskHistory, int workers, boolean overwriteCache, Path cacheDir,
+                long seed, boolean progress, Mix mix) {
+            this(datasets, evalDatasets, datasetDir, stage, cutoffLen, maxSamples, valSize, packing, neatPacking,
+                    trainOnPrompt, maskHistory, workers, overwriteCache, cacheDir, seed, progress, mix, null);
+        }
+
+        public Options withProgress(boolean show) {
+            return new Options(datasets, evalDatasets, datasetDir, stage, cutoffLen, maxSamples, valSize, packing,
+                    neatPacking, trainOnPrompt, maskHistory, workers, overwriteCache, cacheDir, seed, show, mix,
+                    tokenizedPath);
+        }
+
         boolean pretrain() {
             return "pt".equals(stage);
+        }
+    }
+
+    /**
+     * LLaMA-Factory's dataset mixing keys.
+     *
+     * @param strategy          concat, interleave_under, interleave_over or interleave_once
+     * @param interleaveProbs   one probability per dataset for interleaving, or empty for round-robin
+     * @param evalOnEachDataset evaluate each eval_dataset on its own (metrics eval_NAME_loss) instead of merged
+     */
+    public record Mix(String strategy, List<Double> interleaveProbs, boolean evalOnEachDataset) {
+        public static final Mix CONCAT = new Mix("concat", List.of(), false);
+
+        public Mix {
+            interleaveProbs = List.copyOf(interleaveProbs);
+            DatasetSampling.MixStrategy.of(strategy); // fails on an unknown name
+            if (!interleaveProbs.isEmpty() && "concat".equals(strategy)) {
+                throw new DataException("interleave_probs is only valid with an interleave mix_strategy"
+                        + " (LLaMA-Factory rejects it with concat)", null, -1, "interleave_probs");
+            }
+        }
+
+        double[] probs() {
+            return interleaveProbs.isEmpty() ? null : interleaveProbs.stream().mapToDouble(Double::doubleValue)
+                    .toArray();
         }
     }
 
@@ -72,7 +125,9 @@ public final class DatasetLoader {
     public static Options options(DataArgs d, String stage, long seed) {
         return new Options(d.dataset(), d.evalDataset(), d.datasetDir() == null ? null : Path.of(d.datasetDir()),
                 stage, d.cutoffLen(), d.maxSamples(), d.valSize(), d.packingFor(stage), d.neatPacking(),
-                d.trainOnPrompt(), d.maskHistory(), d.workers(), d.overwriteCache(), defaultCacheDir(), seed, true);
+                d.trainOnPrompt(), d.maskHistory(), d.workers(), d.overwriteCache(), defaultCacheDir(), seed, true,
+                new Mix(d.mixStrategy(), d.interleaveProbs(), d.evalOnEachDataset()),
+                d.tokenizedPath() == null ? null : Path.of(d.tokenizedPath()));
     }
 
     /** {@code -Dsft.cache.dir}, else {@code $SFT_CACHE_DIR}, else {@code ~/.cache/sft-native/datasets}. */
@@ -94,7 +149,10 @@ public final class DatasetLoader {
      * @param log       one-line messages for the user (cache reuse, warnings, the preprocessing summary)
      */
     public static LoadedData load(Options o, Tokenizer tokenizer, Template template, Consumer<String> log) {
-        if (o.datasets().isEmpty()) {
+        if (o.tokenizedPath() != null && TokenizedDir.hasData(o.tokenizedPath())) {
+            return TokenizedDir.load(o.tokenizedPath(), o, tokenizer, template, log);
+        }
+        if (o.datasets().isEmpty() && o.evalDatasets().isEmpty()) {
             throw new DataException("no dataset: set the dataset key to names from dataset_info.json or to data"
                     + " files (.json, .jsonl, .txt)", null, -1, "dataset");
         }
@@ -107,25 +165,60 @@ public final class DatasetLoader {
                     "neat_packing");
         }
         ChunkProcessor.Settings settings = settings(o, tokenizer, template);
-        List<DatasetSpec> specs = o.datasets().stream().map(d -> DatasetSpec.resolve(d, o.datasetDir())).toList();
+        List<DatasetSpec> specs = o.datasets().stream().map(d -> DatasetSpec.resolve(d, o.datasetDir(), log)).toList();
+        List<DatasetSpec> evalSpecs = o.evalDatasets().stream().map(d -> DatasetSpec.resolve(d, o.datasetDir(), log))
+                .toList();
+        if (o.mix().evalOnEachDataset() && evalSpecs.isEmpty()) {
+            log.accept("note: eval_on_each_dataset applies to eval_dataset only (LLaMA-Factory); the val_size split"
+                    + " is one evaluation set");
+        }
+        Draws draws = new Draws(o.seed(), specs, evalSpecs);
         List<AutoCloseable> owned = new ArrayList<>();
         try {
-            TokenizedStore train = build(specs, o, settings, tokenizer, template, log, "train");
-            owned.add(train);
-            PreprocessReport trainReport = report(train);
-            requireExamples(train, trainReport, o.datasets());
+            if (specs.isEmpty() && o.valSize() > 1e-6) {
+                throw new DataException("val_size splits the dataset, and no dataset is set (LLaMA-Factory rejects"
+                        + " val_size without dataset)", null, -1, "val_size");
+            }
+            // a predict/eval-only config may have eval_dataset and no dataset (LLaMA-Factory's predict examples)
+            TokenizedStore train = specs.isEmpty() ? null : build(specs, o, settings, tokenizer, template, log,
+                    "train", draws.mixing(o, true), "");
+            PreprocessReport trainReport = new PreprocessReport.Builder(o.cutoffLen()).build();
+            if (train != null) {
+                owned.add(train);
+                trainReport = report(train);
+                requireExamples(train, trainReport, o.datasets());
+            }
             ExampleSet trainSet;
             ExampleSet evalSet;
             PreprocessReport evalReport = null;
-            if (!o.evalDatasets().isEmpty()) {
-                List<DatasetSpec> evalSpecs = o.evalDatasets().stream()
-                        .map(d -> DatasetSpec.resolve(d, o.datasetDir())).toList();
-                TokenizedStore eval = build(evalSpecs, o, settings, tokenizer, template, log, "eval");
-                owned.add(eval);
-                evalReport = report(eval);
-                requireExamples(eval, evalReport, o.evalDatasets());
-                trainSet = new ExampleSet(train, range(train.size()));
-                evalSet = new ExampleSet(eval, range(eval.size()));
+            Map<String, ExampleSet> evalSets = new LinkedHashMap<>();
+            Map<String, TokenizedStore> evalStores = new LinkedHashMap<>(); // by LLaMA-Factory's split name
+            if (!evalSpecs.isEmpty()) {
+                String trainKey = draws.evalDependsOnTrain() ? cacheKey(specs, o, settings, tokenizer, template, "")
+                        : "";
+                List<List<DatasetSpec>> groups = o.mix().evalOnEachDataset()
+                        ? evalSpecs.stream().map(List::of).toList() : List.of(evalSpecs);
+                evalSet = null;
+                for (List<DatasetSpec> group : groups) {
+                    String what = o.mix().evalOnEachDataset() ? "eval " + group.get(0).name() : "eval";
+                    TokenizedStore eval = build(group, o, settings, tokenizer, template, log, what,
+                            draws.mixing(o, false), trainKey);
+                    owned.add(eval);
+                    PreprocessReport r = report(eval);
+                    requireExamples(eval, r, group.stream().map(DatasetSpec::name).toList());
+                    ExampleSet set = new ExampleSet(eval, range(eval.size()));
+                    evalStores.put(o.mix().evalOnEachDataset() ? "validation_" + group.get(0).name() : "validation",
+                            eval);
+                    if (evalSet == null) {
+                        evalSet = set;
+                        evalReport = r;
+                    }
+                    if (o.mix().evalOnEachDataset()) {
+                        evalSets.put(group.get(0).name(), set);
+                    }
+                }
+                trainSet = train == null ? new ExampleSet((TokenizedStore) owned.get(0), new int[0])
+                        : new ExampleSet(train, range(train.size()));
             } else if (o.valSize() > 1e-6) {
                 int[][] split = split(train.size(), o.valSize(), o.seed());
                 trainSet = new ExampleSet(train, split[0]);
@@ -134,13 +227,16 @@ public final class DatasetLoader {
                 trainSet = new ExampleSet(train, range(train.size()));
                 evalSet = new ExampleSet(train, new int[0]);
             }
+            if (o.tokenizedPath() != null) {
+                TokenizedDir.save(o.tokenizedPath(), o, tokenizer, template, train, evalStores, log);
+            }
             List<AutoCloseable> closeAll = List.copyOf(owned);
             return new LoadedData(trainSet, evalSet, trainReport, evalReport, settings.padId(), o.neatPacking(),
                     () -> {
                         for (AutoCloseable c : closeAll) {
                             c.close();
                         }
-                    });
+                    }, evalSets);
         } catch (RuntimeException e) {
             for (AutoCloseable c : owned) {
                 try {
@@ -150,6 +246,56 @@ public final class DatasetLoader {
                 }
             }
             throw e;
+        }
+    }
+
+    /**
+     * numpy's global state as LLaMA-Factory leaves it for num_samples: seeded once, drawn by the train datasets
+     * first, then by the eval datasets. When the train rows come from the tokenized cache, the train draws are
+     * replayed (counting records only) before an eval dataset draws.
+     */
+    private static final class Draws {
+        private final long seed;
+        private final List<DatasetSpec> trainSpecs;
+        private final boolean evalDraws;
+        private NumpyRandomState rng;
+        private boolean trainDrawn;
+
+        Draws(long seed, List<DatasetSpec> train, List<DatasetSpec> eval) {
+            this.seed = seed;
+            this.trainSpecs = train;
+            this.evalDraws = eval.stream().anyMatch(s -> s.numSamples() != null);
+        }
+
+        boolean evalDependsOnTrain() {
+            return evalDraws && trainSpecs.stream().anyMatch(s -> s.numSamples() != null);
+        }
+
+        /** The mixing of the train list (drawn first) or of an eval list. */
+        RecordPlan.Mixing mixing(Options o, boolean train) {
+            Supplier<NumpyRandomState> draw = train ? () -> {
+                trainDrawn = true;
+                return rng();
+            } : () -> {
+                if (!trainDrawn) {
+                    RecordPlan.advance(trainSpecs, rng());
+                    trainDrawn = true;
+                }
+                return rng();
+            };
+            return new RecordPlan.Mixing(o.maxSamples(), DatasetSampling.MixStrategy.of(o.mix().strategy()),
+                    o.mix().probs(), o.seed(), draw);
+        }
+
+        private NumpyRandomState rng() {
+            if (rng == null) {
+                if (seed < 0 || seed > 0xFFFFFFFFL) {
+                    throw new DataException("num_samples draws with numpy's generator, whose seed must be between 0"
+                            + " and 2**32 - 1 (as in LLaMA-Factory); seed is " + seed, null, -1, "seed");
+                }
+                rng = new NumpyRandomState(seed);
+            }
+            return rng;
         }
     }
 
@@ -182,8 +328,9 @@ public final class DatasetLoader {
     }
 
     private static TokenizedStore build(List<DatasetSpec> specs, Options o, ChunkProcessor.Settings settings,
-            Tokenizer tok, Template template, Consumer<String> log, String what) {
-        String key = cacheKey(specs, o, settings, tok, template);
+            Tokenizer tok, Template template, Consumer<String> log, String what, RecordPlan.Mixing mixing,
+            String dependsOn) {
+        String key = cacheKey(specs, o, settings, tok, template, dependsOn);
         Path file = o.cacheDir().resolve(key + ".sftds");
         if (Files.exists(file) && !o.overwriteCache()) {
             try {
@@ -201,7 +348,7 @@ public final class DatasetLoader {
         try {
             PreprocessReport[] report = new PreprocessReport[1];
             TokenizedStore.Writer.write(file, o.neatPacking(), settings.padId(), w -> {
-                report[0] = run(specs, o, settings, workers, w, log, what);
+                report[0] = run(specs, o, settings, workers, w, log, what, mixing);
                 return report[0].toJson();
             });
             log.accept(what + " data: " + report[0].summary());
@@ -214,7 +361,8 @@ public final class DatasetLoader {
 
     /** Reads every record, processes chunks in parallel, writes their rows in order; returns the report. */
     private static PreprocessReport run(List<DatasetSpec> specs, Options o, ChunkProcessor.Settings settings,
-            int workers, TokenizedStore.Writer writer, Consumer<String> log, String what) throws IOException {
+            int workers, TokenizedStore.Writer writer, Consumer<String> log, String what, RecordPlan.Mixing mixing)
+            throws IOException {
         ChunkProcessor processor = new ChunkProcessor(settings);
         PreprocessReport.Builder total = new PreprocessReport.Builder(o.cutoffLen());
         ExecutorService pool = Executors.newFixedThreadPool(workers, r -> {
@@ -222,57 +370,27 @@ public final class DatasetLoader {
             t.setDaemon(true);
             return t;
         });
-        long totalBytes = 0;
-        for (DatasetSpec s : specs) {
-            for (Path f : s.files()) {
-                totalBytes += Files.size(f);
-            }
-        }
         Deque<Task> inFlight = new ArrayDeque<>();
         List<int[][]> pending = new ArrayList<>(ChunkProcessor.CHUNK); // examples of the chunk being completed
-        long doneBytes = 0;
-        try (ProgressBar bar = o.progress() && stderrIsTerminal() ? new ProgressBarBuilder().setTaskName("Tokenizing " + what)
-                .setInitialMax(Math.max(1, totalBytes)).setUnit(totalBytes < 64L << 20 ? " KiB" : " MiB",
-                        totalBytes < 64L << 20 ? 1 << 10 : 1 << 20).setStyle(ProgressBarStyle.ASCII)
-                .setConsumer(new ConsoleProgressBarConsumer(System.err)).setUpdateIntervalMillis(500).showSpeed()
-                .build() : null) {
+        try (RecordPlan plan = new RecordPlan(specs, mixing, log,
+                (r, spec) -> ColumnCheck.firstRecord(r, spec, o.pretrain(), log));
+                ProgressBar bar = o.progress() && stderrIsTerminal() ? progressBar(what, plan) : null) {
             List<ChunkProcessor.Item> chunk = new ArrayList<>(ChunkProcessor.SUB_CHUNK);
             long submitted = 0;
-            for (DatasetSpec spec : specs) {
-                long taken = 0;
-                boolean checked = false;
-                for (Path f : spec.files()) {
-                    if (o.maxSamples() > 0 && taken >= o.maxSamples()) {
-                        break;
+            while (plan.hasNext()) {
+                chunk.add(plan.next());
+                if (chunk.size() == ChunkProcessor.SUB_CHUNK) {
+                    List<ChunkProcessor.Item> full = chunk;
+                    submitted += full.size();
+                    inFlight.add(new Task(pool.submit(() -> processor.encode(full)),
+                            submitted % ChunkProcessor.CHUNK == 0));
+                    chunk = new ArrayList<>(ChunkProcessor.SUB_CHUNK);
+                    while (inFlight.size() > 4 * workers) {
+                        drain(inFlight.poll(), pending, processor, writer, total);
                     }
-                    try (RecordReader reader = new RecordReader(f)) {
-                        while (reader.hasNext() && (o.maxSamples() <= 0 || taken < o.maxSamples())) {
-                            RecordReader.RawRecord r = reader.next();
-                            if (!checked && r.node() != null) {
-                                ColumnCheck.firstRecord(r, spec, o.pretrain(), log);
-                                checked = true;
-                            }
-                            taken++;
-                            chunk.add(new ChunkProcessor.Item(r, spec));
-                            if (chunk.size() == ChunkProcessor.SUB_CHUNK) {
-                                List<ChunkProcessor.Item> full = chunk;
-                                submitted += full.size();
-                                inFlight.add(new Task(pool.submit(() -> processor.encode(full)),
-                                        submitted % ChunkProcessor.CHUNK == 0));
-                                chunk = new ArrayList<>(ChunkProcessor.SUB_CHUNK);
-                                while (inFlight.size() > 4 * workers) {
-                                    drain(inFlight.poll(), pending, processor, writer, total);
-                                }
-                                if (bar != null) {
-                                    bar.stepTo(doneBytes + reader.bytesRead());
-                                }
-                            }
-                        }
-                        doneBytes += Files.size(f);
+                    if (bar != null) {
+                        bar.stepTo(plan.done());
                     }
-                }
-                if (taken == 0) {
-                    log.accept("warning: dataset '" + spec.name() + "' has no records");
                 }
             }
             if (!chunk.isEmpty()) {
@@ -292,6 +410,16 @@ public final class DatasetLoader {
             pool.shutdownNow();
         }
         return total.build();
+    }
+
+    private static ProgressBar progressBar(String what, RecordPlan plan) {
+        boolean bytes = plan.countsBytes();
+        long total = plan.total();
+        boolean big = total >= 64L << 20;
+        return new ProgressBarBuilder().setTaskName("Tokenizing " + what).setInitialMax(Math.max(1, total))
+                .setUnit(!bytes ? " records" : big ? " MiB" : " KiB", !bytes ? 1 : big ? 1 << 20 : 1 << 10)
+                .setStyle(ProgressBarStyle.ASCII).setConsumer(new ConsoleProgressBarConsumer(System.err))
+                .setUpdateIntervalMillis(500).showSpeed().build();
     }
 
     /** An encoding task and whether its sub-chunk completes a 1000-record chunk. */
@@ -373,10 +501,20 @@ public final class DatasetLoader {
 
     /** Everything that changes the stored rows: data content, tokenizer, template, options, format version. */
     private static String cacheKey(List<DatasetSpec> specs, Options o, ChunkProcessor.Settings s, Tokenizer tok,
-            Template template) {
+            Template template, String dependsOn) {
         StringBuilder k = new StringBuilder("sftds-v").append(TokenizedStore.VERSION).append('\n');
+        k.append(dependsOn).append('\n'); // the train list's key when its num_samples draws shift the eval draws
+        boolean seeded = specs.stream().anyMatch(sp -> sp.numSamples() != null)
+                || specs.size() > 1 && !o.mix().strategy().equals("concat") && !o.mix().interleaveProbs().isEmpty();
+        if (specs.size() > 1) {
+            k.append(o.mix().strategy()).append(o.mix().interleaveProbs()).append('\n');
+        }
+        if (seeded) {
+            k.append("seed ").append(o.seed()).append('\n');
+        }
         for (DatasetSpec spec : specs) {
-            k.append(spec.formatting()).append(spec.columns()).append(spec.tags()).append('\n');
+            k.append(spec.formatting()).append(spec.columns()).append(spec.tags()).append(" num_samples ")
+                    .append(spec.numSamples()).append('\n');
             for (Path f : spec.files()) {
                 k.append(Fingerprint.of(f)).append('\n');
             }

@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
+import java.util.function.Consumer;
 import java.util.stream.Stream;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
@@ -23,8 +24,15 @@ import io.sftnative.config.NearestName;
  * @param formatting alpaca, sharegpt or openai (LLaMA-Factory's three converters)
  * @param columns    record keys for each role of the data
  * @param tags       sharegpt message keys and role values
+ * @param numSamples dataset_info's {@code num_samples}: draw this many records (LLaMA-Factory's seeded sampling,
+ *                   {@link DatasetSampling#numSamples}), or null for every record in file order
  */
-public record DatasetSpec(String name, List<Path> files, Formatting formatting, Columns columns, Tags tags) {
+public record DatasetSpec(String name, List<Path> files, Formatting formatting, Columns columns, Tags tags,
+        Integer numSamples) {
+
+    public DatasetSpec(String name, List<Path> files, Formatting formatting, Columns columns, Tags tags) {
+        this(name, files, formatting, columns, tags, null);
+    }
 
     public enum Formatting { ALPACA, SHAREGPT, OPENAI }
 
@@ -57,10 +65,19 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
      * directory (absolute, or relative to the working directory or to {@code datasetDir}).
      */
     public static DatasetSpec resolve(String entry, Path datasetDir) {
+        return resolve(entry, datasetDir, note -> {});
+    }
+
+    /** As {@link #resolve(String, Path)}; {@code log} gets notes on fields that have no effect. */
+    public static DatasetSpec resolve(String entry, Path datasetDir, Consumer<String> log) {
+        if (datasetDir != null && Files.exists(datasetDir) && !Files.isDirectory(datasetDir)) {
+            throw new DataException("dataset_dir " + datasetDir + " is a file, not a directory: point dataset_dir to the"
+                    + " directory holding dataset_info.json and the data files", datasetDir, -1, "dataset_dir");
+        }
         Path infoFile = datasetDir == null ? null : datasetDir.resolve(INFO_FILE);
         JsonNode info = readInfo(infoFile);
         if (info != null && info.has(entry)) {
-            return fromInfo(entry, info.get(entry), datasetDir, infoFile);
+            return fromInfo(entry, info.get(entry), datasetDir, infoFile, log);
         }
         for (Path p : candidates(entry, datasetDir)) {
             if (Files.exists(p)) {
@@ -116,18 +133,13 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
         }
     }
 
-    private static DatasetSpec fromInfo(String name, JsonNode e, Path dir, Path infoFile) {
+    private static DatasetSpec fromInfo(String name, JsonNode e, Path dir, Path infoFile,
+            Consumer<String> log) {
         String where = infoFile + " entry '" + name + "'";
-        if (!e.has("file_name")) {
-            String hub = e.has("hf_hub_url") ? "hf_hub_url" : e.has("ms_hub_url") ? "ms_hub_url"
-                    : e.has("script_url") ? "script_url" : null;
-            throw new DataException(where + " has no file_name" + (hub == null ? "" : " (it points to a hub with '"
-                    + hub + "')") + ": sft-native reads local files only; download the data and set file_name",
-                    infoFile, -1, name);
-        }
-        if (e.path("ranking").asBoolean(false) || e.path("columns").has("kto_tag")) {
-            throw new DataException(where + " is preference data (ranking/kto), which SFT and pt do not use",
-                    infoFile, -1, name);
+        InfoFields.check(name, e, infoFile, where, log);
+        boolean hfHub = "hf_hub_url".equals(InfoFields.hubSource(e));
+        if (!hfHub && (!e.has("file_name") || InfoFields.hubSource(e) != null)) {
+            InfoFields.refuseHub(name, e, infoFile, where);
         }
         for (String media : List.of("images", "videos", "audios")) {
             if (e.path("columns").has(media)) {
@@ -159,11 +171,16 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
                 col(t, "user_tag", dt.userTag()), col(t, "assistant_tag", dt.assistantTag()),
                 col(t, "observation_tag", dt.observationTag()), col(t, "function_tag", dt.functionTag()),
                 col(t, "system_tag", dt.systemTag()));
+        if (hfHub) { // LLaMA-Factory prefers hf_hub_url over file_name
+            return new DatasetSpec(name, HubDatasetFiles.resolve(name, e, infoFile, where), formatting, columns, tags,
+                    InfoFields.numSamples(name, e, infoFile, where));
+        }
         Path file = dir.resolve(e.get("file_name").asText());
         if (!Files.exists(file)) {
             throw new DataException(where + ": file " + file + " does not exist", infoFile, -1, name);
         }
-        return new DatasetSpec(name, dataFiles(file, name), formatting, columns, tags);
+        return new DatasetSpec(name, dataFiles(file, name), formatting, columns, tags,
+                InfoFields.numSamples(name, e, infoFile, where));
     }
 
     private static String col(JsonNode n, String key, String def) {
@@ -174,11 +191,18 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
     /** A file, or every data file of a directory in name order. */
     private static List<Path> dataFiles(Path p, String name) {
         if (!Files.isDirectory(p)) {
+            checkRegular(p, name);
             checkExtension(p, name);
             return List.of(p);
         }
         try (Stream<Path> s = Files.list(p)) {
-            List<Path> files = s.filter(f -> Files.isRegularFile(f) && DATA_EXT.contains(ext(f))).sorted().toList();
+            List<Path> all = s.filter(Files::isRegularFile).sorted().toList();
+            for (Path f : all) {
+                if (Set.of("csv", "tsv", "parquet", "arrow").contains(ext(f))) {
+                    checkExtension(f, name); // LLaMA-Factory would read it: refused by name, never skipped
+                }
+            }
+            List<Path> files = all.stream().filter(f -> DATA_EXT.contains(ext(f))).toList();
             if (files.isEmpty()) {
                 throw new DataException("dataset '" + name + "': directory " + p + " holds no .json, .jsonl or .txt"
                         + " file", p, -1, name);
@@ -189,10 +213,25 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
         }
     }
 
+    /**
+     * A named pipe, {@code <(zcat ...)} or device cannot be read twice, and the data is read more than once (cache
+     * key, tokenization, progress): the second read would block forever. Refused with what to do instead.
+     */
+    private static void checkRegular(Path p, String name) {
+        if (Files.exists(p) && !Files.isRegularFile(p)) {
+            throw new DataException("dataset '" + name + "': " + p + " is not a regular file (a named pipe, process"
+                    + " substitution or device?); sft-native reads data files more than once, which a pipe cannot"
+                    + " serve. Write it to a file first, e.g. zcat data.jsonl.gz > data.jsonl", p, -1, name);
+        }
+    }
+
     private static void checkExtension(Path p, String name) {
         if (!DATA_EXT.contains(ext(p))) {
+            String e = ext(p);
+            boolean lf = Set.of("csv", "tsv", "parquet", "arrow").contains(e);
             throw new DataException("dataset '" + name + "': " + p + " is not a .json, .jsonl or .txt file"
-                    + " (other formats are not supported)", p, -1, name);
+                    + (lf ? " (not implemented in sft-native: ." + e + " files, which LLaMA-Factory reads; convert"
+                    + " to JSON lines)" : " (other formats are not supported)"), p, -1, name);
         }
     }
 

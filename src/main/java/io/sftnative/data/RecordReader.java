@@ -1,12 +1,9 @@
 package io.sftnative.data;
 
-import java.io.BufferedReader;
 import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.InputStreamReader;
 import java.io.PushbackInputStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Iterator;
@@ -16,6 +13,7 @@ import com.fasterxml.jackson.core.JsonParseException;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
@@ -32,11 +30,14 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
  */
 final class RecordReader implements Iterator<RecordReader.RawRecord>, AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
+    // a JSON line with anything after its object ("{..} {..}") is malformed, not half-read
+    private static final ObjectMapper JSON_LINE = new ObjectMapper()
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
     private final Path file;
     private final CountingStream counting;
     private final Kind kind;
-    private BufferedReader lines;
+    private Utf8Lines lines;
     private JsonParser parser;
     private long lineNo;
     private RawRecord next;
@@ -62,6 +63,7 @@ final class RecordReader implements Iterator<RecordReader.RawRecord>, AutoClosea
                 kind = Kind.TEXT;
             } else {
                 kind = firstNonSpace(in) == '[' ? Kind.ARRAY : Kind.LINES;
+                lineNo = skippedNewlines;
             }
             if (kind == Kind.ARRAY) {
                 parser = JSON.getFactory().createParser(in);
@@ -69,7 +71,7 @@ final class RecordReader implements Iterator<RecordReader.RawRecord>, AutoClosea
                     throw new DataException(file + ":1: expected a JSON array of records", file, 1, null);
                 }
             } else {
-                lines = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8), 1 << 16);
+                lines = new Utf8Lines(in, file);
             }
         } catch (JsonProcessingException e) {
             throw malformed(e);
@@ -78,10 +80,13 @@ final class RecordReader implements Iterator<RecordReader.RawRecord>, AutoClosea
         }
     }
 
-    private static int firstNonSpace(PushbackInputStream in) throws IOException {
+    private long skippedNewlines; // blank lines before the first record: line numbers stay exact
+
+    private int firstNonSpace(PushbackInputStream in) throws IOException {
         int c;
         do {
             c = in.read();
+            skippedNewlines += c == '\n' ? 1 : 0;
         } while (c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == 0xEF || c == 0xBB || c == 0xBF);
         if (c >= 0) {
             in.unread(c);
@@ -134,6 +139,7 @@ final class RecordReader implements Iterator<RecordReader.RawRecord>, AutoClosea
                     parser.currentLocation().getLineNr(), null);
         }
         if (t == JsonToken.END_ARRAY) {
+            checkNothingAfter();
             return null;
         }
         long line = parser.currentTokenLocation().getLineNr();
@@ -144,17 +150,40 @@ final class RecordReader implements Iterator<RecordReader.RawRecord>, AutoClosea
         return new RawRecord(file, line, node, null);
     }
 
+    /**
+     * The array must be the whole file: {@code cat a.json b.json} (two arrays) read only the first and reported
+     * nothing, and {@code ]]] garbage} after the array was ignored.
+     */
+    private void checkNothingAfter() throws IOException {
+        long endLine = parser.currentLocation().getLineNr();
+        JsonToken more;
+        var at = parser.currentLocation();
+        try {
+            more = parser.nextToken();
+            at = parser.currentTokenLocation();
+        } catch (JsonProcessingException e) {
+            more = JsonToken.NOT_AVAILABLE;
+            at = e.getLocation() == null ? at : e.getLocation();
+        }
+        if (more != null) {
+            throw new DataException(file + ":" + at.getLineNr() + ":" + at.getColumnNr() + ": more content after the"
+                    + " JSON array that ends on line " + endLine + " (two files concatenated?); it would be ignored."
+                    + " Merge the records into one array, or give each file its own dataset entry", file,
+                    at.getLineNr(), null);
+        }
+    }
+
     private RawRecord nextLine() throws IOException {
         String line;
         do {
-            line = lines.readLine();
+            line = lines.next(lineNo + 1);
             lineNo++;
             if (line == null) {
                 return null;
             }
         } while (line.isBlank());
         try {
-            JsonNode node = JSON.readTree(line);
+            JsonNode node = JSON_LINE.readTree(line);
             if (!node.isObject()) {
                 return new RawRecord(file, lineNo, null, "line is not a JSON object");
             }
@@ -172,7 +201,7 @@ final class RecordReader implements Iterator<RecordReader.RawRecord>, AutoClosea
     }
 
     private RawRecord nextText() throws IOException {
-        String line = lines.readLine();
+        String line = lines.next(lineNo + 1);
         lineNo++;
         if (line == null) {
             return null;
@@ -196,9 +225,6 @@ final class RecordReader implements Iterator<RecordReader.RawRecord>, AutoClosea
         try {
             if (parser != null) {
                 parser.close();
-            }
-            if (lines != null) {
-                lines.close();
             }
             counting.close();
         } catch (IOException e) {

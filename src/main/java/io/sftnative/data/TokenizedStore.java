@@ -44,9 +44,11 @@ final class TokenizedStore implements AutoCloseable {
     private final boolean neat;
     private final int padId;
     private final String reportJson;
+    private final Path file;
 
     private TokenizedStore(Arena arena, MemorySegment seg, long[] offsets, boolean neat, int padId,
-            String reportJson) {
+            String reportJson, Path file) {
+        this.file = file;
         this.arena = arena;
         this.seg = seg;
         this.offsets = offsets;
@@ -95,7 +97,7 @@ final class TokenizedStore implements AutoCloseable {
             int flags = seg.get(INT, 8);
             int pad = seg.get(INT, 12);
             return new TokenizedStore(arena, seg, offsets, (flags & 1) != 0, pad,
-                    new String(report, StandardCharsets.UTF_8));
+                    new String(report, StandardCharsets.UTF_8), file);
         } catch (IOException | RuntimeException e) {
             arena.close();
             throw e instanceof IOException io ? io : new CorruptException(e.toString());
@@ -108,6 +110,11 @@ final class TokenizedStore implements AutoCloseable {
             c.update(seg.asSlice(at, Math.min(1L << 30, length - at)).asByteBuffer());
         }
         return (int) c.getValue();
+    }
+
+    /** The file this store maps. */
+    Path file() {
+        return file;
     }
 
     int size() {

@@ -44,9 +44,26 @@ public final class AtomicFiles {
                 ch.force(true);
             }
             move(tmp, target);
+        } catch (IOException e) {
+            throw named(target, e);
         } finally {
             Files.deleteIfExists(tmp);
         }
+    }
+
+    /**
+     * The JDK's "No space left on device" names no file: say which one, that its previous version is intact, and
+     * what to do.
+     */
+    static IOException named(Path target, IOException e) {
+        String msg = String.valueOf(e.getMessage());
+        boolean full = msg.contains("No space left") || msg.contains("Disk quota exceeded");
+        if (!full || msg.contains(target.getFileName().toString())) {
+            return e; // other errors keep their type (NoSuchFileException, ...) and message
+        }
+        return new IOException("cannot write " + target + ": " + msg + " (the disk is full; the file's previous"
+                + " version, if any, is intact: free space on that disk, or point output_dir / SFT_CACHE_DIR to"
+                + " another one, and run again)", e);
     }
 
     public static void writeBytes(Path target, byte[] bytes) throws IOException {

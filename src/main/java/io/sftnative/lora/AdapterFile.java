@@ -17,6 +17,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.LinearLayer;
+import io.sftnative.model.FiniteCheck;
 import io.sftnative.model.Tensors;
 import io.sftnative.model.safetensors.DType;
 import io.sftnative.model.safetensors.SafetensorsFile;
@@ -75,6 +76,10 @@ final class AdapterFile {
             expected.addAll(fullKeys.keySet());
             checkNames(model, weights, f.names(), expected, origin);
             for (String p : paths) {
+                checkRank(f, weights, cfg.r(), PeftConfig.PREFIX + p + ".lora_A.weight", 0);
+                checkRank(f, weights, cfg.r(), PeftConfig.PREFIX + p + ".lora_B.weight", 1);
+            }
+            for (String p : paths) {
                 LinearLayer base = model.linear(p);
                 checkShape(f, weights, PeftConfig.PREFIX + p + ".lora_A.weight",
                         new long[] {cfg.r(), base.inFeatures()}, p, origin);
@@ -130,6 +135,17 @@ final class AdapterFile {
         throw new AdapterFormatException(sb.toString());
     }
 
+    /** The rank in adapter_config.json must be the one of the tensors (not "trained for a different model"). */
+    private static void checkRank(SafetensorsFile f, Path file, int r, String key, int dim) {
+        long[] shape = f.entry(key).shape();
+        if (shape.length == 2 && shape[dim] != r) {
+            throw new AdapterFormatException(file.resolveSibling(PeftConfig.CONFIG_FILE) + " says r=" + r + " but '"
+                    + key + "' in " + file + " has rank " + shape[dim] + " (shape " + Arrays.toString(shape)
+                    + "): the config does not belong to these weights. If the weights are right, set \"r\": "
+                    + shape[dim] + " in " + PeftConfig.CONFIG_FILE);
+        }
+    }
+
     private static void checkShape(SafetensorsFile f, Path file, String key, long[] want, String module,
             String origin) {
         TensorEntry e = f.entry(key);
@@ -161,11 +177,14 @@ final class AdapterFile {
                 b.retainReference();
                 owned.add(b);
                 ab.put(p, new Tensor[] {a, b});
+                requireFinite(a, PeftConfig.PREFIX + p + ".lora_A.weight", f);
+                requireFinite(b, PeftConfig.PREFIX + p + ".lora_B.weight", f);
             }
             for (Map.Entry<String, String> e : fullKeys.entrySet()) {
                 Tensor t = f.load(e.getKey(), model.dtype()); // copied into the model's tensor (any device)
                 t.retainReference();
                 full.put(e.getValue(), t);
+                requireFinite(t, e.getKey(), f);
             }
         } catch (RuntimeException e) {
             owned.forEach(Tensor::releaseReference);
@@ -173,6 +192,15 @@ final class AdapterFile {
             throw e;
         }
         return new Loaded(ab, full, owned);
+    }
+
+    /** A NaN adapter merged or exported gives a NaN model: refuse it naming the tensor. */
+    private static void requireFinite(Tensor t, String key, SafetensorsFile f) {
+        String p = FiniteCheck.problem(t);
+        if (p != null) {
+            throw new AdapterFormatException("adapter tensor '" + key + "' in " + f.path() + " holds " + p
+                    + ": the adapter is damaged (saved from a diverged run?); use an earlier checkpoint-N of it");
+        }
     }
 
     private static String list(List<String> names) {

@@ -14,7 +14,9 @@ import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.files.AtomicFiles;
+import io.sftnative.files.RealPaths;
 import io.sftnative.model.DecoderModel;
+import io.sftnative.model.FiniteCheck;
 import io.sftnative.quant.BnbCheckpoint;
 import io.sftnative.quant.QuantizationSpec;
 import io.sftnative.torch.Devices;
@@ -71,6 +73,10 @@ public final class ModelExport {
         try {
             try (DecoderModel model = DecoderModel.load(baseDir, dtype, device)) {
                 AdapterChain.mergeAll(model, adapters);
+                for (var e : model.parameters().entrySet()) { // a merge can overflow: never publish NaN/Inf weights
+                    FiniteCheck.require(e.getValue(), e.getKey(), "the merged model", "nothing was exported; check"
+                            + " the adapters (" + adapters + ") and the base dtype");
+                }
                 if (quantize == null) {
                     model.save(staging, maxShardBytes);
                 } else {
@@ -105,13 +111,15 @@ public final class ModelExport {
     }
 
     private static void checkTarget(Path baseDir, List<Path> adapters, Path exportDir) throws IOException {
-        Path target = exportDir.toAbsolutePath().normalize();
+        // real paths: through a symbolic link the base model is still the directory the export replaces
+        Path target = RealPaths.of(exportDir);
         List<Path> sources = new ArrayList<>(adapters);
         sources.add(baseDir);
         for (Path src : sources) {
-            Path s = src.toAbsolutePath().normalize();
-            if (s.startsWith(target) || target.equals(s)) {
+            if (RealPaths.within(src, exportDir)) {
                 throw new IllegalArgumentException("export_dir " + exportDir + " would replace " + src
+                        + (RealPaths.of(src).equals(src.toAbsolutePath().normalize()) ? ""
+                                : " (" + RealPaths.of(src) + " through a symbolic link)")
                         + ", which the export reads; choose another export_dir");
             }
         }

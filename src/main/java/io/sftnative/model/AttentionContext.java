@@ -11,10 +11,12 @@ import org.bytedeco.pytorch.Tensor;
  * @param mask       (B, 1, T, S) bool, true = may attend; null for plain causal attention
  * @param cache      key/value cache for incremental decoding, or null (training)
  * @param queryLength T
+ * @param ranges     key ranges when our attention kernel runs ({@link FlashAttention}; then mask is null), else null
  */
-public record AttentionContext(Tensor cos, Tensor sinSigned, Tensor mask, KvCache cache, long queryLength) {
+public record AttentionContext(Tensor cos, Tensor sinSigned, Tensor mask, KvCache cache, long queryLength,
+        KeyRanges ranges) {
     /** Whether attention uses the causal fast path (no explicit mask). */
     public boolean isCausal() {
-        return mask == null;
+        return mask == null && ranges == null;
     }
 }

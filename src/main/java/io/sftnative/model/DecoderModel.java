@@ -319,6 +319,18 @@ public final class DecoderModel implements AutoCloseable {
 
     // ---------------------------------------------------------------- attention contexts
 
+    /**
+     * Selects the attention kernel for the causal, padded and packed contexts built from now on (default
+     * {@link AttentionKernel#SDPA}; see docs/attention.md).
+     */
+    public void attentionKernel(AttentionKernel kernel) {
+        contexts.kernel(kernel);
+    }
+
+    public AttentionKernel attentionKernel() {
+        return contexts.kernel();
+    }
+
     /** Full causal attention over (B, T) with positions 0..T-1 (no padding). */
     public AttentionContext causalContext(long batch, long seq) {
         check();

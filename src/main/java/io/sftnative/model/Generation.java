@@ -45,6 +45,12 @@ public final class Generation {
         }
     }
 
+    /** The longest sequence the model is made for: max_position_embeddings, times the RoPE scaling factor. */
+    public static long contextLength(ModelConfig config) {
+        double f = config.ropeScaling() == null ? 1 : Math.max(1, config.ropeScaling().factor());
+        return (long) (config.maxPositionEmbeddings() * f);
+    }
+
     /**
      * Continues left-padded {@code inputIds} (B, T) with {@code attentionMask} (B, T) (1 = token, 0 = padding), on
      * any device (read once on the host; the model runs on its own device). Returns the new ids per row.
@@ -54,6 +60,12 @@ public final class Generation {
         int b = (int) inputIds.size(0);
         int t = (int) inputIds.size(1);
         int maxNew = opts.maxNewTokens();
+        long context = contextLength(model.config());
+        if (t > context) { // the prefill's (T, T) attention would grow without bound (a 100 KB chat line: 17 GB)
+            throw new IllegalArgumentException("the prompt is " + t + " tokens but the model's context is " + context
+                    + " (max_position_embeddings in config.json): shorten the prompt, or lower cutoff_len so that"
+                    + " prompts are cut to it");
+        }
         long[][] out = new long[b][];
         if (maxNew == 0) {
             for (int r = 0; r < b; r++) {

@@ -264,8 +264,10 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
             if (v == null) {
                 throw err(key, "is missing");
             }
-            if (!(v instanceof Number n) || n.doubleValue() != Math.rint(n.doubleValue()) || n.intValue() <= 0) {
-                throw err(key, "must be a positive whole number, got " + v);
+            if (!(v instanceof Number n) || n.doubleValue() != Math.rint(n.doubleValue()) || n.doubleValue() <= 0
+                    || n.doubleValue() > Integer.MAX_VALUE) {
+                throw err(key, "must be a positive whole number (at most " + Integer.MAX_VALUE + "), got "
+                        + shown(v));
             }
             return n.intValue();
         }
@@ -307,7 +309,7 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
                 return def;
             }
             if (!(v instanceof Number n)) {
-                throw err(key, "must be a number, got " + v);
+                throw err(key, "must be a number, got " + shown(v));
             }
             return n.doubleValue();
         }
@@ -318,7 +320,7 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
                 return def;
             }
             if (!(v instanceof Boolean b)) {
-                throw err(key, "must be true or false, got " + v);
+                throw err(key, "must be true or false, got " + shown(v));
             }
             return b;
         }
@@ -326,6 +328,12 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
         private String str(String key, String def) {
             Object v = m.get(key);
             return v == null ? def : v.toString();
+        }
+
+        /** A value as the user wrote it: a JSON string is named as one ("256" is not the number 256). */
+        private static String shown(Object v) {
+            return v instanceof String s ? "the string \"" + s + "\" (JSON numbers and booleans have no quotes)"
+                    : String.valueOf(v);
         }
 
         private ModelFormatException err(String key, String what) {

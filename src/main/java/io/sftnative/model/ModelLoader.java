@@ -58,16 +58,19 @@ final class ModelLoader {
                     String module = name.endsWith(".weight") ? name.substring(0, name.length() - 7) : null;
                     if (module == null || !modules.contains(module)) {
                         params.put(name, loadOwned(ck, fused, name, dtype, device));
+                        requireFinite(params.get(name), name, dir);
                         continue;
                     }
                     Tensor bias = null;
                     if (expected.containsKey(module + ".bias")) {
                         bias = loadOwned(ck, fused, module + ".bias", dtype, device);
                         params.put(module + ".bias", bias);
+                        requireFinite(bias, module + ".bias", dir);
                     }
                     try (PointerScope scope = new PointerScope()) { // frees the dense weight unless kept
                         Tensor weight = Devices.to(read(ck, fused, name, dtype), device); // (out, in) host copy
                         release(ck, fused, name);
+                        requireFinite(weight, name, dir);
                         LinearLayer slot = factory.create(module, weight, bias);
                         if (slot == null) {
                             params.put(name, weight.retainReference());
@@ -97,6 +100,12 @@ final class ModelLoader {
             }
             return new DecoderModel(config, dtype, ordered, slots);
         }
+    }
+
+    /** NaN/Inf base weights would train as "diverged" or chat as NUL bytes: name the tensor instead. */
+    private static void requireFinite(Tensor t, String name, Path dir) {
+        FiniteCheck.require(t, name, "the model in " + dir, "the weights are damaged (or were saved from a diverged"
+                + " run): re-download the model or use an earlier checkpoint");
     }
 
     /** One tensor, read on the host and moved to {@code device} (the host copy is freed before the next read). */

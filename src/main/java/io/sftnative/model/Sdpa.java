@@ -6,7 +6,8 @@ import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * Scaled dot-product attention (libtorch's fused CPU kernel, or {@link CausalChunks} for mid-length causal rows),
+ * Scaled dot-product attention (our {@link FlashAttention} when the context carries key ranges; libtorch's fused CPU
+ * kernel, or {@link CausalChunks} for mid-length causal rows),
  * with OpenBLAS single-threaded inside it in the forward and, through tensor hooks, in the backward (see
  * {@link BlasThreads}).
  */
@@ -17,6 +18,14 @@ final class Sdpa {
      * {@code q} (B, nH, T, D), {@code k}/{@code v} (B, nKV, S, D) -> (B, nH, T, D); {@code gqa} when nKV < nH.
      */
     static Tensor attention(Tensor q, Tensor k, Tensor v, AttentionContext ctx, double scale, boolean gqa) {
+        if (ctx.ranges() != null) {
+            if (FlashAttention.supports(q, k, v)) {
+                return FlashAttention.attention(q, k, v, ctx.ranges(), scale, 0.0);
+            }
+            // e.g. bf16 tensors under autocast: SDPA, causal or with the ranges as a mask
+            Tensor mask = ctx.ranges().isCausal() ? null : ctx.ranges().mask(q.size(0), q.size(2), q.device());
+            ctx = new AttentionContext(ctx.cos(), ctx.sinSigned(), mask, ctx.cache(), ctx.queryLength(), null);
+        }
         boolean guard = BlasThreads.enabled();
         Tensor out;
         if (guard) {

@@ -6,9 +6,11 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Supplier;
+import java.util.Map;
 import java.util.regex.Pattern;
 
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
 
 import io.sftnative.checkpoint.CheckpointDirs;
 import io.sftnative.checkpoint.CheckpointRotation;
@@ -16,6 +18,7 @@ import io.sftnative.checkpoint.ResumableRandom;
 import io.sftnative.checkpoint.RngState;
 import io.sftnative.checkpoint.TrainingCheckpoint;
 import io.sftnative.files.AtomicFiles;
+import io.sftnative.model.FiniteCheck;
 import io.sftnative.optim.Optimizer;
 import io.sftnative.train.log.TrainerState;
 
@@ -102,6 +105,7 @@ final class Checkpointer {
      */
     Path save(TrainingCheckpoint.Position position, TrainerState state, long seed, BestModel best)
             throws IOException {
+        requireFinite(position.globalStep()); // every rank: a non-finite replica must not go unnoticed
         if (!writes) {
             last = CheckpointDirs.dirFor(outputDir, position.globalStep());
             if (best != null) {
@@ -126,6 +130,33 @@ final class Checkpointer {
         }
         CheckpointRotation.rotate(outputDir, saveTotalLimit, dir, best == null ? null : best.bestCheckpoint());
         return dir;
+    }
+
+    /**
+     * A checkpoint is never written with NaN/Inf weights or optimizer moments, so {@link #last()} is always one
+     * that training can resume from ("training diverged" names it); a finite loss can still leave an overflowed
+     * parameter behind, which this catches at the save.
+     */
+    private void requireFinite(long step) {
+        try (PointerScope scope = new PointerScope()) { // frees the state-dict handles
+            requireFinite(step, List.of(model.trainable(), optimizer.stateDict()));
+        }
+    }
+
+    private void requireFinite(long step, List<Map<String, Tensor>> groups) {
+        for (Map<String, Tensor> group : groups) {
+            for (Map.Entry<String, Tensor> e : group.entrySet()) {
+                String bad = FiniteCheck.problem(e.getValue());
+                if (bad != null) {
+                    throw new TrainingDivergedException("training diverged by step " + step + ": '" + e.getKey()
+                            + "' holds " + bad + "; checkpoint-" + step + " was not written. "
+                            + (last == null ? "No checkpoint had been saved yet" : "The last good checkpoint is "
+                                    + last) + ". Lower learning_rate, add warmup (warmup_ratio) or keep max_grad_norm"
+                            + " > 0, then resume" + (last == null ? " from the start"
+                                    : " with resume_from_checkpoint: " + last) + ".", step);
+                }
+            }
+        }
     }
 
     /** Copies the tokenizer files into {@code dir} (the final output directory). */

@@ -30,7 +30,9 @@ public final class PretrainRecipe {
         try (RunSetup run = RunSetup.open(cfg, "pt", opts)) {
             ExampleSet evalSet = run.data.data().eval();
             boolean main = run.parallel.isMain(); // in a data-parallel job rank 0 alone writes results
-            TrainLoop.Evaluator evaluator = evalSet.isEmpty() ? null : () -> evaluate(run, evalSet, "eval");
+            Map<String, ExampleSet> each = run.data.data().evalSets();
+            TrainLoop.Evaluator evaluator = evalSet.isEmpty() ? null
+                    : () -> SftRecipe.eachDataset(each, evalSet, s -> evaluate(run, s, "eval"));
             long step = run.resume == null ? 0 : run.resume.position().globalStep();
             java.nio.file.Path lastCheckpoint = run.resume == null ? null : run.resume.dir();
             if (t.doTrain()) {
@@ -45,8 +47,8 @@ public final class PretrainRecipe {
             }
             run.model.setTraining(false);
             if (t.doEval()) {
-                TrainLoop.Evaluation e = evaluate(run, evalSet, "eval"); // sharded over the ranks
-                if (main) {
+                TrainLoop.Evaluation e = SftRecipe.eachDataset(each, evalSet, s -> evaluate(run, s, "eval"));
+                if (main) { // the evaluation is sharded over the ranks; rank 0 writes it
                     results.putAll(SftRecipe.save(run, "eval", e, results.get("epoch")));
                 }
             }

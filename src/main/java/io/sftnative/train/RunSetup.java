@@ -126,6 +126,15 @@ final class RunSetup implements AutoCloseable {
         DataPipeline.Prepared data = DataPipeline.prepare(tokenizerDir, cfg.data(), stage, t.seed(), opts.console(),
                 opts::say);
         try {
+            if (t.doTrain() && data.data().train().isEmpty()) {
+                throw new ConfigException("do_train needs training data: set dataset (this config only has"
+                        + " eval_dataset; set do_train: false to only evaluate or predict)");
+            }
+            if (t.doTrain() && data.data().trainReport().trainableTokens() == 0) { // it would train at loss 0
+                throw new ConfigException("no trainable tokens: every token of the " + data.data().trainReport()
+                        .kept() + " training examples is masked (prompt, template) or cut by cutoff_len="
+                        + cfg.data().cutoffLen() + "; raise cutoff_len, or check the dataset's columns");
+            }
             parallel.checkSame("training data (tokenized)", StartupHash.of(data.data().train()));
             parallel.checkSame("resume point", String.valueOf(resume == null ? "none" : resume.dir()));
             if ((t.doEval() || t.doPredict()) && data.data().eval().isEmpty()) {

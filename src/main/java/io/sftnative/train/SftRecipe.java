@@ -49,7 +49,14 @@ public final class SftRecipe {
         try (RunSetup run = RunSetup.open(cfg, "sft", opts)) {
             ExampleSet evalSet = run.data.data().eval();
             boolean main = run.parallel.isMain(); // in a data-parallel job rank 0 alone writes results and predicts
-            TrainLoop.Evaluator evaluator = evalSet.isEmpty() ? null : () -> evaluate(run, evalSet, accuracy);
+            Map<String, ExampleSet> each = run.data.data().evalSets();
+            if (!each.isEmpty() && (t.doPredict() || t.predictWithGenerate())) {
+                throw new ConfigException("do_predict / predict_with_generate with eval_on_each_dataset: not"
+                        + " implemented in sft-native (prediction writes one generated_predictions.jsonl; LLaMA-Factory"
+                        + " predicts on one eval dataset too): set eval_on_each_dataset: false for the predict run");
+            }
+            TrainLoop.Evaluator evaluator = evalSet.isEmpty() ? null
+                    : () -> eachDataset(each, evalSet, s -> evaluate(run, s, accuracy));
             long step = run.resume == null ? 0 : run.resume.position().globalStep();
             Path lastCheckpoint = run.resume == null ? null : run.resume.dir();
             if (t.doTrain()) {
@@ -64,7 +71,8 @@ public final class SftRecipe {
             }
             run.model.setTraining(false);
             if (t.doEval()) {
-                TrainLoop.Evaluation e = evaluate(run, evalSet, accuracy); // sharded over the ranks
+                // sharded over the ranks
+                TrainLoop.Evaluation e = eachDataset(each, evalSet, s -> evaluate(run, s, accuracy));
                 if (main) {
                     results.putAll(save(run, "eval", e, results.get("epoch")));
                 }
@@ -76,6 +84,31 @@ public final class SftRecipe {
             return new TrainResult(TrainResult.Status.COMPLETED, step, step, doubleOr(results.get("train_loss")),
                     run.outputDir, lastCheckpoint, results);
         }
+    }
+
+    /**
+     * With eval_on_each_dataset, every eval dataset evaluated on its own and its metrics renamed as HF's Trainer
+     * names them for a dict of eval datasets ({@code eval_NAME_loss}); the runtime and throughput are the totals.
+     * Otherwise the one eval set.
+     */
+    static TrainLoop.Evaluation eachDataset(Map<String, ExampleSet> each, ExampleSet merged,
+            java.util.function.Function<ExampleSet, TrainLoop.Evaluation> eval) {
+        if (each.isEmpty()) {
+            return eval.apply(merged);
+        }
+        Map<String, Double> m = new LinkedHashMap<>();
+        double seconds = 0;
+        long examples = 0;
+        long batches = 0;
+        for (Map.Entry<String, ExampleSet> d : each.entrySet()) {
+            TrainLoop.Evaluation e = eval.apply(d.getValue());
+            e.metrics().forEach((k, v) -> m.put("eval_" + d.getKey() + "_"
+                    + (k.startsWith("eval_") ? k.substring("eval_".length()) : k), v));
+            seconds += e.runtimeSeconds();
+            examples += e.examples();
+            batches += e.batches();
+        }
+        return new TrainLoop.Evaluation(m, seconds, examples, batches);
     }
 
     /** Validation loss (and accuracy) with HF's metric names. */

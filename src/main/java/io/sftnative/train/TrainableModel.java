@@ -21,6 +21,7 @@ import io.sftnative.lora.AdapterChain;
 import io.sftnative.lora.Freeze;
 import io.sftnative.lora.LoraAdapters;
 import io.sftnative.lora.LoraSpec;
+import io.sftnative.model.AttentionKernel;
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.ModelConfig;
 import io.sftnative.model.RandomInit;
@@ -107,6 +108,7 @@ public final class TrainableModel implements AutoCloseable {
                         : DecoderModel.load(base, dtype, device);
             }
         }
+        model.attentionKernel(AttentionKernel.parse(m.flashAttn(), "flash_attn"));
         try {
             QuantizedModels.Summary q = quantized ? QuantizedModels.summary(model) : null;
             if (q != null) {
@@ -195,6 +197,10 @@ public final class TrainableModel implements AutoCloseable {
                     + " (config.json, *.safetensors, tokenizer.json)");
         }
         Path p = Path.of(m.modelNameOrPath());
+        if (!Files.isDirectory(p) && io.sftnative.hub.HubCache.isRepoId(m.modelNameOrPath())) {
+            throw new ConfigException(io.sftnative.hub.HubCache.missing("model_name_or_path", m.modelNameOrPath(),
+                    "model", null, null));
+        }
         if (!Files.isDirectory(p)) {
             throw new ConfigException("model_name_or_path " + p + " is not a directory: sft-native reads local HF"
                     + " model directories (config.json, *.safetensors, tokenizer files); download the model first");

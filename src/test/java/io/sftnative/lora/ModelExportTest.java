@@ -1,6 +1,7 @@
 package io.sftnative.lora;
 
 import static io.sftnative.lora.LoraTesting.relErr;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -134,5 +135,20 @@ class ModelExportTest {
                 () -> ModelExport.export(base, List.of(tmp.resolve("missing")), out, 1_000_000, null, m -> { }));
         assertFalse(Files.exists(out));
         assertFalse(Files.list(tmp).anyMatch(p -> p.getFileName().toString().startsWith(".out")));
+    }
+
+    @Test
+    void refusesToReplaceTheBaseThroughASymbolicLink() throws Exception {
+        Path base = baseDir(tmp, LoraTesting.LLAMA);
+        Path link = Files.createSymbolicLink(tmp.resolve("base_link"), base);
+        byte[] before = Files.readAllBytes(base.resolve("config.json"));
+        var e = assertThrows(IllegalArgumentException.class,
+                () -> ModelExport.export(link, List.of(), base, 1_000_000, null, m -> { }));
+        assertTrue(e.getMessage().contains("would replace") && e.getMessage().contains("symbolic link"),
+                e.getMessage());
+        // and the other way round: the export target is the link, the source the real directory
+        assertThrows(IllegalArgumentException.class,
+                () -> ModelExport.export(base, List.of(), link, 1_000_000, null, m -> { }));
+        assertArrayEquals(before, Files.readAllBytes(base.resolve("config.json")));
     }
 }

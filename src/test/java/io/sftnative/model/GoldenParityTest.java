@@ -63,10 +63,23 @@ class GoldenParityTest {
     @ParameterizedTest
     @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa"})
     void fp32LogitsLossAndGradientsMatchTheReference(String name) throws IOException {
+        fp32Parity(name, AttentionKernel.SDPA);
+    }
+
+    /** The same cases and tolerances with our attention kernel (key ranges instead of masks). */
+    @ParameterizedTest
+    @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa"})
+    void fp32ParityHoldsWithTheNativeAttentionKernel(String name) throws IOException {
+        fp32Parity(name, AttentionKernel.NATIVE);
+    }
+
+    private void fp32Parity(String name, AttentionKernel kernel) throws IOException {
         JsonNode meta = meta(name);
         try (DecoderModel model = DecoderModel.load(ROOT.resolve(name).resolve("checkpoint"), ScalarType.Float);
                 SafetensorsFile exp = SafetensorsFile.open(ROOT.resolve(name).resolve("expected.safetensors"))) {
             model.setRequiresGrad(true);
+            model.attentionKernel(kernel);
+            String label = kernel == AttentionKernel.NATIVE ? name + "+native" : name;
             for (String c : List.of("basic", "padded", "packed")) {
                 try (PointerScope scope = new PointerScope()) {
                     zeroGrads(model);
@@ -91,20 +104,21 @@ class GoldenParityTest {
                             valid = seg.ne(new Scalar(0L));
                         }
                     }
+                    assertEquals(kernel == AttentionKernel.NATIVE, ctx.ranges() != null, "kernel in use");
                     Tensor logits = model.forward(ids, ctx); // (B, T, V)
                     Tensor masked = logits.mul(valid.unsqueeze(-1).to(ScalarType.Float));
-                    check(name, c + " logits", relErr(masked, exp.view(c + ".logits")), LOGITS_TOL);
+                    check(label, c + " logits", relErr(masked, exp.view(c + ".logits")), LOGITS_TOL);
 
                     Tensor loss = CausalLmLoss.mean(logits, labels);
                     double ref = meta.get("cases").get(c).get("loss").asDouble();
-                    check(name, c + " loss", Math.abs(loss.item_double() - ref) / Math.abs(ref), LOSS_TOL);
+                    check(label, c + " loss", Math.abs(loss.item_double() - ref) / Math.abs(ref), LOSS_TOL);
 
                     loss.backward();
                     int grads = 0;
                     for (String key : exp.names()) {
                         if (key.startsWith(c + ".grad.")) {
                             String param = key.substring((c + ".grad.").length());
-                            check(name, c + " grad " + param, relErr(model.parameter(param).grad(), exp.view(key)),
+                            check(label, c + " grad " + param, relErr(model.parameter(param).grad(), exp.view(key)),
                                     GRAD_TOL);
                             grads++;
                         }

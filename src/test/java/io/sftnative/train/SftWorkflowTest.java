@@ -75,7 +75,8 @@ class SftWorkflowTest {
         List<EvalEvent> evals = new ArrayList<>();
         List<StepEvent> steps = new ArrayList<>();
         TrainResult r = sft(out).set("finetuning_type", "lora").set("lora_rank", 8).set("val_size", 8)
-                .set("max_steps", 8).set("eval_steps", 4).set("do_eval", true).set("predict_with_generate", true)
+                .set("max_steps", 8).set("eval_steps", 4).set("do_train", true).set("do_eval", true)
+                .set("predict_with_generate", true)
                 .set("do_sample", false).set("max_new_tokens", 8).set("plot_loss", true)
                 .listener(new TrainingListener() {
                     @Override
@@ -142,7 +143,7 @@ class SftWorkflowTest {
     void accuracyIsReportedWithComputeAccuracy() throws Exception {
         Path out = dir.resolve("acc");
         TrainResult r = sft(out).set("finetuning_type", "lora").set("val_size", 4).set("max_steps", 2)
-                .set("do_eval", true).set("compute_accuracy", true).build().run();
+                .set("do_train", true).set("do_eval", true).set("compute_accuracy", true).build().run();
         double acc = ((Number) r.metrics().get("eval_accuracy")).doubleValue();
         assertTrue(acc >= 0 && acc <= 1, "eval_accuracy " + acc);
     }

@@ -327,6 +327,62 @@ public final class Kernels {
         lib.check(name, st, "cross-entropy rows [" + row0 + ", " + (row0 + rows) + ") of " + totalRows);
     }
 
+    // ---- attention -------------------------------------------------------------------------------------------
+
+    /**
+     * Flash-attention forward on host memory (header: jbnb_attention_fwd_cpu_fp32): q (B, H, T, D), k/v (B, KVH, T,
+     * D), out like q, lse (B, H, T) contiguous fp32. strides: 12 element strides (batch, head, position of q, k, v,
+     * out; dim stride 1). kvLo/kvHi: (B, T) int32 key ranges or both {@link MemorySegment#NULL} for plain causal.
+     */
+    public void attentionForward(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out,
+            MemorySegment lse, long batch, long heads, long kvHeads, long seq, long headDim, MemorySegment strides,
+            MemorySegment kvLo, MemorySegment kvHi, float scale, float softcap) {
+        requireCpu("attention");
+        String name = "jbnb_attention_fwd_cpu_fp32";
+        MethodHandle h = lib.handle(name);
+        int st = invokeInt(name, () -> (int) h.invokeExact(q, k, v, out, lse, batch, heads, kvHeads, seq, headDim,
+                strides, kvLo, kvHi, scale, softcap));
+        lib.check(name, st, "attention forward B=" + batch + " H=" + heads + " KVH=" + kvHeads + " T=" + seq + " D="
+                + headDim);
+    }
+
+    /**
+     * Flash-attention backward (header: jbnb_attention_bwd_cpu_fp32): overwrites dq, dk, dv. strides: 24 (q, k, v,
+     * out, dout, dq, dk, dv).
+     */
+    public void attentionBackward(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out,
+            MemorySegment dout, MemorySegment lse, MemorySegment dq, MemorySegment dk, MemorySegment dv, long batch,
+            long heads, long kvHeads, long seq, long headDim, MemorySegment strides, MemorySegment kvLo,
+            MemorySegment kvHi, float scale, float softcap) {
+        requireCpu("attention");
+        String name = "jbnb_attention_bwd_cpu_fp32";
+        MethodHandle h = lib.handle(name);
+        int st = invokeInt(name, () -> (int) h.invokeExact(q, k, v, out, dout, lse, dq, dk, dv, batch, heads, kvHeads,
+                seq, headDim, strides, kvLo, kvHi, scale, softcap));
+        lib.check(name, st, "attention backward B=" + batch + " H=" + heads + " KVH=" + kvHeads + " T=" + seq + " D="
+                + headDim);
+    }
+
+    /**
+     * Per-query key ranges (header: jbnb_attention_ranges_cpu) into kvLo/kvHi ((B, T) int32 each). segments: (B, T)
+     * int64 or NULL; lengths: (B) int64 or NULL; window <= 0 for none. Fails (EINVAL) when a segment id appears in
+     * two separate runs.
+     */
+    public void attentionRanges(long batch, long seq, MemorySegment segments, MemorySegment lengths, long window,
+            MemorySegment kvLo, MemorySegment kvHi) {
+        requireCpu("attention");
+        String name = "jbnb_attention_ranges_cpu";
+        MethodHandle h = lib.handle(name);
+        int st = invokeInt(name, () -> (int) h.invokeExact(batch, seq, segments, lengths, window, kvLo, kvHi));
+        lib.check(name, st, "attention key ranges B=" + batch + " T=" + seq);
+    }
+
+    private void requireCpu(String what) {
+        if (device != Device.CPU) {
+            throw new IllegalStateException("the " + what + " kernels work on host memory (CPU only)");
+        }
+    }
+
     // ---- optimizer -------------------------------------------------------------------------------------------
 
     /**

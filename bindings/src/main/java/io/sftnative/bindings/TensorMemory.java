@@ -33,6 +33,28 @@ public final class TensorMemory {
         return MemorySegment.ofAddress(addr).reinterpret(bytes);
     }
 
+    /**
+     * The data of a host tensor with any non-negative strides, as a segment spanning every element it can address
+     * (for kernels that take explicit strides, e.g. the attention kernel).
+     */
+    public static MemorySegment stridedSegment(Tensor t, String what) {
+        if (t == null || !t.defined()) {
+            throw new IllegalArgumentException(what + " is not a defined tensor");
+        }
+        if (t.numel() == 0) {
+            return MemorySegment.NULL;
+        }
+        long last = 0; // offset of the last addressable element
+        for (int i = 0; i < t.dim(); i++) {
+            if (t.stride(i) < 0) {
+                throw new IllegalArgumentException(what + " has a negative stride");
+            }
+            last += (t.size(i) - 1) * t.stride(i);
+        }
+        long addr = t.data_ptr().address();
+        return MemorySegment.ofAddress(addr).reinterpret((last + 1) * t.element_size());
+    }
+
     /** Whether two libtorch scalar types are equal (JNI hands out non-canonical enum instances: never use ==). */
     public static boolean same(ScalarType a, ScalarType b) {
         return a.value == b.value;

@@ -26,6 +26,14 @@ public final class ResultsWriter {
 
     /** Writes {@code outputDir/<split>_results.json} and updates {@code outputDir/all_results.json}. */
     public static void save(Path outputDir, String split, Map<String, ?> metrics) throws IOException {
+        for (Map.Entry<String, ?> e : metrics.entrySet()) {
+            if (e.getValue() instanceof Number n && !Double.isFinite(n.doubleValue())) {
+                // NaN is not JSON, and a NaN eval_loss with exit 0 reads as a result; it is a failure
+                throw new IllegalStateException("the " + split + " metric '" + e.getKey() + "' is " + n + ": the"
+                        + " model's outputs are not finite on the " + split + " data (NaN/Inf weights, or an overflow"
+                        + " in bf16?); nothing was written to " + outputDir.resolve(split + "_results.json"));
+            }
+        }
         AtomicFiles.writeString(outputDir.resolve(split + "_results.json"), PyJson.dumps(metrics, 4, true));
         Map<String, Object> all = new LinkedHashMap<>();
         Path allFile = outputDir.resolve(ALL_RESULTS);

@@ -27,6 +27,8 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
+import io.sftnative.model.FlashAttention;
+import io.sftnative.model.KeyRanges;
 import io.sftnative.torch.TorchRuntime;
 
 /**
@@ -35,7 +37,9 @@ import io.sftnative.torch.TorchRuntime;
  * {@code scaled_dot_product_attention} (what DecoderModel runs); {@code eager}: matmul, additive mask, fp32
  * softmax, matmul (what the PyTorch 1.13 reference runs). The end-to-end harness found sft-native's backward pass
  * slower than the reference's at these shapes; this isolates the attention part. (DecoderModel additionally keeps
- * OpenBLAS single-threaded inside SDPA; this benchmark calls the kernels bare.)
+ * OpenBLAS single-threaded inside SDPA; this benchmark calls the kernels bare.) {@code nativeCausal} /
+ * {@code nativePadded}: our kernel ({@code flash_attn: fa2}, docs/attention.md) through its autograd hooks;
+ * {@code sdpaCausal}: SDPA with is_causal and no mask.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -95,6 +99,44 @@ public class AttentionBench {
             Tensor w = torch.matmul(q, k.transpose(2, 3)).mul(new Scalar(1.0 / Math.sqrt(D))).add(additive); // (B,H,T,T)
             Tensor p = torch.softmax(w, -1, new ScalarTypeOptional(ScalarType.Float)); // (B, H, T, T)
             return backward(torch.matmul(p, v)); // (B, H, T, D)
+        }
+    }
+
+    /** libtorch SDPA with is_causal and no mask (the unpadded causal case). */
+    @Benchmark
+    public long sdpaCausal() {
+        try (PointerScope scope = new PointerScope()) {
+            Tensor out = torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), 0.0, true,
+                    new DoubleOptional(1.0 / Math.sqrt(D)), false); // (B, H, T, D)
+            return backward(out);
+        }
+    }
+
+    /** SDPA causal on bf16 copies of q, k, v (what a bf16 autocast step runs), backward into the fp32 leaves. */
+    @Benchmark
+    public long sdpaCausalBf16() {
+        try (PointerScope scope = new PointerScope()) {
+            Tensor out = torch.scaled_dot_product_attention(q.to(ScalarType.BFloat16), k.to(ScalarType.BFloat16),
+                    v.to(ScalarType.BFloat16), new TensorOptional(), 0.0, true, new DoubleOptional(1.0 / Math.sqrt(D)),
+                    false); // (B, H, T, D) bf16
+            return backward(out.to(ScalarType.Float));
+        }
+    }
+
+    /** Our kernel (FlashAttention: native/src/cpu/attention_cpu.cpp), causal, through its autograd hooks. */
+    @Benchmark
+    public long nativeCausal() {
+        try (PointerScope scope = new PointerScope()) {
+            return backward(FlashAttention.attention(q, k, v, KeyRanges.CAUSAL, 1.0 / Math.sqrt(D), 0.0));
+        }
+    }
+
+    /** Our kernel with per-query key ranges (right padding: row 1 is 3/4 real tokens), no (B, 1, T, T) mask. */
+    @Benchmark
+    public long nativePadded() {
+        try (PointerScope scope = new PointerScope()) {
+            KeyRanges r = FlashAttention.ranges(B, seq, null, new long[] {seq, seq * 3 / 4}, null);
+            return backward(FlashAttention.attention(q, k, v, r, 1.0 / Math.sqrt(D), 0.0));
         }
     }
 
