@@ -59,8 +59,20 @@ public final class TrainingCheckpoint {
     public record Position(long globalStep, long epoch, long stepInEpoch, int trainExamples, int batchSize,
             int accumulation, long seed, long tokensSeen) {}
 
-    /** The learning-rate schedule as configured (informational; the schedule is a pure function of the step). */
-    public record Schedule(String type, double learningRate, long totalSteps, long warmupSteps) {}
+    /**
+     * The learning-rate schedule as configured and its state: empty for the schedules that are a pure function of
+     * the step, reduce_lr_on_plateau's counters otherwise ({@code io.sftnative.optim.LrScheduler#state}).
+     */
+    public record Schedule(String type, double learningRate, long totalSteps, long warmupSteps,
+            Map<String, Object> state) {
+        public Schedule {
+            state = state == null ? Map.of() : Map.copyOf(state);
+        }
+
+        public Schedule(String type, double learningRate, long totalSteps, long warmupSteps) {
+            this(type, learningRate, totalSteps, warmupSteps, Map.of());
+        }
+    }
 
     /** What {@link #read} returns; the optimizer state is loaded with {@link #loadOptimizerState}. */
     public record Loaded(Path dir, Position position, Schedule schedule, RngState rng, TrainerState state) {}
@@ -98,6 +110,29 @@ public final class TrainingCheckpoint {
         return target;
     }
 
+    /**
+     * {@code save_only_model}: writes {@code outputDir/checkpoint-<step>} with the weights, tokenizer files and
+     * trainer_state.json only, atomically. Such a checkpoint is usable by chat / eval / export but cannot be resumed
+     * ({@link #read} says so).
+     */
+    public static Path saveWeightsOnly(Path outputDir, Position position, WeightsWriter weights, TrainerState state,
+            List<Path> tokenizerFiles) throws IOException {
+        Path target = CheckpointDirs.dirFor(outputDir, position.globalStep());
+        Path staged = AtomicFiles.stagingDirectory(target);
+        try {
+            weights.write(staged);
+            for (Path f : tokenizerFiles) {
+                Files.copy(f, staged.resolve(f.getFileName().toString()), StandardCopyOption.REPLACE_EXISTING);
+            }
+            state.write(staged); // last: marks the checkpoint complete
+            AtomicFiles.publishDirectory(staged, target);
+        } catch (IOException | RuntimeException e) {
+            AtomicFiles.deleteRecursively(staged);
+            throw e;
+        }
+        return target;
+    }
+
     /** Reads everything but the weights and the optimizer tensors from a complete checkpoint. */
     public static Loaded read(Path dir) throws IOException {
         if (!CheckpointDirs.isComplete(dir)) {
@@ -106,6 +141,12 @@ public final class TrainingCheckpoint {
         CheckpointManifest.verify(dir);
         Path pos = dir.resolve(POSITION_FILE);
         Path sched = dir.resolve(SCHEDULER_FILE);
+        if (!Files.isRegularFile(pos) && !Files.isRegularFile(sched) && !Files.isRegularFile(dir.resolve(
+                OPTIMIZER_FILE))) {
+            throw new IOException(dir + " holds weights only (saved with save_only_model: true): it has no optimizer,"
+                    + " scheduler or data position to resume from. Start a new run from it (model_name_or_path or"
+                    + " adapter_name_or_path), or train with save_only_model: false to get resumable checkpoints");
+        }
         for (Path p : List.of(pos, sched, dir.resolve(OPTIMIZER_FILE))) {
             if (!Files.isRegularFile(p)) {
                 throw new IOException(p + " is missing: " + dir + " was not written by sft-native's trainer (or was"
@@ -117,8 +158,10 @@ public final class TrainingCheckpoint {
         try {
             position = JSON.readValue(pos.toFile(), Position.class);
             JsonNode s = JSON.readTree(sched.toFile());
+            Map<String, Object> st = s.has("state") ? JSON.convertValue(s.get("state"),
+                    new com.fasterxml.jackson.core.type.TypeReference<Map<String, Object>>() { }) : Map.of();
             schedule = new Schedule(s.path("lr_scheduler_type").asText(), s.path("learning_rate").asDouble(),
-                    s.path("total_steps").asLong(), s.path("warmup_steps").asLong());
+                    s.path("total_steps").asLong(), s.path("warmup_steps").asLong(), st);
         } catch (IOException e) {
             throw new IOException("cannot read the training position of " + dir + ": " + e.getMessage(), e);
         }
@@ -154,6 +197,9 @@ public final class TrainingCheckpoint {
         m.put("total_steps", s.totalSteps());
         m.put("warmup_steps", s.warmupSteps());
         m.put("last_step", step);
+        if (!s.state().isEmpty()) {
+            m.put("state", s.state());
+        }
         return m;
     }
 }

@@ -19,11 +19,17 @@ import java.util.List;
  * @param computeAccuracy        evaluation also reports token accuracy (argmax vs label, shifted)
  * @param createNewAdapter       with adapter_name_or_path: merge those adapters and train a new one (instead of
  *                               resuming the last one)
+ * @param loraplusLrRatio        LoRA+: lora_B (and 1-d parameters) train with learning_rate x this; 0 = off
+ * @param loraplusLrEmbedding    LoRA+: the learning rate of trained embedding matrices (LLaMA-Factory: 1e-6)
+ * @param pureBf16               bf16 weights and optimizer state, no fp32 copy and no autocast (LLaMA-Factory)
+ * @param neftuneNoiseAlpha      NEFTune: uniform noise of magnitude alpha / sqrt(T * H) on the embeddings while
+ *                               training; 0 = off
  */
 public record FinetuningArgs(String stage, String finetuningType, int loraRank, double loraAlpha,
         double loraDropout, List<String> loraTarget, boolean useRslora, int freezeTrainableLayers,
         List<String> freezeTrainableModules, List<String> additionalTarget, boolean plotLoss,
-        boolean computeAccuracy, boolean createNewAdapter) {
+        boolean computeAccuracy, boolean createNewAdapter, double loraplusLrRatio, double loraplusLrEmbedding,
+        boolean pureBf16, double neftuneNoiseAlpha) {
 
     public static FinetuningArgs from(RawConfig c) {
         int rank = c.integer("lora_rank", 8, 1, 1 << 20);
@@ -32,9 +38,20 @@ public record FinetuningArgs(String stage, String finetuningType, int loraRank, 
         }
         List<String> target = c.list("lora_target");
         List<String> modules = c.list("freeze_trainable_modules");
+        String type = c.choice("finetuning_type", "lora", "full", "freeze", "lora");
+        double loraplus = c.number("loraplus_lr_ratio", 0.0);
+        if (loraplus < 0 || (loraplus > 0 && !type.equals("lora"))) {
+            throw new ConfigException("key 'loraplus_lr_ratio' (" + c.origin("loraplus_lr_ratio") + ") "
+                    + (loraplus < 0 ? "must be > 0" : "is only valid for finetuning_type: lora (as in LLaMA-Factory)"));
+        }
+        double neftune = c.number("neftune_noise_alpha", 0.0);
+        if (neftune < 0) {
+            throw new ConfigException("key 'neftune_noise_alpha' (" + c.origin("neftune_noise_alpha")
+                    + ") must be > 0 (or absent)");
+        }
         return new FinetuningArgs(
                 c.choice("stage", "sft", "sft", "pt"),
-                c.choice("finetuning_type", "lora", "full", "freeze", "lora"),
+                type,
                 rank,
                 c.number("lora_alpha", 2.0 * rank),
                 c.number("lora_dropout", 0.0),
@@ -45,6 +62,10 @@ public record FinetuningArgs(String stage, String finetuningType, int loraRank, 
                 c.list("additional_target"),
                 c.bool("plot_loss", false),
                 c.bool("compute_accuracy", false),
-                c.bool("create_new_adapter", false));
+                c.bool("create_new_adapter", false),
+                loraplus,
+                c.number("loraplus_lr_embedding", 1e-6),
+                c.bool("pure_bf16", false),
+                neftune);
     }
 }

@@ -34,6 +34,7 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
             throw new ConfigException("key 'quantization_bit' (" + c.origin("quantization_bit")
                     + ") must be 4 or 8 (or absent for no quantization), got " + bit);
         }
+        quantizationMethod(c);
         refuseNewTokens(c);
         String revision = c.string("model_revision", "main");
         String cacheDir = c.string("cache_dir", null);
@@ -59,6 +60,27 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
                     + v);
         }
         return v;
+    }
+
+    /**
+     * LLaMA-Factory's quantization_method: {@code bnb} (bitsandbytes, default) is what quantization_bit does here;
+     * the others need their own kernels and are refused.
+     */
+    private static void quantizationMethod(RawConfig c) {
+        String m = c.string("quantization_method", "bnb").toLowerCase(java.util.Locale.ROOT);
+        String why = switch (m) {
+            case "bnb", "bitsandbytes" -> null;
+            case "hqq" -> "HQQ (half-quadratic quantization) needs the hqq kernels";
+            case "eetq" -> "EETQ needs its int8 CUDA kernels";
+            case "gptq", "awq", "aqlm" -> m.toUpperCase(java.util.Locale.ROOT) + " bases are quantized offline with"
+                    + " their own packed formats and kernels";
+            default -> "it is not a LLaMA-Factory quantization method (bnb, hqq, eetq)";
+        };
+        if (why != null) {
+            throw new ConfigException("key 'quantization_method' (" + c.origin("quantization_method") + ") is '" + m
+                    + "': not supported by sft-native, because " + why + ". Use quantization_method: bnb with"
+                    + " quantization_bit 4 or 8 (bitsandbytes NF4/FP4/int8), or no quantization");
+        }
     }
 
     /**

@@ -173,6 +173,34 @@ public final class RawConfig {
         return List.copyOf(out);
     }
 
+    /**
+     * A mapping: a YAML mapping, or a JSON object string (as HF parses dict-valued arguments given on a command
+     * line, e.g. {@code lr_scheduler_kwargs={"min_lr_rate": 0.1}}); empty when absent.
+     */
+    public Map<String, Object> map(String key) {
+        if (!has(key)) {
+            return Map.of();
+        }
+        Object v = values.get(key);
+        if (v instanceof Map<?, ?> m) {
+            Map<String, Object> out = new LinkedHashMap<>();
+            m.forEach((k, x) -> out.put(String.valueOf(k), x));
+            return Collections.unmodifiableMap(out);
+        }
+        try {
+            Object parsed = new com.fasterxml.jackson.databind.ObjectMapper().readValue(String.valueOf(v).trim(),
+                    Object.class);
+            if (parsed instanceof Map<?, ?> m) {
+                Map<String, Object> out = new LinkedHashMap<>();
+                m.forEach((k, x) -> out.put(String.valueOf(k), x));
+                return Collections.unmodifiableMap(out);
+            }
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            // reported below
+        }
+        throw bad(key, "a mapping (YAML, or a JSON object such as {\"min_lr_rate\": 0.1})");
+    }
+
     /** One of the allowed values (case-insensitive), lower-cased. */
     public String choice(String key, String def, String... allowed) {
         String v = string(key, def);

@@ -26,10 +26,10 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
      * plumbing, attention back-ends). They are accepted with a warning so users' files load unchanged.
      */
     public static final Set<String> IGNORED_KEYS = Set.of(
-            "report_to", "trust_remote_code", "dataloader_num_workers",
-            "save_only_model", "run_name", "logging_dir", "fp16", "tf32",
-            "use_fast_tokenizer", "disable_tqdm", "include_num_input_tokens_seen", "save_strategy",
-            "logging_strategy", "infer_backend", "enable_liger_kernel", "use_unsloth",
+            "trust_remote_code", "dataloader_num_workers",
+            "run_name", "tf32",
+            "use_fast_tokenizer", "disable_tqdm", "include_num_input_tokens_seen",
+            "infer_backend", "enable_liger_kernel", "use_unsloth",
             // GPTQ calibration for LLaMA-Factory's export_quantization_bit; bitsandbytes export needs no data
             "export_quantization_dataset", "export_quantization_nsamples", "export_quantization_maxlen");
 
@@ -41,6 +41,7 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
         TrainingArgs training = TrainingArgs.from(c);
         SftConfig cfg = new SftConfig(ModelArgs.from(c), DataArgs.from(c), FinetuningArgs.from(c), training,
                 GenerationArgs.from(c), ExportArgs.from(c), DistributedArgs.from(c, training));
+        NotImplementedKeys.check(c);
         c.checkAllKnown(IGNORED_KEYS, warn);
         return cfg;
     }

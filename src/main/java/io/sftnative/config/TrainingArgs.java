@@ -9,7 +9,14 @@ package io.sftnative.config;
  *                              steps when there is evaluation data (val_size or eval_dataset), else no
  * @param evalOnStart           evaluate once before the first step (HF eval_on_start)
  * @param optim                 HF's optimizer name: adamw_torch (default; libtorch ops, torch's single-tensor
- *                              arithmetic) or adamw_torch_fused (one native pass per fp32 CPU parameter)
+ *                              arithmetic), adamw_torch_fused (one native pass per fp32 CPU parameter), sgd or
+ *                              adafactor (HF's, with scale_parameter / relative_step off, as the HF Trainer builds it)
+ * @param lrSchedulerKwargs     lr_scheduler_kwargs (io.sftnative.optim.LrSchedule)
+ * @param fp16                  fp16 autocast with dynamic loss scaling (CUDA only, as HF)
+ * @param run                   when to log, save and evaluate, early stopping, best-model selection
+ * @param reportTo              report_to integrations (none, tensorboard, all, ...), resolved; loggingDir where
+ *                              TensorBoard files go (HF default: output_dir/runs/&lt;time&gt;_&lt;host&gt;, resolved at run time
+ *                              when null)
  */
 public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean doTrain, boolean doEval,
         boolean doPredict, int perDeviceTrainBatchSize, int perDeviceEvalBatchSize, int gradientAccumulationSteps,
@@ -18,7 +25,8 @@ public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean
         double adamEpsilon, boolean bf16, long seed, long loggingSteps, long saveSteps, long evalSteps,
         int saveTotalLimit, String resumeFromCheckpoint, boolean predictWithGenerate,
         boolean gradientCheckpointing, Boolean fusedCrossEntropy, String evalStrategy, boolean evalOnStart,
-        String optim) {
+        String optim, java.util.Map<String, Object> lrSchedulerKwargs, boolean fp16, RunControlArgs run,
+        java.util.List<String> reportTo, String loggingDir) {
 
     /** Whether {@code optim} asks for the fused AdamW kernel. */
     public boolean fusedAdamW() {
@@ -38,9 +46,11 @@ public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean
                 c.number("learning_rate", 5e-5),
                 c.number("num_train_epochs", 3.0),
                 c.longValue("max_steps", -1, -1, Long.MAX_VALUE),
-                c.choice("lr_scheduler_type", "linear", "linear", "cosine", "constant", "constant_with_warmup"),
-                c.number("warmup_ratio", 0.0),
-                c.longValue("warmup_steps", 0, 0, Long.MAX_VALUE),
+                c.choice("lr_scheduler_type", "linear", "linear", "cosine", "cosine_with_restarts", "polynomial",
+                        "constant", "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau",
+                        "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay"),
+                warmupFractionOf(c) > 0 ? warmupFractionOf(c) : c.number("warmup_ratio", 0.0),
+                warmupFractionOf(c) > 0 ? 0 : c.longValue("warmup_steps", 0, 0, Long.MAX_VALUE),
                 c.number("weight_decay", 0.0),
                 c.number("max_grad_norm", 1.0),
                 c.number("adam_beta1", 0.9),
@@ -54,12 +64,21 @@ public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean
                 c.integer("save_total_limit", 0),
                 c.string("resume_from_checkpoint", null),
                 c.bool("predict_with_generate", false),
-                c.bool("gradient_checkpointing", false),
+                gradientCheckpointing(c),
                 c.has("fused_cross_entropy") ? c.bool("fused_cross_entropy", true) : null,
                 c.has("eval_strategy") ? c.choice("eval_strategy", null, "no", "steps", "epoch")
                         : c.choice("evaluation_strategy", null, "no", "steps", "epoch"),
                 c.bool("eval_on_start", false),
-                c.choice("optim", "adamw_torch", "adamw_torch", "adamw_torch_fused"));
+                optim(c),
+                c.map("lr_scheduler_kwargs"),
+                c.bool("fp16", false),
+                RunControlArgs.from(c),
+                Tracking.reportTo(c),
+                c.string("logging_dir", null));
+        if (t.fp16 && t.bf16) {
+            throw new ConfigException("keys 'fp16' and 'bf16' (" + c.origin("fp16") + ") are both true: choose one"
+                    + " mixed precision");
+        }
         positive(c, "per_device_train_batch_size", t.perDeviceTrainBatchSize);
         positive(c, "per_device_eval_batch_size", t.perDeviceEvalBatchSize);
         positive(c, "gradient_accumulation_steps", t.gradientAccumulationSteps);
@@ -85,6 +104,59 @@ public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean
             throw new ConfigException("key 'warmup_ratio' (" + c.origin("warmup_ratio") + ") must be in [0, 1]");
         }
         return t;
+    }
+
+    /**
+     * LLaMA-Factory checkpoints every decoder layer unless {@code disable_gradient_checkpointing: true}; HF's own
+     * {@code gradient_checkpointing} key, when given, decides.
+     */
+    private static boolean gradientCheckpointing(RawConfig c) {
+        boolean disabled = c.bool("disable_gradient_checkpointing", false);
+        if (c.has("gradient_checkpointing")) {
+            boolean on = c.bool("gradient_checkpointing", true);
+            if (on && disabled) {
+                throw new ConfigException("keys 'gradient_checkpointing: true' and 'disable_gradient_checkpointing:"
+                        + " true' (" + c.origin("disable_gradient_checkpointing") + ") contradict each other: keep one");
+            }
+            return on;
+        }
+        return !disabled;
+    }
+
+    /**
+     * transformers (4.57+) reads a fractional {@code warmup_steps} in (0, 1) as a ratio of the total steps (LLaMA-Factory's
+     * GaLore example writes {@code warmup_steps: 0.1}); returns that fraction, or 0 for a whole number of steps.
+     */
+    private static double warmupFractionOf(RawConfig c) {
+        double v = c.number("warmup_steps", 0);
+        if (v > 0 && v < 1) {
+            if (c.has("warmup_ratio") && c.number("warmup_ratio", 0) > 0) {
+                throw new ConfigException("key 'warmup_steps' (" + c.origin("warmup_steps") + ") is a fraction ("
+                        + v + ", read as a ratio) and warmup_ratio is set too: keep one");
+            }
+            return v;
+        }
+        return 0;
+    }
+
+    /** HF optimizer names we implement; the rest that LLaMA-Factory users pick stop with the reason. */
+    private static String optim(RawConfig c) {
+        String name = c.string("optim", "adamw_torch");
+        switch (name) {
+            case "adamw_torch", "adamw_torch_fused", "sgd", "adafactor" -> {
+                return name;
+            }
+            case "adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "adamw_apex_fused",
+                    "adamw_anyprecision", "adamw_torch_xla", "adamw_torch_npu_fused", "galore_adamw",
+                    "galore_adamw_8bit", "galore_adafactor", "apollo_adamw", "lomo", "adalomo", "grokadamw",
+                    "schedule_free_adamw", "schedule_free_sgd", "rmsprop", "adagrad", "lion_32bit", "lion_8bit",
+                    "paged_lion_32bit", "paged_lion_8bit", "ademamix", "ademamix_8bit", "adamw_hf" ->
+                throw new ConfigException("key 'optim' (" + c.origin("optim") + ") is '" + name + "': this"
+                        + " optimizer is not implemented in sft-native; use adamw_torch, adamw_torch_fused, sgd or"
+                        + " adafactor (docs/llamafactory-keys.md)");
+            default -> throw new ConfigException("key 'optim' (" + c.origin("optim") + ") is '" + name + "'; it must"
+                    + " be one of adamw_torch, adamw_torch_fused, sgd, adafactor");
+        }
     }
 
     /**

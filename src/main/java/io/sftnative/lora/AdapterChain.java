@@ -5,6 +5,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
 import io.sftnative.model.DecoderModel;
 
 /**
@@ -37,12 +39,18 @@ public final class AdapterChain {
      */
     public static LoraAdapters forTraining(DecoderModel model, List<Path> adapters, LoraSpec spec, long seed,
             boolean createNewAdapter) throws IOException {
+        return forTraining(model, adapters, spec, seed, createNewAdapter, ScalarType.Float);
+    }
+
+    /** As above with adapters of {@code adapterDtype} (bf16 for LLaMA-Factory's pure_bf16). */
+    public static LoraAdapters forTraining(DecoderModel model, List<Path> adapters, LoraSpec spec, long seed,
+            boolean createNewAdapter, ScalarType adapterDtype) throws IOException {
         if (adapters.isEmpty() || createNewAdapter) {
             mergeAll(model, adapters);
-            return LoraAdapters.attach(model, spec, seed);
+            return LoraAdapters.attach(model, spec, seed, adapterDtype);
         }
         mergeAll(model, adapters.subList(0, adapters.size() - 1));
-        return LoraAdapters.load(model, adapters.get(adapters.size() - 1), true);
+        return LoraAdapters.load(model, adapters.get(adapters.size() - 1), true, adapterDtype);
     }
 
     /**

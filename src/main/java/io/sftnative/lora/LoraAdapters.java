@@ -260,6 +260,11 @@ public final class LoraAdapters implements AutoCloseable {
         return Collections.unmodifiableMap(out);
     }
 
+    /** The key {@link #save} writes for the trainable parameter {@code name} (PEFT's {@code base_model.model.} prefix). */
+    public static String savedKey(String name) {
+        return PeftConfig.PREFIX + name;
+    }
+
     /** Elements in {@link #trainableParameters()}. */
     public long trainableParameterCount() {
         long n = 0;

@@ -399,6 +399,8 @@ public final class DecoderModel implements AutoCloseable {
         return contexts.decode(positionIds, keyMask, cache);
     }
 
+    private double neftuneAlpha; // 0 = off (see #neftune)
+
     // ---------------------------------------------------------------- forward pieces
 
     /** (B, T) token ids (moved to {@link #device()} if elsewhere) -> (B, T, H) embeddings. */
@@ -414,6 +416,10 @@ public final class DecoderModel implements AutoCloseable {
             }
         }
         Tensor e = torch.embedding(embedWeight(), inputIds, paddingIdx, false, false); // (B, T, H)
+        if (neftuneAlpha > 0) { // HF's neftune_post_forward_hook on embed_tokens: before any family's scaling
+            double mag = neftuneAlpha / Math.sqrt((double) e.size(1) * e.size(2)); // alpha / sqrt(T * H)
+            e = e.add(torch.empty_like(e).uniform_(-mag, mag, new org.bytedeco.pytorch.GeneratorOptional()));
+        }
         if (arch.embeddingScale() == 1.0) {
             return e;
         }
@@ -422,6 +428,18 @@ public final class DecoderModel implements AutoCloseable {
                     device())).to(e.scalar_type()));
         }
         return e.mul(new Scalar(arch.embeddingScale())); // granite: embedding_multiplier
+    }
+
+    /**
+     * NEFTune ({@code neftune_noise_alpha}): while {@code alpha > 0}, {@link #embed} adds uniform noise in
+     * {@code [-alpha / sqrt(T * H), alpha / sqrt(T * H)]} to the embeddings (libtorch's default generator, so the
+     * checkpointed RNG state covers it). The trainer turns it on for training steps only; 0 turns it off.
+     */
+    public void neftune(double alpha) {
+        if (!(alpha >= 0)) {
+            throw new IllegalArgumentException("neftune_noise_alpha must be >= 0, got " + alpha);
+        }
+        this.neftuneAlpha = alpha;
     }
 
     /** Decoder layer {@code i}: (B, T, H) -> (B, T, H). */

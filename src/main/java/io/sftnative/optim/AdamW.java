@@ -41,7 +41,7 @@ import io.sftnative.bindings.TensorMemory;
  * owns its state tensors. Use after close fails with {@link IllegalStateException}.
  */
 @SuppressWarnings("try") // scopes and no-grad guards are held for their side effect
-public final class AdamW implements AutoCloseable {
+public final class AdamW implements Optimizer {
     /** Keys of {@link #stateDict()}: {@code <param name>.<suffix>}. */
     public static final String EXP_AVG = "exp_avg";
     public static final String EXP_AVG_SQ = "exp_avg_sq";
@@ -54,6 +54,7 @@ public final class AdamW implements AutoCloseable {
     private final double eps;
     private boolean closed;
     private boolean fused; // fp32 CPU parameters through the native single-pass kernel (HF optim adamw_torch_fused)
+    private final Map<String, Double> lrScales = new java.util.HashMap<>(); // LoRA+: lr factor per parameter
 
     private static final class Slot {
         final String name;
@@ -126,6 +127,7 @@ public final class AdamW implements AutoCloseable {
     }
 
     /** One update of every parameter that has a gradient, with learning rate {@code lr} (from the schedule). */
+    @Override
     public void step(double lr) {
         ensureOpen();
         try (NoGradGuard noGrad = new NoGradGuard()) {
@@ -139,16 +141,17 @@ public final class AdamW implements AutoCloseable {
                         s.expAvg = owned(torch.zeros_like(s.param));
                         s.expAvgSq = owned(torch.zeros_like(s.param));
                     }
+                    double lrS = lr * lrScales.getOrDefault(s.name, 1.0);
                     try (PointerScope scope = new PointerScope()) {
                         if (fused && fusable(s, grad)) {
                             s.step++;
                             Kernels.cpu().adamw(TensorMemory.segment(s.param, s.name),
                                     TensorMemory.segment(grad, s.name + " grad"),
                                     TensorMemory.segment(s.expAvg, s.name + " exp_avg"),
-                                    TensorMemory.segment(s.expAvgSq, s.name + " exp_avg_sq"), s.param.numel(), lr,
+                                    TensorMemory.segment(s.expAvgSq, s.name + " exp_avg_sq"), s.param.numel(), lrS,
                                     beta1, beta2, eps, s.weightDecay, s.step);
                         } else {
-                            update(s, grad, lr);
+                            update(s, grad, lrS);
                         }
                     }
                 } finally {
@@ -185,6 +188,13 @@ public final class AdamW implements AutoCloseable {
     }
 
     /** Drops every parameter's gradient (torch's {@code zero_grad(set_to_none=True)}). */
+    @Override
+    public void lrScales(Map<String, Double> scales) {
+        lrScales.clear();
+        lrScales.putAll(scales);
+    }
+
+    @Override
     public void zeroGrad() {
         ensureOpen();
         for (Slot s : slots) {
@@ -199,6 +209,7 @@ public final class AdamW implements AutoCloseable {
      * dtype) and {@code <name>.step} (a float32 scalar, as torch stores it) for every parameter that has state.
      * The returned handles share storage with the optimizer; the caller closes them (a {@link PointerScope} does).
      */
+    @Override
     public Map<String, Tensor> stateDict() {
         ensureOpen();
         Map<String, Tensor> out = new LinkedHashMap<>();
@@ -218,6 +229,7 @@ public final class AdamW implements AutoCloseable {
      * parameter's dtype and device); parameters absent from {@code state} start fresh. Fails, changing nothing,
      * on a key that names no parameter, an incomplete entry or a shape mismatch.
      */
+    @Override
     public void loadStateDict(Map<String, Tensor> state) {
         ensureOpen();
         Set<String> withState = new TreeSet<>();

@@ -5,6 +5,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Supplier;
 import java.util.Map;
 import java.util.regex.Pattern;
 
@@ -18,7 +19,7 @@ import io.sftnative.checkpoint.RngState;
 import io.sftnative.checkpoint.TrainingCheckpoint;
 import io.sftnative.files.AtomicFiles;
 import io.sftnative.model.FiniteCheck;
-import io.sftnative.optim.AdamW;
+import io.sftnative.optim.Optimizer;
 import io.sftnative.train.log.TrainerState;
 
 /**
@@ -34,21 +35,28 @@ final class Checkpointer {
     private final Path outputDir;
     private final int saveTotalLimit;
     private final TrainableModel model;
-    private final AdamW optimizer;
-    private final TrainingCheckpoint.Schedule schedule;
+    private final Optimizer optimizer;
+    private final Supplier<TrainingCheckpoint.Schedule> schedule; // its state as of the save
+    private final boolean saveOnlyModel;
     private final List<Path> tokenizerFiles;
     private final boolean writes;
     private Path last;
 
-    /** @param writes false on data-parallel ranks other than 0: they only track where rank 0 saved */
-    Checkpointer(Path outputDir, int saveTotalLimit, TrainableModel model, AdamW optimizer,
-            TrainingCheckpoint.Schedule schedule, Path tokenizerDir, boolean writes) {
+    /**
+     * @param schedule      the learning-rate schedule with its state at the time of each save
+     * @param saveOnlyModel save_only_model: checkpoints hold the weights and trainer_state.json only
+     * @param writes        false on data-parallel ranks other than 0: they only track where rank 0 saved
+     */
+    Checkpointer(Path outputDir, int saveTotalLimit, TrainableModel model, Optimizer optimizer,
+            Supplier<TrainingCheckpoint.Schedule> schedule, boolean saveOnlyModel, Path tokenizerDir,
+            boolean writes) {
         this.writes = writes;
         this.outputDir = outputDir;
         this.saveTotalLimit = saveTotalLimit;
         this.model = model;
         this.optimizer = optimizer;
         this.schedule = schedule;
+        this.saveOnlyModel = saveOnlyModel;
         this.tokenizerFiles = tokenizerFiles(tokenizerDir);
     }
 
@@ -90,20 +98,37 @@ final class Checkpointer {
     private static final Pattern LEFTOVER = Pattern.compile(
             "^\\..+\\.(tmp|old|deleting)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$");
 
-    /** Writes the checkpoint of {@code position} and rotates old ones; returns its directory. */
-    Path save(TrainingCheckpoint.Position position, TrainerState state, long seed) throws IOException {
+    /**
+     * Writes the checkpoint of {@code position} and rotates old ones, keeping the best one; returns its directory.
+     *
+     * @param best the run's best-checkpoint bookkeeping (told about this checkpoint first), or null
+     */
+    Path save(TrainingCheckpoint.Position position, TrainerState state, long seed, BestModel best)
+            throws IOException {
         requireFinite(position.globalStep()); // every rank: a non-finite replica must not go unnoticed
         if (!writes) {
             last = CheckpointDirs.dirFor(outputDir, position.globalStep());
+            if (best != null) {
+                best.onCheckpoint(position.globalStep(), last);
+            }
             return last;
         }
         Path dir;
         try (PointerScope scope = new PointerScope()) {
-            dir = TrainingCheckpoint.save(outputDir, position, model::saveWeights, optimizer.stateDict(), schedule,
-                    RngState.capture(ResumableRandom.seeded(seed), model.model().device()), state, tokenizerFiles);
+            if (saveOnlyModel) {
+                dir = TrainingCheckpoint.saveWeightsOnly(outputDir, position, model::saveWeights, state,
+                        tokenizerFiles);
+            } else {
+                dir = TrainingCheckpoint.save(outputDir, position, model::saveWeights, optimizer.stateDict(),
+                        schedule.get(), RngState.capture(ResumableRandom.seeded(seed), model.model().device()), state,
+                        tokenizerFiles);
+            }
         }
         last = dir;
-        CheckpointRotation.rotate(outputDir, saveTotalLimit, dir, null);
+        if (best != null) {
+            best.onCheckpoint(position.globalStep(), dir);
+        }
+        CheckpointRotation.rotate(outputDir, saveTotalLimit, dir, best == null ? null : best.bestCheckpoint());
         return dir;
     }
 

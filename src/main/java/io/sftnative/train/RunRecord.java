@@ -27,6 +27,7 @@ final class RunRecord implements AutoCloseable {
     private final TrainingListener listener;
     private final List<Map<String, Object>> history;
     private final long loggingSteps;
+    private final java.util.function.LongPredicate logAt; // logging_strategy: which steps write a log entry
     private final long totalSteps;
     private final long startNanos = System.nanoTime();
     private final long startTokens;
@@ -36,6 +37,8 @@ final class RunRecord implements AutoCloseable {
     private double lossThisRun;
     private long stepsThisRun;
     private long tokensSeen;
+    private long lastStep;
+    private io.sftnative.train.log.TensorBoardWriter tensorBoard; // null unless report_to tensorboard
 
     /**
      * @param history the log history so far (a resumed run's, from its trainer_state.json), continued here
@@ -44,6 +47,15 @@ final class RunRecord implements AutoCloseable {
     RunRecord(Path outputDir, long totalSteps, long startStep, long tokensSeen, long loggingSteps,
             List<Map<String, Object>> history, TrainingListener listener, boolean console, boolean writes)
             throws IOException {
+        this(outputDir, totalSteps, startStep, tokensSeen, loggingSteps,
+                s -> s % loggingSteps == 0 || s == totalSteps, history, listener, console, writes);
+    }
+
+    /** @param logAt the steps that write a train log entry (logging_strategy) */
+    RunRecord(Path outputDir, long totalSteps, long startStep, long tokensSeen, long loggingSteps,
+            java.util.function.LongPredicate logAt, List<Map<String, Object>> history, TrainingListener listener,
+            boolean console, boolean writes) throws IOException {
+        this.logAt = logAt;
         this.trainerLog = writes ? TrainerLog.open(outputDir, totalSteps, startStep, tokensSeen) : null;
         this.progress = console ? TrainProgress.start("train", totalSteps, startStep) : null;
         this.listener = listener;
@@ -61,6 +73,7 @@ final class RunRecord implements AutoCloseable {
     void step(long step, double epoch, double loss, double lr, double gradNorm, long targets, long tokens,
             double auxLoss) throws IOException {
         tokensSeen += tokens;
+        lastStep = step;
         if (!Double.isNaN(auxLoss)) {
             auxSinceLog += auxLoss;
         }
@@ -73,7 +86,7 @@ final class RunRecord implements AutoCloseable {
             progress.step(step, loss, lr, rate);
         }
         listener.onStep(new StepEvent(step, totalSteps, epoch, loss, lr, gradNorm, targets, tokensSeen, rate));
-        if (step % loggingSteps == 0 || step == totalSteps) {
+        if (logAt.test(step)) {
             double mean = lossSinceLog / stepsSinceLog;
             if (trainerLog != null) {
                 trainerLog.log(TrainerLog.Event.train(step, mean, lr, round2(epoch), tokensSeen));
@@ -84,6 +97,17 @@ final class RunRecord implements AutoCloseable {
                 message(String.format(Locale.ROOT, "step %d: aux_loss %.4f", step, auxSinceLog / stepsSinceLog));
             }
             history.add(entry);
+            if (tensorBoard != null) {
+                Map<String, Double> scalars = new java.util.LinkedHashMap<>();
+                scalars.put("loss", mean);
+                scalars.put("grad_norm", gradNorm);
+                scalars.put("learning_rate", lr);
+                scalars.put("epoch", round2(epoch));
+                if (!Double.isNaN(auxLoss)) {
+                    scalars.put("aux_loss", auxSinceLog / stepsSinceLog);
+                }
+                tensorBoard.scalars(step, scalars);
+            }
             auxSinceLog = 0;
             if (progress != null) {
                 progress.log(step, mean, lr, gradNorm, rate);
@@ -93,11 +117,24 @@ final class RunRecord implements AutoCloseable {
         }
     }
 
+    /** Also writes the logged scalars to TensorBoard (report_to: tensorboard); closed with this record. */
+    void tensorBoard(io.sftnative.train.log.TensorBoardWriter writer) {
+        this.tensorBoard = writer;
+    }
+
+    /** The last optimizer step recorded (0 before the first). */
+    long lastStep() {
+        return lastStep;
+    }
+
     /** An evaluation's metrics (HF names: eval_loss, ...). */
     void eval(long step, double epoch, Map<String, Double> metrics, double runtime, long examples, long batches)
             throws IOException {
         Map<String, Object> entry = LogHistory.eval("eval", step, round2(epoch), metrics, runtime, examples, batches);
         history.add(entry);
+        if (tensorBoard != null) {
+            tensorBoard.scalars(step, metrics);
+        }
         Double loss = metrics.get("eval_loss");
         if (loss != null && trainerLog != null) {
             Double acc = metrics.get("eval_accuracy");
@@ -166,6 +203,13 @@ final class RunRecord implements AutoCloseable {
     public void close() {
         if (progress != null) {
             progress.close();
+        }
+        if (tensorBoard != null) {
+            try {
+                tensorBoard.close();
+            } catch (IOException e) {
+                message("warning: closing the TensorBoard file " + tensorBoard.file() + ": " + e.getMessage());
+            }
         }
     }
 }

@@ -25,7 +25,11 @@ import io.sftnative.distributed.GradientSync;
 import io.sftnative.loss.LossComputation;
 import io.sftnative.loss.MemoryEfficientLoss;
 import io.sftnative.model.moe.RouterLog;
+import io.sftnative.optim.Adafactor;
 import io.sftnative.optim.AdamW;
+import io.sftnative.optim.Optimizer;
+import io.sftnative.optim.ParamGroups;
+import io.sftnative.optim.Sgd;
 import io.sftnative.optim.LrSchedule;
 import io.sftnative.torch.Autocast;
 import io.sftnative.torch.TorchRuntime;
@@ -60,7 +64,7 @@ final class RunSetup implements AutoCloseable {
         this.data = data;
         this.model = model;
         this.tokenizerDir = tokenizerDir;
-        this.autocast = Autocast.of(cfg.training().bf16());
+        this.autocast = Autocast.of(cfg.training().bf16(), cfg.training().fp16());
         TrainingArgs t = cfg.training();
         this.loss = opts.loss() != null ? opts.loss()
                 : new MemoryEfficientLoss(t.gradientCheckpointing(), t.fusedCrossEntropy(), 0, autocast);
@@ -85,8 +89,17 @@ final class RunSetup implements AutoCloseable {
     static RunSetup open(SftConfig cfg, String stage, RunOptions opts) throws IOException {
         TorchRuntime.boot(cfg.model().threads() > 0 ? cfg.model().threads() : TorchRuntime.defaultThreads());
         String device = TorchRuntime.deviceName(cfg.model().device()); // before the data work: a bad device fails now
+        if (cfg.training().fp16() && !device.startsWith("cuda")) {
+            throw new ConfigException("fp16: true needs a CUDA GPU, and this run is on " + device + " (HF refuses fp16"
+                    + " mixed precision without a GPU too: fp16 matrix products on a CPU are slow and lose range)."
+                    + " On a CPU use bf16: true, or neither");
+        }
         DistributedEnv rank = opts.rank() != null ? opts.rank() : DistributedEnv.fromEnvironment();
         opts = rank.isMain() ? opts : opts.quiet(); // only rank 0 prints
+        String tracking = io.sftnative.config.Tracking.unsupportedWarning(cfg.training().reportTo());
+        if (tracking != null) {
+            opts.say(tracking);
+        }
         DataParallel parallel = DataParallel.join(rank, cfg.distributed(), !device.startsWith("cpu"), opts::say);
         try {
             return open(cfg, stage, opts, parallel, device);
@@ -166,10 +179,20 @@ final class RunSetup implements AutoCloseable {
     }
 
     /** The optimizer over the trainable parameters, with the checkpoint's state when resuming. */
-    AdamW optimizer() throws IOException {
+    Optimizer optimizer() throws IOException {
         TrainingArgs t = cfg.training();
-        AdamW opt = AdamW.withHfGroups(model.trainable(), t.weightDecay(), t.adamBeta1(), t.adamBeta2(),
-                t.adamEpsilon()).fused(t.fusedAdamW());
+        Optimizer opt = switch (t.optim()) {
+            case "sgd" -> new Sgd(model.trainable(), t.weightDecay(), ParamGroups::decays);
+            case "adafactor" -> new Adafactor(model.trainable(), t.weightDecay(), ParamGroups::decays);
+            default -> AdamW.withHfGroups(model.trainable(), t.weightDecay(), t.adamBeta1(), t.adamBeta2(),
+                    t.adamEpsilon()).fused(t.fusedAdamW());
+        };
+        double loraplus = cfg.finetuning().loraplusLrRatio();
+        if (loraplus > 0) {
+            opt.lrScales(io.sftnative.optim.LoraPlus.scales(model.trainable(), loraplus,
+                    cfg.finetuning().loraplusLrEmbedding(), t.learningRate()));
+            opts.say("LoRA+: lora_B and 1-d parameters at learning_rate x " + loraplus);
+        }
         if (resume != null) {
             try {
                 TrainingCheckpoint.loadOptimizerState(resume.dir(), opt::loadStateDict);
@@ -184,12 +207,17 @@ final class RunSetup implements AutoCloseable {
     DataOrder order() {
         TrainingArgs t = cfg.training();
         return new DataOrder(data.data().train().size(), t.perDeviceTrainBatchSize(), t.gradientAccumulationSteps(),
-                t.seed(), true, parallel.worldSize(), parallel.rank());
+                t.seed(), !t.run().disableShuffling(), parallel.worldSize(), parallel.rank());
     }
 
     LrSchedule schedule(long totalSteps) {
         TrainingArgs t = cfg.training();
-        return LrSchedule.of(t.lrSchedulerType(), t.learningRate(), totalSteps, t.warmupSteps(), t.warmupRatio());
+        try {
+            return LrSchedule.of(t.lrSchedulerType(), t.learningRate(), totalSteps, t.warmupSteps(), t.warmupRatio(),
+                    t.lrSchedulerKwargs());
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(e.getMessage(), e);
+        }
     }
 
     /** The step to start from: the checkpoint's, after checking it fits this run and restoring its random state. */

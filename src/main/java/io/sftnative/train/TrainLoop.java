@@ -21,9 +21,10 @@ import io.sftnative.distributed.GradientSync;
 import io.sftnative.loss.LossComputation;
 import io.sftnative.loss.MicroBatch;
 import io.sftnative.model.moe.RouterLog;
-import io.sftnative.optim.AdamW;
+import io.sftnative.optim.Optimizer;
 import io.sftnative.optim.GradClip;
-import io.sftnative.optim.LrSchedule;
+import io.sftnative.optim.LossScaler;
+import io.sftnative.optim.LrScheduler;
 
 /**
  * The optimisation loop both recipes run (sft and pt differ in data and metrics, not here). One optimizer step:
@@ -31,11 +32,12 @@ import io.sftnative.optim.LrSchedule;
  *   collate this rank's micro-batches of the step (host arrays)
  *   T = target tokens of the whole step, over all ranks                                (GradientSync.totals)
  *   try (step scope) {
- *       for each micro-batch: upload → forward → loss sum → backward of (sum / T)     (LossComputation)
+ *       for each micro-batch: upload → forward → loss sum → backward of (sum * scale / T)  (LossComputation)
  *       sum gradients and loss over the ranks (nothing in one process)               (GradientSync.afterBackward)
- *       clip the gradients' total norm → check it and the loss are finite → AdamW.step(lr) → zero grad
+ *       unscale (fp16 only) → clip the gradients' total norm → check it and the loss are finite
+ *       → AdamW.step(lr) → zero grad       (fp16: a step with overflowed gradients is skipped, the scale halves)
  *   }
- *   report scalars → evaluate every eval_steps → checkpoint every save_steps
+ *   report scalars → evaluate (eval_strategy) → rank / early-stop → checkpoint (save_strategy)
  * </pre>
  * Dividing every micro-batch's summed loss by the token count of the whole accumulated batch makes accumulation
  * exact: the update is the same as for one big batch holding all micro-batches; over data-parallel ranks the same
@@ -44,14 +46,18 @@ import io.sftnative.optim.LrSchedule;
 final class TrainLoop {
     private TrainLoop() {}
 
-    /** When to evaluate and save. {@code evalEvery} 0 = never during training. */
-    record Cadence(long saveSteps, long evalEvery, boolean evalEachEpoch, boolean evalOnStart) {}
+    /**
+     * When to evaluate and save. {@code evalEvery} / {@code saveEvery} 0 = not by step count; the last step is
+     * saved unless {@code saveNever} (save_strategy: no).
+     */
+    record Cadence(long saveEvery, boolean saveEachEpoch, boolean saveNever, long evalEvery, boolean evalEachEpoch,
+            boolean evalOnStart) {}
 
     /** What the loop works with; built by the recipes from the config. */
     record Parts(TrainableModel model, ExampleSet train, Collator collator, DataOrder order, LossComputation loss,
-            AdamW optimizer, LrSchedule schedule, double maxGradNorm, long totalSteps, Cadence cadence,
-            Evaluator evaluator, Checkpointer checkpointer, RunRecord record, TrainingListener listener,
-            BooleanSupplier cancelled, long seed, double epochs, GradientSync sync) {}
+            Optimizer optimizer, LrScheduler scheduler, LossScaler scaler, double maxGradNorm, long totalSteps,
+            Cadence cadence, Evaluator evaluator, BestModel best, Checkpointer checkpointer, RunRecord record,
+            TrainingListener listener, BooleanSupplier cancelled, long seed, double epochs, GradientSync sync) {}
 
     /** Runs an evaluation over the validation split. */
     interface Evaluator {
@@ -61,7 +67,7 @@ final class TrainLoop {
     /** Metrics with HF names (eval_loss, ...) and what the evaluation took. */
     record Evaluation(Map<String, Double> metrics, double runtimeSeconds, long examples, long batches) {}
 
-    enum End { COMPLETED, CANCELLED }
+    enum End { COMPLETED, CANCELLED, EARLY_STOPPED }
 
     /** Trains from {@code startStep} (0, or the step of the checkpoint being resumed) to the last step. */
     static End run(Parts p, long startStep) throws IOException {
@@ -88,38 +94,60 @@ final class TrainLoop {
                 return End.CANCELLED;
             }
             double normaliser = Math.max(1, all.targets());
-            double lr = p.schedule().lr(step);
+            double lr = p.scheduler().lr(step);
             double lossSum = 0;
             double gradNorm;
+            boolean skipped = false;
             try (PointerScope scope = new PointerScope()) {
+                double scale = p.scaler().scale(); // 1 unless fp16
                 for (Batch b : micro) {
                     lossSum += p.loss().forwardBackward(model.model(), MicroBatch.upload(b, model.model()),
-                            normaliser);
+                            normaliser / scale);
                 }
                 lossSum = p.sync().afterBackward(lossSum); // gradients and loss summed over the ranks
+                p.scaler().unscale(model.trainable().values());
                 gradNorm = p.maxGradNorm() > 0 ? GradClip.clipGradNorm(model.trainable().values(), p.maxGradNorm())
                         : GradClip.totalNorm(model.trainable().values());
-                if (!Double.isFinite(lossSum) || !GradClip.isFinite(gradNorm)) {
+                if (p.scaler().enabled() && !GradClip.isFinite(gradNorm)) {
+                    skipped = true; // fp16 overflow: GradScaler skips the update and backs the scale off
+                } else if (!Double.isFinite(lossSum) || !GradClip.isFinite(gradNorm)) {
                     p.optimizer().zeroGrad();
                     throw diverged(p, step + 1, lossSum / normaliser, gradNorm, lr);
+                } else {
+                    p.optimizer().step(lr);
                 }
-                p.optimizer().step(lr);
                 p.optimizer().zeroGrad();
+                p.scaler().update(skipped);
             }
             long done = step + 1;
+            if (skipped) {
+                p.record().message(String.format(Locale.ROOT, "step %d skipped: fp16 gradients overflowed; loss"
+                        + " scale now %.0f (%d steps skipped so far)", done, p.scaler().scale(),
+                        p.scaler().skippedSteps()));
+            }
             // MoE: transformers' logged loss includes router_aux_loss_coef * aux_loss; aux_loss is logged apart
             RouterLog routers = model.model().routerLog();
             double aux = routers != null ? routers.takeStepAux() : Double.NaN;
             double loss = lossSum / normaliser + (Double.isNaN(aux) ? 0 : routers.auxLossCoef() * aux);
             p.record().step(done, p.order().epochAfter(done), loss, lr, gradNorm, all.targets(), all.tokens(), aux);
             boolean epochEnd = done % p.order().stepsPerEpoch() == 0;
+            boolean stop = false;
             if (p.evaluator() != null && ((p.cadence().evalEvery() > 0 && done % p.cadence().evalEvery() == 0)
                     || (p.cadence().evalEachEpoch() && epochEnd))) {
-                evaluate(p, done);
+                stop = evaluate(p, done);
                 model.setTraining(true);
             }
-            if (done % p.cadence().saveSteps() == 0 || done == p.totalSteps()) {
-                checkpoint(p, done, done == p.totalSteps());
+            Cadence c = p.cadence();
+            boolean last = done == p.totalSteps() || stop;
+            if (!c.saveNever() && (last || (c.saveEvery() > 0 && done % c.saveEvery() == 0)
+                    || (c.saveEachEpoch() && epochEnd))) {
+                checkpoint(p, done, last);
+            }
+            if (stop) {
+                p.record().message("early stopping at step " + done + ": " + p.best().metricKey() + " did not improve"
+                        + " for " + p.best().badEvaluations() + " evaluations (early_stopping_steps); best "
+                        + p.best().bestMetric());
+                return End.EARLY_STOPPED;
             }
         }
         return End.COMPLETED;
@@ -148,10 +176,16 @@ final class TrainLoop {
         return n;
     }
 
-    static void evaluate(Parts p, long step) throws IOException {
+    /** Evaluates, steps reduce_lr_on_plateau and ranks the metric; returns true when early stopping says stop. */
+    static boolean evaluate(Parts p, long step) throws IOException {
         p.model().setTraining(false);
         Evaluation e = p.evaluator().run();
         p.record().eval(step, p.order().epochAfter(step), e.metrics(), e.runtimeSeconds(), e.examples(), e.batches());
+        if (step == 0) {
+            return false; // eval_on_start: a baseline, not a step of training
+        }
+        p.scheduler().onEvaluation(e.metrics(), p.best() != null ? p.best().metricKey() : "eval_loss");
+        return p.best() != null && p.best().onEvaluation(step, e.metrics());
     }
 
     private static void checkpoint(Parts p, long step, boolean last) throws IOException {
@@ -160,7 +194,8 @@ final class TrainLoop {
                 p.train().size(), p.order().batchSize(), p.order().microBatchesPerStep(), p.seed(),
                 p.record().tokensSeen());
         Path dir = p.checkpointer().save(pos, p.record().state(step, p.order().epochAfter(step),
-                p.cadence().evalEvery(), p.cadence().saveSteps(), p.order().batchSize(), p.epochs(), 0, last), p.seed());
+                p.cadence().evalEvery(), p.cadence().saveEvery(), p.order().batchSize(), p.epochs(), 0, last),
+                p.seed(), p.best() != null ? p.best() : null);
         p.record().message("saved " + dir);
         p.listener().onCheckpoint(new CheckpointEvent(step, dir));
     }

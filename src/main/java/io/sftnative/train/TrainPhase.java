@@ -13,8 +13,12 @@ import io.sftnative.checkpoint.CheckpointDirs;
 import io.sftnative.checkpoint.TrainingCheckpoint;
 import io.sftnative.config.TrainingArgs;
 import io.sftnative.files.AtomicFiles;
-import io.sftnative.optim.AdamW;
+import io.sftnative.config.ConfigException;
+import io.sftnative.config.RunControlArgs;
+import io.sftnative.optim.LossScaler;
+import io.sftnative.optim.Optimizer;
 import io.sftnative.optim.LrSchedule;
+import io.sftnative.optim.LrScheduler;
 import io.sftnative.train.log.LossPlot;
 import io.sftnative.train.log.ResultsWriter;
 import io.sftnative.train.log.TrainerState;
@@ -50,31 +54,69 @@ final class TrainPhase {
         run.opts.say(run.model.describe() + "; " + order.examples() + " training rows, "
                 + order.stepsPerEpoch() + " steps per epoch, " + total + " steps (batch " + order.batchSize()
                 + " x accumulation " + order.accumulation()
-                + (run.parallel.worldSize() > 1 ? " x " + run.parallel.worldSize() + " ranks" : "") + ")" + (run.autocast.enabled() ? ", bf16 autocast" : "")
-                + ", loss step " + run.loss.name());
+                + (run.parallel.worldSize() > 1 ? " x " + run.parallel.worldSize() + " ranks" : "") + ")"
+                + (run.autocast.enabled() ? ", " + run.autocast.describe() + " autocast" : "")
+                + (t.fp16() ? " with dynamic loss scaling" : "") + ", loss step " + run.loss.name());
         TrainLoop.Cadence cadence = cadence(t, evaluator != null);
-        try (AdamW optimizer = run.optimizer();
+        RunControlArgs rc = t.run();
+        LrScheduler scheduler = new LrScheduler(schedule);
+        LossScaler scaler = t.fp16() ? LossScaler.dynamic() : LossScaler.DISABLED;
+        BestModel best = rc.tracksBest() || scheduler.needsEvaluations() ? new BestModel(rc) : null;
+        checkRunControl(t, cadence, evaluator != null, scheduler);
+        if (run.resume != null) { // the state beside the step: plateau counters, loss scale, best checkpoint
+            Map<String, Object> st = run.resume.schedule().state();
+            scheduler.restore(submap(st, "plateau"));
+            scaler.restore(submap(st, "loss_scale"));
+            if (best != null) {
+                best.restore(submap(st, "best"));
+            }
+        }
+        long logEvery = t.loggingSteps();
+        long perEpoch = order.stepsPerEpoch();
+        java.util.function.LongPredicate logAt = switch (rc.loggingStrategy()) {
+            case "no" -> s -> false;
+            case "epoch" -> s -> s % perEpoch == 0 || s == total;
+            default -> s -> s % logEvery == 0 || s == total;
+        };
+        try (Optimizer optimizer = run.optimizer();
                 RunRecord record = new RunRecord(run.outputDir, total, start, run.tokensSeen(), t.loggingSteps(),
-                        run.history(), run.opts.listener(), run.opts.console(), writes)) {
+                        logAt, run.history(), run.opts.listener(), run.opts.console(), writes)) {
+            if (writes && t.reportTo().contains("tensorboard")) {
+                Path logDir = t.loggingDir() != null ? Path.of(t.loggingDir())
+                        : io.sftnative.train.log.TensorBoardWriter.defaultLoggingDir(run.outputDir);
+                var tb = io.sftnative.train.log.TensorBoardWriter.open(logDir);
+                record.tensorBoard(tb);
+                record.message("TensorBoard events: " + tb.file());
+            }
             Checkpointer checkpointer = new Checkpointer(run.outputDir, t.saveTotalLimit(), run.model, optimizer,
-                    new TrainingCheckpoint.Schedule(schedule.type().configName(), schedule.baseLr(), total,
-                            schedule.warmupSteps()), run.tokenizerDir, writes);
+                    () -> new TrainingCheckpoint.Schedule(schedule.type().configName(), schedule.baseLr(), total,
+                            schedule.warmupSteps(), runState(scheduler, scaler, best)), rc.saveOnlyModel(),
+                    run.tokenizerDir, writes);
             if (run.resume != null) {
                 checkpointer.setLast(run.resume.dir());
             }
             TrainLoop.Parts parts = new TrainLoop.Parts(run.model, run.data.data().train(), run.collator, order,
-                    run.loss, optimizer, schedule, t.maxGradNorm(), total, cadence, evaluator, checkpointer, record,
-                    run.opts.listener(), run.opts.cancelled(), t.seed(), t.numTrainEpochs(), run.sync);
+                    run.loss, optimizer, scheduler, scaler, t.maxGradNorm(), total, cadence, evaluator, best,
+                    checkpointer, record, run.opts.listener(), run.opts.cancelled(), t.seed(), t.numTrainEpochs(),
+                    run.sync);
             run.opts.listener().onStart(start, total);
             TrainLoop.End end = TrainLoop.run(parts, start);
             long step = end == TrainLoop.End.COMPLETED ? total : CheckpointDirs.step(checkpointer.last())
                     .orElse(start);
+            if (end == TrainLoop.End.EARLY_STOPPED) {
+                step = record.lastStep();
+            }
             if (end == TrainLoop.End.CANCELLED) {
                 TrainResult r = new TrainResult(TrainResult.Status.CANCELLED, step, total, record.trainLoss(),
                         run.outputDir, checkpointer.last(), Map.of());
                 return new Outcome(true, r, Map.of(), step, checkpointer.last());
             }
-            return new Outcome(false, null, finish(run, record, checkpointer, order, total, plotKeys), total,
+            if (rc.loadBestModelAtEnd() && best != null && best.bestCheckpoint() != null) {
+                record.message("loading the best model from " + best.bestCheckpoint() + " (" + best.metricKey() + " "
+                        + best.bestMetric() + ")");
+                run.model.restoreTrainable(best.bestCheckpoint());
+            }
+            return new Outcome(false, null, finish(run, record, checkpointer, order, step, plotKeys), step,
                     checkpointer.last());
         }
     }
@@ -133,7 +175,58 @@ final class TrainPhase {
 
     private static TrainLoop.Cadence cadence(TrainingArgs t, boolean hasEval) {
         String strategy = t.evalStrategy() != null ? t.evalStrategy() : hasEval ? "steps" : "no";
-        return new TrainLoop.Cadence(t.saveSteps(), strategy.equals("steps") ? t.evalSteps() : 0,
-                strategy.equals("epoch"), t.evalOnStart());
+        String save = t.run().saveStrategy();
+        return new TrainLoop.Cadence(save.equals("steps") ? t.saveSteps() : 0, save.equals("epoch"),
+                save.equals("no"), strategy.equals("steps") ? t.evalSteps() : 0, strategy.equals("epoch"),
+                t.evalOnStart());
+    }
+
+    /** HF TrainingArguments' consistency rules for best-model selection, early stopping and plateau schedules. */
+    private static void checkRunControl(TrainingArgs t, TrainLoop.Cadence c, boolean hasEval, LrScheduler s) {
+        RunControlArgs rc = t.run();
+        boolean evaluates = hasEval && (c.evalEvery() > 0 || c.evalEachEpoch());
+        String needsEval = rc.loadBestModelAtEnd() ? "load_best_model_at_end"
+                : rc.earlyStoppingSteps() > 0 ? "early_stopping_steps"
+                : s.needsEvaluations() ? "lr_scheduler_type: reduce_lr_on_plateau" : null;
+        if (needsEval != null && !evaluates) {
+            throw new ConfigException(needsEval + " needs evaluations during training: give evaluation data (val_size"
+                    + " or eval_dataset) and eval_strategy steps or epoch");
+        }
+        if (rc.earlyStoppingSteps() > 0 && !rc.loadBestModelAtEnd()) {
+            throw new ConfigException("early_stopping_steps needs load_best_model_at_end: true (HF's"
+                    + " EarlyStoppingCallback requires it): the best checkpoint is what early stopping keeps");
+        }
+        if (rc.loadBestModelAtEnd()) {
+            boolean sameStrategy = (c.saveEachEpoch() && c.evalEachEpoch())
+                    || (c.saveEvery() > 0 && c.evalEvery() > 0);
+            if (!sameStrategy) {
+                throw new ConfigException("load_best_model_at_end needs save_strategy and eval_strategy to match"
+                        + " (both steps or both epoch), as in HF");
+            }
+            if (c.saveEvery() > 0 && c.saveEvery() % c.evalEvery() != 0) {
+                throw new ConfigException("load_best_model_at_end needs save_steps (" + c.saveEvery() + ") to be a"
+                        + " multiple of eval_steps (" + c.evalEvery() + "), as in HF, so that every checkpoint has"
+                        + " an evaluation");
+            }
+        }
+    }
+
+    private static Map<String, Object> runState(LrScheduler s, LossScaler scaler, BestModel best) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        if (!s.state().isEmpty()) {
+            m.put("plateau", s.state());
+        }
+        if (!scaler.state().isEmpty()) {
+            m.put("loss_scale", scaler.state());
+        }
+        if (best != null) {
+            m.put("best", best.state());
+        }
+        return m;
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> submap(Map<String, Object> m, String key) {
+        return m.get(key) instanceof Map<?, ?> sub ? (Map<String, Object>) sub : Map.of();
     }
 }

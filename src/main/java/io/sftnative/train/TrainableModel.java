@@ -47,6 +47,7 @@ public final class TrainableModel implements AutoCloseable {
     private final String finetuningType;
     private final String baseModelPath;
     private final QuantizedModels.Summary quantized; // null when the base is not quantized
+    private double neftuneAlpha; // NEFTune noise while training (0 = off)
 
     private TrainableModel(DecoderModel model, LoraAdapters adapters, Map<String, Tensor> trainable,
             String finetuningType, String baseModelPath, QuantizedModels.Summary quantized) {
@@ -67,6 +68,13 @@ public final class TrainableModel implements AutoCloseable {
      */
     public static TrainableModel forTraining(ModelArgs m, FinetuningArgs f, boolean bf16, long seed, Path resumeFrom,
             Consumer<String> log) throws IOException {
+        TrainableModel t = build(m, f, bf16, seed, resumeFrom, log);
+        t.neftuneAlpha = f.neftuneNoiseAlpha();
+        return t;
+    }
+
+    private static TrainableModel build(ModelArgs m, FinetuningArgs f, boolean bf16, long seed, Path resumeFrom,
+            Consumer<String> log) throws IOException {
         Path base = modelDir(m);
         String type = f.finetuningType();
         boolean lora = type.equals("lora");
@@ -76,7 +84,8 @@ public final class TrainableModel implements AutoCloseable {
         }
         DecoderModel model;
         // frozen LoRA base: bf16 with bf16: true; also QLoRA's compute dtype (bnb_4bit_compute_dtype)
-        ScalarType dtype = lora && bf16 ? ScalarType.BFloat16 : ScalarType.Float;
+        // pure_bf16 (LLaMA-Factory): every weight, trainable ones included, and so the optimizer state in bf16
+        ScalarType dtype = (lora && bf16) || f.pureBf16() ? ScalarType.BFloat16 : ScalarType.Float;
         boolean preQuantized = !m.trainFromScratch() && BnbCheckpoint.isPreQuantized(base);
         QuantizationSpec quant = QuantizedBase.spec(m, preQuantized, type);
         boolean quantized = quant != null || preQuantized;
@@ -86,7 +95,7 @@ public final class TrainableModel implements AutoCloseable {
         // fails naming why when a GPU is asked for but unusable; the handle is only for loading (the model keeps its own)
         try (Device device = TorchRuntime.device(m.device())) {
             if (resumeFrom != null && !lora) {
-                model = DecoderModel.load(resumeFrom, ScalarType.Float, device);
+                model = DecoderModel.load(resumeFrom, dtype, device);
             } else if (m.trainFromScratch()) {
                 model = RandomInit.create(ModelConfig.read(base), seed, dtype, device);
                 log.accept("train_from_scratch: random-initialised " + model.config().architecture() + " from "
@@ -140,12 +149,13 @@ public final class TrainableModel implements AutoCloseable {
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage(), e);
         }
+        ScalarType adapterDtype = f.pureBf16() ? ScalarType.BFloat16 : ScalarType.Float;
         if (resumeFrom == null) {
-            return AdapterChain.forTraining(model, chain, spec, seed, f.createNewAdapter());
+            return AdapterChain.forTraining(model, chain, spec, seed, f.createNewAdapter(), adapterDtype);
         }
         AdapterChain.mergeAll(model, f.createNewAdapter() || chain.isEmpty() ? chain
                 : chain.subList(0, chain.size() - 1));
-        return LoraAdapters.load(model, resumeFrom, true);
+        return LoraAdapters.load(model, resumeFrom, true, adapterDtype);
     }
 
     /**
@@ -213,6 +223,7 @@ public final class TrainableModel implements AutoCloseable {
 
     /** Training mode (LoRA dropout on) or evaluation mode. The Llama family itself has no dropout. */
     public void setTraining(boolean training) {
+        model.neftune(training ? neftuneAlpha : 0);
         if (adapters != null) {
             adapters.setTraining(training);
         }
@@ -224,6 +235,28 @@ public final class TrainableModel implements AutoCloseable {
             adapters.save(dir, baseModelPath);
         } else {
             model.save(dir);
+        }
+    }
+
+    /**
+     * Copies the trained values of a checkpoint written by {@link #saveWeights} into the trainable parameters
+     * (load_best_model_at_end): the adapter's tensors for LoRA, the model's for full / freeze (frozen weights are
+     * unchanged by training, so only the trainable ones are read).
+     */
+    public void restoreTrainable(Path checkpoint) throws IOException {
+        try (org.bytedeco.pytorch.NoGradGuard noGrad = new org.bytedeco.pytorch.NoGradGuard();
+                org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope();
+                io.sftnative.model.safetensors.SafetensorsCheckpoint f = io.sftnative.model.safetensors
+                        .SafetensorsCheckpoint.open(adapters != null ? checkpoint.resolve("adapter_model.safetensors")
+                                : checkpoint)) {
+            for (Map.Entry<String, Tensor> e : trainable.entrySet()) {
+                String key = adapters != null ? LoraAdapters.savedKey(e.getKey()) : e.getKey();
+                if (!f.contains(key)) {
+                    throw new IOException(checkpoint + " has no tensor " + key + ": it is not a checkpoint of this"
+                            + " run's trainable parameters");
+                }
+                e.getValue().copy_(f.view(key));
+            }
         }
     }
 

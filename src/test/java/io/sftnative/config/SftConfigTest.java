@@ -29,6 +29,7 @@ class SftConfigTest {
                 dataset: alpaca_en_demo,identity
                 cutoff_len: 1024
                 report_to: none
+                trust_remote_code: true
                 """);
         List<String> warnings = new ArrayList<>();
         SftConfig c = SftConfig.load(yaml, List.of("lora_rank=4", "max_steps=10"), warnings::add);
@@ -40,7 +41,7 @@ class SftConfigTest {
         assertEquals(List.of("alpaca_en_demo", "identity"), c.data().dataset());
         assertEquals(List.of("all"), c.finetuning().loraTarget());
         assertEquals(1, warnings.size());
-        assertTrue(warnings.get(0).contains("report_to"));
+        assertTrue(warnings.get(0).contains("trust_remote_code"));
     }
 
     @Test

@@ -57,6 +57,7 @@ class DataParallelEquivalenceTest {
         m.put("finetuning_type", type);
         if (type.equals("full")) {
             m.put("val_size", 5);
+            m.put("do_train", true); // with do_eval set, HF's default would be eval only
             m.put("do_eval", true);
             m.put("eval_steps", 2);
             m.put("per_device_eval_batch_size", 1);

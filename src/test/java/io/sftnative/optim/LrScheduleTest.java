@@ -5,6 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.InputStream;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -53,7 +56,95 @@ class LrScheduleTest {
     @Test
     void unknownTypeNamesTheKey() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> LrSchedule.of("polynomial", 1e-4, 10, 0, 0));
+                () -> LrSchedule.of("cosine_forever", 1e-4, 10, 0, 0));
         assertTrue(e.getMessage().contains("lr_scheduler_type"), e.getMessage());
+    }
+
+    private static JsonNode hfGolden() throws Exception {
+        try (InputStream in = LrScheduleTest.class.getResourceAsStream("/golden/optim/hf_schedules.json")) {
+            return new ObjectMapper().readTree(in);
+        }
+    }
+
+    private static Map<String, Object> kwargs(JsonNode k) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        k.fields().forEachRemaining(e -> m.put(e.getKey(), e.getValue().isNumber() ? e.getValue().asDouble()
+                : e.getValue().asText()));
+        return m;
+    }
+
+    /** Every HF lr_scheduler_type with kwargs, against HF's formulas run through torch's LambdaLR. */
+    @Test
+    void everyHfScheduleMatchesTorchLambdaLr() throws Exception {
+        JsonNode cases = hfGolden().get("lambda_cases");
+        assertTrue(cases.size() >= 100, "cases: " + cases.size());
+        java.util.Set<String> types = new java.util.TreeSet<>();
+        for (JsonNode c : cases) {
+            String type = c.get("type").asText();
+            types.add(type);
+            double lr0 = c.get("learning_rate").asDouble();
+            LrSchedule s = LrSchedule.of(type, lr0, c.get("total_steps").asLong(), c.get("warmup_steps").asLong(),
+                    0.0, kwargs(c.get("kwargs")));
+            JsonNode lrs = c.get("lrs");
+            for (int step = 0; step < lrs.size(); step++) {
+                double want = lrs.get(step).asDouble();
+                // LambdaLR computes base_lr * lambda in double, as we do: equal up to the last bit or two
+                assertEquals(want, s.lr(step), 1e-12 * lr0, type + " step " + step + " of " + c);
+            }
+        }
+        assertEquals(10, types.size(), "types covered: " + types);
+    }
+
+    /** reduce_lr_on_plateau against torch's ReduceLROnPlateau on a metric sequence, with a checkpoint mid-way. */
+    @Test
+    void reduceLrOnPlateauMatchesTorchAndResumesExactly() throws Exception {
+        for (JsonNode c : hfGolden().get("plateau_cases")) {
+            double lr0 = c.get("learning_rate").asDouble();
+            LrSchedule s = LrSchedule.of("reduce_lr_on_plateau", lr0, 100, 5, 0.0, kwargs(c.get("kwargs")));
+            LrScheduler sched = new LrScheduler(s);
+            assertTrue(sched.needsEvaluations());
+            assertEquals(lr0, sched.lr(0), "no warmup: starts at learning_rate");
+            JsonNode metrics = c.get("metrics");
+            JsonNode want = c.get("lrs_after_each_eval");
+            LrScheduler resumed = null;
+            for (int i = 0; i < metrics.size(); i++) {
+                sched.onEvaluation(Map.of("eval_loss", metrics.get(i).asDouble()), "eval_loss");
+                assertEquals(want.get(i).asDouble(), sched.lr(1000), 1e-18, "eval " + i + " of " + c);
+                if (resumed != null) {
+                    resumed.onEvaluation(Map.of("eval_loss", metrics.get(i).asDouble()), "eval_loss");
+                    assertEquals(sched.lr(0), resumed.lr(0), "resumed copy at eval " + i);
+                }
+                if (i == 6) { // checkpoint through JSON, as scheduler.json stores it
+                    ObjectMapper json = new ObjectMapper();
+                    Map<String, Object> st = json.readValue(json.writeValueAsString(sched.state()),
+                            new com.fasterxml.jackson.core.type.TypeReference<Map<String, Object>>() { });
+                    resumed = new LrScheduler(s);
+                    resumed.restore(st);
+                    assertEquals(sched.state(), resumed.state());
+                }
+            }
+        }
+    }
+
+    @Test
+    void kwargsAreCheckedPerType() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> LrSchedule.of("cosine", 1e-4, 10, 0, 0, Map.of("min_lr_rate", 0.1)));
+        assertTrue(e.getMessage().contains("min_lr_rate") && e.getMessage().contains("num_cycles"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> LrSchedule.of("cosine_with_min_lr", 1e-4, 10, 0, 0, Map.of()));
+        assertTrue(e.getMessage().contains("min_lr_rate"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> LrSchedule.of("warmup_stable_decay", 1e-4, 10, 0, 0, Map.of()));
+        assertTrue(e.getMessage().contains("num_decay_steps"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> LrSchedule.of("polynomial", 1e-8, 10, 0, 0, Map.of()));
+        assertTrue(e.getMessage().contains("lr_end"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> LrSchedule.of("warmup_stable_decay", 1e-4, 10, 0, 0,
+                Map.of("num_decay_steps", 2, "decay_type", "exp")));
+        assertTrue(e.getMessage().contains("decay_type"), e.getMessage());
+        // numbers from key=value overrides arrive as strings
+        LrSchedule s = LrSchedule.of("cosine_with_min_lr", 1.0, 10, 0, 0, Map.of("min_lr_rate", "0.25"));
+        assertEquals(0.25, s.multiplier(10), 1e-12);
     }
 }
