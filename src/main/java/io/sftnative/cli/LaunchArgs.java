@@ -1,5 +1,7 @@
 package io.sftnative.cli;
 
+import static io.sftnative.distributed.DistributedEnv.intVariable;
+
 import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -41,8 +43,8 @@ final class LaunchArgs {
             return null;
         }
         boolean force = "1".equals(env.get("FORCE_TORCHRUN")) || "true".equalsIgnoreCase(env.get("FORCE_TORCHRUN"));
-        Integer nproc = nprocPerNode != null ? nprocPerNode : force ? envInt(env, "NPROC_PER_NODE", null) : null;
-        int nodes = nnodes != null ? nnodes : force ? envInt(env, "NNODES", 1) : 1;
+        Integer nproc = nprocPerNode != null ? nprocPerNode : force ? intVariable(env, "NPROC_PER_NODE", null) : null;
+        int nodes = nnodes != null ? nnodes : force ? intVariable(env, "NNODES", 1) : 1;
         if (nproc == null) {
             if (force) {
                 nproc = 1; // LLaMA-Factory counts GPUs here; on the CPU one rank unless NPROC_PER_NODE says more
@@ -53,23 +55,11 @@ final class LaunchArgs {
                 return null;
             }
         }
-        int node = nodeRank != null ? nodeRank : force ? envInt(env, "NODE_RANK", 0) : 0;
+        int node = nodeRank != null ? nodeRank : force ? intVariable(env, "NODE_RANK", 0) : 0;
         String addr = masterAddr != null ? masterAddr : env.getOrDefault("MASTER_ADDR", "127.0.0.1");
         int port = masterPort != null ? masterPort
-                : env.get("MASTER_PORT") != null ? envInt(env, "MASTER_PORT", 0) : nodes > 1 ? 29500 : 0;
+                : env.get("MASTER_PORT") != null ? intVariable(env, "MASTER_PORT", 0) : nodes > 1 ? 29500 : 0;
         return new LocalLauncher.Job(nproc, nodes, node, addr, port);
-    }
-
-    private static Integer envInt(Map<String, String> env, String key, Integer def) {
-        String v = env.get(key);
-        if (v == null || v.isBlank()) {
-            return def;
-        }
-        try {
-            return Integer.parseInt(v.trim());
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("environment variable " + key + "=" + v + " is not a whole number");
-        }
     }
 
     /** This JVM's command line for {@code train args}: the same java, flags and class path, Main as entry point. */

@@ -70,6 +70,11 @@ public record DistributedEnv(int rank, int worldSize, int localRank, int localWo
     }
 
     private static int number(Map<String, String> env, String key, int def) {
+        return intVariable(env, key, def);
+    }
+
+    /** The whole-number environment variable {@code key}, or {@code def} when unset or blank. */
+    public static Integer intVariable(Map<String, String> env, String key, Integer def) {
         String v = env.get(key);
         if (v == null || v.isBlank()) {
             return def;
