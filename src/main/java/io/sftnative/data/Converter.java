@@ -73,7 +73,8 @@ final class Converter {
         return new Conversation(prompt, response, optionalString(r, c.system()), toolsText(r, c.tools()));
     }
 
-    private static Conversation sharegpt(JsonNode r, DatasetSpec.Columns c, DatasetSpec.Tags t) {
+    /** The record's message list (sharegpt and openai); a missing or non-list column drops the record. */
+    static JsonNode messages(JsonNode r, DatasetSpec.Columns c) {
         JsonNode messages = r.get(c.messages());
         if (messages == null || messages.isNull()) {
             throw new DroppedException("missing column '" + c.messages() + "'");
@@ -81,6 +82,11 @@ final class Converter {
         if (!messages.isArray()) {
             throw new DroppedException("column '" + c.messages() + "' is not a list of messages");
         }
+        return messages;
+    }
+
+    private static Conversation sharegpt(JsonNode r, DatasetSpec.Columns c, DatasetSpec.Tags t) {
+        JsonNode messages = messages(r, c);
         int start = 0;
         String system;
         if (t.systemTag() != null && !messages.isEmpty()

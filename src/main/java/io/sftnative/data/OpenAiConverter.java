@@ -26,13 +26,7 @@ final class OpenAiConverter {
     private OpenAiConverter() {}
 
     static Conversation convert(JsonNode r, DatasetSpec.Columns c, DatasetSpec.Tags t) {
-        JsonNode messages = r.get(c.messages());
-        if (messages == null || messages.isNull()) {
-            throw new DroppedException("missing column '" + c.messages() + "'");
-        }
-        if (!messages.isArray()) {
-            throw new DroppedException("column '" + c.messages() + "' is not a list of messages");
-        }
+        JsonNode messages = Converter.messages(r, c);
         int start = 0;
         String system;
         if (t.systemTag() != null && !messages.isEmpty()
