@@ -41,6 +41,7 @@ import io.sftnative.testing.TempDatasetCache;
 import io.sftnative.torch.DeviceUnavailableException;
 import io.sftnative.torch.Devices;
 import io.sftnative.torch.TorchRuntime;
+import io.sftnative.testing.GoldenData;
 
 /**
  * The Java training path on a device (issue 19's test profile): golden parity, LoRA / QLoRA / full training with
@@ -124,11 +125,11 @@ class DeviceTrainingTest {
     void greedyGenerationOnTheDeviceMatchesTheReference(String name) throws IOException {
         Path root = GOLDEN_MODEL.resolve(name);
         JsonNode gen = new ObjectMapper().readTree(root.resolve("expected.json").toFile()).get("generate");
-        long[][] prompts = ids(gen.get("prompts"));
+        long[][] prompts = GoldenData.ids(gen.get("prompts"));
         try (DecoderModel model = DecoderModel.load(root.resolve("checkpoint"), ScalarType.Float, device)) {
             long[][] out = Generation.generate(model, prompts, GenerationOptions.greedy(
                     gen.get("max_new_tokens").asInt()).withPadTokenId(gen.get("pad_token_id").asLong()));
-            long[][] expected = ids(gen.get("greedy"));
+            long[][] expected = GoldenData.ids(gen.get("greedy"));
             for (int r = 0; r < prompts.length; r++) {
                 assertArrayEquals(expected[r], out[r], name + " greedy row " + r);
             }
@@ -230,16 +231,5 @@ class DeviceTrainingTest {
         Tensor g = Devices.toHost(got).to(ScalarType.Double);
         Tensor w = want.to(ScalarType.Double);
         return g.sub(w).abs().max().item_double() / Math.max(1e-30, w.abs().max().item_double());
-    }
-
-    private static long[][] ids(JsonNode rows) {
-        long[][] out = new long[rows.size()][];
-        for (int r = 0; r < rows.size(); r++) {
-            out[r] = new long[rows.get(r).size()];
-            for (int i = 0; i < out[r].length; i++) {
-                out[r][i] = rows.get(r).get(i).asLong();
-            }
-        }
-        return out;
     }
 }

@@ -25,6 +25,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.sftnative.loss.CausalLmLoss;
 import io.sftnative.model.safetensors.SafetensorsFile;
 import io.sftnative.torch.TorchRuntime;
+import io.sftnative.testing.GoldenData;
 
 /**
  * Numerical parity with transformers' math: golden files written by tools/golden/gen_model_golden.py (a reference
@@ -85,7 +86,7 @@ class GoldenParityTest {
             String label = kernel == AttentionKernel.NATIVE ? name + "+native" : name;
             for (String c : List.of("basic", "padded", "packed")) {
                 try (PointerScope scope = new PointerScope()) {
-                    zeroGrads(model);
+                    GoldenData.zeroGrads(model);
                     Tensor ids = exp.view(c + ".input_ids"); // (B, T)
                     Tensor pos = exp.view(c + ".position_ids"); // (B, T)
                     Tensor labels = exp.view(c + ".labels"); // (B, T)
@@ -138,18 +139,18 @@ class GoldenParityTest {
             "baichuan_wpack", "gemma2_bf16", "olmo2_bf16"})
     void greedyGenerationMatchesTokenForToken(String name) throws IOException {
         JsonNode gen = meta(name).get("generate");
-        long[][] prompts = ids(gen.get("prompts"));
+        long[][] prompts = GoldenData.ids(gen.get("prompts"));
         try (DecoderModel model = DecoderModel.load(ROOT.resolve(name).resolve("checkpoint"), ScalarType.Float)) {
             GenerationOptions greedy = GenerationOptions.greedy(gen.get("max_new_tokens").asInt())
                     .withPadTokenId(gen.get("pad_token_id").asLong());
             long[][] out = Generation.generate(model, prompts, greedy);
-            long[][] expected = ids(gen.get("greedy"));
+            long[][] expected = GoldenData.ids(gen.get("greedy"));
             for (int r = 0; r < prompts.length; r++) {
                 assertArrayEquals(expected[r], out[r], name + " greedy row " + r);
             }
             long[][] stopped = Generation.generate(model, prompts,
                     greedy.withStopTokenIds(gen.get("stop_token_id").asLong()));
-            long[][] expectedStopped = ids(gen.get("greedy_with_stop"));
+            long[][] expectedStopped = GoldenData.ids(gen.get("greedy_with_stop"));
             for (int r = 0; r < prompts.length; r++) {
                 assertArrayEquals(expectedStopped[r], stopped[r], name + " greedy with stop token, row " + r);
             }
@@ -197,28 +198,7 @@ class GoldenParityTest {
         return a32.sub(b32).abs().max().item_double() / den;
     }
 
-    static void zeroGrads(DecoderModel model) {
-        for (Map.Entry<String, Tensor> e : model.parameters().entrySet()) {
-            Tensor g = e.getValue().grad();
-            if (g.defined()) {
-                g.zero_();
-            }
-        }
-    }
-
     static JsonNode meta(String name) throws IOException {
         return new ObjectMapper().readTree(ROOT.resolve(name).resolve("expected.json").toFile());
-    }
-
-    static long[][] ids(JsonNode rows) {
-        long[][] out = new long[rows.size()][];
-        for (int r = 0; r < out.length; r++) {
-            JsonNode row = rows.get(r);
-            out[r] = new long[row.size()];
-            for (int i = 0; i < out[r].length; i++) {
-                out[r][i] = row.get(i).asLong();
-            }
-        }
-        return out;
     }
 }

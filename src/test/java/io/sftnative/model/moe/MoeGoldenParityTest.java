@@ -30,6 +30,7 @@ import io.sftnative.model.Generation;
 import io.sftnative.model.GenerationOptions;
 import io.sftnative.model.safetensors.SafetensorsFile;
 import io.sftnative.torch.TorchRuntime;
+import io.sftnative.testing.GoldenData;
 
 /**
  * Parity of the sparse MoE decoders (qwen3_moe, qwen2_moe, mixtral) with transformers' math: golden files written by
@@ -70,7 +71,7 @@ class MoeGoldenParityTest {
             String tag = name + "/" + layout;
             for (String c : List.of("basic", "padded", "sparse_hit")) {
                 try (PointerScope scope = new PointerScope()) {
-                    zeroGrads(model);
+                    GoldenData.zeroGrads(model);
                     Tensor ids = exp.view(c + ".input_ids"); // (B, T)
                     Tensor labels = exp.view(c + ".labels"); // (B, T)
                     Tensor mask = null; // (B, T) or null
@@ -149,12 +150,12 @@ class MoeGoldenParityTest {
     @ValueSource(strings = {"qwen3_moe", "qwen2_moe", "mixtral"})
     void greedyGenerationWithKvCacheMatchesTokenForToken(String name) throws IOException {
         JsonNode gen = meta(name).get("generate");
-        long[][] prompts = ids(gen.get("prompts"));
+        long[][] prompts = GoldenData.ids(gen.get("prompts"));
         try (DecoderModel model = DecoderModel.load(ROOT.resolve(name).resolve("checkpoint"), ScalarType.Float)) {
             GenerationOptions greedy = GenerationOptions.greedy(gen.get("max_new_tokens").asInt())
                     .withPadTokenId(gen.get("pad_token_id").asLong());
             long[][] out = Generation.generate(model, prompts, greedy);
-            long[][] expected = ids(gen.get("greedy"));
+            long[][] expected = GoldenData.ids(gen.get("greedy"));
             for (int r = 0; r < prompts.length; r++) {
                 assertArrayEquals(expected[r], out[r], name + " greedy row " + r);
             }
@@ -195,27 +196,7 @@ class MoeGoldenParityTest {
         return den == 0 ? num : num / den;
     }
 
-    static void zeroGrads(DecoderModel model) {
-        for (Tensor t : model.parameters().values()) {
-            Tensor g = t.grad();
-            if (g.defined()) {
-                g.zero_();
-            }
-        }
-    }
-
     static JsonNode meta(String name) throws IOException {
         return new ObjectMapper().readTree(ROOT.resolve(name).resolve("expected.json").toFile());
-    }
-
-    static long[][] ids(JsonNode rows) {
-        long[][] out = new long[rows.size()][];
-        for (int r = 0; r < out.length; r++) {
-            out[r] = new long[rows.get(r).size()];
-            for (int i = 0; i < out[r].length; i++) {
-                out[r][i] = rows.get(r).get(i).asLong();
-            }
-        }
-        return out;
     }
 }
