@@ -44,13 +44,7 @@ class DistributedFaultsTest {
         Path log = dir.resolve("launcher.log");
         Process launcher = DataParallelEquivalenceTest.launcher(args, log);
         try {
-            Path marker = out.resolve("checkpoint-3").resolve("trainer_state.json");
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(150);
-            while (!Files.exists(marker)) {
-                assertTrue(launcher.isAlive(), "the job ended early: " + Files.readString(log));
-                assertTrue(System.nanoTime() < deadline, "no checkpoint-3 after 150 s: " + Files.readString(log));
-                Thread.sleep(20);
-            }
+            awaitCheckpoint3(launcher, out, log);
             ProcessHandle victim = rankProcess(launcher, 1).orElseThrow();
             long t0 = System.nanoTime();
             victim.destroyForcibly(); // SIGKILL: no goodbye
@@ -81,13 +75,7 @@ class DistributedFaultsTest {
         Path log = dir.resolve("launcher.log");
         Process launcher = DataParallelEquivalenceTest.launcher(args, log);
         try {
-            Path marker = out.resolve("checkpoint-3").resolve("trainer_state.json");
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(150);
-            while (!Files.exists(marker)) {
-                assertTrue(launcher.isAlive(), "the job ended early: " + Files.readString(log));
-                assertTrue(System.nanoTime() < deadline, "no checkpoint-3 after 150 s: " + Files.readString(log));
-                Thread.sleep(20);
-            }
+            awaitCheckpoint3(launcher, out, log);
             ProcessHandle victim = rankProcess(launcher, 1).orElseThrow();
             long t0 = System.nanoTime();
             assertEquals(0, new ProcessBuilder("kill", "-STOP", String.valueOf(victim.pid())).start().waitFor());
@@ -166,6 +154,17 @@ class DistributedFaultsTest {
     }
 
     /** The JVM of {@code rank} among the launcher's children (found by RANK in its environment). */
+    /** Waits (150 s at most) until the job has published checkpoint-3, failing if the launcher ends first. */
+    private static void awaitCheckpoint3(Process launcher, Path out, Path log) throws Exception {
+        Path marker = out.resolve("checkpoint-3").resolve("trainer_state.json");
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(150);
+        while (!Files.exists(marker)) {
+            assertTrue(launcher.isAlive(), "the job ended early: " + Files.readString(log));
+            assertTrue(System.nanoTime() < deadline, "no checkpoint-3 after 150 s: " + Files.readString(log));
+            Thread.sleep(20);
+        }
+    }
+
     static Optional<ProcessHandle> rankProcess(Process launcher, int rank) {
         return launcher.children().filter(h -> {
             try {
