@@ -23,7 +23,13 @@ cp target/sft-native.jar "$stage/sft-native.jar"
 if [ "$variant" = gpu ]; then
   # The GPU jar also carries the CPU libtorch as JavaCPP's fallback; on the GPU machine a failed CUDA load must
   # be an error, not a silent CPU run, and the parts get 330 MB lighter.
-  zip -q -d "$stage/sft-native.jar" 'org/bytedeco/pytorch/linux-x86_64/*' || true
+  command -v zip >/dev/null || { echo "pack.sh needs zip (apt-get install zip)"; exit 1; }
+  rc=0; zip -q -d "$stage/sft-native.jar" 'org/bytedeco/pytorch/linux-x86_64/*' || rc=$?
+  case $rc in
+    0) ;;
+    12) echo "note: the GPU jar holds no CPU libtorch under org/bytedeco/pytorch/linux-x86_64/ (nothing removed)" ;;
+    *) echo "zip failed ($rc) removing the CPU libtorch from the GPU jar"; exit 1 ;;
+  esac
 fi
 mvn -q -B -ntp dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.14.1 \
   -DoutputDirectory="$stage"
