@@ -78,6 +78,19 @@ CONFIGS = {
 CONFIGS["gemma2_bf16"] = dict(CONFIGS["gemma2_softcap"], torch_dtype="bfloat16")
 # olmo2 stored in bf16: its norm multiplies the weight before the cast
 CONFIGS["olmo2_bf16"] = dict(CONFIGS["olmo2_postnorm"], torch_dtype="bfloat16")
+# qwen2 with YaRN: factor 4 over an original context of 64 (rotary dims 0-2 extrapolate, 3+ interpolate with a
+# ramp between), attention factor 0.1 ln 4 + 1 on cos/sin
+CONFIGS["qwen2_yarn"] = dict(COMMON, model_type="qwen2", architectures=["Qwen2ForCausalLM"],
+                             intermediate_size=128, rope_theta=10000.0,
+                             rope_scaling=dict(type="yarn", factor=4.0, original_max_position_embeddings=64),
+                             hidden_act="silu", rms_norm_eps=1e-6, tie_word_embeddings=False, eos_token_id=2)
+# llama with dynamic NTK: max_position_embeddings 12, so 16-token rows (and generation past 12) recompute the
+# table from the sequence length; the packed case (positions < 9) uses the original one
+CONFIGS["llama_dynamic"] = dict(COMMON, model_type="llama", architectures=["LlamaForCausalLM"],
+                                intermediate_size=128, max_position_embeddings=12, rope_theta=10000.0,
+                                rope_scaling=dict(rope_type="dynamic", factor=2.0), hidden_act="silu",
+                                rms_norm_eps=1e-5, tie_word_embeddings=False, pad_token_id=0, eos_token_id=2,
+                                bos_token_id=1)
 
 
 def param_shapes(cfg):
@@ -157,9 +170,9 @@ def grad_params(shapes, few=False):
     return keep
 
 
-def run_case(cfg, p, ids, pos, vis, labels, valid, names):
+def run_case(cfg, p, ids, pos, vis, labels, valid, names, rope_state=None):
     q = {k: v.clone().requires_grad_(True) for k, v in p.items()}
-    logits = ref.forward(cfg, q, ids, pos, vis)
+    logits = ref.forward(cfg, q, ids, pos, vis, rope_state=rope_state)
     loss = ref.causal_lm_loss(logits, labels)
     loss.backward()
     grads = {n: q[n].grad.float() for n in names if n in q}
@@ -178,6 +191,7 @@ def main(names):
         if bf16:
             p = {k: v.to(torch.bfloat16) for k, v in p.items()}
         p_stored, p = p, {k: v.float() for k, v in p.items()}  # fp32 cases run on exactly the stored values
+        state = ref.DynamicRope(cfg) if ref.rope_type(cfg) == "dynamic" else None
         shapes = param_shapes(cfg)
         ckpt = os.path.join(OUT, name, "checkpoint")
         os.makedirs(ckpt, exist_ok=True)
@@ -196,7 +210,7 @@ def main(names):
         labels = base.labels_for(ids, ignore)
         vis = ref.visible_mask(batch=B, seq=T)
         logits, loss, grads = run_case(cfg, p, ids, pos, vis, labels, torch.ones(B, T, dtype=torch.bool),
-                                       grad_params(shapes))
+                                       grad_params(shapes), state)
         base.put_case(tensors, meta, "basic", ids, pos, labels, logits, loss, grads)
         if bf16:
             with torch.no_grad():
@@ -217,7 +231,8 @@ def main(names):
         ignore[:, :2] = True
         labels = base.labels_for(ids, ignore)
         vis = ref.visible_mask(attention_mask=am)
-        logits, loss, grads = run_case(cfg, p, ids, pos, vis, labels, am.bool(), grad_params(shapes, True))
+        logits, loss, grads = run_case(cfg, p, ids, pos, vis, labels, am.bool(), grad_params(shapes, True),
+                                       state)
         base.put_case(tensors, meta, "padded", ids, pos, labels, logits, loss, grads, {"attention_mask": am})
 
         segs = [[5, 4, 5, 0], [9, 7, 0, 0]]
@@ -234,14 +249,15 @@ def main(names):
         ignore = (seg == 0) | (pos == 0)
         labels = base.labels_for(ids, ignore)
         vis = ref.visible_mask(segment_ids=seg)
-        logits, loss, grads = run_case(cfg, p, ids, pos, vis, labels, seg != 0, grad_params(shapes, True))
+        logits, loss, grads = run_case(cfg, p, ids, pos, vis, labels, seg != 0, grad_params(shapes, True),
+                                       state)
         base.put_case(tensors, meta, "packed", ids, pos, labels, logits, loss, grads, {"segment_ids": seg})
 
         prompts = [torch.randint(3, VOCAB, (n,), generator=gen).tolist() for n in (5, 9, 3)]
         pad = cfg.get("pad_token_id", 0)
-        out, margin = ref.greedy_generate(cfg, p, prompts, 12, [], pad)
+        out, margin = ref.greedy_generate(cfg, p, prompts, 12, [], pad, state)
         stop = out[0][3]
-        out_stop, margin_stop = ref.greedy_generate(cfg, p, prompts, 12, [stop], pad)
+        out_stop, margin_stop = ref.greedy_generate(cfg, p, prompts, 12, [stop], pad, state)
         meta["generate"] = {"prompts": prompts, "max_new_tokens": 12, "pad_token_id": pad, "greedy": out,
                             "stop_token_id": stop, "greedy_with_stop": out_stop,
                             "min_top2_margin": min(margin, margin_stop)}

@@ -61,25 +61,117 @@ def sliding_layers(cfg):
 
 # ----------------------------------------------------------------- rope (modeling_rope_utils)
 
+def rope_type(cfg):
+    rs = cfg.get("rope_scaling")
+    return rs.get("rope_type", rs.get("type")) if rs else None
+
+
+def yarn_parameters(cfg):
+    """_compute_yarn_parameters (transformers 4.56+, after the factor fix of PR 40320): the factor as given;
+    original_max_position_embeddings from rope_scaling or max_position_embeddings; attention factor from
+    attention_factor, else mscale / mscale_all_dim, else 0.1 ln(factor) + 1; beta_fast/beta_slow (or 32/1)."""
+    rs = cfg["rope_scaling"]
+    factor = rs["factor"]
+    original = rs.get("original_max_position_embeddings") or cfg["max_position_embeddings"]
+
+    def get_mscale(scale, mscale=1):
+        if scale <= 1:
+            return 1.0
+        return 0.1 * mscale * math.log(scale) + 1.0
+
+    af = rs.get("attention_factor")
+    if af is None:
+        if rs.get("mscale") and rs.get("mscale_all_dim"):
+            af = float(get_mscale(factor, rs["mscale"]) / get_mscale(factor, rs["mscale_all_dim"]))
+        else:
+            af = get_mscale(factor)
+    return factor, original, af, rs.get("beta_fast") or 32, rs.get("beta_slow") or 1, rs.get("truncate", True)
+
+
+def yarn_inv_freq(cfg, base):
+    dim = rotary_dim(cfg)
+    factor, original, _, beta_fast, beta_slow, truncate = yarn_parameters(cfg)
+
+    def find_correction_dim(num_rotations):
+        return (dim * math.log(original / (num_rotations * 2 * math.pi))) / (2 * math.log(base))
+
+    low = find_correction_dim(beta_fast)
+    high = find_correction_dim(beta_slow)
+    if truncate:
+        low = math.floor(low)
+        high = math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    if low == high:
+        high += 0.001
+    ramp = torch.clamp((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low), 0, 1)
+    pos_freqs = base ** (torch.arange(0, dim, 2).float() / dim)
+    extrapolation = 1.0 / pos_freqs
+    interpolation = 1.0 / (factor * pos_freqs)
+    extrapolation_factor = 1 - ramp.float()
+    return interpolation * (1 - extrapolation_factor) + extrapolation * extrapolation_factor
+
+
+def dynamic_inv_freq(cfg, base, seq_len):
+    """_compute_dynamic_ntk_parameters: seq_len None (init) in Python floats; a tensor seq_len (the forward's
+    torch.max(position_ids) + 1) in fp32 tensor arithmetic, as transformers does it."""
+    dim = rotary_dim(cfg)
+    factor = cfg["rope_scaling"]["factor"]
+    mpe = cfg["max_position_embeddings"]
+    if seq_len is None:
+        seq_len = mpe
+    else:
+        seq_len = torch.maximum(seq_len, torch.tensor(mpe, dtype=seq_len.dtype))
+    base = base * ((factor * seq_len / mpe) - (factor - 1)) ** (dim / (dim - 2))
+    return 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+
+
+class DynamicRope:
+    """The state of a dynamic-NTK rotary module (dynamic_rope_update's dynamic_frequency_update): the table grows
+    when a forward's max position + 1 exceeds the cached length and resets once it is below the original again."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.base = cfg.get("rope_theta", 10000.0)
+        self.original_max = cfg["max_position_embeddings"]
+        self.cached = self.original_max
+        self.original_inv = dynamic_inv_freq(cfg, self.base, None)
+        self.inv = self.original_inv
+
+    def update(self, position_ids):
+        seq_len = torch.max(position_ids) + 1
+        if seq_len > self.cached:
+            self.inv = dynamic_inv_freq(self.cfg, self.base, seq_len)
+            self.cached = int(seq_len)
+        if seq_len < self.original_max and self.cached > self.original_max:
+            self.inv = self.original_inv
+            self.cached = self.original_max
+        return self.inv
+
+
 def inv_freq(cfg, base=None, scaling=True, long=False):
-    """(dim/2) fp32: default, or longrope's short/long table."""
+    """(dim/2) fp32: default, linear, yarn, or longrope's short/long table (dynamic: DynamicRope)."""
     dim = rotary_dim(cfg)
     base = cfg.get("rope_theta", 10000.0) if base is None else base
-    rs = cfg.get("rope_scaling") if scaling else None
+    kind = rope_type(cfg) if scaling else None
     shape = torch.arange(0, dim, 2, dtype=torch.int64).float() / dim
-    if rs and rs.get("rope_type", rs.get("type")) == "longrope":
+    rs = cfg.get("rope_scaling")
+    if kind == "longrope":
         ext = torch.tensor(rs["long_factor"] if long else rs["short_factor"], dtype=torch.float32)
         return 1.0 / (ext * base ** shape)
-    if rs and rs.get("rope_type", rs.get("type")) == "linear":
+    if kind == "linear":
         return (1.0 / (base ** shape)) / rs["factor"]
-    if rs and rs.get("rope_type", rs.get("type")) not in (None, "default"):
+    if kind == "yarn":
+        return yarn_inv_freq(cfg, base)
+    if kind not in (None, "default"):
         raise ValueError("reference: rope type " + str(rs))
     return 1.0 / (base ** shape)
 
 
 def longrope_attention_factor(cfg):
     rs = cfg.get("rope_scaling")
-    if not rs or rs.get("rope_type", rs.get("type")) != "longrope":
+    if rope_type(cfg) == "yarn":
+        return yarn_parameters(cfg)[2], None
+    if not rs or rope_type(cfg) != "longrope":
         return 1.0, None
     if "original_max_position_embeddings" in cfg:
         original = cfg["original_max_position_embeddings"]
@@ -93,9 +185,10 @@ def longrope_attention_factor(cfg):
     return af, original
 
 
-def cos_sin(cfg, position_ids, dtype, base=None, scaling=True, use_long=None):
+def cos_sin(cfg, position_ids, dtype, base=None, scaling=True, use_long=None, inv_cols=None):
     """(B, T) -> cos, sin (B, T, dim) in dtype. use_long: None = choose by max(position_ids) + 1 > original
-    (dynamic_rope_update's longrope rule), or a (T,) bool tensor per column (cached generation)."""
+    (dynamic_rope_update's longrope rule), or a (T,) bool tensor per column (cached generation). inv_cols: a
+    (T, dim/2) table per column (dynamic: the table each column was computed with)."""
     af, original = longrope_attention_factor(cfg) if scaling else (1.0, None)
 
     def table(inv):
@@ -104,7 +197,11 @@ def cos_sin(cfg, position_ids, dtype, base=None, scaling=True, use_long=None):
         emb = torch.cat((freqs, freqs), dim=-1)
         return emb.cos() * af, emb.sin() * af
 
-    if original is None:
+    if inv_cols is not None and scaling:
+        freqs = position_ids[:, :, None].float() * inv_cols[None, :, :]  # one product per element, as the matmul
+        emb = torch.cat((freqs, freqs), dim=-1)
+        c, s = emb.cos() * af, emb.sin() * af
+    elif original is None:
         c, s = table(inv_freq(cfg, base, scaling))
     else:
         cs_short = table(inv_freq(cfg, base, scaling, long=False))
@@ -163,7 +260,7 @@ def norm_names(cfg):
     }.get(cfg["model_type"], ("input_layernorm", None, "post_attention_layernorm", None))
 
 
-def forward(cfg, p, input_ids, position_ids, vis, use_long=None):
+def forward(cfg, p, input_ids, position_ids, vis, use_long=None, rope_state=None, inv_cols=None):
     """Logits (B, T, V) in the weights' dtype. vis (B, T, T) bool: causal + padding/segments (no window); sliding
     layers add i - j < sliding_window."""
     mt = cfg["model_type"]
@@ -177,7 +274,10 @@ def forward(cfg, p, input_ids, position_ids, vis, use_long=None):
         h = h * torch.tensor(cfg["hidden_size"] ** 0.5, dtype=h.dtype)
     if mt == "granite":
         h = h * cfg.get("embedding_multiplier", 1.0)
-    cos, sin = cos_sin(cfg, position_ids, dtype, use_long=use_long)
+    if inv_cols is None and rope_type(cfg) == "dynamic":
+        inv = (rope_state or DynamicRope(cfg)).update(position_ids)
+        inv_cols = inv[None, :].expand(position_ids.shape[1], -1)
+    cos, sin = cos_sin(cfg, position_ids, dtype, use_long=use_long, inv_cols=inv_cols)
     local = cos_sin(cfg, position_ids, dtype, base=cfg.get("rope_local_base_freq", 10000.0), scaling=False) \
         if mt == "gemma3_text" else (cos, sin)
     i = torch.arange(T)[:, None]
@@ -276,11 +376,16 @@ def visible_mask(attention_mask=None, segment_ids=None, batch=None, seq=None):
     return llama.visible_mask({"model_type": "llama"}, attention_mask, segment_ids, batch, seq)
 
 
-def greedy_generate(cfg, p, prompts, max_new_tokens, stop_ids, pad_id):
+def greedy_generate(cfg, p, prompts, max_new_tokens, stop_ids, pad_id, rope_state=None):
     """hf_reference.greedy_generate for these families. For longrope it reproduces HF's cached generation: the
     prefill columns use the table chosen by the prompt's largest position, each later column the table chosen when
-    it was decoded (max position of that step + 1 > original)."""
+    it was decoded (max position of that step + 1 > original). Dynamic NTK likewise: the prefill columns keep the
+    table of the prefill step, each decoded column the table of its step (rope_state: the module's state)."""
     _, original = longrope_attention_factor(cfg)
+    dynamic = rope_type(cfg) == "dynamic"
+    if dynamic and rope_state is None:
+        rope_state = DynamicRope(cfg)
+    inv_cols = []
     B = len(prompts)
     T = max(len(r) for r in prompts)
     ids = torch.full((B, T), pad_id, dtype=torch.long)
@@ -301,9 +406,15 @@ def greedy_generate(cfg, p, prompts, max_new_tokens, stop_ids, pad_id):
             else:
                 columns_long.append(int(pos[:, -1].max()) + 1 > original)
         use_long = torch.tensor(columns_long) if original is not None else None
+        if dynamic:
+            if step == 0:
+                inv_cols = [rope_state.update(pos)] * T
+            else:
+                inv_cols.append(rope_state.update(pos[:, -1:]))
         vis = visible_mask(attention_mask=mask)
         with torch.no_grad():
-            logits = forward(cfg, p, ids, pos, vis, use_long)[:, -1, :].float()
+            logits = forward(cfg, p, ids, pos, vis, use_long,
+                             inv_cols=torch.stack(inv_cols) if dynamic else None)[:, -1, :].float()
         top2 = logits.topk(2, dim=-1).values
         for b in range(B):
             if unfinished[b]:

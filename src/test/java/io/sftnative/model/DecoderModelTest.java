@@ -61,9 +61,10 @@ class DecoderModelTest {
         e = assertThrows(ModelFormatException.class, () -> ModelConfig.fromMap(k2));
         assertTrue(e.getMessage().contains("num_key_value_heads"), e.getMessage());
         Map<String, Object> k3 = tinyConfig("llama", false);
-        k3.put("rope_scaling", Map.of("rope_type", "yarn", "factor", 4.0));
+        k3.put("rope_scaling", Map.of("rope_type", "ntk-by-parts", "factor", 4.0));
         e = assertThrows(ModelFormatException.class, () -> ModelConfig.fromMap(k3));
-        assertTrue(e.getMessage().contains("yarn") && e.getMessage().contains("llama3"), e.getMessage());
+        assertTrue(e.getMessage().contains("'rope_scaling'") && e.getMessage().contains("ntk-by-parts")
+                && e.getMessage().contains("yarn, dynamic"), e.getMessage());
         Map<String, Object> k4 = tinyConfig("qwen2", false);
         k4.remove("hidden_size");
         e = assertThrows(ModelFormatException.class, () -> ModelConfig.fromMap(k4));

@@ -65,7 +65,7 @@ class GoldenParityTest {
     @ParameterizedTest
     @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa", "gemma2_softcap",
             "gemma3_text_local", "phi3_longrope", "glm4_partial", "olmo2_postnorm", "granite_mult", "qwen2_swa",
-            "baichuan_wpack", "gemma2_bf16", "olmo2_bf16"})
+            "baichuan_wpack", "gemma2_bf16", "olmo2_bf16", "qwen2_yarn", "llama_dynamic"})
     void fp32LogitsLossAndGradientsMatchTheReference(String name) throws IOException {
         fp32Parity(name, AttentionKernel.SDPA);
     }
@@ -136,7 +136,7 @@ class GoldenParityTest {
     @ParameterizedTest
     @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa", "gemma2_softcap",
             "gemma3_text_local", "phi3_longrope", "glm4_partial", "olmo2_postnorm", "granite_mult", "qwen2_swa",
-            "baichuan_wpack", "gemma2_bf16", "olmo2_bf16"})
+            "baichuan_wpack", "gemma2_bf16", "olmo2_bf16", "qwen2_yarn", "llama_dynamic"})
     void greedyGenerationMatchesTokenForToken(String name) throws IOException {
         JsonNode gen = meta(name).get("generate");
         long[][] prompts = GoldenData.ids(gen.get("prompts"));
