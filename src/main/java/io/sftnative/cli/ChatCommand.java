@@ -84,6 +84,7 @@ final class ChatCommand implements Callable<Integer> {
         String templateArg = template;
         String systemArg = system;
         GenerationArgs gen = null;
+        String ropeScaling = null;
         if (ConfigArgs.isConfigFile(args.get(0))) {
             List<String> a = ConfigArgs.normalized(args);
             SftConfig cfg = SftConfig.load(Path.of(a.get(0)), a.subList(1, a.size()),
@@ -96,6 +97,7 @@ final class ChatCommand implements Callable<Integer> {
             templateArg = template != null ? template : cfg.data().template();
             systemArg = system != null ? system : cfg.data().defaultSystem();
             gen = cfg.generation();
+            ropeScaling = cfg.model().ropeScaling();
         } else {
             if (args.size() > 1) {
                 throw new ConfigException("chat MODEL_DIR takes no further arguments (got " + args.subList(1,
@@ -111,6 +113,10 @@ final class ChatCommand implements Callable<Integer> {
                 DecoderModel model = QuantizedModels.load(modelDir, st, device, null,
                         w -> System.err.println("warning: " + w));
                 LoraAdapters attached = AdapterChain.forInference(model, AdapterChain.parse(adapterArg), !quantized)) {
+            if (ropeScaling != null) { // LLaMA-Factory's inference: factor 2 (no model_max_length)
+                model.rescaleRope(model.config().withLlamaFactoryRopeScaling(ropeScaling, null,
+                        w -> System.err.println("note: " + w)));
+            }
             Template tpl = Templates.resolve(templateArg, tok, null);
             if (tok.vocabSize() > model.config().vocabSize()) {
                 System.err.println("warning: the tokenizer has " + tok.vocabSize() + " ids but the model only "

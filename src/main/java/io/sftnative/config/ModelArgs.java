@@ -23,10 +23,14 @@ import io.sftnative.torch.DeviceSelection;
  *                            router_aux_loss_coef, as LLaMA-Factory's moe_aux_loss_coef), or null for the config's
  * @param flashAttn           LLaMA-Factory's attention back-end key: auto, sdpa, disabled, fa2 or native; auto, fa2
  *                            and native select our CPU attention kernel where it applies (docs/attention.md)
+ * @param ropeScaling         LLaMA-Factory's rope_scaling: linear, dynamic, yarn or llama3 replaces the model's RoPE
+ *                            scaling (factor from cutoff_len: ModelConfig.withLlamaFactoryRopeScaling), or null to
+ *                            keep config.json's
  */
 public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int quantizationBit,
         String quantizationType, boolean doubleQuantization, int quantizationBlocksize, String nativeLibrary,
-        int threads, boolean trainFromScratch, String device, Double moeAuxLossCoef, String flashAttn) {
+        int threads, boolean trainFromScratch, String device, Double moeAuxLossCoef, String flashAttn,
+        String ropeScaling) {
 
     public static ModelArgs from(RawConfig c) {
         int bit = c.integer("quantization_bit", 0);
@@ -50,7 +54,8 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
                 c.bool("train_from_scratch", false),
                 device(c),
                 c.has("moe_aux_loss_coef") ? nonNegative(c, "moe_aux_loss_coef") : null,
-                c.choice("flash_attn", "auto", "auto", "sdpa", "disabled", "fa2", "native"));
+                c.choice("flash_attn", "auto", "auto", "sdpa", "disabled", "fa2", "native"),
+                c.choice("rope_scaling", null, "linear", "dynamic", "yarn", "llama3"));
     }
 
     private static double nonNegative(RawConfig c, String key) {

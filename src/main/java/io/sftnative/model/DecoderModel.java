@@ -51,17 +51,17 @@ import io.sftnative.torch.TorchRuntime;
  * }</pre>
  */
 public final class DecoderModel implements AutoCloseable {
-    private final ModelConfig config;
+    private ModelConfig config; // replaced only by rescaleRope
     private final ScalarType dtype;
     private final String device; // "cpu" or "cuda:N": where every parameter and buffer lives
     private final Map<String, Tensor> parameters; // HF name -> owned leaf tensor
     private final Map<String, LinearLayer> linears; // HF module path -> projection
     private final Architecture arch;
     private final LayerNorms[] norms;
-    private final RotaryEmbedding rope;
+    private RotaryEmbedding rope; // replaced only by rescaleRope (with contexts and attention)
     private final RotaryEmbedding localRope; // the sliding layers' own rotary base (gemma3), or null
-    private final AttentionContexts contexts;
-    private final SelfAttention attention;
+    private AttentionContexts contexts;
+    private SelfAttention attention;
     private final FeedForward[] mlps; // per layer: the MLP slot
     private final long paddingIdx;
     private final List<AutoCloseable> adopted = new ArrayList<>(); // closed after the parameters
@@ -343,6 +343,30 @@ public final class DecoderModel implements AutoCloseable {
 
     public RotaryEmbedding rotary() {
         return rope;
+    }
+
+    /**
+     * Switches to {@code scaled}'s RoPE scaling ({@link ModelConfig#withLlamaFactoryRopeScaling}): the config must
+     * describe this model apart from rope_scaling and max_position_embeddings. The rotary tables are rebuilt; the
+     * config (and so what {@link #save} writes) becomes {@code scaled}.
+     */
+    public void rescaleRope(ModelConfig scaled) {
+        check();
+        if (!scaled.modelType().equals(config.modelType()) || scaled.hiddenSize() != config.hiddenSize()
+                || scaled.numHiddenLayers() != config.numHiddenLayers() || scaled.headDim() != config.headDim()
+                || scaled.vocabSize() != config.vocabSize() || !scaled.arch().equals(arch)) {
+            throw new IllegalArgumentException("rescaleRope: the new config describes another model ("
+                    + scaled.modelType() + ", " + scaled.numHiddenLayers() + " layers) than this one ("
+                    + config.modelType() + ", " + config.numHiddenLayers() + " layers)");
+        }
+        AttentionKernel kernel = contexts.kernel();
+        RotaryEmbedding old = rope;
+        rope = new RotaryEmbedding(scaled, device);
+        contexts = new AttentionContexts(rope, localRope, dtype, scaled.slidingWindow(), arch.allSliding(), device);
+        contexts.kernel(kernel);
+        attention = new SelfAttention(scaled, linears, rope);
+        config = scaled;
+        old.close();
     }
 
     // ---------------------------------------------------------------- attention contexts

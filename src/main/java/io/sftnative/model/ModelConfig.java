@@ -88,6 +88,59 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
                 initializerRange, dtype, bosTokenId, eosTokenIds, padTokenId, arch, r);
     }
 
+    /**
+     * LLaMA-Factory's {@code rope_scaling} key ({@code configure_rope}): {@code type} is linear, dynamic, yarn or
+     * llama3. Training and evaluation pass {@code modelMaxLength} = cutoff_len: when it exceeds
+     * max_position_embeddings the factor is {@code ceil(modelMaxLength / max_position_embeddings)}, otherwise
+     * scaling is left as the config has it (returns this, {@code log} says why); inference passes null: factor 2.
+     * max_position_embeddings grows by the factor; dynamic and yarn get original_max_position_embeddings (the old
+     * length), llama3 that and low/high_freq_factor 1 and 4. The config's own rope_scaling is replaced, as
+     * LLaMA-Factory does; saving writes the new keys.
+     */
+    public ModelConfig withLlamaFactoryRopeScaling(String type, Integer modelMaxLength,
+            java.util.function.Consumer<String> log) {
+        int old = maxPositionEmbeddings;
+        double factor;
+        if (modelMaxLength != null) {
+            if (modelMaxLength <= old) {
+                log.accept("rope_scaling: " + type + " not applied: cutoff_len " + modelMaxLength + " does not exceed"
+                        + " max_position_embeddings " + old + " (as LLaMA-Factory: scaling disabled, the model's"
+                        + " own rope_scaling is kept)");
+                return this;
+            }
+            if (type.equals("dynamic")) {
+                log.accept("rope_scaling: dynamic NTK scaling may not work well with fine-tuning (LLaMA-Factory's"
+                        + " warning; see transformers PR 24653)");
+            }
+            factor = Math.ceil((double) modelMaxLength / old);
+        } else {
+            factor = 2.0;
+        }
+        Map<String, Object> rs = new LinkedHashMap<>();
+        rs.put("rope_type", type);
+        rs.put("factor", factor);
+        if (type.equals("dynamic") || type.equals("yarn") || type.equals("llama3")) {
+            rs.put("original_max_position_embeddings", old);
+        }
+        if (type.equals("llama3")) {
+            rs.put("low_freq_factor", 1.0);
+            rs.put("high_freq_factor", 4.0);
+        }
+        Map<String, Object> m = new LinkedHashMap<>(raw);
+        m.put("rope_scaling", rs);
+        if (m.get("rope_parameters") instanceof Map<?, ?> rp) { // transformers 5's spelling: keep its rope_theta
+            Map<String, Object> both = new LinkedHashMap<>(rs);
+            if (rp.get("rope_theta") != null) {
+                both.put("rope_theta", rp.get("rope_theta"));
+            }
+            m.put("rope_parameters", both);
+        }
+        m.put("max_position_embeddings", (long) (old * factor));
+        log.accept("rope_scaling: " + type + " scaling with factor " + factor + "; max model length " + old + " -> "
+                + (long) (old * factor));
+        return read(new ConfigReader(m, "rope_scaling (LLaMA-Factory key) on config.json"));
+    }
+
     /** HF config.json text: the original keys, with architecture fields as this record holds them. */
     public String toJson() {
         Map<String, Object> out = new LinkedHashMap<>(raw);

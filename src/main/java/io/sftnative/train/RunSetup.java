@@ -71,6 +71,23 @@ final class RunSetup implements AutoCloseable {
         this.collator = new Collator(data.data().padId(), cfg.data().padToMultipleOf(), data.data().neatPacking());
     }
 
+    /**
+     * LLaMA-Factory's rope_scaling key: training and evaluation scale RoPE for model_max_length = cutoff_len (as
+     * LLaMA-Factory's get_train_args sets it).
+     */
+    private static void applyRopeScaling(TrainableModel model, SftConfig cfg, RunOptions opts) {
+        String type = cfg.model().ropeScaling();
+        if (type == null) {
+            return;
+        }
+        io.sftnative.model.DecoderModel m = model.model();
+        io.sftnative.model.ModelConfig scaled = m.config().withLlamaFactoryRopeScaling(type, cfg.data().cutoffLen(),
+                opts::say);
+        if (scaled != m.config()) {
+            m.rescaleRope(scaled);
+        }
+    }
+
     /** LLaMA-Factory's moe_aux_loss_coef sets the router_aux_loss_coef of a mixture-of-experts model. */
     private static void applyMoeAuxLossCoef(TrainableModel model, ModelArgs m, RunOptions opts) {
         RouterLog log = model.model().routerLog();
@@ -147,6 +164,7 @@ final class RunSetup implements AutoCloseable {
                     : TrainableModel.forInference(cfg.model(), t.bf16());
             try {
                 applyMoeAuxLossCoef(model, cfg.model(), opts);
+                applyRopeScaling(model, cfg, opts);
                 checkVocabulary(model, data);
             } catch (RuntimeException e) {
                 model.close();

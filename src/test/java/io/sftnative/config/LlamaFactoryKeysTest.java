@@ -112,6 +112,16 @@ class LlamaFactoryKeysTest {
     }
 
     @Test
+    void ropeScaling() {
+        assertNull(load().model().ropeScaling());
+        for (String t : List.of("linear", "dynamic", "yarn", "llama3")) {
+            assertEquals(t, load("rope_scaling=" + t).model().ropeScaling());
+        }
+        String e = error("rope_scaling=ntk");
+        assertTrue(e.contains("'rope_scaling'") && e.contains("linear, dynamic, yarn, llama3"), e);
+    }
+
+    @Test
     void quantizationMethod() {
         assertEquals(4, load("quantization_bit=4", "quantization_method=bnb").model().quantizationBit());
         for (String m : List.of("hqq", "eetq", "gptq", "awq", "aqlm")) {
