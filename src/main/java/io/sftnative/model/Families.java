@@ -19,7 +19,7 @@ final class Families {
     private Families() {}
 
     static final List<String> SUPPORTED = List.of("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text",
-            "phi3", "glm4", "olmo2", "granite", "baichuan", "qwen2_moe", "qwen3_moe", "mixtral");
+            "phi3", "glm4", "olmo2", "granite", "baichuan", "qwen2_moe", "qwen3_moe", "mixtral", "gemma3");
 
     /** The family-level facts besides the {@link Architecture}: biases, window, defaults. */
     record Resolved(Architecture arch, boolean attentionBias, boolean outputBias, boolean mlpBias,

@@ -33,14 +33,17 @@ import io.sftnative.model.moe.MoeSpec;
  * @param torchDtype     the checkpoint's dtype name (float32, bfloat16, float16), or null
  * @param eosTokenIds    {@code eos_token_id} as a list (it may be an int or a list in config.json)
  * @param arch           what the family computes differently ({@link Families})
- * @param raw            the whole config.json, kept so saving writes back keys we do not model
+ * @param raw            the whole config.json, kept so saving writes back keys we do not model (a multimodal
+ *                       config: its text part, which is what saving writes)
+ * @param textTowerOf    the multimodal model_type whose language model this is ({@code gemma3}: weights under
+ *                       {@code language_model.} prefixes, vision tower not loaded; {@link MultimodalText}), or null
  */
 public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int intermediateSize, int numHiddenLayers,
         int numAttentionHeads, int numKeyValueHeads, int headDim, double rmsNormEps, double ropeTheta,
         RopeScaling ropeScaling, int maxPositionEmbeddings, boolean tieWordEmbeddings, boolean attentionBias,
         boolean outputBias, boolean mlpBias, boolean qkNorm, Integer slidingWindow, double initializerRange,
         String torchDtype, Integer bosTokenId, List<Integer> eosTokenIds, Integer padTokenId, Architecture arch,
-        Map<String, Object> raw) {
+        Map<String, Object> raw, String textTowerOf) {
 
     public static final List<String> SUPPORTED_MODEL_TYPES = Families.SUPPORTED;
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -85,7 +88,7 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
         return new ModelConfig(modelType, vocabSize, hiddenSize, intermediateSize, numHiddenLayers,
                 numAttentionHeads, numKeyValueHeads, headDim, rmsNormEps, ropeTheta, ropeScaling,
                 maxPositionEmbeddings, tieWordEmbeddings, attentionBias, outputBias, mlpBias, qkNorm, slidingWindow,
-                initializerRange, dtype, bosTokenId, eosTokenIds, padTokenId, arch, r);
+                initializerRange, dtype, bosTokenId, eosTokenIds, padTokenId, arch, r, textTowerOf);
     }
 
     /**
@@ -138,7 +141,7 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
         m.put("max_position_embeddings", (long) (old * factor));
         log.accept("rope_scaling: " + type + " scaling with factor " + factor + "; max model length " + old + " -> "
                 + (long) (old * factor));
-        return read(new ConfigReader(m, "rope_scaling (LLaMA-Factory key) on config.json"));
+        return read(new ConfigReader(m, "rope_scaling (LLaMA-Factory key) on config.json"), textTowerOf);
     }
 
     /** HF config.json text: the original keys, with architecture fields as this record holds them. */
@@ -186,12 +189,23 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
 
     /** Reads the common keys, then the family's ({@link Families}). */
     private static ModelConfig read(ConfigReader r) {
+        return read(r, null);
+    }
+
+    /** {@code tower}: a text part already taken out of its multimodal config (re-reading a modified copy). */
+    private static ModelConfig read(ConfigReader r, String tower) {
         Object typeValue = r.m.get("model_type");
         if (!(typeValue instanceof String type)) {
             throw r.err("model_type", "is missing; config.json must name the architecture (supported: "
                     + String.join(", ", SUPPORTED_MODEL_TYPES) + ")");
         }
-        if (!SUPPORTED_MODEL_TYPES.contains(type)) {
+        String textTowerOf = tower;
+        if (MultimodalText.wraps(type)) { // the language model of a multimodal config (vision tower left out)
+            textTowerOf = type;
+            r = MultimodalText.textConfig(r);
+            type = (String) r.m.get("model_type");
+        }
+        if (!SUPPORTED_MODEL_TYPES.contains(type) || MultimodalText.wraps(type)) {
             throw r.err("model_type", "is '" + type + "', which is not supported; supported model types: "
                     + String.join(", ", SUPPORTED_MODEL_TYPES) + " (decoder-only; see docs/architectures.md)");
         }
@@ -230,6 +244,7 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
                 kvHeads, headDim, r.number("rms_norm_eps", 1e-6), theta, scaling, maxPositions,
                 r.bool("tie_word_embeddings", f.tieDefault()), f.attentionBias(), f.outputBias(), f.mlpBias(),
                 f.arch().qkNorm() != Architecture.QkNorm.NONE, f.slidingWindow(), r.number("initializer_range", 0.02),
-                dtype, r.optInt("bos_token_id"), r.intList("eos_token_id"), r.optInt("pad_token_id"), f.arch(), r.m);
+                dtype, r.optInt("bos_token_id"), r.intList("eos_token_id"), r.optInt("pad_token_id"), f.arch(), r.m,
+                textTowerOf);
     }
 }

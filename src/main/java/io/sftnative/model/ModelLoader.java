@@ -37,7 +37,7 @@ final class ModelLoader {
         ModelConfig config = ModelConfig.read(dir);
         ScalarType dtype = requested != null ? requested : configDtype(config);
         checkFloating(dtype);
-        try (SafetensorsCheckpoint ck = SafetensorsCheckpoint.open(dir)) {
+        try (SafetensorsCheckpoint ck = open(dir, config)) {
             Map<String, long[]> expected = ParameterLayout.shapes(config);
             FusedExperts fused = FusedExperts.detect(config, ck); // MoE 3-D expert tensors, or null
             check(config, ck, expected, fused);
@@ -99,6 +99,20 @@ final class ModelLoader {
                 }
             }
             return new DecoderModel(config, dtype, ordered, slots);
+        }
+    }
+
+    /** The checkpoint of {@code dir}; a multimodal one seen through its text model's names. */
+    static SafetensorsCheckpoint open(Path dir, ModelConfig config) throws IOException {
+        SafetensorsCheckpoint ck = SafetensorsCheckpoint.open(dir);
+        if (config.textTowerOf() == null) {
+            return ck;
+        }
+        try {
+            return MultimodalText.textView(ck);
+        } catch (RuntimeException e) {
+            ck.close();
+            throw e;
         }
     }
 

@@ -109,6 +109,11 @@ public final class TrainableModel implements AutoCloseable {
             }
         }
         model.attentionKernel(AttentionKernel.parse(m.flashAttn(), "flash_attn"));
+        if (model.config().textTowerOf() != null) {
+            log.accept(model.config().textTowerOf() + " (multimodal): training its language model only; the vision"
+                    + " tower and projector weights are not loaded, and saved models are text-only "
+                    + model.config().architecture() + " checkpoints (docs/architectures.md)");
+        }
         try {
             QuantizedModels.Summary q = quantized ? QuantizedModels.summary(model) : null;
             if (q != null) {

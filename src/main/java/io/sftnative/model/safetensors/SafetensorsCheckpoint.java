@@ -30,11 +30,38 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
     private final Path source;
     private final List<SafetensorsFile> files;
     private final Map<String, SafetensorsFile> byName;
+    private final Map<String, String> stored; // name -> the name in its file, where they differ (renamed)
 
     private SafetensorsCheckpoint(Path source, List<SafetensorsFile> files, Map<String, SafetensorsFile> byName) {
+        this(source, files, byName, Map.of());
+    }
+
+    private SafetensorsCheckpoint(Path source, List<SafetensorsFile> files, Map<String, SafetensorsFile> byName,
+            Map<String, String> stored) {
         this.source = source;
         this.files = files;
         this.byName = byName;
+        this.stored = stored;
+    }
+
+    /**
+     * A view that names tensors by the keys of {@code names} (new name -> stored name); tensors not named there are
+     * left out. It takes over the files: use and close the view, not this checkpoint. (Multimodal checkpoints whose
+     * text part is loaded as a causal LM: {@code language_model.model.layers.0...} read as {@code model.layers.0...}.)
+     */
+    public SafetensorsCheckpoint renamed(Map<String, String> names) {
+        Map<String, SafetensorsFile> by = new LinkedHashMap<>();
+        Map<String, String> st = new LinkedHashMap<>();
+        for (Map.Entry<String, String> e : names.entrySet()) {
+            by.put(e.getKey(), file(e.getValue()));
+            st.put(e.getKey(), storedName(e.getValue()));
+        }
+        return new SafetensorsCheckpoint(source, files, Collections.unmodifiableMap(by), Map.copyOf(st));
+    }
+
+    /** The name {@code name} has in its file (differs in a {@link #renamed} view). */
+    public String storedName(String name) {
+        return stored.getOrDefault(name, name);
     }
 
     /** Opens a model directory (index preferred over a single file) or a single {@code .safetensors} file. */
@@ -146,7 +173,7 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
     }
 
     public TensorEntry entry(String name) {
-        return file(name).entry(name);
+        return file(name).entry(storedName(name));
     }
 
     /** The file holding {@code name}. */
@@ -161,17 +188,17 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
 
     /** Zero-copy view, valid until {@link #close()}. */
     public Tensor view(String name) {
-        return file(name).view(name);
+        return file(name).view(storedName(name));
     }
 
     /** An owned copy in {@code dtype}. */
     public Tensor load(String name, ScalarType dtype) {
-        return file(name).load(name, dtype);
+        return file(name).load(storedName(name), dtype);
     }
 
     /** See {@link SafetensorsFile#release}: drops the tensor's pages from resident memory after a copy. */
     public void release(String name) {
-        file(name).release(name);
+        file(name).release(storedName(name));
     }
 
     /** Total bytes of all tensors as stored. */
