@@ -91,6 +91,13 @@ CONFIGS["llama_dynamic"] = dict(COMMON, model_type="llama", architectures=["Llam
                                 rope_scaling=dict(rope_type="dynamic", factor=2.0), hidden_act="silu",
                                 rms_norm_eps=1e-5, tie_word_embeddings=False, pad_token_id=0, eos_token_id=2,
                                 bos_token_id=1)
+# Baichuan2-13B's code: BaichuanForCausalLM with hidden_size != 4096 (ALiBi, no RoPE), z_loss_weight (Baichuan2:
+# NormHead on the LM head); 6 heads, so the slopes take _get_interleave's non-power-of-two branch
+CONFIGS["baichuan2_13b_alibi"] = dict(COMMON, model_type="baichuan", architectures=["BaichuanForCausalLM"],
+                                      hidden_size=96, num_attention_heads=6, num_key_value_heads=6,
+                                      intermediate_size=128, model_max_length=256, z_loss_weight=0, hidden_act="silu",
+                                      rms_norm_eps=1e-6, tie_word_embeddings=False, pad_token_id=0, bos_token_id=1,
+                                      eos_token_id=2)
 
 
 def param_shapes(cfg):

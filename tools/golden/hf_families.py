@@ -61,6 +61,56 @@ def sliding_layers(cfg):
 
 # ----------------------------------------------------------------- rope (modeling_rope_utils)
 
+# ----------------------------------------------------------------- baichuan 13B (remote modeling_baichuan.py)
+
+def baichuan2(cfg):
+    """Baichuan2's code (NormHead; z_loss_weight is a key of its configuration class only)."""
+    return cfg["model_type"] == "baichuan" and (cfg["vocab_size"] == 125696 or "z_loss_weight" in cfg)
+
+
+def baichuan_alibi(cfg):
+    """Baichuan-13B / Baichuan2-13B: BaichuanForCausalLM with hidden_size != 4096 (vLLM's rule)."""
+    return cfg["model_type"] == "baichuan" and cfg.get("architectures", ["BaichuanForCausalLM"])[0] == \
+        "BaichuanForCausalLM" and cfg["hidden_size"] != 4096
+
+
+def _get_interleave(n):
+    def _get_interleave_power_of_2(n):
+        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
+        ratio = start
+        return [start * ratio ** i for i in range(n)]
+
+    if math.log2(n).is_integer():
+        return _get_interleave_power_of_2(n)
+    closest_power_of_2 = 2 ** math.floor(math.log2(n))
+    return _get_interleave_power_of_2(closest_power_of_2) + \
+        _get_interleave(2 * closest_power_of_2)[0::2][:n - closest_power_of_2]
+
+
+def alibi_attention_mask(cfg, vis, dtype):
+    """BaichuanModel.forward in training mode: get_alibi_mask (Baichuan2: slopes * (j - i); Baichuan-13B:
+    slopes * j) with the future masked by -inf, plus the 2-D attention mask expanded to finfo.min where invisible.
+    vis (B, T, T) bool -> (B, nH, T, T) in dtype."""
+    n_head = cfg["num_attention_heads"]
+    L = vis.shape[-1]
+    slopes = torch.Tensor(_get_interleave(n_head))
+    if baichuan2(cfg):
+        position_point = torch.arange(L) - L + 1
+        position_point = position_point.unsqueeze(0).unsqueeze(0).expand(n_head, L, -1)
+        diag = torch.diag(position_point[0])
+        position_point = position_point - diag.unsqueeze(0).unsqueeze(0).transpose(-1, -2)
+        alibi = slopes.unsqueeze(1).unsqueeze(1) * position_point
+    else:
+        alibi = slopes.unsqueeze(1).unsqueeze(1) * torch.arange(L).unsqueeze(0).unsqueeze(0).expand(n_head, -1, -1)
+        alibi = alibi.view(n_head, 1, L)
+    future = torch.triu(torch.zeros([L, L]).float().fill_(float("-inf")), 1)
+    alibi_mask = (future.unsqueeze(0) + alibi).to(dtype)  # (nH, L, L)
+    expanded = vis.unsqueeze(1).to(alibi_mask.dtype)  # (B, 1, L, L)
+    inverted = 1.0 - expanded
+    inverted = inverted.masked_fill(inverted.to(torch.bool), torch.finfo(alibi_mask.dtype).min)
+    return inverted + alibi_mask.unsqueeze(0)
+
+
 def rope_type(cfg):
     rs = cfg.get("rope_scaling")
     return rs.get("rope_type", rs.get("type")) if rs else None
@@ -293,6 +343,7 @@ def forward(cfg, p, input_ids, position_ids, vis, use_long=None, rope_state=None
     softcap = cfg.get("attn_logit_softcapping", 50.0 if mt == "gemma2" else None)
     pre_a, post_a, pre_m, post_m = norm_names(cfg)
     resid = cfg.get("residual_multiplier", 1.0) if mt == "granite" else None
+    alibi = baichuan_alibi(cfg)
     for li in range(cfg["num_hidden_layers"]):
         pre = "model.layers.%d." % li
         a = pre + "self_attn."
@@ -300,6 +351,8 @@ def forward(cfg, p, input_ids, position_ids, vis, use_long=None, rope_state=None
         mask = llama.additive(lvis, dtype)  # (B, 1, T, T)
         c, s = (local if slide[li] else (cos, sin))
         c, s = c.unsqueeze(1), s.unsqueeze(1)
+        if alibi:
+            mask = alibi_attention_mask(cfg, lvis, dtype)  # (B, nH, T, T)
         residual = h
         x = norm(cfg, h, p[pre + pre_a + ".weight"]) if pre_a else h
         if mt == "baichuan":  # remote modeling_baichuan.py: proj.unflatten(-1, (3, hidden)) -> q, k, v
@@ -323,10 +376,25 @@ def forward(cfg, p, input_ids, position_ids, vis, use_long=None, rope_state=None
         if mt == "gemma3_text":
             q = norm(cfg, q, p[a + "q_norm.weight"])
             k = norm(cfg, k, p[a + "k_norm.weight"])
-        q = apply_rope(cfg, q, c, s)
-        k = apply_rope(cfg, k, c, s)
+        if not alibi:
+            q = apply_rope(cfg, q, c, s)
+            k = apply_rope(cfg, k, c, s)
         k = llama.repeat_kv(k, H // KV)
         v = llama.repeat_kv(v, H // KV)
+        if alibi:  # remote BaichuanAttention (eager): / sqrt(head_dim), + mask, clamp at finfo.min, softmax in dtype
+            w = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(D)
+            w = w + mask
+            w = torch.max(w, torch.tensor(torch.finfo(w.dtype).min))
+            w = F.softmax(w, dim=-1)
+            o = torch.matmul(w, v).transpose(1, 2).contiguous().reshape(B, T, H * D)
+            o = F.linear(o, p[a + "o_proj.weight"], p.get(a + "o_proj.bias"))
+            h = residual + o
+            residual = h
+            x = norm(cfg, h, p[pre + pre_m + ".weight"])
+            m = pre + "mlp."
+            y = F.silu(F.linear(x, p[m + "gate_proj.weight"])) * F.linear(x, p[m + "up_proj.weight"])
+            h = residual + F.linear(y, p[m + "down_proj.weight"])
+            continue
         w = torch.matmul(q, k.transpose(2, 3)) * scaling
         if softcap is not None:
             w = w / softcap
@@ -358,7 +426,7 @@ def forward(cfg, p, input_ids, position_ids, vis, use_long=None, rope_state=None
     h = norm(cfg, h, p["model.norm.weight"])
     tied = cfg.get("tie_word_embeddings", mt in GEMMA)
     head = p["model.embed_tokens.weight"] if tied else p["lm_head.weight"]
-    if mt == "baichuan" and cfg["vocab_size"] == 125696:  # Baichuan2 NormHead (training mode)
+    if baichuan2(cfg):  # Baichuan2 NormHead (training mode)
         head = F.normalize(head)
     logits = F.linear(h, head)
     if mt == "granite":

@@ -32,11 +32,14 @@ import java.util.List;
  * @param localRopeTheta   RoPE base of the sliding layers when they have their own (gemma3
  *                         {@code rope_local_base_freq}; no scaling there), or null
  * @param normHead         the LM head uses its rows L2-normalised (Baichuan2's NormHead, {@link NormHeadLinear})
+ * @param alibi            no rotary embeddings: attention adds ALiBi biases {@code slope_h * (j - i)} to the scores
+ *                         (Baichuan-13B, Baichuan2-13B; {@link Alibi})
  */
 public record Architecture(String className, NormKind norm, NormSlots norms, Activation activation, QkNorm qkNorm,
         String qkvFused, String gateUpFused, double embeddingScale, boolean roundEmbeddingScale, double residualScale,
         double attentionScale, Double attnSoftcap, Double finalSoftcap, double logitsDivisor, List<Boolean> slidingLayers,
-        int rotaryDims, boolean interleavedRotary, Double localRopeTheta, boolean normHead) {
+        int rotaryDims, boolean interleavedRotary, Double localRopeTheta, boolean normHead,
+        boolean alibi) {
 
     public Architecture {
         slidingLayers = List.copyOf(slidingLayers);

@@ -76,7 +76,7 @@ final class Families {
                 Architecture a = new Architecture("Phi3ForCausalLM", NormKind.CAST_THEN_WEIGHT, NormSlots.LLAMA,
                         activation(r, "hidden_act", Activation.SILU), QkNorm.NONE, "qkv_proj", "gate_up_proj", 1.0,
                         false, 1.0, invSqrtD, null, null, 1.0, every(layers, window != null),
-                        rotaryDims(r, headDim, 1.0), false, null, false);
+                        rotaryDims(r, headDim, 1.0), false, null, false, false);
                 yield new Resolved(a, false, false, false, window, false);
             }
             case "glm4" -> {
@@ -85,14 +85,14 @@ final class Families {
                                 "post_mlp_layernorm"),
                         activation(r, "hidden_act", Activation.SILU), QkNorm.NONE, null, "gate_up_proj", 1.0, false,
                         1.0, invSqrtD, null, null, 1.0, every(layers, false), rotaryDims(r, headDim, 0.5), true,
-                        null, false);
+                        null, false, false);
                 yield new Resolved(a, r.bool("attention_bias", true), false, false, null, false);
             }
             case "olmo2" -> {
                 Architecture a = new Architecture("Olmo2ForCausalLM", NormKind.WEIGHT_THEN_CAST,
                         new NormSlots(null, "post_attention_layernorm", null, "post_feedforward_layernorm"),
                         activation(r, "hidden_act", Activation.SILU), QkNorm.FULL, null, null, 1.0, false, 1.0,
-                        invSqrtD, null, null, 1.0, every(layers, false), headDim, false, null, false);
+                        invSqrtD, null, null, 1.0, every(layers, false), headDim, false, null, false, false);
                 yield new Resolved(a, bias, bias, false, null, false);
             }
             case "granite" -> {
@@ -100,7 +100,7 @@ final class Families {
                         activation(r, "hidden_act", Activation.SILU), QkNorm.NONE, null, null,
                         r.number("embedding_multiplier", 1.0), false, r.number("residual_multiplier", 1.0),
                         r.number("attention_multiplier", 1.0), null, null, r.number("logits_scaling", 1.0),
-                        every(layers, false), headDim, false, null, false);
+                        every(layers, false), headDim, false, null, false, false);
                 yield new Resolved(a, bias, bias, r.bool("mlp_bias", false), null, false);
             }
             case "baichuan" -> baichuan(r, layers, hidden, headDim);
@@ -112,16 +112,13 @@ final class Families {
      * Baichuan's remote code (trust_remote_code): Llama with the fused {@code W_pack} (q | k | v, multi-head only).
      * The config does not say which code a checkpoint ships; like vLLM we tell them apart by the numbers: a
      * {@code BaichuanForCausalLM} with hidden_size other than 4096 is a 13B model, whose code uses ALiBi instead of
-     * RoPE (not supported); vocab_size 125696 is Baichuan2, whose code normalises the LM head rows (NormHead).
+     * RoPE; vocab_size 125696 is Baichuan2, whose code normalises the LM head rows (NormHead).
      */
     private static Resolved baichuan(ConfigReader r, int layers, int hidden, int headDim) {
         List<String> archs = r.strings("architectures");
         String cls = archs != null && !archs.isEmpty() ? archs.get(0) : "BaichuanForCausalLM";
-        if (cls.equals("BaichuanForCausalLM") && hidden != 4096) {
-            throw r.err("hidden_size", "is " + hidden + ": a BaichuanForCausalLM of that size is Baichuan-13B or"
-                    + " Baichuan2-13B, whose remote code uses ALiBi attention, which sft-native does not implement"
-                    + " (Baichuan-7B and Baichuan2-7B, with RoPE, are supported)");
-        }
+        // Baichuan-13B / Baichuan2-13B: no rotary embeddings; ALiBi biases in the attention
+        boolean alibi = cls.equals("BaichuanForCausalLM") && hidden != 4096;
         if (r.has("num_key_value_heads") && r.positive("num_key_value_heads") != r.positive("num_attention_heads")) {
             throw r.err("num_key_value_heads", "must equal num_attention_heads: Baichuan's W_pack is multi-head");
         }
@@ -129,10 +126,11 @@ final class Families {
             throw r.err("z_loss_weight", "is " + r.m.get("z_loss_weight") + "; Baichuan2's z-loss term is not"
                     + " implemented (set it to 0, as the released checkpoints do)");
         }
-        boolean normHead = r.positive("vocab_size") == 125696;
+        // Baichuan2: its vocabulary, or z_loss_weight (a key only Baichuan2's configuration class has)
+        boolean normHead = r.positive("vocab_size") == 125696 || r.m.containsKey("z_loss_weight");
         Architecture a = new Architecture(cls, NormKind.CAST_THEN_WEIGHT, NormSlots.LLAMA, silu(r), QkNorm.NONE,
                 "W_pack", null, 1.0, false, 1.0, 1.0 / Math.sqrt(headDim), null, null, 1.0, every(layers, false),
-                headDim, false, null, normHead);
+                headDim, false, null, normHead, alibi);
         return new Resolved(a, false, false, false, null, false);
     }
 
@@ -146,7 +144,7 @@ final class Families {
             boolean outBias, boolean mlpBias, Integer window, QkNorm qk) {
         Architecture a = new Architecture(cls, NormKind.CAST_THEN_WEIGHT, NormSlots.LLAMA, silu(r), qk, null, null,
                 1.0, false, 1.0, 1.0 / Math.sqrt(headDim), null, null, 1.0, every(layers, window != null), headDim,
-                false, null, false);
+                false, null, false, false);
         return new Resolved(a, attnBias, outBias, mlpBias, window, false);
     }
 
@@ -171,7 +169,7 @@ final class Families {
             }
         }
         Architecture a = new Architecture(cls, NormKind.CAST_THEN_WEIGHT, NormSlots.LLAMA, silu(r), qk, null, null,
-                1.0, false, 1.0, 1.0 / Math.sqrt(headDim), null, null, 1.0, sliding, headDim, false, null, false);
+                1.0, false, 1.0, 1.0 / Math.sqrt(headDim), null, null, 1.0, sliding, headDim, false, null, false, false);
         return new Resolved(a, attnBias, outBias, false, window, false);
     }
 
@@ -203,7 +201,7 @@ final class Families {
                 activation(r, r.has("hidden_activation") ? "hidden_activation" : "hidden_act", Activation.GELU_TANH),
                 g3 ? QkNorm.PER_HEAD : QkNorm.NONE, null, null, Math.sqrt(hidden), true, 1.0, 1.0 / Math.sqrt(scalar),
                 attnCap, finalCap, 1.0, sliding, headDim, false,
-                g3 ? r.number("rope_local_base_freq", 10000.0) : null, false);
+                g3 ? r.number("rope_local_base_freq", 10000.0) : null, false, false);
         return new Resolved(a, bias, bias, false, window, true);
     }
 

@@ -62,8 +62,10 @@ final class SelfAttention {
             q = norm(q, qNorm);
             k = norm(k, kNorm);
         }
-        q = rope.apply(q, ctx.cos(), ctx.sinSigned());
-        k = rope.apply(k, ctx.cos(), ctx.sinSigned());
+        if (!arch.alibi()) {
+            q = rope.apply(q, ctx.cos(), ctx.sinSigned());
+            k = rope.apply(k, ctx.cos(), ctx.sinSigned());
+        }
         Tensor qh = q.transpose(1, 2); // (B, nH, T, D)
         Tensor kh = k.transpose(1, 2); // (B, nKV, T, D)
         Tensor vh = v.transpose(1, 2); // (B, nKV, T, D)
@@ -71,6 +73,11 @@ final class SelfAttention {
             Tensor[] kv = ctx.cache().append(layer, kh, vh); // (B, nKV, S, D) each
             kh = kv[0];
             vh = kv[1];
+        }
+        if (arch.alibi()) { // the biases go in as an additive mask (libtorch's SDPA takes one); no key ranges
+            Tensor visible = ctx.mask() != null ? ctx.mask() // (B, 1, T, S)
+                    : ctx.ranges() != null && !ctx.ranges().isCausal() ? ctx.ranges().mask(b, t, qh.device()) : null;
+            ctx = ctx.withMask(Alibi.mask(heads, t, kh.size(2), visible, qh.scalar_type(), qh.device()));
         }
         Tensor attn = Sdpa.attention(qh, kh, vh, ctx, arch.attentionScale(), kvHeads != heads,
                 arch.attnSoftcap()); // (B, nH, T, D)

@@ -125,10 +125,17 @@ class ArchitectureConfigTest {
     void baichuanVariantsFollowTheRemoteCodeByTheirNumbers() {
         Map<String, Object> k = config("baichuan");
         k.put("num_key_value_heads", 4);
-        k.put("architectures", List.of("BaichuanForCausalLM"));
+        k.put("architectures", List.of("BaichuanForCausalLM")); // hidden_size != 4096: the 13B code (ALiBi)
+        assertTrue(ModelConfig.fromMap(k).arch().alibi());
+        assertTrue(!ModelConfig.fromMap(k).arch().normHead());
+        k.put("z_loss_weight", 0); // Baichuan2's configuration key: NormHead
+        assertTrue(ModelConfig.fromMap(k).arch().normHead());
+        k.put("z_loss_weight", 0.5);
         var e = assertThrows(ModelFormatException.class, () -> ModelConfig.fromMap(k));
-        assertTrue(e.getMessage().contains("'hidden_size'") && e.getMessage().contains("ALiBi"), e.getMessage());
+        assertTrue(e.getMessage().contains("'z_loss_weight'"), e.getMessage());
+        k.remove("z_loss_weight");
         k.put("architectures", List.of("BaiChuanForCausalLM"));
+        assertTrue(!ModelConfig.fromMap(k).arch().alibi());
         assertEquals("W_pack", ModelConfig.fromMap(k).arch().qkvFused());
         assertTrue(!ModelConfig.fromMap(k).arch().normHead());
         k.put("vocab_size", 125696); // Baichuan2's vocabulary: NormHead

@@ -66,14 +66,50 @@ class GoldenParityTest {
     @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa", "gemma2_softcap",
             "gemma3_text_local", "phi3_longrope", "glm4_partial", "olmo2_postnorm", "granite_mult", "qwen2_swa",
             "baichuan_wpack", "gemma2_bf16", "olmo2_bf16", "qwen2_yarn", "llama_dynamic", "gemma3_mm_legacy",
-            "gemma3_mm_nested"})
+            "gemma3_mm_nested", "baichuan2_13b_alibi"})
     void fp32LogitsLossAndGradientsMatchTheReference(String name) throws IOException {
         fp32Parity(name, AttentionKernel.SDPA);
     }
 
+    /**
+     * The training loss path (gradient checkpointing + the chunked LM-head loss, small chunks) on the basic case of
+     * the families whose logits are not plain {@code h W^T}: Baichuan2's NormHead, Gemma 2's final soft-cap and
+     * Granite's logits divisor reach the loss and its gradient (tolerances as above).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"baichuan2_13b_alibi", "gemma2_softcap", "granite_mult"})
+    void fusedLossPathMatchesTheReference(String name) throws IOException {
+        JsonNode meta = meta(name);
+        try (DecoderModel model = DecoderModel.load(ROOT.resolve(name).resolve("checkpoint"), ScalarType.Float);
+                SafetensorsFile exp = SafetensorsFile.open(ROOT.resolve(expectedOf(name)).resolve(
+                        "expected.safetensors"));
+                PointerScope scope = new PointerScope()) {
+            model.setRequiresGrad(true);
+            GoldenData.zeroGrads(model);
+            Tensor ids = exp.view("basic.input_ids"); // (B, T)
+            Tensor labels = exp.view("basic.labels"); // (B, T)
+            double targets = labels.narrow(1, 1, labels.size(1) - 1).ne(new Scalar(-100L)).sum().item_double();
+            var loss = new io.sftnative.loss.MemoryEfficientLoss(true, true, 7);
+            double sum = loss.forwardBackward(model, ids, labels, model.causalContext(ids.size(0), ids.size(1)),
+                    targets);
+            double ref = meta.get("cases").get("basic").get("loss").asDouble();
+            check(name + "+fused", "basic loss", Math.abs(sum / targets - ref) / Math.abs(ref), LOSS_TOL);
+            int grads = 0;
+            for (String key : exp.names()) {
+                if (key.startsWith("basic.grad.")) {
+                    String param = key.substring("basic.grad.".length());
+                    check(name + "+fused", "basic grad " + param, relErr(model.parameter(param).grad(),
+                            exp.view(key)), GRAD_TOL);
+                    grads++;
+                }
+            }
+            assertTrue(grads >= 4, "gradients checked");
+        }
+    }
+
     /** The same cases and tolerances with our attention kernel (key ranges instead of masks). */
     @ParameterizedTest
-    @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa"})
+    @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa", "baichuan2_13b_alibi"})
     void fp32ParityHoldsWithTheNativeAttentionKernel(String name) throws IOException {
         fp32Parity(name, AttentionKernel.NATIVE);
     }
@@ -138,7 +174,7 @@ class GoldenParityTest {
     @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa", "gemma2_softcap",
             "gemma3_text_local", "phi3_longrope", "glm4_partial", "olmo2_postnorm", "granite_mult", "qwen2_swa",
             "baichuan_wpack", "gemma2_bf16", "olmo2_bf16", "qwen2_yarn", "llama_dynamic", "gemma3_mm_legacy",
-            "gemma3_mm_nested"})
+            "gemma3_mm_nested", "baichuan2_13b_alibi"})
     void greedyGenerationMatchesTokenForToken(String name) throws IOException {
         JsonNode gen = meta(name).get("generate");
         long[][] prompts = GoldenData.ids(gen.get("prompts"));
