@@ -52,7 +52,7 @@ final class TargetModules {
         for (String t : targets) {
             if (ALL.equalsIgnoreCase(t) || ALL_LINEAR.equalsIgnoreCase(t)) {
                 for (String p : paths) {
-                    if (!p.equals(LM_HEAD)) {
+                    if (!p.equals(LM_HEAD) && !model.isRouter(p)) { // MoE routers only when named (gate)
                         chosen.add(p);
                     }
                 }

@@ -122,6 +122,7 @@ public final class DecoderModel implements AutoCloseable {
                     ? new NormHeadLinear(require(weight))
                     : new DenseLinear(require(weight), parameters.get(module + ".bias")));
         }
+        addRouterSlots(config.moe());
         norms = new LayerNorms[config.numHiddenLayers()];
         mlps = new FeedForward[config.numHiddenLayers()];
         Architecture.NormSlots slots = arch.norms();
@@ -143,6 +144,37 @@ public final class DecoderModel implements AutoCloseable {
                 mlps[i] = x -> block.forward(x, linears::get, routerLog); // (B, T, H) -> (B, T, H)
             }
         }
+    }
+
+    /**
+     * MoE routers ({@code mlp.gate}, {@code block_sparse_moe.gate}) are linear slots too, placed before their
+     * layer's experts, so a LoRA target that names {@code gate} adapts them (PEFT's module path); they are neither
+     * quantized nor part of {@code lora_target: all} ({@link #isRouter}).
+     */
+    private void addRouterSlots(MoeSpec spec) {
+        if (spec == null) {
+            return;
+        }
+        Map<String, LinearLayer> ordered = new LinkedHashMap<>();
+        for (Map.Entry<String, LinearLayer> e : linears.entrySet()) {
+            for (int i = 0; i < config.numHiddenLayers(); i++) {
+                if (spec.isSparse(i) && e.getKey().equals(spec.expert(i, 0) + spec.projections()[0])) {
+                    ordered.put(spec.router(i), new DenseLinear(require(spec.router(i) + ".weight"), null));
+                }
+            }
+            ordered.put(e.getKey(), e.getValue());
+        }
+        linears.clear();
+        linears.putAll(ordered);
+    }
+
+    /** Whether linear slot {@code path} is a mixture-of-experts router (never quantized, not in "all"). */
+    public boolean isRouter(String path) {
+        if (moe == null || !path.endsWith(".gate")) {
+            return false;
+        }
+        int layer = ParameterLayout.layerIndexOf(path);
+        return layer >= 0 && moe.isSparse(layer) && moe.router(layer).equals(path);
     }
 
     private Tensor optional(String prefix, String norm) {

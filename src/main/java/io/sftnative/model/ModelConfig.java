@@ -236,7 +236,8 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
         if (r.m.get("rope_parameters") instanceof Map<?, ?> rp && rp.get("rope_theta") instanceof Number n) {
             theta = n.doubleValue();
         }
-        int maxPositions = r.has("max_position_embeddings") ? r.positive("max_position_embeddings") : 2048;
+        int maxPositions = r.has("max_position_embeddings") ? r.positive("max_position_embeddings")
+                : r.has("model_max_length") ? r.positive("model_max_length") : 2048; // Baichuan: model_max_length
         RopeScaling scaling = RopeScaling.read(r, maxPositions, f.arch().rotaryDims());
         String dtype = r.has("torch_dtype") ? r.str("torch_dtype", null) : (r.has("dtype") ? r.str("dtype", null) : null);
         MoeSpec.read(r.m, r.origin, layers, r.positive("intermediate_size")); // validates the MoE keys

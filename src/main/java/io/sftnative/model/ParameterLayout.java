@@ -103,6 +103,20 @@ public final class ParameterLayout {
         return out;
     }
 
+    /** The decoder layer of {@code model.layers.N....}, or -1. */
+    static int layerIndexOf(String path) {
+        String prefix = "model.layers.";
+        if (!path.startsWith(prefix)) {
+            return -1;
+        }
+        int end = path.indexOf('.', prefix.length());
+        try {
+            return Integer.parseInt(path.substring(prefix.length(), end < 0 ? path.length() : end));
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
+
     /** Total parameter count (tied embeddings counted once, as transformers' num_parameters()). */
     public static long count(ModelConfig c) {
         long n = 0;

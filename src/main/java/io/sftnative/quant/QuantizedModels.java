@@ -86,7 +86,7 @@ public final class QuantizedModels {
     public static Summary quantize(DecoderModel model, QuantizationSpec spec, Consumer<String> warn) {
         List<String> unaligned = new ArrayList<>();
         for (String path : model.linearPaths()) {
-            if (path.equals("lm_head")) {
+            if (path.equals("lm_head") || model.isRouter(path)) { // MoE routers stay dense
                 continue;
             }
             LinearLayer slot = model.linear(path);

@@ -29,13 +29,12 @@ import io.sftnative.model.Tensors;
  * a gradient (zeros when it got no token): data-parallel gradient sync never waits on a missing one.
  *
  * <p>The projections are the decoder's linear slots ({@link LinearLayer}: dense, LoRA or quantized), looked up by HF
- * module path on each call, so LoRA and QLoRA apply to experts like to any projection. The router and the shared
- * expert gate are plain parameters (never adapted, trainable in full/freeze tuning). Borrows everything it uses.
+ * module path on each call, so LoRA and QLoRA apply to experts like to any projection. The router is a slot too (LoRA
+ * when a target names it; never quantized); the shared expert gate is a plain parameter. Borrows everything it uses.
  */
 public final class SparseMoeBlock {
     private final MoeSpec spec;
     private final int layer;
-    private final Tensor router; // (E, H) borrowed
     private final Tensor sharedGate; // (1, H) borrowed, or null
     private final String[][] experts; // [e] -> gate, up, down module paths
     private final String[] shared; // gate, up, down module paths of the shared expert, or null
@@ -44,7 +43,6 @@ public final class SparseMoeBlock {
     public SparseMoeBlock(MoeSpec spec, int layer, Function<String, Tensor> param) {
         this.spec = spec;
         this.layer = layer;
-        this.router = param.apply(spec.router(layer) + ".weight");
         this.sharedGate = spec.sharedIntermediate() > 0 ? param.apply(spec.sharedExpertGate(layer)) : null;
         String[] names = spec.projections();
         this.experts = new String[spec.numExperts()][];
@@ -65,7 +63,7 @@ public final class SparseMoeBlock {
         long h = x.size(-1);
         int k = spec.topK();
         Tensor flat = x.reshape(-1, h); // (N, H)
-        Tensor logits = torch.linear(flat, router); // (N, E) model dtype
+        Tensor logits = slots.apply(spec.router(layer)).forward(flat); // (N, E) model dtype (a LoRA slot if targeted)
         if (log != null) {
             log.record(layer, logits);
         }

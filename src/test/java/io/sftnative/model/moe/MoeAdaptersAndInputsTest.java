@@ -92,6 +92,55 @@ class MoeAdaptersAndInputsTest {
         }
     }
 
+    /**
+     * A target naming the router ({@code gate}: qwen3_moe {@code mlp.gate}, mixtral {@code block_sparse_moe.gate})
+     * adapts the routers only ({@code gate_proj} / {@code w1} are the experts'), with PEFT's module paths; the routers
+     * stay dense under QLoRA.
+     */
+    @Test
+    void loraOnTheRouterWhenTargetNamesGate(@TempDir Path out) throws IOException {
+        for (String name : List.of("qwen3_moe", "mixtral")) {
+            try (DecoderModel model = DecoderModel.load(ROOT.resolve(name + "/checkpoint"), ScalarType.Float);
+                    PointerScope scope = new PointerScope()) {
+                MoeSpec spec = model.moe();
+                List<String> routers = new ArrayList<>();
+                for (int i = 0; i < model.config().numHiddenLayers(); i++) {
+                    if (spec.isSparse(i)) {
+                        routers.add(spec.router(i));
+                    }
+                }
+                Tensor ids = Tensors.longs(new long[] {5, 17, 99, 3, 44, 8}, 2, 3); // (B, T)
+                Tensor base = model.forward(ids).clone(); // (B, T, V)
+                LoraAdapters lora = LoraAdapters.attach(model, new LoraSpec(4, 8, 0.0, List.of("gate"), false,
+                        List.of()), 1);
+                assertEquals(routers, lora.modulePaths(), name + ": 'gate' names the routers only");
+                lora.setTraining(true);
+                Tensor logits = model.forward(ids);
+                assertEquals(0.0, logits.sub(base).abs().max().item_double(), name + ": B = 0 computes the base");
+                CausalLmLoss.mean(logits, ids).backward();
+                for (String p : routers) {
+                    Tensor gb = lora.trainableParameters().get(p + ".lora_B.weight").grad();
+                    assertTrue(gb.defined() && gb.abs().max().item_double() > 0, p + " router adapter learns");
+                }
+                lora.save(out.resolve(name), "tiny-" + name);
+                try (SafetensorsFile f = SafetensorsFile.open(out.resolve(name).resolve("adapter_model.safetensors"))) {
+                    assertTrue(f.names().contains("base_model.model." + routers.get(0) + ".lora_A.weight"),
+                            f.names().toString());
+                }
+                lora.close();
+            }
+        }
+        try (DecoderModel q = QuantizedModels.load(ROOT.resolve("mixtral/checkpoint"), ScalarType.Float,
+                QuantizationSpec.nf4(), w -> { })) {
+            String router = q.moe().router(0);
+            assertEquals("io.sftnative.model.DenseLinear", q.linear(router).getClass().getName(),
+                    "QLoRA keeps the router dense");
+            LoraAdapters lora = LoraAdapters.attach(q, new LoraSpec(4, 8, 0.0, List.of("w1"), false, List.of()), 1);
+            assertFalse(lora.modulePaths().contains(router), "w1 is the experts' gate projection, not the router");
+            lora.close();
+        }
+    }
+
     @Test
     void qloraQuantizesExpertsAndTrainsAdaptersOnThem() throws IOException {
         try (DecoderModel dense = DecoderModel.load(ROOT.resolve("mixtral/checkpoint"), ScalarType.Float);
