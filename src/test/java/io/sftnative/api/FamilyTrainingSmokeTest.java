@@ -57,7 +57,7 @@ class FamilyTrainingSmokeTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"gemma2_softcap", "gemma3_text_local", "phi3_longrope", "glm4_partial", "olmo2_postnorm",
-            "granite_mult", "baichuan_wpack"})
+            "granite_mult", "baichuan_wpack", "baichuan2_13b_alibi", "gemma3_mm_nested"})
     void loraTrainsAndTheExportComputesBasePlusAdapter(String family) throws Exception {
         Path out = dir.resolve("run");
         List<Double> losses = new CopyOnWriteArrayList<>();
@@ -98,6 +98,23 @@ class FamilyTrainingSmokeTest {
             assertTrue(after < before, family + ": 8 LoRA steps should lower the loss on training rows, " + before
                     + " -> " + after + " (step losses " + losses + ")");
         }
+    }
+
+    /**
+     * LLaMA-Factory's rope_scaling key through the trainer: llama_dynamic has max_position_embeddings 12, cutoff_len
+     * 32 gives factor ceil(32 / 12) = 3, and the fully trained model is saved with the scaled config.
+     */
+    @org.junit.jupiter.api.Test
+    void ropeScalingKeyScalesForCutoffLenAndIsSaved() throws Exception {
+        Path out = dir.resolve("full");
+        try (TrainingRun run = lora("llama_dynamic", out, 2).set("finetuning_type", "full").set("rope_scaling", "linear")
+                .build().start()) {
+            assertEquals(TrainResult.Status.COMPLETED, run.await().status());
+        }
+        io.sftnative.model.ModelConfig saved = io.sftnative.model.ModelConfig.read(out);
+        assertEquals("linear", saved.ropeScaling().type());
+        assertEquals(3.0, saved.ropeScaling().factor());
+        assertEquals(36, saved.maxPositionEmbeddings());
     }
 
     /** The first 16 ids of the first 4 rows of the training file. */
