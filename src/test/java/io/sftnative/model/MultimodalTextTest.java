@@ -81,6 +81,10 @@ class MultimodalTextTest {
         k.put("text_config", Map.of("model_type", "llama"));
         e = assertThrows(ModelFormatException.class, () -> ModelConfig.fromMap(k));
         assertTrue(e.getMessage().contains("'text_config.model_type' is 'llama'"), e.getMessage());
+        k.put("text_config", Map.of("partial_rotary_factor", 0.5)); // a phi3/glm4 key in a Gemma 3 text config
+        e = assertThrows(ModelFormatException.class, () -> ModelConfig.fromMap(k));
+        assertTrue(e.getMessage().contains("(text_config): key 'partial_rotary_factor' belongs to phi3/glm4"),
+                e.getMessage());
 
         // a gemma3 config over a text-only checkpoint (model.layers.* names): neither multimodal layout
         Path dir = tmp.resolve("textonly");
