@@ -49,6 +49,15 @@ import org.apache.arrow.vector.types.pojo.Field;
  */
 final class ArrowRecordReader implements RecordSource {
     private static final byte[] FILE_MAGIC = "ARROW1".getBytes(StandardCharsets.US_ASCII);
+    // Arrow logs its allocator choice at INFO on first use (through SLF4J to java.util.logging); users should see
+    // only its warnings. JUL holds loggers weakly: keep a reference or the level is forgotten.
+    private static final java.util.logging.Logger ARROW_LOG = java.util.logging.Logger.getLogger("org.apache.arrow");
+
+    static {
+        if (ARROW_LOG.getLevel() == null) {
+            ARROW_LOG.setLevel(java.util.logging.Level.WARNING);
+        }
+    }
 
     private final Path file;
     private final BufferAllocator allocator;
@@ -63,7 +72,11 @@ final class ArrowRecordReader implements RecordSource {
 
     ArrowRecordReader(Path file, Set<String> used) {
         this.file = file;
-        allocator = new RootAllocator();
+        try {
+            allocator = new RootAllocator();
+        } catch (RuntimeException | LinkageError e) { // Arrow's MemoryUtil cannot start (JVM flags)
+            throw failure(e);
+        }
         try {
             fileSize = Files.size(file);
             if (isFileFormat(file)) {
@@ -85,7 +98,7 @@ final class ArrowRecordReader implements RecordSource {
                             file, -1, f.getName());
                 }
             }
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException | RuntimeException | LinkageError e) { // LinkageError: Arrow's MemoryUtil failed
             close();
             throw failure(e);
         }
@@ -211,11 +224,12 @@ final class ArrowRecordReader implements RecordSource {
         return a;
     }
 
-    private DataException failure(Exception e) {
+    private DataException failure(Throwable e) {
         if (e instanceof DataException d) {
             return d;
         }
-        if (String.valueOf(e.getMessage()).contains("DirectByteBuffer")) { // Arrow's MemoryUtil could not start
+        String m = String.valueOf(e.getMessage());
+        if (m.contains("DirectByteBuffer") || m.contains("MemoryUtil")) { // Arrow's MemoryUtil could not start
             return new DataException(file + ": Apache Arrow needs the JVM flag"
                     + " --add-opens=java.base/java.nio=ALL-UNNAMED to read .arrow files (the sft-native command"
                     + " sets it; add it to your own java command line when using sft-native as a library)", file,

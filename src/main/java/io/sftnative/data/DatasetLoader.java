@@ -175,7 +175,7 @@ public final class DatasetLoader {
         }
         if (o.datasets().isEmpty() && o.evalDatasets().isEmpty()) {
             throw new DataException("no dataset: set the dataset key to names from dataset_info.json or to data"
-                    + " files (.json, .jsonl, .txt)", null, -1, "dataset");
+                    + " files (.json, .jsonl, .txt, .csv, .parquet, .arrow)", null, -1, "dataset");
         }
         if (!o.evalDatasets().isEmpty() && o.valSize() > 1e-6) {
             throw new DataException("val_size cannot be combined with eval_dataset: use one way of getting"

@@ -128,8 +128,10 @@ final class ParquetRecordReader implements RecordSource {
                     true, // useBloomFilter
                     false, // useOffHeapDecryptBuffer
                     false, // useHadoopVectoredIo
-                    FilterCompat.NOOP, ParquetMetadataConverter.NO_FILTER, (CompressionCodecFactory) new ParquetCodecs(),
-                    (ByteBufferAllocator) new HeapByteBufferAllocator(), 8 << 20, (Map<?, ?>) new HashMap<String, String>(),
+                    FilterCompat.NOOP, ParquetMetadataConverter.NO_FILTER,
+                    (CompressionCodecFactory) new ParquetCodecs(), (ByteBufferAllocator) new HeapByteBufferAllocator(),
+                    8 << 20, // maxAllocationSize
+                    (Map<?, ?>) new HashMap<String, String>(),
                     (FileDecryptionProperties) null, (ParquetMetricsCallback) null,
                     (ParquetConfiguration) new PlainParquetConfiguration());
             return (ParquetFileReader) OPEN.invokeExact((InputFile) new LocalInputFile(file), options);

@@ -149,7 +149,8 @@ final class StreamedExamples implements AutoCloseable {
             ShuffleBuffer<Example> buffer) {
         List<Future<ChunkProcessor.Encoded>> parts = new ArrayList<>();
         for (int from = 0; from < chunk.size(); from += ChunkProcessor.SUB_CHUNK) {
-            List<ChunkProcessor.Item> sub = chunk.subList(from, Math.min(chunk.size(), from + ChunkProcessor.SUB_CHUNK));
+            int to = Math.min(chunk.size(), from + ChunkProcessor.SUB_CHUNK);
+            List<ChunkProcessor.Item> sub = chunk.subList(from, to);
             parts.add(pool.submit(() -> processor.encode(sub)));
         }
         List<int[][]> examples = new ArrayList<>(chunk.size());
