@@ -70,8 +70,8 @@ final class LaunchArgs {
         List<String> jvm = ManagementFactory.getRuntimeMXBean().getInputArguments();
         cmd.addAll(jvm);
         for (String flag : List.of("--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
-                "-Dai.djl.offline=true")) {
-            String key = flag.substring(0, flag.indexOf('=') + 1);
+                "--add-opens=java.base/java.nio=ALL-UNNAMED", "-Dai.djl.offline=true")) {
+            String key = flag.startsWith("--add-opens") ? flag : flag.substring(0, flag.indexOf('=') + 1);
             if (jvm.stream().noneMatch(a -> a.startsWith(key))) {
                 cmd.add(flag);
             }

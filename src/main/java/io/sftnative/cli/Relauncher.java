@@ -36,6 +36,7 @@ final class Relauncher {
         cmd.addAll(jvmArgs);
         addIfAbsent(cmd, jvmArgs, "--enable-native-access=ALL-UNNAMED");
         addIfAbsent(cmd, jvmArgs, "--sun-misc-unsafe-memory-access=allow");
+        addIfAbsent(cmd, jvmArgs, "--add-opens=java.base/java.nio=ALL-UNNAMED"); // Apache Arrow (.arrow data)
         addIfAbsent(cmd, jvmArgs, "-Dai.djl.offline=true");
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
@@ -73,7 +74,8 @@ final class Relauncher {
     }
 
     private static void addIfAbsent(List<String> cmd, List<String> existing, String flag) {
-        String key = flag.contains("=") ? flag.substring(0, flag.indexOf('=') + 1) : flag;
+        String key = flag.startsWith("--add-opens") || !flag.contains("=") ? flag
+                : flag.substring(0, flag.indexOf('=') + 1);
         if (existing.stream().noneMatch(a -> a.startsWith(key))) {
             cmd.add(flag);
         }

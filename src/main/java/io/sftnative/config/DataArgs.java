@@ -20,7 +20,7 @@ import java.util.List;
  * @param padToMultipleOf    collator pads each batch's length to a multiple of this (1 = no rounding)
  * @param workers            preprocessing threads (0 = all available processors)
  * @param overwriteCache     ignore a tokenized cache and rebuild it
- * @param bufferSize         examples held in memory when streaming larger-than-memory files
+ * @param bufferSize         streaming: the shuffle buffer's size in examples (LLaMA-Factory's buffer_size)
  * @param toolFormat         LLaMA-Factory's tool_format: overrides the template's tool format, or null
  * @param enableThinking     reasoning templates: train the thoughts (true, LLaMA-Factory's default) or put an
  *                           empty thought in the prompt (false); null when the key is absent
@@ -31,12 +31,14 @@ import java.util.List;
  * @param evalOnEachDataset  evaluate every eval_dataset separately (metrics eval_NAME_loss)
  * @param tokenizedPath      LLaMA-Factory's tokenized_path: a directory the preprocessed rows are saved to (when
  *                           missing or empty) or loaded from (skipping the raw data), or null
+ * @param streaming          stream the training data while training runs (LLaMA-Factory's iterable datasets,
+ *                           shuffled through a buffer of buffer_size examples; needs max_steps)
  */
 public record DataArgs(List<String> dataset, List<String> evalDataset, String datasetDir, String template,
         int cutoffLen, int maxSamples, double valSize, Boolean packing, boolean neatPacking, boolean trainOnPrompt,
         boolean maskHistory, String defaultSystem, int padToMultipleOf, int workers, boolean overwriteCache,
         int bufferSize, String toolFormat, Boolean enableThinking, boolean preserveThinking, String mixStrategy,
-        List<Double> interleaveProbs, boolean evalOnEachDataset, String tokenizedPath) {
+        List<Double> interleaveProbs, boolean evalOnEachDataset, String tokenizedPath, boolean streaming) {
 
     /** Without the template and mixing keys (concat, no probabilities, one merged eval set). */
     public DataArgs(List<String> dataset, List<String> evalDataset, String datasetDir, String template,
@@ -45,7 +47,7 @@ public record DataArgs(List<String> dataset, List<String> evalDataset, String da
             boolean overwriteCache, int bufferSize) {
         this(dataset, evalDataset, datasetDir, template, cutoffLen, maxSamples, valSize, packing, neatPacking,
                 trainOnPrompt, maskHistory, defaultSystem, padToMultipleOf, workers, overwriteCache, bufferSize,
-                null, null, false, "concat", List.of(), false, null);
+                null, null, false, "concat", List.of(), false, null, false);
     }
 
     public static DataArgs from(RawConfig c) {
@@ -73,13 +75,8 @@ public record DataArgs(List<String> dataset, List<String> evalDataset, String da
                         "interleave_once"),
                 probs(c),
                 c.bool("eval_on_each_dataset", false),
-                c.string("tokenized_path", null));
-        if (c.bool("streaming", false)) {
-            throw new ConfigException("key 'streaming' (" + c.origin("streaming") + "): not implemented in"
-                    + " sft-native: streaming (LLaMA-Factory's iterable datasets with buffer_size shuffling). Without"
-                    + " it sft-native still reads files record by record into a memory-mapped token cache, so large"
-                    + " files fit: remove streaming: true");
-        }
+                c.string("tokenized_path", null),
+                c.bool("streaming", false));
         refuseUnsupported(c);
         int batch = c.integer("preprocessing_batch_size", 1000);
         if (batch != 1000) {

@@ -41,6 +41,11 @@ public record SftConfig(ModelArgs model, DataArgs data, FinetuningArgs finetunin
         TrainingArgs training = TrainingArgs.from(c);
         SftConfig cfg = new SftConfig(ModelArgs.from(c), DataArgs.from(c), FinetuningArgs.from(c), training,
                 GenerationArgs.from(c), ExportArgs.from(c), DistributedArgs.from(c, training));
+        if (cfg.data().streaming() && training.doTrain() && training.maxSteps() <= 0) {
+            throw new ConfigException("key 'streaming' (" + c.origin("streaming") + "): streaming needs max_steps,"
+                    + " as in LLaMA-Factory (\"Please specify `max_steps` in streaming mode.\"): a stream has no"
+                    + " length to count epochs in. Set max_steps");
+        }
         NotImplementedKeys.check(c);
         c.checkAllKnown(IGNORED_KEYS, warn);
         return cfg;

@@ -48,6 +48,16 @@ public final class DataPipeline {
      */
     public static Prepared prepare(Path modelDir, DataArgs data, String stage, long seed, boolean progress,
             Consumer<String> log) {
+        return prepare(modelDir, data, stage, seed, progress, log, false);
+    }
+
+    /**
+     * As {@link #prepare(Path, DataArgs, String, long, boolean, Consumer)}; {@code forTraining} honours
+     * {@code streaming: true} (the train data then streams while training runs). Everything else (preflight,
+     * evaluation) reads the data whole, streaming or not.
+     */
+    public static Prepared prepare(Path modelDir, DataArgs data, String stage, long seed, boolean progress,
+            Consumer<String> log, boolean forTraining) {
         Tokenizer tok = modelDir == null ? null : Tokenizer.load(modelDir);
         try {
             Template template = null;
@@ -61,6 +71,9 @@ public final class DataPipeline {
                 warning.ifPresent(log);
             }
             DatasetLoader.Options o = DatasetLoader.options(data, stage, seed).withProgress(progress);
+            if (!forTraining) {
+                o = o.withStreaming(0);
+            }
             LoadedData loaded = DatasetLoader.load(o, tok, template, log);
             return new Prepared(tok, template, loaded, warning);
         } catch (RuntimeException e) {

@@ -56,11 +56,13 @@ public final class DatasetLoader {
      * @param progress    show a progress bar on stderr
      * @param mix         how several datasets are merged, and whether eval datasets are kept apart
      * @param tokenizedPath LLaMA-Factory's tokenized_path ({@link TokenizedDir}), or null
+     * @param streamBuffer  streaming: true with this buffer_size (the train data streams while training runs,
+     *                      {@link StreamedExamples}); 0 = off
      */
     public record Options(List<String> datasets, List<String> evalDatasets, Path datasetDir, String stage,
             int cutoffLen, int maxSamples, double valSize, boolean packing, boolean neatPacking,
             boolean trainOnPrompt, boolean maskHistory, int workers, boolean overwriteCache, Path cacheDir, long seed,
-            boolean progress, Mix mix, Path tokenizedPath) {
+            boolean progress, Mix mix, Path tokenizedPath, int streamBuffer) {
 
         public Options {
             datasets = List.copyOf(datasets);
@@ -74,7 +76,7 @@ public final class DatasetLoader {
                 boolean trainOnPrompt, boolean maskHistory, int workers, boolean overwriteCache, Path cacheDir,
                 long seed, boolean progress) {
             this(datasets, evalDatasets, datasetDir, stage, cutoffLen, maxSamples, valSize, packing, neatPacking,
-                    trainOnPrompt, maskHistory, workers, overwriteCache, cacheDir, seed, progress, Mix.CONCAT, null);
+                    trainOnPrompt, maskHistory, workers, overwriteCache, cacheDir, seed, progress, Mix.CONCAT, null, 0);
         }
 
         public Options(List<String> datasets, List<String> evalDatasets, Path datasetDir, String stage,
@@ -82,13 +84,29 @@ public final class DatasetLoader {
                 boolean trainOnPrompt, boolean maskHistory, int workers, boolean overwriteCache, Path cacheDir,
                 long seed, boolean progress, Mix mix) {
             this(datasets, evalDatasets, datasetDir, stage, cutoffLen, maxSamples, valSize, packing, neatPacking,
-                    trainOnPrompt, maskHistory, workers, overwriteCache, cacheDir, seed, progress, mix, null);
+                    trainOnPrompt, maskHistory, workers, overwriteCache, cacheDir, seed, progress, mix, null, 0);
+        }
+
+        public Options(List<String> datasets, List<String> evalDatasets, Path datasetDir, String stage,
+                int cutoffLen, int maxSamples, double valSize, boolean packing, boolean neatPacking,
+                boolean trainOnPrompt, boolean maskHistory, int workers, boolean overwriteCache, Path cacheDir,
+                long seed, boolean progress, Mix mix, Path tokenizedPath) {
+            this(datasets, evalDatasets, datasetDir, stage, cutoffLen, maxSamples, valSize, packing, neatPacking,
+                    trainOnPrompt, maskHistory, workers, overwriteCache, cacheDir, seed, progress, mix, tokenizedPath,
+                    0);
+        }
+
+        /** The same options with the training data streamed (streaming: true, buffer_size); 0 = off. */
+        public Options withStreaming(int bufferSize) {
+            return new Options(datasets, evalDatasets, datasetDir, stage, cutoffLen, maxSamples, valSize, packing,
+                    neatPacking, trainOnPrompt, maskHistory, workers, overwriteCache, cacheDir, seed, progress, mix,
+                    tokenizedPath, bufferSize);
         }
 
         public Options withProgress(boolean show) {
             return new Options(datasets, evalDatasets, datasetDir, stage, cutoffLen, maxSamples, valSize, packing,
                     neatPacking, trainOnPrompt, maskHistory, workers, overwriteCache, cacheDir, seed, show, mix,
-                    tokenizedPath);
+                    tokenizedPath, streamBuffer);
         }
 
         boolean pretrain() {
@@ -127,7 +145,7 @@ public final class DatasetLoader {
                 stage, d.cutoffLen(), d.maxSamples(), d.valSize(), d.packingFor(stage), d.neatPacking(),
                 d.trainOnPrompt(), d.maskHistory(), d.workers(), d.overwriteCache(), defaultCacheDir(), seed, true,
                 new Mix(d.mixStrategy(), d.interleaveProbs(), d.evalOnEachDataset()),
-                d.tokenizedPath() == null ? null : Path.of(d.tokenizedPath()));
+                d.tokenizedPath() == null ? null : Path.of(d.tokenizedPath()), d.streaming() ? d.bufferSize() : 0);
     }
 
     /** {@code -Dsft.cache.dir}, else {@code $SFT_CACHE_DIR}, else {@code ~/.cache/sft-native/datasets}. */
@@ -149,12 +167,15 @@ public final class DatasetLoader {
      * @param log       one-line messages for the user (cache reuse, warnings, the preprocessing summary)
      */
     public static LoadedData load(Options o, Tokenizer tokenizer, Template template, Consumer<String> log) {
+        if (o.streamBuffer() > 0) {
+            StreamingRules.check(o);
+        }
         if (o.tokenizedPath() != null && TokenizedDir.hasData(o.tokenizedPath())) {
             return TokenizedDir.load(o.tokenizedPath(), o, tokenizer, template, log);
         }
         if (o.datasets().isEmpty() && o.evalDatasets().isEmpty()) {
             throw new DataException("no dataset: set the dataset key to names from dataset_info.json or to data"
-                    + " files (.json, .jsonl, .txt)", null, -1, "dataset");
+                    + " files (.json, .jsonl, .txt, .csv, .parquet, .arrow)", null, -1, "dataset");
         }
         if (!o.evalDatasets().isEmpty() && o.valSize() > 1e-6) {
             throw new DataException("val_size cannot be combined with eval_dataset: use one way of getting"
@@ -168,6 +189,10 @@ public final class DatasetLoader {
         List<DatasetSpec> specs = o.datasets().stream().map(d -> DatasetSpec.resolve(d, o.datasetDir(), log)).toList();
         List<DatasetSpec> evalSpecs = o.evalDatasets().stream().map(d -> DatasetSpec.resolve(d, o.datasetDir(), log))
                 .toList();
+        if (o.streamBuffer() > 0) {
+            StreamingRules.checkSpecs(specs);
+            StreamingRules.checkSpecs(evalSpecs);
+        }
         if (o.mix().evalOnEachDataset() && evalSpecs.isEmpty()) {
             log.accept("note: eval_on_each_dataset applies to eval_dataset only (LLaMA-Factory); the val_size split"
                     + " is one evaluation set");
@@ -180,8 +205,17 @@ public final class DatasetLoader {
                         + " val_size without dataset)", null, -1, "val_size");
             }
             // a predict/eval-only config may have eval_dataset and no dataset (LLaMA-Factory's predict examples)
-            TokenizedStore train = specs.isEmpty() ? null : build(specs, o, settings, tokenizer, template, log,
-                    "train", draws.mixing(o, true), "");
+            StreamedExamples streamed = null;
+            if (o.streamBuffer() > 0 && !specs.isEmpty()) {
+                int workers = o.workers() > 0 ? o.workers() : Runtime.getRuntime().availableProcessors();
+                streamed = new StreamedExamples(specs, settings, o.neatPacking(), o.streamBuffer(), o.seed(), workers,
+                        log);
+                owned.add(streamed);
+                log.accept("streaming the train data (buffer_size " + o.streamBuffer() + ", seed " + o.seed()
+                        + "): training starts once the shuffle buffer is full");
+            }
+            TokenizedStore train = specs.isEmpty() || streamed != null ? null : build(specs, o, settings, tokenizer,
+                    template, log, "train", draws.mixing(o, true), "");
             PreprocessReport trainReport = new PreprocessReport.Builder(o.cutoffLen()).build();
             if (train != null) {
                 owned.add(train);
@@ -217,12 +251,16 @@ public final class DatasetLoader {
                         evalSets.put(group.get(0).name(), set);
                     }
                 }
-                trainSet = train == null ? new ExampleSet((TokenizedStore) owned.get(0), new int[0])
+                trainSet = streamed != null ? new ExampleSet(streamed)
+                        : train == null ? new ExampleSet((TokenizedStore) owned.get(0), new int[0])
                         : new ExampleSet(train, range(train.size()));
             } else if (o.valSize() > 1e-6) {
                 int[][] split = split(train.size(), o.valSize(), o.seed());
                 trainSet = new ExampleSet(train, split[0]);
                 evalSet = new ExampleSet(train, split[1]);
+            } else if (streamed != null) {
+                trainSet = new ExampleSet(streamed);
+                evalSet = new ExampleSet(null, new int[0]);
             } else {
                 trainSet = new ExampleSet(train, range(train.size()));
                 evalSet = new ExampleSet(train, new int[0]);
@@ -299,7 +337,7 @@ public final class DatasetLoader {
         }
     }
 
-    private static ChunkProcessor.Settings settings(Options o, Tokenizer tok, Template template) {
+    static ChunkProcessor.Settings settings(Options o, Tokenizer tok, Template template) {
         if (o.cutoffLen() < 2) {
             throw new DataException("cutoff_len must be at least 2", null, -1, "cutoff_len");
         }

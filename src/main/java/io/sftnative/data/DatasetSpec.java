@@ -6,7 +6,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.Set;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 
@@ -20,7 +19,7 @@ import io.sftnative.config.NearestName;
  * defaults for a file given directly).
  *
  * @param name       the name from the {@code dataset} key
- * @param files      data files (.json array, .jsonl, .txt), read in this order
+ * @param files      data files (.json array, .jsonl, .txt, .csv, .parquet, .arrow), read in this order
  * @param formatting alpaca, sharegpt or openai (LLaMA-Factory's three converters)
  * @param columns    record keys for each role of the data
  * @param tags       sharegpt message keys and role values
@@ -53,7 +52,6 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
     }
 
     public static final String INFO_FILE = "dataset_info.json";
-    private static final Set<String> DATA_EXT = Set.of("json", "jsonl", "txt");
     private static final ObjectMapper JSON = new ObjectMapper();
 
     public DatasetSpec {
@@ -99,7 +97,7 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
             msg.append("there is no ").append(infoFile == null ? INFO_FILE : infoFile).append(" and ");
         }
         msg.append("no file ").append(entry).append(" exists. Set dataset to a name in dataset_info.json (with"
-                + " dataset_dir) or to a data file path (.json, .jsonl, .txt).");
+                + " dataset_dir) or to a data file path (.json, .jsonl, .txt, .csv, .parquet, .arrow).");
         throw new DataException(msg.toString(), infoFile, -1, entry);
     }
 
@@ -188,24 +186,43 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
         return v.isTextual() ? v.asText() : def;
     }
 
-    /** A file, or every data file of a directory in name order. */
+    /**
+     * A file, or a directory: HF datasets' {@code save_to_disk} output (its Arrow files in {@code state.json}'s
+     * order; a {@code DatasetDict} directory's {@code train} split), else every data file in name order, which must
+     * all be of one type (LLaMA-Factory's rule: "File types should be identical").
+     */
     private static List<Path> dataFiles(Path p, String name) {
         if (!Files.isDirectory(p)) {
             checkRegular(p, name);
             checkExtension(p, name);
             return List.of(p);
         }
+        List<Path> saved = SavedDataset.arrowFiles(p, name);
+        if (saved != null) {
+            return saved;
+        }
         try (Stream<Path> s = Files.list(p)) {
             List<Path> all = s.filter(Files::isRegularFile).sorted().toList();
+            List<Path> files = new ArrayList<>();
             for (Path f : all) {
-                if (Set.of("csv", "tsv", "parquet", "arrow").contains(ext(f))) {
-                    checkExtension(f, name); // LLaMA-Factory would read it: refused by name, never skipped
+                if (RecordSource.type(f) != null) {
+                    files.add(f);
+                } else if (ext(f).equals("tsv")) {
+                    checkExtension(f, name); // refused by name, never skipped
                 }
             }
-            List<Path> files = all.stream().filter(f -> DATA_EXT.contains(ext(f))).toList();
             if (files.isEmpty()) {
-                throw new DataException("dataset '" + name + "': directory " + p + " holds no .json, .jsonl or .txt"
-                        + " file", p, -1, name);
+                throw new DataException("dataset '" + name + "': directory " + p + " holds no data file (.json,"
+                        + " .jsonl, .txt, .csv, .parquet, .arrow)", p, -1, name);
+            }
+            String type = RecordSource.type(files.get(0));
+            for (Path f : files) {
+                if (!type.equals(RecordSource.type(f))) {
+                    throw new DataException("dataset '" + name + "': directory " + p + " mixes file types ("
+                            + files.get(0).getFileName() + " is " + type + ", " + f.getFileName() + " is "
+                            + RecordSource.type(f) + "); LLaMA-Factory refuses this too (\"File types should be"
+                            + " identical\"): give each type its own dataset entry", p, -1, name);
+                }
             }
             return files;
         } catch (IOException e) {
@@ -226,12 +243,12 @@ public record DatasetSpec(String name, List<Path> files, Formatting formatting, 
     }
 
     private static void checkExtension(Path p, String name) {
-        if (!DATA_EXT.contains(ext(p))) {
+        if (RecordSource.type(p) == null) {
             String e = ext(p);
-            boolean lf = Set.of("csv", "tsv", "parquet", "arrow").contains(e);
-            throw new DataException("dataset '" + name + "': " + p + " is not a .json, .jsonl or .txt file"
-                    + (lf ? " (not implemented in sft-native: ." + e + " files, which LLaMA-Factory reads; convert"
-                    + " to JSON lines)" : " (other formats are not supported)"), p, -1, name);
+            throw new DataException("dataset '" + name + "': " + p + " is not a .json, .jsonl, .txt, .csv, .parquet or"
+                    + " .arrow file" + (e.equals("tsv") ? " (LLaMA-Factory does not read .tsv either: rename a"
+                    + " comma-separated file to .csv, or convert it)" : " (the types LLaMA-Factory reads)"), p, -1,
+                    name);
         }
     }
 

@@ -20,7 +20,6 @@ import io.sftnative.hub.HubCache;
 final class HubDatasetFiles {
     private HubDatasetFiles() {}
 
-    private static final Set<String> READABLE = Set.of("json", "jsonl", "txt");
     private static final Set<String> DATA = Set.of("json", "jsonl", "txt", "csv", "tsv", "parquet", "arrow");
     // HF datasets: a split keyword delimited by start/end or one of "/", ".", "-", "_", " " (digits after it allowed)
     private static final String SEP = "(^|[/._\\- ])";
@@ -57,9 +56,9 @@ final class HubDatasetFiles {
                     + " files (" + files.size() + " data files)", root, -1, name);
         }
         for (Path f : train) {
-            if (!READABLE.contains(DatasetSpec.ext(f))) {
-                throw new DataException(where + ": " + f + " is ." + DatasetSpec.ext(f) + ": not implemented in"
-                        + " sft-native: ." + DatasetSpec.ext(f) + " files (json, jsonl and txt are read)", f, -1,
+            if (RecordSource.type(f) == null) {
+                throw new DataException(where + ": " + f + " is ." + DatasetSpec.ext(f) + ", which LLaMA-Factory"
+                        + " does not read either (json, jsonl, txt, csv, parquet and arrow are read)", f, -1,
                         name + ".hf_hub_url");
             }
         }

@@ -60,6 +60,93 @@ final class NumpyGenerator {
         return Long.rotateRight(xored, rot);
     }
 
+    private boolean hasUint32;
+    private int uint32;
+
+    /** PCG64's next_uint32: the low half of a 64-bit draw, then (next call) its high half. */
+    int nextInt() {
+        if (hasUint32) {
+            hasUint32 = false;
+            return uint32;
+        }
+        long next = nextLong();
+        hasUint32 = true;
+        uint32 = (int) (next >>> 32);
+        return (int) next;
+    }
+
+    /**
+     * {@code rng.integers(0, n, size)} for {@code 1 <= n <= 2^32} (int64 output): numpy's 32-bit Lemire method
+     * (a draw times n, rejecting the low word below {@code (2^32 - n) % n}).
+     */
+    int[] integers(long n, int size) {
+        if (n < 1 || n > 1L << 32) {
+            throw new IllegalArgumentException("integers(0, " + n + ")");
+        }
+        int[] out = new int[size];
+        if (n == 1) {
+            return out;
+        }
+        long rngExcl = n; // numpy's rng + 1
+        for (int i = 0; i < size; i++) {
+            if (n == 1L << 32) {
+                out[i] = nextInt();
+                continue;
+            }
+            long m = Integer.toUnsignedLong(nextInt()) * rngExcl;
+            long leftover = m & 0xFFFFFFFFL;
+            if (leftover < rngExcl) {
+                long threshold = (0xFFFFFFFFL - (n - 1)) % rngExcl;
+                while (leftover < threshold) {
+                    m = Integer.toUnsignedLong(nextInt()) * rngExcl;
+                    leftover = m & 0xFFFFFFFFL;
+                }
+            }
+            out[i] = (int) (m >>> 32);
+        }
+        return out;
+    }
+
+    /** {@code rng.integers(0, 1 << 63)}: Lemire with a power-of-two range never rejects, so the top 63 bits. */
+    long integersBelow2To63() {
+        return nextLong() >>> 1;
+    }
+
+    /** numpy's random_interval(max): masked rejection sampling in [0, max] (32-bit draws for a 32-bit max). */
+    long interval(long max) {
+        if (max == 0) {
+            return 0;
+        }
+        long mask = max;
+        mask |= mask >>> 1;
+        mask |= mask >>> 2;
+        mask |= mask >>> 4;
+        mask |= mask >>> 8;
+        mask |= mask >>> 16;
+        mask |= mask >>> 32;
+        long value;
+        if (max <= 0xFFFFFFFFL) {
+            while ((value = Integer.toUnsignedLong(nextInt()) & mask) > max) {
+                // rejected: draw again
+            }
+        } else {
+            while (Long.compareUnsigned(value = nextLong() & mask, max) > 0) {
+                // rejected: draw again
+            }
+        }
+        return value;
+    }
+
+    /** {@code rng.shuffle(a_python_list)}: Fisher-Yates from the end with {@link #interval}. */
+    <T> void shuffle(java.util.List<T> x) {
+        for (int i = x.size() - 1; i >= 1; i--) {
+            int j = (int) interval(i);
+            T t = x.get(i);
+            x.set(i, x.get(j));
+            x.set(j, t);
+        }
+    }
+
     /** {@code rng.random()}: 53 random bits in [0, 1). */
     double nextDouble() {
         return (nextLong() >>> 11) * (1.0 / 9007199254740992.0);

@@ -45,7 +45,7 @@ final class RecordPlan implements Iterator<ChunkProcessor.Item>, AutoCloseable {
     private int specIndex;
     private int fileIndex;
     private long takenInSpec;
-    private RecordReader reader;
+    private RecordSource reader;
     private long doneBytes;
     private long totalBytes;
     private DatasetSpec checkedSpec;
@@ -122,7 +122,7 @@ final class RecordPlan implements Iterator<ChunkProcessor.Item>, AutoCloseable {
             if (s.numSamples() != null) {
                 int n = 0;
                 for (Path f : s.files()) {
-                    try (RecordReader r = new RecordReader(f)) {
+                    try (RecordSource r = RecordSource.open(f, s)) {
                         while (r.hasNext()) {
                             r.next();
                             n++;
@@ -171,7 +171,7 @@ final class RecordPlan implements Iterator<ChunkProcessor.Item>, AutoCloseable {
         List<RawRecord> out = new ArrayList<>();
         boolean checked = false;
         for (Path f : s.files()) {
-            try (RecordReader r = new RecordReader(f)) {
+            try (RecordSource r = RecordSource.open(f, s)) {
                 while (r.hasNext()) {
                     RawRecord rec = r.next();
                     if (!checked && rec.node() != null) {
@@ -228,7 +228,7 @@ final class RecordPlan implements Iterator<ChunkProcessor.Item>, AutoCloseable {
                 takenInSpec = 0;
                 continue;
             }
-            reader = new RecordReader(s.files().get(fileIndex));
+            reader = RecordSource.open(s.files().get(fileIndex), s);
         }
     }
 

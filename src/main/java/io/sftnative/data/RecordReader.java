@@ -6,7 +6,6 @@ import java.io.InputStream;
 import java.io.PushbackInputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Iterator;
 import java.util.NoSuchElementException;
 
 import com.fasterxml.jackson.core.JsonParseException;
@@ -28,7 +27,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
  * the rest of the file still read); a syntax error inside a JSON array cannot be skipped and throws
  * {@link DataException} with the line and column.
  */
-final class RecordReader implements Iterator<RecordReader.RawRecord>, AutoCloseable {
+final class RecordReader implements RecordSource {
     private static final ObjectMapper JSON = new ObjectMapper();
     // a JSON line with anything after its object ("{..} {..}") is malformed, not half-read
     private static final ObjectMapper JSON_LINE = new ObjectMapper()
@@ -46,10 +45,15 @@ final class RecordReader implements Iterator<RecordReader.RawRecord>, AutoClosea
 
     private enum Kind { ARRAY, LINES, TEXT }
 
-    /** A record as read: its JSON (null when malformed) and where it came from. */
+    /**
+     * A record as read: its JSON (null when malformed) and where it came from: the line of a JSON/text file, the
+     * row (1-based, header not counted) of a CSV, Parquet or Arrow file.
+     */
     record RawRecord(Path file, long line, JsonNode node, String error) {
         String location() {
-            return file.getFileName() + ":" + line;
+            String ext = DatasetSpec.ext(file);
+            boolean rows = ext.equals("csv") || ext.equals("parquet") || ext.equals("arrow");
+            return file.getFileName() + (rows ? ":row " : ":") + line;
         }
     }
 
@@ -95,7 +99,8 @@ final class RecordReader implements Iterator<RecordReader.RawRecord>, AutoClosea
     }
 
     /** Bytes of the file consumed so far (for progress). */
-    long bytesRead() {
+    @Override
+    public long bytesRead() {
         return counting.count;
     }
 

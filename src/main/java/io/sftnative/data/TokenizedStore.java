@@ -148,10 +148,16 @@ final class TokenizedStore implements AutoCloseable {
         int[] labels = new int[len];
         MemorySegment.copy(seg, INT, idsAt, ids, 0, len);
         MemorySegment.copy(seg, INT, idsAt + 4L * len, labels, 0, len);
+        return example(ids, labels, segLens, neat);
+    }
+
+    /** A stored row as an example: positions restart per packed sequence; neat packing masks with segment ids. */
+    static Example example(int[] ids, int[] labels, int[] segLens, boolean neat) {
+        int len = ids.length;
         int[] mask = new int[len];
         int[] pos = new int[len];
         int t = 0;
-        for (int s = 0; s < nSeg; s++) {
+        for (int s = 0; s < segLens.length; s++) {
             for (int j = 0; j < segLens[s]; j++, t++) {
                 mask[t] = neat ? s + 1 : 1;
                 pos[t] = j;

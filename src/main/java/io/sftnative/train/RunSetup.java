@@ -141,18 +141,26 @@ final class RunSetup implements AutoCloseable {
         Path modelDir = TrainableModel.modelDir(cfg.model());
         Path tokenizerDir = hasTokenizer(modelDir) ? modelDir : null;
         DataPipeline.Prepared data = DataPipeline.prepare(tokenizerDir, cfg.data(), stage, t.seed(), opts.console(),
-                opts::say);
+                opts::say, t.doTrain());
         try {
             if (t.doTrain() && data.data().train().isEmpty()) {
                 throw new ConfigException("do_train needs training data: set dataset (this config only has"
                         + " eval_dataset; set do_train: false to only evaluate or predict)");
             }
-            if (t.doTrain() && data.data().trainReport().trainableTokens() == 0) { // it would train at loss 0
+            boolean streaming = data.data().train().streaming();
+            if (streaming && parallel.worldSize() > 1) {
+                throw new ConfigException("key 'streaming': not implemented in sft-native: streaming: true with"
+                        + " data-parallel training (" + parallel.worldSize() + " ranks); train on one process or"
+                        + " turn streaming off");
+            }
+            if (t.doTrain() && !streaming && data.data().trainReport().trainableTokens() == 0) { // loss 0
                 throw new ConfigException("no trainable tokens: every token of the " + data.data().trainReport()
                         .kept() + " training examples is masked (prompt, template) or cut by cutoff_len="
                         + cfg.data().cutoffLen() + "; raise cutoff_len, or check the dataset's columns");
             }
-            parallel.checkSame("training data (tokenized)", StartupHash.of(data.data().train()));
+            if (!streaming) { // a stream cannot be hashed up front (one process only, checked above)
+                parallel.checkSame("training data (tokenized)", StartupHash.of(data.data().train()));
+            }
             parallel.checkSame("resume point", String.valueOf(resume == null ? "none" : resume.dir()));
             if ((t.doEval() || t.doPredict()) && data.data().eval().isEmpty()) {
                 throw new ConfigException("do_eval / do_predict need evaluation data: set val_size (a fraction or a"
@@ -224,6 +232,17 @@ final class RunSetup implements AutoCloseable {
 
     DataOrder order() {
         TrainingArgs t = cfg.training();
+        if (data.data().train().streaming()) {
+            // HF Trainer on an iterable dataset: no sampler, max_steps steps make one "epoch" (what logs show);
+            // the order's indices are positions in the shuffled stream
+            long rows = t.maxSteps() * t.perDeviceTrainBatchSize() * (long) t.gradientAccumulationSteps();
+            if (t.maxSteps() <= 0 || rows > Integer.MAX_VALUE) {
+                throw new ConfigException("streaming: true needs max_steps > 0 (LLaMA-Factory: \"Please specify"
+                        + " `max_steps` in streaming mode.\") and max_steps x batch x accumulation below 2^31");
+            }
+            return new DataOrder((int) rows, t.perDeviceTrainBatchSize(), t.gradientAccumulationSteps(), t.seed(),
+                    false);
+        }
         return new DataOrder(data.data().train().size(), t.perDeviceTrainBatchSize(), t.gradientAccumulationSteps(),
                 t.seed(), !t.run().disableShuffling(), parallel.worldSize(), parallel.rank());
     }

@@ -191,7 +191,7 @@ final class TrainLoop {
     private static void checkpoint(Parts p, long step, boolean last) throws IOException {
         long perEpoch = p.order().stepsPerEpoch();
         TrainingCheckpoint.Position pos = new TrainingCheckpoint.Position(step, step / perEpoch, step % perEpoch,
-                p.train().size(), p.order().batchSize(), p.order().microBatchesPerStep(), p.seed(),
+                p.order().examples(), p.order().batchSize(), p.order().microBatchesPerStep(), p.seed(),
                 p.record().tokensSeen());
         Path dir = p.checkpointer().save(pos, p.record().state(step, p.order().epochAfter(step),
                 p.cadence().evalEvery(), p.cadence().saveEvery(), p.order().batchSize(), p.epochs(), 0, last),

@@ -214,9 +214,9 @@ class DatasetMixTest {
         assertEquals("ms.ms_hub_url", refused("ms", "not implemented in sft-native: ms_hub_url"));
         assertEquals("col.columns.promt", refused("col", "did you mean 'columns.prompt'"));
         assertEquals("neg.num_samples", refused("neg", ">= 1"));
-        Files.writeString(dir.resolve("d.parquet"), "PAR1");
-        DataException pq = assertThrows(DataException.class, () -> DatasetSpec.resolve("d.parquet", dir));
-        assertTrue(pq.getMessage().contains("not implemented in sft-native: .parquet"), pq.getMessage());
+        Files.writeString(dir.resolve("d.tsv"), "a\tb\n");
+        DataException tsv = assertThrows(DataException.class, () -> DatasetSpec.resolve("d.tsv", dir));
+        assertTrue(tsv.getMessage().contains("LLaMA-Factory does not read .tsv"), tsv.getMessage());
         List<String> log = new ArrayList<>();
         DatasetSpec.resolve("sub", dir, log::add);
         assertTrue(log.size() == 1 && log.get(0).contains("'subset'") && log.get(0).contains("no effect"), "" + log);
