@@ -102,6 +102,7 @@ extern const float FP4_CODE[16];
 extern const float FP4_THRESHOLDS[7];
 extern const uint8_t FP4_MAG_CODE[8];
 const float *dynamic_map(); // 256 entries, computed once with the exact fp32 rule of §2.3
+const float *unsigned_dynamic_map(); // create_dynamic_map(signed=False): bitsandbytes' map for Adam's second state
 
 // Scalar reference rounding shared by all paths (the vector paths must agree bit for bit).
 inline uint8_t nf4_code(float y) {
