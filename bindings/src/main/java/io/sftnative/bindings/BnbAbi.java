@@ -46,6 +46,8 @@ public final class BnbAbi {
     public static final int NF4 = 2;
     /** jbnb_codebook(which) for the signed dynamic 8-bit map. */
     public static final int DYNAMIC_MAP = 8;
+    /** jbnb_codebook(which) for the unsigned dynamic map (bitsandbytes' map of Adam's second state). */
+    public static final int UNSIGNED_DYNAMIC_MAP = 9;
 
     public static final int ABI_VERSION = 1;
 
@@ -126,6 +128,16 @@ public final class BnbAbi {
         }
         put(m, "jbnb_adamw_cpu_fp32", Group.EXTENSION, i(ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_DOUBLE,
                 JAVA_DOUBLE, JAVA_DOUBLE, JAVA_DOUBLE, JAVA_DOUBLE, JAVA_LONG));
+        for (String t : cpuTypes) {
+            put(m, "jbnb_adam_8bit_blockwise_cpu_" + t, Group.EXTENSION, i(ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS,
+                    ADDRESS, ADDRESS, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_LONG));
+        }
+        for (String t : cpuTypes) {
+            put(m, "jbnb_adam_32bit_cpu_" + t, Group.EXTENSION, i(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT,
+                    JAVA_INT, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_LONG));
+        }
         put(m, "jbnb_attention_fwd_cpu_fp32", Group.EXTENSION, i(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                 JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, JAVA_FLOAT));
         put(m, "jbnb_attention_bwd_cpu_fp32", Group.EXTENSION, i(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
