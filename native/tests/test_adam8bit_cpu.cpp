@@ -9,6 +9,8 @@
 #include <random>
 #include <vector>
 
+#include "../src/common.hpp"
+#include "../src/cpu/dispatch.hpp"
 #include "check.hpp"
 #include "sftnative_bnb.h"
 
@@ -202,6 +204,42 @@ void adam32_matches() {
     CHECK_MSG(same, "32-bit Adam differs from the transcription");
 }
 
+// The branchless search equals bitsandbytes' search (code8_search) on every code, every midpoint and its float
+// neighbours, values beyond both ends, NaN, and a dense sweep, for both maps.
+void search_matches() {
+    for (int which : {8, 9}) {
+        const auto q = codebook(which);
+        std::vector<float> xs = {NAN, -INFINITY, INFINITY, -2.0f, 2.0f, -0.0f, 0.0f};
+        for (int i = 0; i < 256; ++i) {
+            float c = q[size_t(i)];
+            xs.insert(xs.end(), {c, std::nextafter(c, -2.0f), std::nextafter(c, 2.0f)});
+            if (i < 255) {
+                float mid = (c + q[size_t(i + 1)]) * 0.5f;
+                xs.insert(xs.end(), {mid, std::nextafter(mid, -2.0f), std::nextafter(mid, 2.0f)});
+            }
+        }
+        for (int k = 0; k <= 200000; ++k) xs.push_back(-1.05f + 2.1f * float(k) / 200000.0f);
+        bool same = true;
+        for (float x : xs) same = same && sftn::code8_search(q.data(), x) == sftn::code8_search_branchless(q.data(), x);
+        CHECK_MSG(same, "branchless search differs from bitsandbytes' search (map " + std::to_string(which) + ")");
+        for (float x : xs) // and from the linear-scan reference with even-index ties (finite x)
+            same = same && (std::isnan(x) || nearest(q, x) == sftn::code8_search(q.data(), x));
+        CHECK_MSG(same, "binary search differs from the nearest-code reference (map " + std::to_string(which) + ")");
+        for (int isa = JBNB_ISA_SCALAR; isa <= JBNB_ISA_AVX512; ++isa) { // the vector searches, tails included
+            if (jbnb_set_cpu_isa(isa) != JBNB_OK) continue;
+            std::vector<uint8_t> got(xs.size());
+            for (size_t off = 0; off < 37; ++off) { // every tail length of both vector widths
+                sftn::kernels().quant8_search_f32(q.data(), xs.data() + off, got.data() + off, int64_t(xs.size() - off));
+                bool eq = true;
+                for (size_t i = off; i < xs.size(); ++i) eq = eq && got[i] == sftn::code8_search(q.data(), xs[i]);
+                CHECK_MSG(eq, std::string("quant8_search_f32 of ") + sftn::kernels().name + " differs at offset " +
+                                  std::to_string(off));
+            }
+        }
+        CHECK_OK(jbnb_set_cpu_isa(sftn::best_isa()));
+    }
+}
+
 void maps() {
     const auto q1 = codebook(8), q2 = codebook(9);
     CHECK(q1[127] == 0.0f && q1[255] == 1.0f && q1[0] < -0.99f);
@@ -218,8 +256,13 @@ void maps() {
 
 int main() {
     maps();
-    steps_match_reference(0.0f, 1);
-    steps_match_reference(0.01f, 4);
+    search_matches();
+    for (int isa = JBNB_ISA_SCALAR; isa <= JBNB_ISA_AVX512; ++isa) {
+        if (jbnb_set_cpu_isa(isa) != JBNB_OK) continue;
+        steps_match_reference(0.0f, 1);
+        steps_match_reference(0.01f, 4);
+    }
+    CHECK_OK(jbnb_set_cpu_isa(sftn::best_isa()));
     bf16_rounds_twice();
     adam32_matches();
     // 1 and 4 threads: identical bits (blocks are independent)

@@ -17,6 +17,7 @@
 #include <cmath>
 
 #include "../common.hpp"
+#include "dispatch.hpp"
 #include "sftnative_bnb.h"
 
 namespace sftn {
@@ -119,14 +120,19 @@ void adam8_block(const Args8<K> &a, int64_t b) {
         if (s.has_decay) p = K::round(p * s.decay);
         a.p[lo + j] = K::store(p);
     }
+    // quantize_2D<SIGNED> returns what code8_search (dQuantize<0>) returns: the two differ only in the initial
+    // `lower` bound, which is read only when the search ends at index 0, where both answer 0.
+    float x1[kBlock], x2[kBlock]; // (count) the moments scaled by the new absmax
     for (int64_t j = 0; j < count; ++j) {
-        // quantize_2D<SIGNED> returns what code8_search (dQuantize<0>) returns: the two differ only in the initial
-        // `lower` bound, which is read only when the search ends at index 0, where both answer 0.
-        uint8_t c1 = code8_search(a.code1, s1[j] / max1);
-        uint8_t c2 = code8_search(a.code2, s2[j] / max2);
-        if (std::signbit(a.code1[c1]) != std::signbit(s1[j])) c1 = uint8_t(s1[j] > 0.0f ? c1 + 1 : c1 - 1);
-        a.state1[lo + j] = c1;
-        a.state2[lo + j] = c2;
+        x1[j] = s1[j] / max1;
+        x2[j] = s2[j] / max2;
+    }
+    const isa::Table &k = kernels();
+    k.quant8_search_f32(a.code1, x1, a.state1 + lo, count);
+    k.quant8_search_f32(a.code2, x2, a.state2 + lo, count);
+    for (int64_t j = 0; j < count; ++j) {
+        uint8_t c1 = a.state1[lo + j];
+        if (std::signbit(a.code1[c1]) != std::signbit(s1[j])) a.state1[lo + j] = uint8_t(s1[j] > 0.0f ? c1 + 1 : c1 - 1);
     }
 }
 
