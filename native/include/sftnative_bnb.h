@@ -21,6 +21,7 @@
 #ifndef SFTNATIVE_BNB_H
 #define SFTNATIVE_BNB_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -78,6 +79,13 @@ SFTN_API void cdequantize_blockwise_bf16_nf4(float *code, unsigned char *A, floa
 SFTN_API void cdequantize_blockwise_fp32_fp4(float *code, unsigned char *A, float *absmax, float *out, int blocksize, int n, sftn_stream stream);
 SFTN_API void cdequantize_blockwise_fp16_fp4(float *code, unsigned char *A, float *absmax, sftn_fp16 *out, int blocksize, int n, sftn_stream stream);
 SFTN_API void cdequantize_blockwise_bf16_fp4(float *code, unsigned char *A, float *absmax, sftn_bf16 *out, int blocksize, int n, sftn_stream stream);
+
+/* bitsandbytes' 8-bit blockwise Adam/AdamW step (bnb.optim.AdamW8bit: kOptimizerStatic8bit2StateBlockwise, block 256)
+ * on device memory, legacy default stream. The update and bits of jbnb_adam_8bit_blockwise_cpu_* (section 2), which
+ * describes it; beta3, alpha, skip_zeros unused as in bitsandbytes' Adam. */
+SFTN_API void cadam_8bit_blockwise_grad_fp32(float *p, float *g, unsigned char *state1, unsigned char *state2, float beta1, float beta2, float beta3, float alpha, float eps, int step, float lr, float *quantiles1, float *quantiles2, float *absmax1, float *absmax2, float weight_decay, const float gnorm_scale, bool skip_zeros, int n);
+SFTN_API void cadam_8bit_blockwise_grad_fp16(sftn_fp16 *p, sftn_fp16 *g, unsigned char *state1, unsigned char *state2, float beta1, float beta2, float beta3, float alpha, float eps, int step, float lr, float *quantiles1, float *quantiles2, float *absmax1, float *absmax2, float weight_decay, const float gnorm_scale, bool skip_zeros, int n);
+SFTN_API void cadam_8bit_blockwise_grad_bf16(sftn_bf16 *p, sftn_bf16 *g, unsigned char *state1, unsigned char *state2, float beta1, float beta2, float beta3, float alpha, float eps, int step, float lr, float *quantiles1, float *quantiles2, float *absmax1, float *absmax2, float weight_decay, const float gnorm_scale, bool skip_zeros, int n);
 
 /* ---------------------------------------------------------------------------------------------------------
  * 2. Extensions (jbnb_ prefix). Every function returns a jbnb_status; on failure jbnb_last_error() describes it.

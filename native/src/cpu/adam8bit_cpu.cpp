@@ -16,6 +16,7 @@
 #include <cfloat>
 #include <cmath>
 
+#include "../adam_scalars.hpp"
 #include "../common.hpp"
 #include "dispatch.hpp"
 #include "sftnative_bnb.h"
@@ -44,30 +45,7 @@ struct FP16 {
     static uint16_t store(float v) { return float_to_fp16(v); }
 };
 
-// The step's scalars as the kernels compute them in fp32. powf(beta, step) is taken as the fp32 rounding of the
-// double-precision power (the correctly rounded powf in all but astronomically rare cases; CUDA's __powf is
-// approximate, see the file comment).
-struct Scalars {
-    float beta1, beta2, one_m_b1, one_m_b2, eps, lr, correction1, correction2, step_size, decay, gnorm;
-    bool has_decay;
-};
-
-Scalars scalars(float beta1, float beta2, float eps, int32_t step, float lr, float weight_decay, float gnorm) {
-    Scalars s;
-    s.beta1 = beta1;
-    s.beta2 = beta2;
-    s.one_m_b1 = 1.0f - beta1;
-    s.one_m_b2 = 1.0f - beta2;
-    s.eps = eps;
-    s.lr = lr;
-    s.correction1 = 1.0f - float(std::pow(double(beta1), double(step)));
-    s.correction2 = std::sqrt(1.0f - float(std::pow(double(beta2), double(step))));
-    s.step_size = (-lr * s.correction2) / s.correction1;
-    s.has_decay = weight_decay > 0.0f;
-    s.decay = 1.0f - lr * weight_decay;
-    s.gnorm = gnorm;
-    return s;
-}
+using Scalars = AdamScalars;
 
 template <class K>
 struct Args8 {
@@ -155,7 +133,7 @@ int32_t adam8(const char *fn, typename K::T *p, const typename K::T *g, uint8_t 
         if (step < 1) invalid("step must be >= 1 (the count after this update), got " + std::to_string(step));
         if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) invalid("betas must be in [0, 1)");
         Args8<K> a{p, g, state1, state2, q1, q2, absmax1, absmax2, n,
-                   scalars(beta1, beta2, eps, step, lr, weight_decay, gnorm_scale)};
+                   adam_scalars(beta1, beta2, eps, step, lr, weight_decay, gnorm_scale)};
         parallel_for(ceil_div(n, kBlock), 1, 64, [&](int64_t lo, int64_t hi) {
             for (int64_t b = lo; b < hi; ++b) adam8_block(a, b);
         });
@@ -178,7 +156,7 @@ int32_t adam32(const char *fn, const typename K::T *g, typename K::T *p, float *
         if (max_unorm > 0.0f) throw Error(JBNB_EUNSUPPORTED, "max_unorm > 0 is not implemented (pass 0)");
         if (step < 1) invalid("step must be >= 1 (the count after this update), got " + std::to_string(step));
         if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) invalid("betas must be in [0, 1)");
-        const Scalars s = scalars(beta1, beta2, eps, step, lr, weight_decay, gnorm_scale);
+        const Scalars s = adam_scalars(beta1, beta2, eps, step, lr, weight_decay, gnorm_scale);
         parallel_for(n, 4096, 1 << 16, [&](int64_t lo, int64_t hi) {
             const float c2eps = s.eps * s.correction2;
             for (int64_t i = lo; i < hi; ++i) {

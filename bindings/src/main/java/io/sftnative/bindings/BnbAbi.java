@@ -1,6 +1,7 @@
 package io.sftnative.bindings;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_BOOLEAN;
 import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -17,8 +18,8 @@ import java.util.Map;
 /**
  * Every function of {@code native/include/sftnative_bnb.h} with its FFM descriptor (spec §1.2: pointers and
  * {@code cudaStream_t} are {@code ADDRESS}, {@code int}/{@code int32_t} {@code JAVA_INT}, {@code long long}/
- * {@code int64_t} {@code JAVA_LONG}, {@code float} {@code JAVA_FLOAT}). Kept next to the header;
- * {@code BnbAbiHeaderTest} parses the header and fails if the two differ in any name or signature.
+ * {@code int64_t} {@code JAVA_LONG}, {@code float} {@code JAVA_FLOAT}, {@code bool} {@code JAVA_BOOLEAN}). Kept next
+ * to the header; {@code BnbAbiHeaderTest} parses the header and fails if the two differ in any name or signature.
  */
 public final class BnbAbi {
     /** Where a symbol comes from. */
@@ -101,6 +102,11 @@ public final class BnbAbi {
                 put(m, "cdequantize_blockwise_" + t + q, Group.CUDA_DROP_IN,
                         v(ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS));
             }
+        }
+        for (String t : cpuTypes) {
+            put(m, "cadam_8bit_blockwise_grad_" + t, Group.CUDA_DROP_IN, v(ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS,
+                    ADDRESS, ADDRESS, JAVA_FLOAT, JAVA_FLOAT, JAVA_BOOLEAN, JAVA_INT));
         }
         // 2. extensions
         put(m, "jbnb_abi_version", Group.EXTENSION, i());
