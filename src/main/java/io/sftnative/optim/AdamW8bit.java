@@ -109,8 +109,8 @@ public final class AdamW8bit implements Optimizer {
         for (Map.Entry<String, Tensor> e : params.entrySet()) {
             Tensor p = e.getValue();
             check(p != null && p.defined(), "parameter '" + e.getKey() + "' is not a defined tensor");
-            check(!p.is_cuda(), "optim adamw_8bit runs on host memory in sft-native (there is no CUDA kernel for it"
-                    + " yet), but parameter '" + e.getKey() + "' is on CUDA: use optim adamw_torch on GPUs");
+            check(!p.is_cuda(), "optim adamw_8bit runs on host memory in sft-native (its CUDA kernel has not been"
+                    + " verified on a GPU yet), but parameter '" + e.getKey() + "' is on CUDA: use optim adamw_torch on GPUs");
             TensorMemory.dtype(p, "parameter '" + e.getKey() + "'"); // fp32, bf16 or fp16
             check(p.is_contiguous(), "parameter '" + e.getKey() + "' is not contiguous");
         }
