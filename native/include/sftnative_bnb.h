@@ -3,7 +3,8 @@
  *
  * Two groups of symbols:
  *   1. bitsandbytes drop-ins: the exact names and signatures of libbitsandbytes' blockwise quantize/dequantize
- *      (spec §1.3, §1.4), so the Java bindings can call either library through the same descriptors.
+ *      (spec §1.3, §1.4) and 8-bit blockwise Adam (CUDA), so the Java bindings can call either library through the
+ *      same descriptors.
  *      They return void like bitsandbytes; unlike bitsandbytes they never call exit(): on bad arguments they
  *      do nothing, print one line to stderr and record the message for jbnb_last_error().
  *   2. Our extensions, all prefixed jbnb_: they return a jbnb_status (0 = OK) and never throw or exit.
