@@ -3,7 +3,8 @@
  *
  * Two groups of symbols:
  *   1. bitsandbytes drop-ins: the exact names and signatures of libbitsandbytes' blockwise quantize/dequantize
- *      (spec §1.3, §1.4), so the Java bindings can call either library through the same descriptors.
+ *      (spec §1.3, §1.4) and 8-bit blockwise Adam (CUDA), so the Java bindings can call either library through the
+ *      same descriptors.
  *      They return void like bitsandbytes; unlike bitsandbytes they never call exit(): on bad arguments they
  *      do nothing, print one line to stderr and record the message for jbnb_last_error().
  *   2. Our extensions, all prefixed jbnb_: they return a jbnb_status (0 = OK) and never throw or exit.
@@ -21,6 +22,7 @@
 #ifndef SFTNATIVE_BNB_H
 #define SFTNATIVE_BNB_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -79,6 +81,13 @@ SFTN_API void cdequantize_blockwise_fp32_fp4(float *code, unsigned char *A, floa
 SFTN_API void cdequantize_blockwise_fp16_fp4(float *code, unsigned char *A, float *absmax, sftn_fp16 *out, int blocksize, int n, sftn_stream stream);
 SFTN_API void cdequantize_blockwise_bf16_fp4(float *code, unsigned char *A, float *absmax, sftn_bf16 *out, int blocksize, int n, sftn_stream stream);
 
+/* bitsandbytes' 8-bit blockwise Adam/AdamW step (bnb.optim.AdamW8bit: kOptimizerStatic8bit2StateBlockwise, block 256)
+ * on device memory, legacy default stream. The update and bits of jbnb_adam_8bit_blockwise_cpu_* (section 2), which
+ * describes it; beta3, alpha, skip_zeros unused as in bitsandbytes' Adam. */
+SFTN_API void cadam_8bit_blockwise_grad_fp32(float *p, float *g, unsigned char *state1, unsigned char *state2, float beta1, float beta2, float beta3, float alpha, float eps, int step, float lr, float *quantiles1, float *quantiles2, float *absmax1, float *absmax2, float weight_decay, const float gnorm_scale, bool skip_zeros, int n);
+SFTN_API void cadam_8bit_blockwise_grad_fp16(sftn_fp16 *p, sftn_fp16 *g, unsigned char *state1, unsigned char *state2, float beta1, float beta2, float beta3, float alpha, float eps, int step, float lr, float *quantiles1, float *quantiles2, float *absmax1, float *absmax2, float weight_decay, const float gnorm_scale, bool skip_zeros, int n);
+SFTN_API void cadam_8bit_blockwise_grad_bf16(sftn_bf16 *p, sftn_bf16 *g, unsigned char *state1, unsigned char *state2, float beta1, float beta2, float beta3, float alpha, float eps, int step, float lr, float *quantiles1, float *quantiles2, float *absmax1, float *absmax2, float weight_decay, const float gnorm_scale, bool skip_zeros, int n);
+
 /* ---------------------------------------------------------------------------------------------------------
  * 2. Extensions (jbnb_ prefix). Every function returns a jbnb_status; on failure jbnb_last_error() describes it.
  * ------------------------------------------------------------------------------------------------------- */
@@ -106,8 +115,9 @@ SFTN_API int32_t jbnb_set_cpu_isa(int32_t isa); /* force a lower ISA (tests, ben
 SFTN_API int32_t jbnb_set_num_threads(int32_t threads); /* CPU kernel threads; 0 = all hardware threads */
 SFTN_API int32_t jbnb_num_threads(void);
 
-/* Codebooks (fp32, code order): NF4 (16), FP4 (16) and bitsandbytes' signed dynamic 8-bit map (256, §2.3). */
-SFTN_API int32_t jbnb_codebook(int32_t which, float *out); /* which: JBNB_FP4, JBNB_NF4, or 8 for the dynamic map */
+/* Codebooks (fp32, code order): NF4 (16), FP4 (16), bitsandbytes' signed dynamic 8-bit map (256, §2.3) and its
+ * unsigned variant create_dynamic_map(signed=False) (256; the map of Adam's second state). */
+SFTN_API int32_t jbnb_codebook(int32_t which, float *out); /* which: JBNB_FP4, JBNB_NF4, 8 dynamic map, 9 unsigned dynamic map */
 
 /* 4-bit blockwise, CPU (bitsandbytes has no CPU 4-bit quantize). out: ceil(n/2) bytes, absmax: ceil(n/blocksize). */
 SFTN_API int32_t jbnb_quantize_4bit_cpu_fp32(const float *A, float *absmax, uint8_t *out, int64_t blocksize, int64_t n, int32_t quant_type);
@@ -149,6 +159,27 @@ SFTN_API int32_t jbnb_ce_chunk_cpu_fp16(sftn_fp16 *logits, int64_t rows, int64_t
  * with the scalars computed in double and rounded to fp32, every operation in fp32 without FMA contraction.
  * step is the parameter's step count including this update (>= 1). param, exp_avg, exp_avg_sq updated in place. */
 SFTN_API int32_t jbnb_adamw_cpu_fp32(float *param, const float *grad, float *exp_avg, float *exp_avg_sq, int64_t n, double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step);
+
+/* bitsandbytes' 8-bit blockwise Adam/AdamW step on host memory (bnb.optim.AdamW8bit; the argument order of
+ * bitsandbytes' cadam_8bit_blockwise_grad_{fp32,bf16,fp16}, host pointers, int64 n, int32 skip_zeros).
+ * The update of bitsandbytes' CUDA kernel kOptimizerStatic8bit2StateBlockwise, block size 256, op by op in IEEE fp32
+ * (no FMA): per block b, m = quantiles1[state1] * absmax1[b], v = quantiles2[state2] * absmax2[b];
+ * g *= gnorm_scale; v = v*beta2 + ((1-beta2)*g)*g; m = m*beta1 + (1-beta1)*g (NaN/inf g: m = v = 0, p untouched);
+ * absmax1[b], absmax2[b] = max |m|, max |v| over the block (a partial last block's padding counts with g = 0,
+ * state1 128, state2 0); p += (-lr*c2/c1) * m / (sqrt(v) + c2*eps) with c1 = 1 - beta1^step, c2 = sqrt(1 - beta2^step);
+ * then p *= 1 - lr*weight_decay when weight_decay > 0; state codes re-found by bitsandbytes' binary search of m/absmax1
+ * (signed map) and v/absmax2 (unsigned map), state1 moved one code when its sign differs from m's. Initial state:
+ * codes 0 and absmax 0 (bitsandbytes' zeros). step counts this update (>= 1). beta3, alpha, skip_zeros: unused. */
+SFTN_API int32_t jbnb_adam_8bit_blockwise_cpu_fp32(float *p, const float *g, uint8_t *state1, uint8_t *state2, float beta1, float beta2, float beta3, float alpha, float eps, int32_t step, float lr, const float *quantiles1, const float *quantiles2, float *absmax1, float *absmax2, float weight_decay, float gnorm_scale, int32_t skip_zeros, int64_t n);
+SFTN_API int32_t jbnb_adam_8bit_blockwise_cpu_bf16(sftn_bf16 *p, const sftn_bf16 *g, uint8_t *state1, uint8_t *state2, float beta1, float beta2, float beta3, float alpha, float eps, int32_t step, float lr, const float *quantiles1, const float *quantiles2, float *absmax1, float *absmax2, float weight_decay, float gnorm_scale, int32_t skip_zeros, int64_t n);
+SFTN_API int32_t jbnb_adam_8bit_blockwise_cpu_fp16(sftn_fp16 *p, const sftn_fp16 *g, uint8_t *state1, uint8_t *state2, float beta1, float beta2, float beta3, float alpha, float eps, int32_t step, float lr, const float *quantiles1, const float *quantiles2, float *absmax1, float *absmax2, float weight_decay, float gnorm_scale, int32_t skip_zeros, int64_t n);
+/* bitsandbytes' 32-bit Adam step (kOptimizer32bit2State; argument order of cadam32bit_grad_*), which bnb uses for
+ * tensors below min_8bit_size: g *= gnorm_scale; m = m*beta1 + (1-beta1)*g; v = v*beta2 + (1-beta2)*(g*g);
+ * p += (-lr*c2/c1) * m / (sqrt(v) + eps*c2); p *= 1 - lr*weight_decay when weight_decay > 0; skip_zeros: elements with
+ * g == 0 are left alone. max_unorm > 0 is EUNSUPPORTED (unorm, param_norm, beta3, alpha unused). */
+SFTN_API int32_t jbnb_adam_32bit_cpu_fp32(const float *g, float *p, float *state1, float *state2, float *unorm, float max_unorm, float param_norm, float beta1, float beta2, float beta3, float alpha, float eps, float weight_decay, int32_t step, float lr, float gnorm_scale, int32_t skip_zeros, int64_t n);
+SFTN_API int32_t jbnb_adam_32bit_cpu_bf16(const sftn_bf16 *g, sftn_bf16 *p, float *state1, float *state2, float *unorm, float max_unorm, float param_norm, float beta1, float beta2, float beta3, float alpha, float eps, float weight_decay, int32_t step, float lr, float gnorm_scale, int32_t skip_zeros, int64_t n);
+SFTN_API int32_t jbnb_adam_32bit_cpu_fp16(const sftn_fp16 *g, sftn_fp16 *p, float *state1, float *state2, float *unorm, float max_unorm, float param_norm, float beta1, float beta2, float beta3, float alpha, float eps, float weight_decay, int32_t step, float lr, float gnorm_scale, int32_t skip_zeros, int64_t n);
 
 /* Attention (flash-attention style), CPU, fp32. Shapes: q (B, H, T, D), k and v (B, KVH, T, D) with H a multiple of
  * KVH (GQA: query head h reads kv head h / (H / KVH), nothing is repeated), out and dout like q, lse (B, H, T)

@@ -76,13 +76,17 @@ const float FP4_THRESHOLDS[7] = {0.00260417f, 0.0859375f, 0.20833333f, 0.2916666
 const uint8_t FP4_MAG_CODE[8] = {0b000, 0b001, 0b110, 0b111, 0b100, 0b101, 0b010, 0b011};
 
 static float g_dynamic_map[256];
+static float g_udynamic_map[256];
 static std::once_flag g_dynamic_once;
+static std::once_flag g_udynamic_once;
 
-// bitsandbytes create_dynamic_map(signed=True, 7, 8) evaluated with the exact fp32 rule of spec §2.3.
-static void build_dynamic_map() {
+// bitsandbytes create_dynamic_map(signed, 7, 8) evaluated with the exact fp32 rule of spec §2.3. signed: 2^i + 1
+// boundaries per exponent level i and both signs; unsigned (the second Adam state): 2^(i+1) + 1 boundaries, positive
+// values only. Both end with 0 and 1.0, 256 values sorted ascending.
+static void build_dynamic_map(bool is_signed, float *out) {
     std::vector<float> vals;
     for (int i = 0; i < 7; ++i) {
-        int n = (1 << i) + 1;
+        int n = is_signed ? (1 << i) + 1 : (1 << (i + 1)) + 1;
         float start = 0.1f, end = 1.0f;
         float step = (end - start) / float(n - 1);
         std::vector<float> b(n);
@@ -92,18 +96,23 @@ static void build_dynamic_map() {
         for (int j = 0; j + 1 < n; ++j) {
             float m = (b[j] + b[j + 1]) / 2.0f;
             vals.push_back(scale * m);
-            vals.push_back(-(scale * m));
+            if (is_signed) vals.push_back(-(scale * m));
         }
     }
     vals.push_back(0.0f);
     vals.push_back(1.0f);
     std::sort(vals.begin(), vals.end());
-    std::copy(vals.begin(), vals.end(), g_dynamic_map);
+    std::copy(vals.begin(), vals.end(), out);
 }
 
 const float *dynamic_map() {
-    std::call_once(g_dynamic_once, build_dynamic_map);
+    std::call_once(g_dynamic_once, [] { build_dynamic_map(true, g_dynamic_map); });
     return g_dynamic_map;
+}
+
+const float *unsigned_dynamic_map() {
+    std::call_once(g_udynamic_once, [] { build_dynamic_map(false, g_udynamic_map); });
+    return g_udynamic_map;
 }
 
 uint8_t code8_search(const float *code, float x) {

@@ -102,6 +102,7 @@ extern const float FP4_CODE[16];
 extern const float FP4_THRESHOLDS[7];
 extern const uint8_t FP4_MAG_CODE[8];
 const float *dynamic_map(); // 256 entries, computed once with the exact fp32 rule of §2.3
+const float *unsigned_dynamic_map(); // create_dynamic_map(signed=False): bitsandbytes' map for Adam's second state
 
 // Scalar reference rounding shared by all paths (the vector paths must agree bit for bit).
 inline uint8_t nf4_code(float y) {
@@ -119,6 +120,18 @@ inline uint8_t fp4_code(float y) {
 }
 // bitsandbytes CUDA dQuantize<0>: binary search over the sorted 256-entry code, then a midpoint test (§2.5.3).
 uint8_t code8_search(const float *code, float x);
+// The same answer without data-dependent branches (the optimizer requantizes two values per element; a mispredicted
+// branch per search step is most of its cost). bitsandbytes' pivot p = b + 2i - 1 at step i (64, 32, ..., 1) moves
+// to b + 3i - 1 (x > code[p]) or b + i - 1, i.e. b += 2i or not; it ends at p = b, even, in [0, 254], with the last
+// bounds p - 1 and p + 1, so only the final midpoint test remains. Index 0 answers 0 either way.
+inline uint8_t code8_search_branchless(const float *code, float x) {
+    int p = 0;
+    for (int h = 128; h >= 2; h >>= 1) p += h & -int(x > code[p + h - 1]); // and/neg: no branch is emitted
+    float val = code[p];
+    if (x > val) return uint8_t(x > (code[p + 1] + val) * 0.5f ? p + 1 : p);
+    if (p == 0) return 0;
+    return uint8_t(x < (code[p - 1] + val) * 0.5f ? p - 1 : p);
+}
 
 // ---- threads ---------------------------------------------------------------------------------------------
 int num_threads();

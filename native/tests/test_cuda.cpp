@@ -3,6 +3,8 @@
 // (CTest "skipped") when no GPU is visible.
 #include <cuda_runtime.h>
 
+#include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "check.hpp"
@@ -114,6 +116,69 @@ void ce(int64_t B, int64_t T, int64_t V) {
     cudaFree(dlab);
 }
 
+// 8-bit blockwise Adam: the bitsandbytes-named CUDA entry point gives the CPU kernel's bits (parameters, codes,
+// absmax) over several steps, with a partial last block, NaN/inf gradients and a zero block; fp32 and bf16.
+void adam8(int64_t n) {
+    std::vector<float> q1(256), q2(256);
+    CHECK_OK(jbnb_codebook(8, q1.data()));
+    CHECK_OK(jbnb_codebook(9, q2.data()));
+    check::Rng rng(static_cast<uint64_t>(n));
+    int64_t nb = (n + 255) / 256;
+    std::vector<float> p(static_cast<size_t>(n));
+    for (auto &v : p) v = 0.05f * float(rng.normal());
+    std::vector<uint16_t> pb(static_cast<size_t>(n));
+    for (size_t i = 0; i < pb.size(); ++i) {
+        uint32_t b;
+        std::memcpy(&b, &p[i], 4);
+        pb[i] = uint16_t(b >> 16);
+    }
+    std::vector<uint8_t> c1(static_cast<size_t>(n), 0), c2(static_cast<size_t>(n), 0), e1 = c1, e2 = c2;
+    std::vector<float> a1(static_cast<size_t>(nb), 0.0f), a2 = a1, b1 = a1, b2 = a1;
+    float *dp = dev(p), *dq1 = dev(q1), *dq2 = dev(q2), *da1 = dev(a1), *da2 = dev(a2), *db1 = dev(b1), *db2 = dev(b2);
+    uint16_t *dpb = dev(pb);
+    uint8_t *dc1 = dev(c1), *dc2 = dev(c2), *de1 = dev(e1), *de2 = dev(e2);
+    for (int step = 1; step <= 4; ++step) {
+        std::vector<float> g(static_cast<size_t>(n));
+        for (auto &v : g) v = 0.01f * float(rng.normal());
+        if (n > 600) {
+            g[7] = NAN;
+            g[300] = INFINITY;
+            for (int i = 256; i < 512; ++i) g[size_t(i)] = 0.0f;
+        }
+        std::vector<uint16_t> gb(g.size());
+        for (size_t i = 0; i < gb.size(); ++i) {
+            uint32_t b;
+            std::memcpy(&b, &g[i], 4);
+            gb[i] = uint16_t(b >> 16);
+        }
+        float *dg = dev(g);
+        uint16_t *dgb = dev(gb);
+        CHECK_OK(jbnb_adam_8bit_blockwise_cpu_fp32(p.data(), g.data(), c1.data(), c2.data(), 0.9f, 0.999f, 0, 0, 1e-8f,
+                                                   step, 1e-3f, q1.data(), q2.data(), a1.data(), a2.data(), 0.01f,
+                                                   1.0f, 0, n));
+        CHECK_OK(jbnb_adam_8bit_blockwise_cpu_bf16(pb.data(), gb.data(), e1.data(), e2.data(), 0.9f, 0.999f, 0, 0,
+                                                   1e-8f, step, 1e-3f, q1.data(), q2.data(), b1.data(), b2.data(),
+                                                   0.01f, 1.0f, 0, n));
+        cadam_8bit_blockwise_grad_fp32(dp, dg, dc1, dc2, 0.9f, 0.999f, 0, 0, 1e-8f, step, 1e-3f, dq1, dq2, da1, da2,
+                                       0.01f, 1.0f, false, int(n));
+        cadam_8bit_blockwise_grad_bf16(dpb, dgb, de1, de2, 0.9f, 0.999f, 0, 0, 1e-8f, step, 1e-3f, dq1, dq2, db1, db2,
+                                       0.01f, 1.0f, false, int(n));
+        cudaDeviceSynchronize();
+        cudaFree(dg);
+        cudaFree(dgb);
+    }
+    bool same = host(dp, p.size()) == p && host(dpb, pb.size()) == pb && host(dc1, c1.size()) == c1 &&
+                host(dc2, c2.size()) == c2 && host(de1, e1.size()) == e1 && host(de2, e2.size()) == e2 &&
+                host(da1, a1.size()) == a1 && host(da2, a2.size()) == a2 && host(db1, b1.size()) == b1 &&
+                host(db2, b2.size()) == b2;
+    CHECK_MSG(same, "8-bit Adam on the GPU differs from the CPU kernel, n=" + std::to_string(n));
+    for (void *d : {static_cast<void *>(dp), static_cast<void *>(dq1), static_cast<void *>(dq2),
+                    static_cast<void *>(da1), static_cast<void *>(da2), static_cast<void *>(db1),
+                    static_cast<void *>(db2), static_cast<void *>(dpb), static_cast<void *>(dc1),
+                    static_cast<void *>(dc2), static_cast<void *>(de1), static_cast<void *>(de2)})
+        cudaFree(d);
+}
+
 } // namespace
 
 int main() {
@@ -128,6 +193,7 @@ int main() {
     quant8();
     ce(2, 16, 1000);
     ce(1, 8, 151936);
+    for (int64_t n : {1, 255, 5000, 1 << 20}) adam8(n);
     CHECK(jbnb_quantize_4bit_cuda_fp32(nullptr, nullptr, nullptr, 48, 10, JBNB_NF4, nullptr) == JBNB_EINVAL);
     return check::finish("test_cuda");
 }

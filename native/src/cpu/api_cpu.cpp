@@ -28,9 +28,15 @@ int32_t jbnb_num_threads(void) { return num_threads(); }
 int32_t jbnb_codebook(int32_t which, float *out) {
     return guarded(__func__, [&] {
         require_ptr(out, "out");
-        const float *src = which == JBNB_NF4 ? NF4_CODE : which == JBNB_FP4 ? FP4_CODE : which == 8 ? dynamic_map() : nullptr;
-        if (src == nullptr) invalid("which must be 1 (FP4), 2 (NF4) or 8 (dynamic map), got " + std::to_string(which));
-        int count = which == 8 ? 256 : 16;
+        const float *src = which == JBNB_NF4 ? NF4_CODE
+                           : which == JBNB_FP4 ? FP4_CODE
+                           : which == 8       ? dynamic_map()
+                           : which == 9       ? unsigned_dynamic_map()
+                                              : nullptr;
+        if (src == nullptr)
+            invalid("which must be 1 (FP4), 2 (NF4), 8 (dynamic map) or 9 (unsigned dynamic map), got " +
+                    std::to_string(which));
+        int count = which >= 8 ? 256 : 16;
         for (int i = 0; i < count; ++i) out[i] = src[i];
     });
 }

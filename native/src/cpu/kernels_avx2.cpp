@@ -372,12 +372,45 @@ void row_dsoftmax_f32(float *p, const float *dp, int64_t n, float delta) {
     for (; i < n; ++i) p[i] = p[i] * (dp[i] - delta);
 }
 
+// 8 searches at once, as the AVX-512 version (gathers, separate add and multiply); the tail goes through a padded copy.
+void quant8_search_f32(const float *code, const float *x, uint8_t *out, int64_t count) {
+    const __m256i one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
+    const __m256 half = _mm256_set1_ps(0.5f);
+    for (int64_t i = 0; i < count; i += 8) {
+        int64_t n = count - i < 8 ? count - i : 8;
+        alignas(32) float xs[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int64_t k = 0; k < n; ++k) xs[k] = x[i + k];
+        __m256 xv = _mm256_load_ps(xs);
+        __m256i p = zero;
+        for (int h = 128; h >= 2; h >>= 1) {
+            __m256 c = _mm256_i32gather_ps(code, _mm256_add_epi32(p, _mm256_set1_epi32(h - 1)), 4);
+            __m256i gt = _mm256_castps_si256(_mm256_cmp_ps(xv, c, _CMP_GT_OQ));
+            p = _mm256_add_epi32(p, _mm256_and_si256(gt, _mm256_set1_epi32(h)));
+        }
+        __m256 val = _mm256_i32gather_ps(code, p, 4);
+        __m256 hi = _mm256_i32gather_ps(code, _mm256_add_epi32(p, one), 4); // p <= 254
+        __m256 lo = _mm256_i32gather_ps(code, _mm256_max_epi32(_mm256_sub_epi32(p, one), zero), 4);
+        __m256i up = _mm256_castps_si256(_mm256_cmp_ps(xv, val, _CMP_GT_OQ));
+        __m256i to_hi = _mm256_and_si256(up, _mm256_castps_si256(_mm256_cmp_ps(
+                                                 xv, _mm256_mul_ps(_mm256_add_ps(hi, val), half), _CMP_GT_OQ)));
+        __m256i to_lo = _mm256_andnot_si256(
+            up, _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(xv, _mm256_mul_ps(_mm256_add_ps(lo, val), half),
+                                                                   _CMP_LT_OQ)),
+                                 _mm256_cmpgt_epi32(p, zero)));
+        p = _mm256_sub_epi32(p, to_hi); // masks are -1: subtracting adds one
+        p = _mm256_add_epi32(p, to_lo);
+        alignas(32) int32_t ps[8];
+        _mm256_store_si256(reinterpret_cast<__m256i *>(ps), p);
+        for (int64_t k = 0; k < n; ++k) out[i + k] = uint8_t(ps[k]);
+    }
+}
+
 } // namespace
 
 const Table AVX2 = {"avx2",            deq4_f32,        deq4_bf16,      deq4_f16,
                     quant4_f32,        absmax_f32,      row_max_f32,    row_max_bf16,
                     row_max_f16,       row_exp_sum_inplace_f32, row_sumexp_bf16, row_sumexp_f16,
                     row_scale_f32,     row_grad_bf16,   row_grad_f16,
-                      attn_gemm_f32, row_dsoftmax_f32};
+                      attn_gemm_f32, row_dsoftmax_f32, quant8_search_f32};
 
 } // namespace sftn::isa

@@ -354,12 +354,39 @@ void row_dsoftmax_f32(float *p, const float *dp, int64_t n, float delta) {
     }
 }
 
+// 16 searches at once: the pivot p = b of code8_search_branchless grows by h where x > code[p + h - 1] (gathers from
+// the 1 KiB map, which stays in L1), then the final midpoint test; adds and multiplies are separate instructions, so
+// the rounding is the scalar one. Masked loads/stores cover the tail.
+void quant8_search_f32(const float *code, const float *x, uint8_t *out, int64_t count) {
+    const __m512i one = _mm512_set1_epi32(1);
+    const __m512 half = _mm512_set1_ps(0.5f);
+    for (int64_t i = 0; i < count; i += 16) {
+        __mmask16 live = count - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (count - i)) - 1u);
+        __m512 xv = _mm512_maskz_loadu_ps(live, x + i);
+        __m512i p = _mm512_setzero_si512();
+        for (int h = 128; h >= 2; h >>= 1) {
+            __m512 c = _mm512_i32gather_ps(_mm512_add_epi32(p, _mm512_set1_epi32(h - 1)), code, 4);
+            p = _mm512_mask_add_epi32(p, _mm512_cmp_ps_mask(xv, c, _CMP_GT_OQ), p, _mm512_set1_epi32(h));
+        }
+        __m512 val = _mm512_i32gather_ps(p, code, 4);
+        __m512 hi = _mm512_i32gather_ps(_mm512_add_epi32(p, one), code, 4);                       // p <= 254
+        __m512 lo = _mm512_i32gather_ps(_mm512_max_epi32(_mm512_sub_epi32(p, one), _mm512_setzero_si512()), code, 4);
+        __mmask16 up = _mm512_cmp_ps_mask(xv, val, _CMP_GT_OQ);
+        __mmask16 to_hi = up & _mm512_cmp_ps_mask(xv, _mm512_mul_ps(_mm512_add_ps(hi, val), half), _CMP_GT_OQ);
+        __mmask16 to_lo = __mmask16(~up) & _mm512_cmp_ps_mask(xv, _mm512_mul_ps(_mm512_add_ps(lo, val), half), _CMP_LT_OQ) &
+                          _mm512_cmpgt_epi32_mask(p, _mm512_setzero_si512());
+        p = _mm512_mask_add_epi32(p, to_hi, p, one);
+        p = _mm512_mask_sub_epi32(p, to_lo, p, one);
+        _mm512_mask_cvtepi32_storeu_epi8(out + i, live, p);
+    }
+}
+
 } // namespace
 
 const Table AVX512 = {"avx512",          deq4_f32,        deq4_bf16,      deq4_f16,
                       quant4_f32,        absmax_f32,      row_max_f32,    row_max_bf16,
                       row_max_f16,       row_exp_sum_inplace_f32, row_sumexp_bf16, row_sumexp_f16,
                       row_scale_f32,     row_grad_bf16,   row_grad_f16,
-                      attn_gemm_f32, row_dsoftmax_f32};
+                      attn_gemm_f32, row_dsoftmax_f32, quant8_search_f32};
 
 } // namespace sftn::isa

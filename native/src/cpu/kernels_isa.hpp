@@ -51,6 +51,9 @@ struct Table {
                           int64_t ldb, float *C, int64_t ldc, int accumulate);
     // p := p * (dp - delta): the softmax backward of one row.
     void (*row_dsoftmax_f32)(float *p, const float *dp, int64_t n, float delta);
+    // out[i] := bitsandbytes' 8-bit code of x[i] in the sorted 256-entry `code` (binary search with its final midpoint
+    // test: code8_search in common.hpp, bit for bit; NaN -> 0). Used by the 8-bit optimizer's requantization.
+    void (*quant8_search_f32)(const float *code, const float *x, uint8_t *out, int64_t count);
 };
 
 extern const Table SCALAR;

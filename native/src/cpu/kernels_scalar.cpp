@@ -127,12 +127,16 @@ void row_dsoftmax_f32(float *p, const float *dp, int64_t n, float delta) {
     for (int64_t i = 0; i < n; ++i) p[i] = p[i] * (dp[i] - delta);
 }
 
+void quant8_search_f32(const float *code, const float *x, uint8_t *out, int64_t count) {
+    for (int64_t i = 0; i < count; ++i) out[i] = code8_search_branchless(code, x[i]);
+}
+
 } // namespace
 
 const Table SCALAR = {"scalar",          deq4_f32,        deq4_bf16,      deq4_f16,
                       quant4_f32,        absmax_f32,      row_max_f32,    row_max_bf16,
                       row_max_f16,       row_exp_sum_inplace_f32, row_sumexp_bf16, row_sumexp_f16,
                       row_scale_f32,     row_grad_bf16,   row_grad_f16,
-                      attn_gemm_f32, row_dsoftmax_f32};
+                      attn_gemm_f32, row_dsoftmax_f32, quant8_search_f32};
 
 } // namespace sftn::isa

@@ -9,8 +9,10 @@ package io.sftnative.config;
  *                              steps when there is evaluation data (val_size or eval_dataset), else no
  * @param evalOnStart           evaluate once before the first step (HF eval_on_start)
  * @param optim                 HF's optimizer name: adamw_torch (default; libtorch ops, torch's single-tensor
- *                              arithmetic), adamw_torch_fused (one native pass per fp32 CPU parameter), sgd or
- *                              adafactor (HF's, with scale_parameter / relative_step off, as the HF Trainer builds it)
+ *                              arithmetic), adamw_torch_fused (one native pass per fp32 CPU parameter), adamw_8bit /
+ *                              adamw_bnb_8bit / paged_adamw_8bit (bitsandbytes' blockwise 8-bit AdamW, host memory),
+ *                              sgd or adafactor (HF's, with scale_parameter / relative_step off, as the HF Trainer
+ *                              builds it)
  * @param lrSchedulerKwargs     lr_scheduler_kwargs (io.sftnative.optim.LrSchedule)
  * @param fp16                  fp16 autocast with dynamic loss scaling (CUDA only, as HF)
  * @param run                   when to log, save and evaluate, early stopping, best-model selection
@@ -27,6 +29,11 @@ public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean
         boolean gradientCheckpointing, Boolean fusedCrossEntropy, String evalStrategy, boolean evalOnStart,
         String optim, java.util.Map<String, Object> lrSchedulerKwargs, boolean fp16, RunControlArgs run,
         java.util.List<String> reportTo, String loggingDir) {
+
+    /** Whether {@code optim} asks for bitsandbytes' 8-bit AdamW (paged = the same on the host). */
+    public boolean adamW8bit() {
+        return optim.equals("adamw_8bit") || optim.equals("adamw_bnb_8bit") || optim.equals("paged_adamw_8bit");
+    }
 
     /** Whether {@code optim} asks for the fused AdamW kernel. */
     public boolean fusedAdamW() {
@@ -143,19 +150,21 @@ public record TrainingArgs(String outputDir, boolean overwriteOutputDir, boolean
     private static String optim(RawConfig c) {
         String name = c.string("optim", "adamw_torch");
         switch (name) {
-            case "adamw_torch", "adamw_torch_fused", "sgd", "adafactor" -> {
+            case "adamw_torch", "adamw_torch_fused", "sgd", "adafactor", "adamw_8bit", "adamw_bnb_8bit",
+                    "paged_adamw_8bit" -> {
                 return name;
             }
-            case "adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "adamw_apex_fused",
+            case "paged_adamw_32bit", "adamw_apex_fused",
                     "adamw_anyprecision", "adamw_torch_xla", "adamw_torch_npu_fused", "galore_adamw",
                     "galore_adamw_8bit", "galore_adafactor", "apollo_adamw", "lomo", "adalomo", "grokadamw",
                     "schedule_free_adamw", "schedule_free_sgd", "rmsprop", "adagrad", "lion_32bit", "lion_8bit",
                     "paged_lion_32bit", "paged_lion_8bit", "ademamix", "ademamix_8bit", "adamw_hf" ->
                 throw new ConfigException("key 'optim' (" + c.origin("optim") + ") is '" + name + "': this"
-                        + " optimizer is not implemented in sft-native; use adamw_torch, adamw_torch_fused, sgd or"
-                        + " adafactor (docs/llamafactory-keys.md)");
+                        + " optimizer is not implemented in sft-native; use adamw_torch, adamw_torch_fused,"
+                        + " adamw_8bit, sgd or adafactor (docs/llamafactory-keys.md)");
             default -> throw new ConfigException("key 'optim' (" + c.origin("optim") + ") is '" + name + "'; it must"
-                    + " be one of adamw_torch, adamw_torch_fused, sgd, adafactor");
+                    + " be one of adamw_torch, adamw_torch_fused, adamw_8bit, adamw_bnb_8bit, paged_adamw_8bit, sgd,"
+                    + " adafactor");
         }
     }
 

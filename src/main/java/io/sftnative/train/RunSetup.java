@@ -210,6 +210,8 @@ final class RunSetup implements AutoCloseable {
         Optimizer opt = switch (t.optim()) {
             case "sgd" -> new Sgd(model.trainable(), t.weightDecay(), ParamGroups::decays);
             case "adafactor" -> new Adafactor(model.trainable(), t.weightDecay(), ParamGroups::decays);
+            case "adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit" -> io.sftnative.optim.AdamW8bit.withHfGroups(
+                    model.trainable(), t.weightDecay(), t.adamBeta1(), t.adamBeta2(), t.adamEpsilon());
             default -> AdamW.withHfGroups(model.trainable(), t.weightDecay(), t.adamBeta1(), t.adamBeta2(),
                     t.adamEpsilon()).fused(t.fusedAdamW());
         };

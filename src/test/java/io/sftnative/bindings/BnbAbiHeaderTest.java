@@ -1,6 +1,7 @@
 package io.sftnative.bindings;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_BOOLEAN;
 import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -93,6 +94,7 @@ class BnbAbiHeaderTest {
             case "long long", "int64_t" -> JAVA_LONG;
             case "float" -> JAVA_FLOAT;
             case "double" -> JAVA_DOUBLE;
+            case "bool" -> JAVA_BOOLEAN;
             default -> throw new AssertionError("no FFM layout for C type '" + type + "' in: " + line);
         };
     }

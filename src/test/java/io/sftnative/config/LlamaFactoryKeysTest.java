@@ -70,7 +70,8 @@ class LlamaFactoryKeysTest {
     @Test
     void optimizersByHfName() {
         assertEquals("adamw_torch", load().training().optim());
-        for (String o : List.of("adamw_torch_fused", "sgd", "adafactor")) {
+        for (String o : List.of("adamw_torch_fused", "sgd", "adafactor", "adamw_8bit", "adamw_bnb_8bit",
+                "paged_adamw_8bit")) {
             assertEquals(o, load("optim=" + o).training().optim());
         }
         String e = error("optim=paged_adamw_32bit");

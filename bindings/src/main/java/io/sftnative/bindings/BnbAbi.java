@@ -1,6 +1,7 @@
 package io.sftnative.bindings;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_BOOLEAN;
 import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -17,8 +18,8 @@ import java.util.Map;
 /**
  * Every function of {@code native/include/sftnative_bnb.h} with its FFM descriptor (spec §1.2: pointers and
  * {@code cudaStream_t} are {@code ADDRESS}, {@code int}/{@code int32_t} {@code JAVA_INT}, {@code long long}/
- * {@code int64_t} {@code JAVA_LONG}, {@code float} {@code JAVA_FLOAT}). Kept next to the header;
- * {@code BnbAbiHeaderTest} parses the header and fails if the two differ in any name or signature.
+ * {@code int64_t} {@code JAVA_LONG}, {@code float} {@code JAVA_FLOAT}, {@code bool} {@code JAVA_BOOLEAN}). Kept next
+ * to the header; {@code BnbAbiHeaderTest} parses the header and fails if the two differ in any name or signature.
  */
 public final class BnbAbi {
     /** Where a symbol comes from. */
@@ -46,6 +47,8 @@ public final class BnbAbi {
     public static final int NF4 = 2;
     /** jbnb_codebook(which) for the signed dynamic 8-bit map. */
     public static final int DYNAMIC_MAP = 8;
+    /** jbnb_codebook(which) for the unsigned dynamic map (bitsandbytes' map of Adam's second state). */
+    public static final int UNSIGNED_DYNAMIC_MAP = 9;
 
     public static final int ABI_VERSION = 1;
 
@@ -100,6 +103,11 @@ public final class BnbAbi {
                         v(ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS));
             }
         }
+        for (String t : cpuTypes) {
+            put(m, "cadam_8bit_blockwise_grad_" + t, Group.CUDA_DROP_IN, v(ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS,
+                    ADDRESS, ADDRESS, JAVA_FLOAT, JAVA_FLOAT, JAVA_BOOLEAN, JAVA_INT));
+        }
         // 2. extensions
         put(m, "jbnb_abi_version", Group.EXTENSION, i());
         put(m, "jbnb_last_error", Group.EXTENSION, FunctionDescriptor.of(ADDRESS));
@@ -126,6 +134,16 @@ public final class BnbAbi {
         }
         put(m, "jbnb_adamw_cpu_fp32", Group.EXTENSION, i(ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_DOUBLE,
                 JAVA_DOUBLE, JAVA_DOUBLE, JAVA_DOUBLE, JAVA_DOUBLE, JAVA_LONG));
+        for (String t : cpuTypes) {
+            put(m, "jbnb_adam_8bit_blockwise_cpu_" + t, Group.EXTENSION, i(ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS,
+                    ADDRESS, ADDRESS, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_LONG));
+        }
+        for (String t : cpuTypes) {
+            put(m, "jbnb_adam_32bit_cpu_" + t, Group.EXTENSION, i(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT,
+                    JAVA_INT, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_LONG));
+        }
         put(m, "jbnb_attention_fwd_cpu_fp32", Group.EXTENSION, i(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                 JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, JAVA_FLOAT));
         put(m, "jbnb_attention_bwd_cpu_fp32", Group.EXTENSION, i(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,

@@ -269,11 +269,14 @@ public final class Kernels {
         l.check("jbnb_dequant_absmax_cpu", st, "rebuilding " + nblocks + " nested absmax values");
     }
 
-    /** A codebook from the library: {@link BnbAbi#NF4}, {@link BnbAbi#FP4} (16 values) or the dynamic map (256). */
+    /**
+     * A codebook from the library: {@link BnbAbi#NF4}, {@link BnbAbi#FP4} (16 values) or the signed / unsigned dynamic
+     * map ({@link BnbAbi#DYNAMIC_MAP}, {@link BnbAbi#UNSIGNED_DYNAMIC_MAP}: 256).
+     */
     public static float[] codebook(int which) {
         NativeLibrary l = NativeLibrary.cpu();
         MethodHandle h = l.handle("jbnb_codebook");
-        int count = which == BnbAbi.DYNAMIC_MAP ? 256 : 16;
+        int count = which == BnbAbi.DYNAMIC_MAP || which == BnbAbi.UNSIGNED_DYNAMIC_MAP ? 256 : 16;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, count);
             int st = invokeInt("jbnb_codebook", () -> (int) h.invokeExact(which, out));
@@ -399,6 +402,37 @@ public final class Kernels {
         int st = invokeInt(name, () -> (int) h.invokeExact(param, grad, expAvg, expAvgSq, n, lr, beta1, beta2, eps,
                 weightDecay, step));
         lib.check(name, st, "AdamW step " + step + " of " + n + " parameters");
+    }
+
+    /**
+     * bitsandbytes' 8-bit blockwise Adam step on host memory (header: jbnb_adam_8bit_blockwise_cpu_*; bitsandbytes'
+     * argument order): p and g hold {@code n} values of {@code t}; state1 / state2 n codes of the signed / unsigned
+     * dynamic maps {@code code1} / {@code code2} (256 fp32 each); absmax1 / absmax2 ceil(n / 256) fp32. Weight decay is
+     * applied after the update (bitsandbytes' kernel order); {@code step} counts this update (>= 1).
+     */
+    public void adam8bitBlockwise(Dtype t, MemorySegment p, MemorySegment g, MemorySegment state1, MemorySegment state2,
+            float beta1, float beta2, float eps, int step, float lr, MemorySegment code1, MemorySegment code2,
+            MemorySegment absmax1, MemorySegment absmax2, float weightDecay, long n) {
+        requireCpu("8-bit Adam");
+        String name = "jbnb_adam_8bit_blockwise_cpu_" + t.suffix;
+        MethodHandle h = lib.handle(name);
+        int st = invokeInt(name, () -> (int) h.invokeExact(p, g, state1, state2, beta1, beta2, 0.0f, 0.0f, eps, step,
+                lr, code1, code2, absmax1, absmax2, weightDecay, 1.0f, 0, n));
+        lib.check(name, st, "8-bit Adam step " + step + " of " + n + " parameters");
+    }
+
+    /**
+     * bitsandbytes' 32-bit Adam step (header: jbnb_adam_32bit_cpu_*), which bitsandbytes' 8-bit optimizers use for
+     * tensors below min_8bit_size: g, p {@code n} values of {@code t}; state1, state2 n fp32 moments.
+     */
+    public void adam32bit(Dtype t, MemorySegment g, MemorySegment p, MemorySegment state1, MemorySegment state2,
+            float beta1, float beta2, float eps, float weightDecay, int step, float lr, long n) {
+        requireCpu("32-bit bitsandbytes Adam");
+        String name = "jbnb_adam_32bit_cpu_" + t.suffix;
+        MethodHandle h = lib.handle(name);
+        int st = invokeInt(name, () -> (int) h.invokeExact(g, p, state1, state2, MemorySegment.NULL, 0.0f, 0.0f,
+                beta1, beta2, 0.0f, 0.0f, eps, weightDecay, step, lr, 1.0f, 0, n));
+        lib.check(name, st, "32-bit Adam step " + step + " of " + n + " parameters");
     }
 
     // ---- settings --------------------------------------------------------------------------------------------
