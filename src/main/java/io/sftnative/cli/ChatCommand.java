@@ -107,7 +107,8 @@ final class ChatCommand implements Callable<Integer> {
         ScalarType st = dtype.scalarType();
         PrintStream out = System.out;
         boolean quantized = BnbCheckpoint.isPreQuantized(modelDir); // loads as stored; adapters stay attached
-        try (Device device = new Device(torch.deviceName()); Tokenizer tok = Tokenizer.load(modelDir);
+        try (Device device = new Device(torch.deviceName()); Tokenizer tok = Tokenizer.load(
+                        AdapterChain.tokenizerDir(modelDir, AdapterChain.parse(adapterArg)));
                 DecoderModel model = QuantizedModels.load(modelDir, st, device, null,
                         w -> System.err.println("warning: " + w));
                 LoraAdapters attached = AdapterChain.forInference(model, AdapterChain.parse(adapterArg), !quantized)) {
