@@ -87,7 +87,7 @@ class NewTokensTrainingTest {
                 .set("add_tokens", "<tool_a>").set("add_special_tokens", "<|b|>")
                 .set("max_steps", 3).set("per_device_train_batch_size", 2).set("learning_rate", 0.05)
                 .set("cutoff_len", 64).set("logging_steps", 1).set("save_steps", 1000).set("seed", 3)
-                .set("preprocessing_num_workers", 1).set("do_eval", true).set("report_to", "none");
+                .set("preprocessing_num_workers", 1).set("do_train", true).set("do_eval", true).set("report_to", "none");
     }
 
     @Test
@@ -101,10 +101,19 @@ class NewTokensTrainingTest {
         // PEFT's adapter: modules_to_save with the grown (32064, 16) matrices under PEFT's saved keys
         JsonNode cfg = new ObjectMapper().readTree(out.resolve("adapter_config.json").toFile());
         assertEquals("[\"embed_tokens\",\"lm_head\"]", cfg.get("modules_to_save").toString());
-        try (SafetensorsFile f = SafetensorsFile.open(out.resolve("adapter_model.safetensors"))) {
+        try (SafetensorsFile f = SafetensorsFile.open(out.resolve("adapter_model.safetensors"));
+                SafetensorsFile b = SafetensorsFile.open(base.resolve("model.safetensors"));
+                PointerScope scope = new PointerScope()) {
             for (String key : List.of("base_model.model.model.embed_tokens.weight", "base_model.model.lm_head.weight")) {
                 assertEquals("[32064, 16]", java.util.Arrays.toString(f.entry(key).shape()), key);
             }
+            // trained in full: the rows of tokens in the data moved away from the base's
+            Tensor embed = f.load("base_model.model.model.embed_tokens.weight"); // (32064, 16)
+            Tensor old = b.load("model.embed_tokens.weight"); // (32000, 16)
+            assertFalse(embed.narrow(0, 0, 32000).equal(old), "embed_tokens trained");
+            assertFalse(b.load("lm_head.weight").equal(f.load("base_model.model.lm_head.weight").narrow(0, 0, 32000)),
+                    "lm_head trained");
+            assertTrue(io.sftnative.model.FiniteCheck.problem(embed) == null);
         }
         // the tokenizer with the new tokens next to the adapter
         try (Tokenizer tok = Tokenizer.load(out)) {
