@@ -131,6 +131,27 @@ class NewTokensTrainingTest {
                 reloadedEval);
         assertEquals(trainedEval, reloadedEval, 1e-6 * Math.abs(trainedEval));
 
+        // an adapter as PEFT saves a resized model (save_embedding_layers="auto"): the extra embedding copies are
+        // ignored, the trained rows come from <module>.weight
+        Path peft = dir.resolve("peft-layout");
+        Files.createDirectories(peft);
+        Files.copy(out.resolve("adapter_config.json"), peft.resolve("adapter_config.json"));
+        try (SafetensorsFile f = SafetensorsFile.open(out.resolve("adapter_model.safetensors"));
+                PointerScope scope = new PointerScope()) {
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (String n : f.names()) {
+                tensors.put(n, f.load(n));
+            }
+            Tensor zeros = org.bytedeco.pytorch.global.torch.zeros(32064, 16);
+            tensors.put("base_model.model.model.embed_tokens.original_module.weight", zeros);
+            tensors.put("base_model.model.model.embed_tokens.modules_to_save.weight", zeros);
+            tensors.put("base_model.model.lm_head.original_module.weight", zeros);
+            io.sftnative.model.safetensors.SafetensorsWriter.write(peft.resolve("adapter_model.safetensors"),
+                    tensors, Map.of("format", "pt"));
+        }
+        ModelArgs peftArgs = ModelArgs.from(RawConfig.of(Map.of("model_name_or_path", base.toString(),
+                "adapter_name_or_path", peft.toString())));
+
         // the adapter alone (chat / export with adapter_name_or_path, no add_tokens): the base grows to its rows
         long[] ids = {1, 32000, 415, 32001};
         ModelArgs withTokens = ModelArgs.from(RawConfig.of(Map.of("model_name_or_path", base.toString(),
@@ -138,6 +159,7 @@ class NewTokensTrainingTest {
         ModelArgs adapterOnly = ModelArgs.from(RawConfig.of(Map.of("model_name_or_path", base.toString(),
                 "adapter_name_or_path", out.toString())));
         try (TrainableModel a = TrainableModel.forInference(adapterOnly, false);
+                TrainableModel c = TrainableModel.forInference(peftArgs, false);
                 TrainableModel b = TrainableModel.forInference(withTokens, false,
                         new io.sftnative.model.VocabResize.Plan(32002, new int[] {32000, 32001}, List.of(),
                                 "noise_init"), 3);
@@ -146,7 +168,16 @@ class NewTokensTrainingTest {
             Tensor la = a.model().forward(Tensors.longs(ids, 1, 4)); // (1, 4, 32064)
             Tensor lb = b.model().forward(Tensors.longs(ids, 1, 4));
             assertTrue(la.equal(lb), "the adapter's rows replace whatever the resize initialised");
+            assertTrue(la.equal(c.model().forward(Tensors.longs(ids, 1, 4))), "PEFT's extra copies are ignored");
         }
+
+        // chat: the base grows to the adapter's rows and the tokenizer saved with the adapter is used
+        assertEquals(out, io.sftnative.lora.AdapterChain.tokenizerDir(base, List.of(out)));
+        assertEquals(base, io.sftnative.lora.AdapterChain.tokenizerDir(base, List.of(dir.resolve("no-tokenizer"))));
+        io.sftnative.testing.Cli.Run chat = io.sftnative.testing.Cli.runWithInput("call tool 1\n", "chat",
+                base.toString(), "--adapter", out.toString(), "--template", "mistral", "--greedy",
+                "--max-new-tokens", "4", "--threads", "2");
+        assertEquals(0, chat.code(), chat.err());
 
         // export: the merged model is resized and carries the adapter's tokenizer
         Path exported = dir.resolve("merged");
