@@ -189,6 +189,30 @@ class NewTokensTrainingTest {
     }
 
     @Test
+    void resumingALoraRunWithNewTokensContinuesExactly() throws Exception {
+        Path base = base();
+        List<Double> whole = new java.util.ArrayList<>();
+        run(base, dir.resolve("whole"), "lora").set("max_steps", 4).set("save_steps", 2).set("do_eval", false)
+                .listener(new io.sftnative.api.TrainingListener() {
+                    @Override
+                    public void onStep(io.sftnative.api.StepEvent e) {
+                        whole.add(e.loss());
+                    }
+                }).build().run();
+        List<Double> resumed = new java.util.ArrayList<>();
+        run(base, dir.resolve("resumed"), "lora").set("max_steps", 4).set("save_steps", 2).set("do_eval", false)
+                .set("resume_from_checkpoint", dir.resolve("whole").resolve("checkpoint-2").toString())
+                .listener(new io.sftnative.api.TrainingListener() {
+                    @Override
+                    public void onStep(io.sftnative.api.StepEvent e) {
+                        resumed.add(e.loss());
+                    }
+                }).build().run();
+        System.out.println("NEW TOKENS resume: whole " + whole + ", resumed " + resumed);
+        assertEquals(whole.subList(2, 4), resumed, "steps 3 and 4 after resuming from checkpoint-2");
+    }
+
+    @Test
     void fullFineTuningSavesTheResizedModelWithItsTokenizer() throws Exception {
         Path base = base();
         Path out = dir.resolve("full");
