@@ -17,6 +17,7 @@ import io.sftnative.config.GenerationArgs;
 import io.sftnative.config.SftConfig;
 import io.sftnative.lora.AdapterChain;
 import io.sftnative.lora.LoraAdapters;
+import io.sftnative.train.NewTokens;
 import io.sftnative.quant.BnbCheckpoint;
 import io.sftnative.quant.QuantizedModels;
 import io.sftnative.model.DecoderModel;
@@ -96,6 +97,8 @@ final class ChatCommand implements Callable<Integer> {
             templateArg = template != null ? template : cfg.data().template();
             systemArg = system != null ? system : cfg.data().defaultSystem();
             gen = cfg.generation();
+            NewTokens.requirePresent(cfg.model().newTokens(), AdapterChain.tokenizerDir(modelDir,
+                    AdapterChain.parse(adapterArg)), "chat");
         } else {
             if (args.size() > 1) {
                 throw new ConfigException("chat MODEL_DIR takes no further arguments (got " + args.subList(1,

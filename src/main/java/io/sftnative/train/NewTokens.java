@@ -79,4 +79,30 @@ public final class NewTokens {
         }
         return new VocabResize.Plan(tok.length(), ids, descriptions, args.initSpecialTokens());
     }
+
+    /**
+     * chat and export take the tokens from the tokenizer saved with the adapter (or the model): configured tokens it
+     * lacks would be silently missing, so they stop the command naming them.
+     */
+    public static void requirePresent(NewTokensArgs args, Path tokenizerDir, String command) {
+        if (!args.addsTokens()) {
+            return;
+        }
+        List<String> all = new ArrayList<>(args.addTokens());
+        all.addAll(args.addSpecialTokens());
+        List<String> missing = new ArrayList<>();
+        try (Tokenizer tok = Tokenizer.load(tokenizerDir)) {
+            for (String t : all) {
+                if (tok.tokenId(t) < 0) {
+                    missing.add(t);
+                }
+            }
+        }
+        if (!missing.isEmpty()) {
+            throw new ConfigException(command + ": add_tokens / add_special_tokens (" + args.origin() + ") name "
+                    + missing + ", which the tokenizer in " + tokenizerDir + " does not have. " + command
+                    + " uses the tokenizer saved with the adapter (or the model): point adapter_name_or_path to the"
+                    + " output of a run trained with these tokens, or remove the keys");
+        }
+    }
 }

@@ -102,6 +102,9 @@ public final class TrainableModel implements AutoCloseable {
         boolean quantized = quant != null || preQuantized;
         if (quantized) {
             QuantizedBase.checkAdapters(m, f.createNewAdapter());
+            if (vocab != null && resumeFrom == null) { // before the (slow) quantized load
+                refuseQuantizedGrowth(vocab, ModelConfig.read(base).vocabSize());
+            }
         }
         // fails naming why when a GPU is asked for but unusable; the handle is only for loading (the model keeps its own)
         try (Device device = TorchRuntime.device(m.device())) {
@@ -225,11 +228,8 @@ public final class TrainableModel implements AutoCloseable {
     /** LF's resize_embedding_layer on a loaded model; a quantized model cannot grow (LF raises the same). */
     private static void resizeVocabulary(DecoderModel model, VocabResize.Plan vocab, boolean quantized, long seed,
             Consumer<String> log) {
-        long rows = model.embedWeight().size(0);
-        if (quantized && vocab.tokenizerLength() > rows) {
-            throw new ConfigException("the tokenizer has " + vocab.tokenizerLength() + " tokens but the embedding "
-                    + rows + " rows, and the embedding layers of a quantized model cannot be resized (as in"
-                    + " LLaMA-Factory): add the tokens to an unquantized model (no quantization_bit)");
+        if (quantized) {
+            refuseQuantizedGrowth(vocab, model.embedWeight().size(0));
         }
         VocabResize.Result r = VocabResize.apply(model, vocab, seed);
         if (r.resized()) {
@@ -239,6 +239,14 @@ public final class TrainableModel implements AutoCloseable {
         } else if (r.initializedRows() > 0) {
             log.accept("No resize needed (vocab fits in the padded embedding of " + r.newRows() + " rows);"
                     + " initialised " + r.initializedRows() + " new token row(s) in place with " + vocab.init());
+        }
+    }
+
+    private static void refuseQuantizedGrowth(VocabResize.Plan vocab, long rows) {
+        if (vocab.tokenizerLength() > rows) {
+            throw new ConfigException("the tokenizer has " + vocab.tokenizerLength() + " tokens but the embedding "
+                    + rows + " rows, and the embedding layers of a quantized model cannot be resized (as in"
+                    + " LLaMA-Factory): add the tokens to an unquantized model (no quantization_bit)");
         }
     }
 

@@ -178,6 +178,16 @@ class NewTokensTrainingTest {
                 base.toString(), "--adapter", out.toString(), "--template", "mistral", "--greedy",
                 "--max-new-tokens", "4", "--threads", "2");
         assertEquals(0, chat.code(), chat.err());
+        // chat CONFIG.yaml: the configured tokens must be in the adapter's tokenizer, never silently missing
+        Path yaml = dir.resolve("chat.yaml");
+        Files.writeString(yaml, "model_name_or_path: " + base + "\nadapter_name_or_path: " + out
+                + "\ntemplate: mistral\nadd_tokens: <tool_a>\nadd_special_tokens: <|b|>\n");
+        chat = io.sftnative.testing.Cli.runWithInput("", "chat", yaml.toString(), "--threads", "2");
+        assertEquals(0, chat.code(), chat.err());
+        chat = io.sftnative.testing.Cli.runWithInput("", "chat", yaml.toString(), "add_tokens=<other>",
+                "--threads", "2");
+        assertTrue(chat.code() != 0 && chat.err().contains("[<other>]") && chat.err().contains("does not have"),
+                chat.err());
 
         // export: the merged model is resized and carries the adapter's tokenizer
         Path exported = dir.resolve("merged");
@@ -249,6 +259,10 @@ class NewTokensTrainingTest {
                 .set("resize_vocab", true).set("quantization_bit", 4).build().run());
         assertTrue(qlora.getMessage().contains("'resize_vocab'") && qlora.getMessage().contains("quantized"),
                 qlora.getMessage());
+        ConfigException grow = assertThrows(ConfigException.class, () -> run(base, dir.resolve("q"), "lora")
+                .set("quantization_bit", 4).build().run());
+        assertTrue(grow.getMessage().contains("32002 tokens but the embedding 32000 rows")
+                && grow.getMessage().contains("quantized model cannot be resized"), grow.getMessage());
         assertFalse(Files.exists(dir.resolve("x").resolve("adapter_model.safetensors")));
     }
 }
