@@ -17,6 +17,7 @@ import io.sftnative.config.GenerationArgs;
 import io.sftnative.config.SftConfig;
 import io.sftnative.lora.AdapterChain;
 import io.sftnative.lora.LoraAdapters;
+import io.sftnative.train.NewTokens;
 import io.sftnative.quant.BnbCheckpoint;
 import io.sftnative.quant.QuantizedModels;
 import io.sftnative.model.DecoderModel;
@@ -98,6 +99,8 @@ final class ChatCommand implements Callable<Integer> {
             systemArg = system != null ? system : cfg.data().defaultSystem();
             gen = cfg.generation();
             ropeScaling = cfg.model().ropeScaling();
+            NewTokens.requirePresent(cfg.model().newTokens(), AdapterChain.tokenizerDir(modelDir,
+                    AdapterChain.parse(adapterArg)), "chat");
         } else {
             if (args.size() > 1) {
                 throw new ConfigException("chat MODEL_DIR takes no further arguments (got " + args.subList(1,
@@ -109,7 +112,8 @@ final class ChatCommand implements Callable<Integer> {
         ScalarType st = dtype.scalarType();
         PrintStream out = System.out;
         boolean quantized = BnbCheckpoint.isPreQuantized(modelDir); // loads as stored; adapters stay attached
-        try (Device device = new Device(torch.deviceName()); Tokenizer tok = Tokenizer.load(modelDir);
+        try (Device device = new Device(torch.deviceName()); Tokenizer tok = Tokenizer.load(
+                        AdapterChain.tokenizerDir(modelDir, AdapterChain.parse(adapterArg)));
                 DecoderModel model = QuantizedModels.load(modelDir, st, device, null,
                         w -> System.err.println("warning: " + w));
                 LoraAdapters attached = AdapterChain.forInference(model, AdapterChain.parse(adapterArg), !quantized)) {

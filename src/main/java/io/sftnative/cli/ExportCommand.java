@@ -11,6 +11,7 @@ import org.bytedeco.pytorch.Device;
 import io.sftnative.config.ConfigException;
 import io.sftnative.config.SftConfig;
 import io.sftnative.lora.AdapterChain;
+import io.sftnative.train.NewTokens;
 import io.sftnative.lora.ModelExport;
 import io.sftnative.quant.QuantizationSpec;
 import io.sftnative.files.AtomicFiles;
@@ -67,6 +68,8 @@ final class ExportCommand implements Callable<Integer> {
             Templates.named(template.trim()); // a typo is an error, as in training (the tokenizer files are copied)
         }
         List<Path> adapters = AdapterChain.parse(cfg.model().adapterNameOrPath());
+        NewTokens.requirePresent(cfg.model().newTokens(), AdapterChain.tokenizerDir(Path.of(base), adapters),
+                "export");
         if (!adapters.isEmpty() && !cfg.finetuning().finetuningType().equals("lora")) {
             throw new ConfigException("adapter_name_or_path is only valid with finetuning_type: lora (it is "
                     + cfg.finetuning().finetuningType() + "); a full or freeze run's output_dir is already a model:"

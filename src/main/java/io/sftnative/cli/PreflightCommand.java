@@ -8,6 +8,8 @@ import io.sftnative.config.SftConfig;
 import io.sftnative.data.DataPipeline;
 import io.sftnative.data.ExampleSet;
 import io.sftnative.data.Preflight;
+import io.sftnative.tokenizer.AddedTokens;
+import io.sftnative.train.NewTokens;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -42,8 +44,10 @@ final class PreflightCommand implements Callable<Integer> {
         SftConfig cfg = config.load();
         String model = cfg.model().modelNameOrPath();
         String stage = cfg.finetuning().stage();
-        try (DataPipeline.Prepared p = DataPipeline.prepare(model == null ? null : Path.of(model), cfg.data(),
-                stage, cfg.training().seed(), true, m -> err.println(m))) {
+        Path modelDir = model == null ? null : Path.of(model);
+        try (AddedTokens added = NewTokens.stage(cfg.model().newTokens(), modelDir, m -> err.println(m));
+                DataPipeline.Prepared p = DataPipeline.prepare(added != null ? added.directory() : modelDir,
+                        cfg.data(), stage, cfg.training().seed(), true, m -> err.println(m))) {
             out.println("stage " + stage + ", template " + (p.template() == null ? "none" : p.template().name())
                     + ", cutoff_len " + cfg.data().cutoffLen() + (cfg.data().packingFor(stage) ? ", packing" : "")
                     + (cfg.data().neatPacking() ? " (neat)" : ""));

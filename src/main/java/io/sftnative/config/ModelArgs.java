@@ -26,11 +26,13 @@ import io.sftnative.torch.DeviceSelection;
  * @param ropeScaling         LLaMA-Factory's rope_scaling: linear, dynamic, yarn or llama3 replaces the model's RoPE
  *                            scaling (factor from cutoff_len: ModelConfig.withLlamaFactoryRopeScaling), or null to
  *                            keep config.json's
+ * @param newTokens           add_tokens, add_special_tokens, resize_vocab, new_special_tokens_config,
+ *                            init_special_tokens (docs/adapters-export-chat.md, "New tokens")
  */
 public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int quantizationBit,
         String quantizationType, boolean doubleQuantization, int quantizationBlocksize, String nativeLibrary,
         int threads, boolean trainFromScratch, String device, Double moeAuxLossCoef, String flashAttn,
-        String ropeScaling) {
+        String ropeScaling, NewTokensArgs newTokens) {
 
     public static ModelArgs from(RawConfig c) {
         int bit = c.integer("quantization_bit", 0);
@@ -39,7 +41,6 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
                     + ") must be 4 or 8 (or absent for no quantization), got " + bit);
         }
         quantizationMethod(c);
-        refuseNewTokens(c);
         String revision = c.string("model_revision", "main");
         String cacheDir = c.string("cache_dir", null);
         return new ModelArgs(
@@ -55,7 +56,8 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
                 device(c),
                 c.has("moe_aux_loss_coef") ? nonNegative(c, "moe_aux_loss_coef") : null,
                 c.choice("flash_attn", "auto", "auto", "sdpa", "disabled", "fa2", "native"),
-                c.choice("rope_scaling", null, "linear", "dynamic", "yarn", "llama3"));
+                c.choice("rope_scaling", null, "linear", "dynamic", "yarn", "llama3"),
+                newTokens(c, bit));
     }
 
     private static double nonNegative(RawConfig c, String key) {
@@ -88,27 +90,15 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
         }
     }
 
-    /**
-     * LLaMA-Factory's new-token keys grow the vocabulary and initialise the new embedding rows; sft-native's models
-     * keep the checkpoint's vocabulary, so these stop the run by name rather than train without the tokens.
-     */
-    private static void refuseNewTokens(RawConfig c) {
-        for (String key : new String[] {"add_tokens", "add_special_tokens", "new_special_tokens_config"}) {
-            if (c.has(key)) {
-                throw new ConfigException("key '" + key + "' (" + c.origin(key) + "): not implemented in sft-native:"
-                        + " adding tokens to the vocabulary (add_tokens, add_special_tokens,"
-                        + " new_special_tokens_config, resize_vocab). Use a tokenizer that already has the tokens");
-            }
+    /** LLaMA-Factory's parser: "Cannot resize embedding layers of a quantized model." */
+    private static NewTokensArgs newTokens(RawConfig c, int bit) {
+        NewTokensArgs n = NewTokensArgs.from(c);
+        if (bit != 0 && n.resizeVocab()) {
+            throw new ConfigException("key 'resize_vocab' (" + c.origin("resize_vocab") + ") cannot be used with"
+                    + " quantization_bit " + bit + ": the embedding layers of a quantized model cannot be resized (as"
+                    + " in LLaMA-Factory). Train with LoRA on the unquantized model, or drop resize_vocab");
         }
-        if (c.bool("resize_vocab", false)) {
-            throw new ConfigException("key 'resize_vocab' (" + c.origin("resize_vocab") + "): not implemented in"
-                    + " sft-native: resizing the embeddings to the tokenizer's vocabulary");
-        }
-        String init = c.string("init_special_tokens", "noise_init");
-        if (!init.equals("noise_init")) {
-            throw new ConfigException("key 'init_special_tokens' (" + c.origin("init_special_tokens") + ") is '" + init
-                    + "': not implemented in sft-native: new-token initialisation (no tokens are added)");
-        }
+        return n;
     }
 
     /** Each comma-separated adapter that is a hub id and in the cache becomes its snapshot (main revision). */

@@ -1,6 +1,7 @@
 package io.sftnative.lora;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -69,6 +70,20 @@ public final class AdapterChain {
         }
         mergeAll(model, adapters.subList(0, adapters.size() - 1));
         return LoraAdapters.load(model, adapters.get(adapters.size() - 1), false);
+    }
+
+    /**
+     * Where the tokenizer of a model with these adapters is: the last adapter directory when it holds a tokenizer
+     * (HF's Trainer saves it next to the adapter, with any tokens added for training), else the base model's.
+     */
+    public static Path tokenizerDir(Path baseDir, List<Path> adapters) {
+        for (int i = adapters.size() - 1; i >= 0; i--) {
+            Path d = adapters.get(i);
+            if (Files.isRegularFile(d.resolve("tokenizer.json")) || Files.isRegularFile(d.resolve("tokenizer.model"))) {
+                return d;
+            }
+        }
+        return baseDir;
     }
 
     /** Loads and merges each adapter in order (each one on top of the previous merges). */

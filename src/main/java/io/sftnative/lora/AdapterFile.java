@@ -74,7 +74,7 @@ final class AdapterFile {
                 expected.add(PeftConfig.PREFIX + p + ".lora_B.weight");
             }
             expected.addAll(fullKeys.keySet());
-            checkNames(model, weights, f.names(), expected, origin);
+            checkNames(model, weights, withoutPeftEmbeddingCopies(f.names(), fullParams.keySet()), expected, origin);
             for (String p : paths) {
                 checkRank(f, weights, cfg.r(), PeftConfig.PREFIX + p + ".lora_A.weight", 0);
                 checkRank(f, weights, cfg.r(), PeftConfig.PREFIX + p + ".lora_B.weight", 1);
@@ -91,6 +91,43 @@ final class AdapterFile {
             }
             return load(f, paths, fullKeys, dtype, model);
         }
+    }
+
+    /**
+     * The rows of the embedding an adapter saves in full (modules_to_save embed_tokens, else lm_head), or -1: an
+     * adapter trained with a resized vocabulary (add_tokens) has more rows than its base.
+     */
+    static long vocabularyRows(Path weights) throws IOException {
+        try (SafetensorsFile f = SafetensorsFile.open(weights)) {
+            for (String module : List.of(TargetModules.EMBED, TargetModules.LM_HEAD)) {
+                String key = PeftConfig.PREFIX + module + ".weight";
+                if (f.contains(key) && f.entry(key).shape().length == 2) {
+                    return f.entry(key).shape()[0];
+                }
+            }
+        }
+        return -1;
+    }
+
+    /**
+     * PEFT's save_embedding_layers="auto" also writes, for a resized vocabulary, every state-dict entry of the
+     * embedding modules ({@code <module>.original_module.weight}, {@code <module>.modules_to_save.weight}) next to the
+     * {@code <module>.weight} it loads from; PEFT itself does not load them back into the trained copy, so neither do
+     * we: they are left out of the name check.
+     */
+    private static Set<String> withoutPeftEmbeddingCopies(Set<String> names, Set<String> full) {
+        Set<String> out = new LinkedHashSet<>();
+        for (String k : names) {
+            boolean copy = false;
+            for (String name : full) {
+                String module = PeftConfig.PREFIX + name.substring(0, name.length() - ".weight".length());
+                copy |= k.equals(module + ".original_module.weight") || k.equals(module + ".modules_to_save.weight");
+            }
+            if (!copy) {
+                out.add(k);
+            }
+        }
+        return out;
     }
 
     /**

@@ -25,6 +25,7 @@ import io.sftnative.files.AtomicFiles;
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.DenseLinear;
 import io.sftnative.model.LinearLayer;
+import io.sftnative.model.VocabResize;
 import io.sftnative.model.safetensors.SafetensorsWriter;
 import io.sftnative.torch.Devices;
 
@@ -65,6 +66,9 @@ public final class LoraAdapters implements AutoCloseable {
             }
         }
     }
+
+    private static final java.util.logging.Logger LOG = java.util.logging.Logger.getLogger(
+            LoraAdapters.class.getName());
 
     private final DecoderModel model;
     private final LoraSpec spec;
@@ -147,6 +151,14 @@ public final class LoraAdapters implements AutoCloseable {
             }
             throw new NoSuchFileException(weights.toString(), null, "adapter weights not found next to "
                     + PeftConfig.CONFIG_FILE);
+        }
+        long rows = AdapterFile.vocabularyRows(weights);
+        if (rows > model.embedWeight().size(0)) {
+            // trained with added tokens (add_tokens / resize_vocab): the base grows to the adapter's rows, whose
+            // saved values replace the new zero rows below (what resize_token_embeddings + PeftModel does in HF)
+            LOG.info(adapterDir + " was trained with a resized vocabulary: growing the base embedding from "
+                    + model.embedWeight().size(0) + " to " + rows + " rows");
+            VocabResize.toRows(model, rows);
         }
         AdapterFile.Loaded loaded = AdapterFile.read(model, cfg, weights, adapterDtype);
         List<String> targets = cfg.targetModules() instanceof List<?> l

@@ -84,8 +84,9 @@ public final class ModelExport {
                 }
             }
             boolean tokenizer = false;
+            Path tokenizerDir = AdapterChain.tokenizerDir(baseDir, adapters); // with the tokens added in training
             for (String f : COPIED_FILES) {
-                Path src = baseDir.resolve(f);
+                Path src = (f.equals("generation_config.json") ? baseDir : tokenizerDir).resolve(f);
                 if (Files.isRegularFile(src)) {
                     Files.copy(src, staging.resolve(f), StandardCopyOption.COPY_ATTRIBUTES);
                     tokenizer |= f.startsWith("tokenizer.");

@@ -51,7 +51,7 @@ import io.sftnative.torch.TorchRuntime;
  * }</pre>
  */
 public final class DecoderModel implements AutoCloseable {
-    private ModelConfig config; // replaced only by rescaleRope
+    private ModelConfig config; // replaced only by rescaleRope and resizeVocabulary (vocab_size)
     private final ScalarType dtype;
     private final String device; // "cpu" or "cuda:N": where every parameter and buffer lives
     private final Map<String, Tensor> parameters; // HF name -> owned leaf tensor
@@ -351,6 +351,38 @@ public final class DecoderModel implements AutoCloseable {
         check();
         adopted.add(resource);
         return resource;
+    }
+
+    /**
+     * Grows the vocabulary (transformers' {@code resize_token_embeddings}): {@code embed} (V', H) replaces the input
+     * embedding and, for an untied model, {@code head} (V', H) the LM head; config vocab_size becomes V'. Takes one
+     * reference of each new tensor (the caller retains them for the model) and releases the old ones. Only for a
+     * model whose lm_head slot is still its plain dense weight (not LoRA-wrapped or quantized) and has no bias.
+     *
+     * @param head the new LM head, or null for a tied model
+     */
+    public void resizeVocabulary(Tensor embed, Tensor head) {
+        check();
+        boolean tied = config.tieWordEmbeddings();
+        LinearLayer slot = linears.get("lm_head");
+        if (!(slot instanceof DenseLinear) || parameters.containsKey("lm_head.bias")) {
+            throw new IllegalStateException("cannot resize the vocabulary: lm_head is "
+                    + slot.getClass().getSimpleName() + (parameters.containsKey("lm_head.bias") ? " with a bias" : "")
+                    + ", not a plain dense weight (resize before attaching adapters; quantized heads cannot grow)");
+        }
+        if (embed.dim() != 2 || embed.size(1) != config.hiddenSize() || (tied != (head == null))
+                || (head != null && (head.size(0) != embed.size(0) || head.size(1) != config.hiddenSize()))) {
+            throw new IllegalArgumentException("resizeVocabulary needs (V', " + config.hiddenSize() + ") tensors"
+                    + (tied ? " and no head (tied model)" : " for the embedding and the head"));
+        }
+        Tensor oldEmbed = parameters.put("model.embed_tokens.weight", embed);
+        Tensor oldHead = head == null ? null : parameters.put("lm_head.weight", head);
+        linears.put("lm_head", new DenseLinear(tied ? embed : head, null));
+        config = config.withVocabSize((int) embed.size(0));
+        oldEmbed.releaseReference();
+        if (oldHead != null) {
+            oldHead.releaseReference();
+        }
     }
 
     /** (V, H) the input embedding. */

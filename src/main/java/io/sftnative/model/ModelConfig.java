@@ -144,6 +144,16 @@ public record ModelConfig(String modelType, int vocabSize, int hiddenSize, int i
         return read(new ConfigReader(m, "rope_scaling (LLaMA-Factory key) on config.json"), textTowerOf);
     }
 
+    /** A copy with {@code vocab_size} set (transformers' resize_token_embeddings updates the config the same way). */
+    public ModelConfig withVocabSize(int rows) {
+        Map<String, Object> r = new LinkedHashMap<>(raw);
+        r.put("vocab_size", rows);
+        return new ModelConfig(modelType, rows, hiddenSize, intermediateSize, numHiddenLayers,
+                numAttentionHeads, numKeyValueHeads, headDim, rmsNormEps, ropeTheta, ropeScaling,
+                maxPositionEmbeddings, tieWordEmbeddings, attentionBias, outputBias, mlpBias, qkNorm, slidingWindow,
+                initializerRange, torchDtype, bosTokenId, eosTokenIds, padTokenId, arch, r, textTowerOf);
+    }
+
     /** HF config.json text: the original keys, with architecture fields as this record holds them. */
     public String toJson() {
         Map<String, Object> out = new LinkedHashMap<>(raw);

@@ -59,6 +59,11 @@ final class LoadedTokenizer implements Tokenizer {
     }
 
     @Override
+    public int length() {
+        return vocab.size();
+    }
+
+    @Override
     public TokenizerConfig config() {
         return config;
     }

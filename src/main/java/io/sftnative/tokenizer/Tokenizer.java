@@ -31,6 +31,14 @@ public interface Tokenizer extends AutoCloseable {
     /** The number of ids this tokenizer can produce (largest id + 1). */
     int vocabSize();
 
+    /**
+     * HF's {@code len(tokenizer)}: the number of distinct token texts (model vocabulary plus added tokens), what
+     * LLaMA-Factory compares with the embedding rows to decide whether to resize them.
+     */
+    default int length() {
+        return vocabSize();
+    }
+
     /** tokenizer_config.json as read (chat_template, add_bos_token, ...). */
     TokenizerConfig config();
 

@@ -11,6 +11,7 @@ import io.sftnative.data.DataPipeline;
 import io.sftnative.data.ExampleSet;
 import io.sftnative.eval.LossEvaluator;
 import io.sftnative.loss.MemoryEfficientLoss;
+import io.sftnative.tokenizer.AddedTokens;
 import io.sftnative.torch.Autocast;
 import io.sftnative.torch.TorchRuntime;
 
@@ -32,9 +33,13 @@ public final class EvalRecipe {
         TorchRuntime.deviceName(cfg.model().device()); // a GPU that cannot be used fails now, before the data work
         Path modelDir = TrainableModel.modelDir(cfg.model());
         String stage = cfg.finetuning().stage();
-        try (DataPipeline.Prepared data = DataPipeline.prepare(RunSetup.hasTokenizer(modelDir) ? modelDir : null,
-                cfg.data(), stage, cfg.training().seed(), opts.console(), opts::say);
-                TrainableModel model = TrainableModel.forInference(cfg.model(), cfg.training().bf16())) {
+        try (AddedTokens added = NewTokens.stage(cfg.model().newTokens(), RunSetup.hasTokenizer(modelDir) ? modelDir
+                : null, opts::say);
+                DataPipeline.Prepared data = DataPipeline.prepare(added != null ? added.directory()
+                        : RunSetup.hasTokenizer(modelDir) ? modelDir : null,
+                        cfg.data(), stage, cfg.training().seed(), opts.console(), opts::say);
+                TrainableModel model = TrainableModel.forInference(cfg.model(), cfg.training().bf16(),
+                        NewTokens.plan(cfg.model().newTokens(), data.tokenizer(), added), cfg.training().seed())) {
             ExampleSet set = data.data().eval().isEmpty() ? data.data().train() : data.data().eval();
             Collator collator = new Collator(data.data().padId(), cfg.data().padToMultipleOf(),
                     data.data().neatPacking());

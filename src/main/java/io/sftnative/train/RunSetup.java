@@ -24,6 +24,7 @@ import io.sftnative.distributed.DistributedEnv;
 import io.sftnative.distributed.GradientSync;
 import io.sftnative.loss.LossComputation;
 import io.sftnative.loss.MemoryEfficientLoss;
+import io.sftnative.model.VocabResize;
 import io.sftnative.model.moe.RouterLog;
 import io.sftnative.optim.Adafactor;
 import io.sftnative.optim.AdamW;
@@ -32,6 +33,7 @@ import io.sftnative.optim.ParamGroups;
 import io.sftnative.optim.Sgd;
 import io.sftnative.optim.LrSchedule;
 import io.sftnative.torch.Autocast;
+import io.sftnative.tokenizer.AddedTokens;
 import io.sftnative.torch.TorchRuntime;
 
 /**
@@ -52,10 +54,13 @@ final class RunSetup implements AutoCloseable {
     final Path tokenizerDir; // null when the model has no tokenizer files (pre-tokenized data)
     final DataParallel parallel; // this process's part in a data-parallel job (single() in one process)
     final GradientSync sync;
+    private final AddedTokens addedTokens; // the tokenizer copy with add_tokens, or null; deleted on close
 
     private RunSetup(SftConfig cfg, RunOptions opts, Path outputDir, TrainingCheckpoint.Loaded resume,
-            DataPipeline.Prepared data, TrainableModel model, Path tokenizerDir, DataParallel parallel) {
+            DataPipeline.Prepared data, TrainableModel model, Path tokenizerDir, DataParallel parallel,
+            AddedTokens addedTokens) {
         this.cfg = cfg;
+        this.addedTokens = addedTokens;
         this.opts = opts;
         this.parallel = parallel;
         this.sync = parallel.prepare(model.trainable());
@@ -139,10 +144,27 @@ final class RunSetup implements AutoCloseable {
             throw new ConfigException("do_train, do_eval and do_predict are all false: nothing to do");
         }
         Path modelDir = TrainableModel.modelDir(cfg.model());
-        Path tokenizerDir = hasTokenizer(modelDir) ? modelDir : null;
+        AddedTokens added = NewTokens.stage(cfg.model().newTokens(), hasTokenizer(modelDir) ? modelDir : null,
+                opts::say);
+        try {
+            return open(cfg, stage, opts, parallel, device, resume, outputDir, modelDir, added);
+        } catch (IOException | RuntimeException e) {
+            if (added != null) {
+                added.close();
+            }
+            throw e;
+        }
+    }
+
+    private static RunSetup open(SftConfig cfg, String stage, RunOptions opts, DataParallel parallel, String device,
+            TrainingCheckpoint.Loaded resume, Path outputDir, Path modelDir, AddedTokens added) throws IOException {
+        TrainingArgs t = cfg.training();
+        // with add_tokens the run reads and saves the tokenizer with the new tokens (HF's Trainer saves it so)
+        Path tokenizerDir = added != null ? added.directory() : hasTokenizer(modelDir) ? modelDir : null;
         DataPipeline.Prepared data = DataPipeline.prepare(tokenizerDir, cfg.data(), stage, t.seed(), opts.console(),
                 opts::say, t.doTrain());
         try {
+            VocabResize.Plan vocab = NewTokens.plan(cfg.model().newTokens(), data.tokenizer(), added);
             if (t.doTrain() && data.data().train().isEmpty()) {
                 throw new ConfigException("do_train needs training data: set dataset (this config only has"
                         + " eval_dataset; set do_train: false to only evaluate or predict)");
@@ -168,8 +190,8 @@ final class RunSetup implements AutoCloseable {
             }
             TrainableModel model = t.doTrain()
                     ? TrainableModel.forTraining(cfg.model(), cfg.finetuning(), t.bf16(), t.seed(),
-                            resume == null ? null : resume.dir(), opts::say)
-                    : TrainableModel.forInference(cfg.model(), t.bf16());
+                            resume == null ? null : resume.dir(), vocab, opts::say)
+                    : TrainableModel.forInference(cfg.model(), t.bf16(), vocab, t.seed());
             try {
                 applyMoeAuxLossCoef(model, cfg.model(), opts);
                 applyRopeScaling(model, cfg, opts);
@@ -184,7 +206,7 @@ final class RunSetup implements AutoCloseable {
                         + ")");
             }
             try {
-                RunSetup run = new RunSetup(cfg, opts, outputDir, resume, data, model, tokenizerDir, parallel);
+                RunSetup run = new RunSetup(cfg, opts, outputDir, resume, data, model, tokenizerDir, parallel, added);
                 if (parallel.describe() != null) {
                     opts.say(parallel.describe());
                 }
@@ -332,7 +354,13 @@ final class RunSetup implements AutoCloseable {
             try {
                 data.close();
             } finally {
-                parallel.close();
+                try {
+                    parallel.close();
+                } finally {
+                    if (addedTokens != null) {
+                        addedTokens.close();
+                    }
+                }
             }
         }
     }

@@ -25,6 +25,7 @@ import io.sftnative.model.AttentionKernel;
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.ModelConfig;
 import io.sftnative.model.RandomInit;
+import io.sftnative.model.VocabResize;
 import io.sftnative.quant.BnbCheckpoint;
 import io.sftnative.quant.QuantizationSpec;
 import io.sftnative.quant.QuantizedModels;
@@ -68,13 +69,23 @@ public final class TrainableModel implements AutoCloseable {
      */
     public static TrainableModel forTraining(ModelArgs m, FinetuningArgs f, boolean bf16, long seed, Path resumeFrom,
             Consumer<String> log) throws IOException {
-        TrainableModel t = build(m, f, bf16, seed, resumeFrom, log);
+        return forTraining(m, f, bf16, seed, resumeFrom, null, log);
+    }
+
+    /**
+     * As above; with {@code vocab} (LLaMA-Factory's resize_vocab, on when tokens are added) the embedding grows to
+     * the tokenizer and the new tokens' rows are initialised ({@link VocabResize}) before adapters are attached, and
+     * a new LoRA adapter without additional_target trains embed_tokens and lm_head in full (LF's adapter.py).
+     */
+    public static TrainableModel forTraining(ModelArgs m, FinetuningArgs f, boolean bf16, long seed, Path resumeFrom,
+            VocabResize.Plan vocab, Consumer<String> log) throws IOException {
+        TrainableModel t = build(m, f, bf16, seed, resumeFrom, vocab, log);
         t.neftuneAlpha = f.neftuneNoiseAlpha();
         return t;
     }
 
     private static TrainableModel build(ModelArgs m, FinetuningArgs f, boolean bf16, long seed, Path resumeFrom,
-            Consumer<String> log) throws IOException {
+            VocabResize.Plan vocab, Consumer<String> log) throws IOException {
         Path base = modelDir(m);
         String type = f.finetuningType();
         boolean lora = type.equals("lora");
@@ -91,6 +102,9 @@ public final class TrainableModel implements AutoCloseable {
         boolean quantized = quant != null || preQuantized;
         if (quantized) {
             QuantizedBase.checkAdapters(m, f.createNewAdapter());
+            if (vocab != null && resumeFrom == null) { // before the (slow) quantized load
+                refuseQuantizedGrowth(vocab, ModelConfig.read(base).vocabSize());
+            }
         }
         // fails naming why when a GPU is asked for but unusable; the handle is only for loading (the model keeps its own)
         try (Device device = TorchRuntime.device(m.device())) {
@@ -119,6 +133,9 @@ public final class TrainableModel implements AutoCloseable {
             if (q != null) {
                 log.accept("quantized base (" + (quant != null ? quant : "bitsandbytes checkpoint") + "): " + q);
             }
+            if (vocab != null && (resumeFrom == null || lora)) { // a full/freeze checkpoint holds its trained rows
+                resizeVocabulary(model, vocab, quantized, seed, log);
+            }
             switch (type) {
                 case "full" -> {
                     model.setRequiresGrad(true);
@@ -130,7 +147,7 @@ public final class TrainableModel implements AutoCloseable {
                     return new TrainableModel(model, null, t, type, base.toString(), null);
                 }
                 default -> {
-                    LoraAdapters a = loraForTraining(model, m, f, seed, resumeFrom);
+                    LoraAdapters a = loraForTraining(model, m, f, seed, resumeFrom, vocab != null, log);
                     return new TrainableModel(model, a, a.trainableParameters(), type, base.toString(), q);
                 }
             }
@@ -146,13 +163,22 @@ public final class TrainableModel implements AutoCloseable {
      * resuming, the same merges and then the checkpoint's adapter.
      */
     private static LoraAdapters loraForTraining(DecoderModel model, ModelArgs m, FinetuningArgs f, long seed,
-            Path resumeFrom) throws IOException {
+            Path resumeFrom, boolean resizedVocab, Consumer<String> log) throws IOException {
         List<Path> chain = AdapterChain.parse(m.adapterNameOrPath());
         LoraSpec spec;
         try {
             spec = LoraSpec.from(f);
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage(), e);
+        }
+        boolean newAdapter = resumeFrom == null && (chain.isEmpty() || f.createNewAdapter());
+        if (resizedVocab && newAdapter && spec.additionalTarget().isEmpty()) {
+            // LLaMA-Factory's adapter.py: the modules holding the input and output embeddings become modules_to_save
+            List<String> embeddings = List.of("embed_tokens", "lm_head");
+            spec = new LoraSpec(spec.rank(), spec.alpha(), spec.dropout(), spec.targets(), spec.useRslora(),
+                    embeddings);
+            log.accept("Vocab has been resized, add " + String.join(",", embeddings) + " to trainable params"
+                    + " (additional_target; saved in the adapter as PEFT's modules_to_save)");
         }
         ScalarType adapterDtype = f.pureBf16() ? ScalarType.BFloat16 : ScalarType.Float;
         if (resumeFrom == null) {
@@ -168,6 +194,12 @@ public final class TrainableModel implements AutoCloseable {
      * {@code adapter_name_or_path} merged into them.
      */
     public static TrainableModel forInference(ModelArgs m, boolean bf16) throws IOException {
+        return forInference(m, bf16, null, 0);
+    }
+
+    /** As above, with the vocabulary resized first (LLaMA-Factory resizes in load_model for inference too). */
+    public static TrainableModel forInference(ModelArgs m, boolean bf16, VocabResize.Plan vocab, long seed)
+            throws IOException {
         Path base = modelDir(m);
         ScalarType dtype = bf16 ? ScalarType.BFloat16 : ScalarType.Float;
         boolean preQuantized = BnbCheckpoint.isPreQuantized(base);
@@ -185,6 +217,9 @@ public final class TrainableModel implements AutoCloseable {
         QuantizedModels.Summary q;
         try {
             q = quantized ? QuantizedModels.summary(model) : null;
+            if (vocab != null) {
+                resizeVocabulary(model, vocab, quantized, seed, s -> { });
+            }
             // a quantized base cannot absorb an adapter: it stays attached (PEFT / LLaMA-Factory do the same)
             attached = AdapterChain.forInference(model, AdapterChain.parse(m.adapterNameOrPath()), !quantized);
         } catch (IOException | RuntimeException e) {
@@ -193,6 +228,31 @@ public final class TrainableModel implements AutoCloseable {
         }
         return new TrainableModel(model, attached, Map.of(), m.adapterNameOrPath() == null ? "base model"
                 : "base model + adapter", base.toString(), q);
+    }
+
+    /** LF's resize_embedding_layer on a loaded model; a quantized model cannot grow (LF raises the same). */
+    private static void resizeVocabulary(DecoderModel model, VocabResize.Plan vocab, boolean quantized, long seed,
+            Consumer<String> log) {
+        if (quantized) {
+            refuseQuantizedGrowth(vocab, model.embedWeight().size(0));
+        }
+        VocabResize.Result r = VocabResize.apply(model, vocab, seed);
+        if (r.resized()) {
+            log.accept("Resized token embeddings from " + r.oldRows() + " to " + r.newRows() + " (len(tokenizer) "
+                    + vocab.tokenizerLength() + " padded to a multiple of " + VocabResize.PAD_TO_MULTIPLE_OF + "); "
+                    + r.initializedRows() + " new token row(s) initialised with " + vocab.init());
+        } else if (r.initializedRows() > 0) {
+            log.accept("No resize needed (vocab fits in the padded embedding of " + r.newRows() + " rows);"
+                    + " initialised " + r.initializedRows() + " new token row(s) in place with " + vocab.init());
+        }
+    }
+
+    private static void refuseQuantizedGrowth(VocabResize.Plan vocab, long rows) {
+        if (vocab.tokenizerLength() > rows) {
+            throw new ConfigException("the tokenizer has " + vocab.tokenizerLength() + " tokens but the embedding "
+                    + rows + " rows, and the embedding layers of a quantized model cannot be resized (as in"
+                    + " LLaMA-Factory): add the tokens to an unquantized model (no quantization_bit)");
+        }
     }
 
     /** model_name_or_path as an existing local directory, or a clear error. */
