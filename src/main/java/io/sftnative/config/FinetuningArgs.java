@@ -29,13 +29,15 @@ import java.util.List;
  * @param pissaIter              PiSSA's fast-SVD subspace iterations (LLaMA-Factory: 16; -1 = full SVD)
  * @param pissaConvert           also write the trained PiSSA adapter as a plain LoRA adapter
  *                               (output_dir/pissa_converted, LLaMA-Factory's PissaConvertCallback)
+ * @param freezeExtraModules     freeze: non-layer modules trained too (embed_tokens, norm, lm_head; LLaMA-Factory's
+ *                               freeze_extra_modules; additional_target names are added to them here)
  */
 public record FinetuningArgs(String stage, String finetuningType, int loraRank, double loraAlpha,
         double loraDropout, List<String> loraTarget, boolean useRslora, int freezeTrainableLayers,
         List<String> freezeTrainableModules, List<String> additionalTarget, boolean plotLoss,
         boolean computeAccuracy, boolean createNewAdapter, double loraplusLrRatio, double loraplusLrEmbedding,
         boolean pureBf16, double neftuneNoiseAlpha, boolean useDora, boolean pissaInit, int pissaIter,
-        boolean pissaConvert) {
+        boolean pissaConvert, List<String> freezeExtraModules) {
 
     public static FinetuningArgs from(RawConfig c) {
         int rank = c.integer("lora_rank", 8, 1, 1 << 20);
@@ -86,6 +88,6 @@ public record FinetuningArgs(String stage, String finetuningType, int loraRank, 
                 loraplus,
                 c.number("loraplus_lr_embedding", 1e-6),
                 c.bool("pure_bf16", false),
-                neftune, dora, pissa, pissaIter, pissaConvert);
+                neftune, dora, pissa, pissaIter, pissaConvert, c.list("freeze_extra_modules"));
     }
 }

@@ -50,7 +50,7 @@ final class NotImplementedKeys {
                 "apollo_rank", "apollo_update_interval", "apollo_scale", "apollo_proj", "apollo_proj_type",
                 "apollo_scale_type", "apollo_layerwise", "apollo_scale_front", "badam_mode", "badam_start_block",
                 "badam_switch_mode", "badam_switch_interval", "badam_update_ratio", "badam_mask_mode",
-                "badam_verbose", "swanlab_project", "swanlab_workspace", "swanlab_run_name", "swanlab_mode",
+                "badam_verbose", "oft_rank", "oft_block_size", "oft_target", "module_dropout", "swanlab_project", "swanlab_workspace", "swanlab_run_name", "swanlab_mode",
                 "swanlab_api_key", "swanlab_logdir", "swanlab_lark_webhook_url", "swanlab_lark_secret"}) {
             c.has(k);
         }

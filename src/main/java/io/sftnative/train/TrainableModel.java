@@ -126,8 +126,10 @@ public final class TrainableModel implements AutoCloseable {
                     return new TrainableModel(model, null, model.parameters(), type, base.toString(), null);
                 }
                 case "freeze" -> {
+                    List<String> extra = new java.util.ArrayList<>(f.freezeExtraModules()); // LLaMA-Factory's key
+                    f.additionalTarget().stream().filter(t -> !extra.contains(t)).forEach(extra::add);
                     Map<String, Tensor> t = Freeze.apply(model, f.freezeTrainableLayers(), f.freezeTrainableModules(),
-                            f.additionalTarget());
+                            extra);
                     return new TrainableModel(model, null, t, type, base.toString(), null);
                 }
                 default -> {

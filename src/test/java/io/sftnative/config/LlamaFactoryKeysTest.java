@@ -146,6 +146,15 @@ class LlamaFactoryKeysTest {
     }
 
     @Test
+    void freezeExtraModulesAndOftCompanionsAreKnown() {
+        assertEquals(List.of("embed_tokens", "norm"), load("finetuning_type=freeze",
+                "freeze_extra_modules=embed_tokens,norm").finetuning().freezeExtraModules());
+        load("oft_rank=8", "oft_block_size=32", "oft_target=all", "module_dropout=0.1"); // inert without oft
+        String e = error("finetuning_type=oft", "oft_rank=8");
+        assertTrue(e.contains("finetuning_type"), e);
+    }
+
+    @Test
     void shrunkIgnoredList() {
         List<String> warnings = new ArrayList<>();
         SftConfig.load(null, List.of("fp16=false", "save_strategy=steps", "report_to=none", "save_only_model=false",
