@@ -110,7 +110,7 @@ public final class LoraAdapters implements AutoCloseable {
                 "additional_target");
         check(model, spec.rank(), paths, fullParams, true);
         if (spec.pissa()) {
-            checkPissaBases(model, paths);
+            Pissa.checkBases(model, paths);
         }
         Object saved = spec.targetsAll() ? TargetModules.leafNamesOf(paths) : spec.targets();
         List<Tensor> owned = new ArrayList<>();
@@ -127,7 +127,7 @@ public final class LoraAdapters implements AutoCloseable {
                 Tensor b = torch.zeros(new long[] {base.outFeatures(), spec.rank()},
                         Devices.options(adapterDtype, model.device())); // (out, r)
                 if (spec.pissa()) { // A, B from the SVD; the base keeps the residual
-                    Pissa.Factors f = pissa(model, path, spec, owned, initial);
+                    Pissa.Factors f = Pissa.onModel(model, path, spec, owned, initial);
                     a = f.a().clone().to(adapterDtype); // A0/B0 stay as they were for pissa_convert
                     b = f.b().clone().to(adapterDtype);
                 }
@@ -139,54 +139,11 @@ public final class LoraAdapters implements AutoCloseable {
                 }
             }
         } catch (RuntimeException e) {
-            restorePissa(model, spec, initial);
+            Pissa.restore(model, spec.scaling(), initial);
             owned.forEach(Tensor::releaseReference);
             throw e;
         }
         return install(model, spec, saved, null, ab, fullParams, owned, true, initial);
-    }
-
-    /** PiSSA on {@code path}: the base weight becomes the residual; returns A0/B0 (fp32, owned, kept in initial). */
-    private static Pissa.Factors pissa(DecoderModel model, String path, LoraSpec spec, List<Tensor> owned,
-            Map<String, Pissa.Factors> initial) {
-        Tensor w = ((DenseLinear) model.linear(path)).weight(); // (out, in)
-        Pissa.Factors f = Pissa.init(w, spec.rank(), spec.scaling(), spec.pissaNiter());
-        owned.add(f.a());
-        owned.add(f.b());
-        initial.put(path, f);
-        return f;
-    }
-
-    /** Undoes the PiSSA residuals: {@code W_res + (s·B0)·A0} (W up to rounding). */
-    private static void restorePissa(DecoderModel model, LoraSpec spec, Map<String, Pissa.Factors> initial) {
-        if (initial.isEmpty() || model.isClosed()) {
-            return;
-        }
-        try (NoGradGuard noGrad = new NoGradGuard(); PointerScope scope = new PointerScope()) {
-            for (Map.Entry<String, Pissa.Factors> e : initial.entrySet()) {
-                LinearLayer l = model.linear(e.getKey());
-                Tensor w = ((DenseLinear) (l instanceof LoraLinear s ? s.base() : l)).weight(); // (out, in)
-                Pissa.Factors f = e.getValue();
-                w.copy_(w.to(ScalarType.Float).add(torch.mm(f.b().mul(new Scalar(spec.scaling())), f.a())));
-            }
-        }
-    }
-
-    /**
-     * PiSSA rewrites the base weights, so it needs them dense: LLaMA-Factory refuses it on a quantized model
-     * ("use scripts/pissa_init.py"), PEFT on a non-float weight.
-     */
-    private static void checkPissaBases(DecoderModel model, List<String> paths) {
-        for (String path : paths) {
-            LinearLayer base = model.linear(path);
-            if (!(base instanceof DenseLinear)) {
-                throw new IllegalArgumentException("PiSSA (pissa_init / init_lora_weights: pissa) replaces the base"
-                        + " weight of " + path + " by its SVD residual, but that layer is "
-                        + base.getClass().getSimpleName() + ", not a dense float weight. As LLaMA-Factory, PiSSA is"
-                        + " not initialised on a quantized model: train without quantization_bit (or convert the"
-                        + " adapter with pissa_convert and use that one on the quantized base)");
-            }
-        }
     }
 
     /** Loads a PEFT adapter with fp32 A/B (PEFT's default autocast of adapter weights). */
@@ -225,9 +182,9 @@ public final class LoraAdapters implements AutoCloseable {
             List<String> paths = new ArrayList<>(loaded.ab().keySet());
             check(model, cfg.r(), paths, fullParams, false);
             if (spec.pissa()) { // PEFT rebuilds the residual base from the SVD, then loads the trained A and B
-                checkPissaBases(model, paths);
+                Pissa.checkBases(model, paths);
                 for (String p : paths) {
-                    pissa(model, p, spec, owned, initial);
+                    Pissa.onModel(model, p, spec, owned, initial);
                 }
             }
             try (NoGradGuard noGrad = new NoGradGuard(); PointerScope scope = new PointerScope()) {
@@ -236,7 +193,7 @@ public final class LoraAdapters implements AutoCloseable {
                 }
             }
         } catch (RuntimeException e) {
-            restorePissa(model, spec, initial);
+            Pissa.restore(model, spec.scaling(), initial);
             owned.forEach(Tensor::releaseReference);
             throw e;
         } finally {
@@ -521,7 +478,7 @@ public final class LoraAdapters implements AutoCloseable {
                 for (LoraLinear s : slots.values()) {
                     model.setLinear(s.path(), s.base());
                 }
-                restorePissa(model, spec, pissaInitial);
+                Pissa.restore(model, spec.scaling(), pissaInitial);
                 full.values().forEach(t -> t.requires_grad_(false));
             }
             release();

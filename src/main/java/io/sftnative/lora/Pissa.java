@@ -1,5 +1,8 @@
 package io.sftnative.lora;
 
+import java.util.List;
+import java.util.Map;
+
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
@@ -12,6 +15,9 @@ import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
+import io.sftnative.model.DecoderModel;
+import io.sftnative.model.DenseLinear;
+import io.sftnative.model.LinearLayer;
 import io.sftnative.torch.Devices;
 
 /**
@@ -86,5 +92,48 @@ final class Pissa {
         T_TensorTensorTensor_T svd = torch.linalg_svd(projected, false, new StringViewOptional());
         Tensor u = torch.mm(basis, svd.get0()); // (rows, q)
         return new Tensor[] {u, svd.get1(), svd.get2().t()};
+    }
+
+    /** PiSSA on {@code path}: the base weight becomes the residual; returns A0/B0 (fp32, owned, kept in initial). */
+    static Factors onModel(DecoderModel model, String path, LoraSpec spec, List<Tensor> owned,
+            Map<String, Factors> initial) {
+        Tensor w = ((DenseLinear) model.linear(path)).weight(); // (out, in)
+        Factors f = init(w, spec.rank(), spec.scaling(), spec.pissaNiter());
+        owned.add(f.a());
+        owned.add(f.b());
+        initial.put(path, f);
+        return f;
+    }
+
+    /** Undoes the PiSSA residuals: {@code W_res + (s·B0)·A0} (W up to rounding). */
+    static void restore(DecoderModel model, double scaling, Map<String, Factors> initial) {
+        if (initial.isEmpty() || model.isClosed()) {
+            return;
+        }
+        try (NoGradGuard noGrad = new NoGradGuard(); PointerScope scope = new PointerScope()) {
+            for (Map.Entry<String, Factors> e : initial.entrySet()) {
+                LinearLayer l = model.linear(e.getKey());
+                Tensor w = ((DenseLinear) (l instanceof LoraLinear s ? s.base() : l)).weight(); // (out, in)
+                Factors f = e.getValue();
+                w.copy_(w.to(ScalarType.Float).add(torch.mm(f.b().mul(new Scalar(scaling)), f.a())));
+            }
+        }
+    }
+
+    /**
+     * PiSSA rewrites the base weights, so it needs them dense: LLaMA-Factory refuses it on a quantized model
+     * ("use scripts/pissa_init.py"), PEFT on a non-float weight.
+     */
+    static void checkBases(DecoderModel model, List<String> paths) {
+        for (String path : paths) {
+            LinearLayer base = model.linear(path);
+            if (!(base instanceof DenseLinear)) {
+                throw new IllegalArgumentException("PiSSA (pissa_init / init_lora_weights: pissa) replaces the base"
+                        + " weight of " + path + " by its SVD residual, but that layer is "
+                        + base.getClass().getSimpleName() + ", not a dense float weight. As LLaMA-Factory, PiSSA is"
+                        + " not initialised on a quantized model: train without quantization_bit (or convert the"
+                        + " adapter with pissa_convert and use that one on the quantized base)");
+            }
+        }
     }
 }
