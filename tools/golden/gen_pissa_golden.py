@@ -8,7 +8,7 @@ PEFT's LoraLayer.pissa_init (tuners/lora/layer.py) transcribed for init_lora_wei
     Vr = V[:, :r]; Sr = S[:r] / scaling; Uhr = Uh[:r]
     lora_A = diag(sqrt(Sr)) @ Uhr; lora_B = Vr @ diag(sqrt(Sr)); W_res = W - scaling * lora_B @ lora_A
 and, for "pissa_niter_N", the randomised SVD of torch.svd_lowrank(W, q=r, niter=N) (Halko et al. Algorithm 4.4 +
-5.1, as torch 2.x's _lowrank.py computes it for M=None) with its Gaussian test matrix drawn from a generator seeded
+5.1, as torch 2.x's _lowrank.py computes it for M=None: a wide W is handled as its transpose) with its Gaussian test matrix drawn from a generator seeded
 with 0 (sft-native's Pissa.FAST_SVD_SEED; PEFT uses torch's global generator, so no fixed value reproduces PEFT).
 Keys: full.<path>.lora_A / lora_B / residual, fast16.<path>.lora_A / lora_B (N = 16, LLaMA-Factory's
 default pissa_iter) for every projection of layer 0 and 1 of the llama_gqa golden checkpoint, r = 4, alpha = 8.
@@ -30,7 +30,11 @@ NITER = 16
 
 
 def svd_lowrank(a, q, niter, seed=0):
-    """torch.svd_lowrank(a, q, niter) with M=None and a seeded test matrix: U (m, q), S (q), V (n, q)."""
+    """torch.svd_lowrank(a, q, niter) of current torch (2.x _lowrank.py: a wide matrix is handled as its transpose),
+    M=None, with a seeded test matrix: U (m, q), S (q), V (n, q)."""
+    wide = a.shape[0] < a.shape[1]
+    if wide:
+        a = a.t()
     n = a.shape[1]
     r = torch.randn(n, q, generator=torch.Generator().manual_seed(seed), dtype=a.dtype)
     basis = torch.linalg.qr(a @ r).Q
@@ -39,7 +43,8 @@ def svd_lowrank(a, q, niter, seed=0):
         basis = torch.linalg.qr(a @ basis).Q
     b = basis.t() @ a
     u, s, vh = torch.linalg.svd(b, full_matrices=False)
-    return basis @ u, s, vh.t()
+    u, v = basis @ u, vh.t()
+    return (v, s, u) if wide else (u, s, v)
 
 
 def pissa(weight, r, scaling, niter=None):

@@ -28,7 +28,8 @@ import io.sftnative.torch.Devices;
  *
  * <p>{@code pissa} takes the exact SVD ({@code torch.linalg.svd}); {@code pissa_niter_N} the randomised one of
  * {@code torch.svd_lowrank(W, q=r, niter=N)} (Halko et al. 2009, Algorithm 4.4 + 5.1: a Gaussian test matrix, N
- * power iterations with QR re-orthonormalisation, the SVD of the small projected matrix). PEFT draws that test
+ * power iterations with QR re-orthonormalisation, the SVD of the small projected matrix; a wide W is handled as its
+ * transpose, as torch 2.x does). PEFT draws that test
  * matrix from torch's global generator, so its result depends on whatever ran before; here it comes from a generator
  * seeded with {@link #FAST_SVD_SEED} for every layer, so the same base weight always gives the same adapter and
  * residual (needed to rebuild the residual when a PiSSA adapter is loaded).
@@ -74,24 +75,28 @@ final class Pissa {
     }
 
     /**
-     * {@code torch.svd_lowrank(m, q, niter)} without a mean: returns U (rows, q), S (q), V (cols, q) with
-     * {@code m ≈ U diag(S) V^T}. Test matrix from {@link #FAST_SVD_SEED}, drawn on the host.
+     * {@code torch.svd_lowrank(m, q, niter)} without a mean, as current torch computes it ({@code _lowrank.py}): a
+     * wide matrix is transposed first ("assume that A is tall") and U, V swapped back. Returns U (rows, q), S (q),
+     * V (cols, q) with {@code m ≈ U diag(S) V^T}. Test matrix from {@link #FAST_SVD_SEED}, drawn on the host.
      */
     static Tensor[] svdLowrank(Tensor m, int q, int niter) { // m (rows, cols) fp32
-        long cols = m.size(1);
+        boolean wide = m.size(0) < m.size(1);
+        Tensor a = wide ? m.t() : m; // (tall, short)
         Generator gen = torch.make_generator_cpu(FAST_SVD_SEED);
-        Tensor r = torch.randn(new long[] {cols, q}, new GeneratorOptional(gen), new TensorOptions(ScalarType.Float));
-        r = Devices.to(r, m.device()); // (cols, q)
-        Tensor mt = m.t(); // (cols, rows)
-        Tensor basis = torch.linalg_qr(torch.mm(m, r)).get0(); // (rows, q)
+        Tensor r = torch.randn(new long[] {a.size(1), q}, new GeneratorOptional(gen),
+                new TensorOptions(ScalarType.Float));
+        r = Devices.to(r, a.device()); // (short, q)
+        Tensor at = a.t(); // (short, tall)
+        Tensor basis = torch.linalg_qr(torch.mm(a, r)).get0(); // (tall, q)
         for (int i = 0; i < niter; i++) {
-            basis = torch.linalg_qr(torch.mm(mt, basis)).get0(); // (cols, q)
-            basis = torch.linalg_qr(torch.mm(m, basis)).get0(); // (rows, q)
+            basis = torch.linalg_qr(torch.mm(at, basis)).get0(); // (short, q)
+            basis = torch.linalg_qr(torch.mm(a, basis)).get0(); // (tall, q)
         }
-        Tensor projected = torch.mm(basis.t(), m); // (q, cols)
+        Tensor projected = torch.mm(basis.t(), a); // (q, short)
         T_TensorTensorTensor_T svd = torch.linalg_svd(projected, false, new StringViewOptional());
-        Tensor u = torch.mm(basis, svd.get0()); // (rows, q)
-        return new Tensor[] {u, svd.get1(), svd.get2().t()};
+        Tensor u = torch.mm(basis, svd.get0()); // (tall, q)
+        Tensor v = svd.get2().t(); // (short, q)
+        return wide ? new Tensor[] {v, svd.get1(), u} : new Tensor[] {u, svd.get1(), v};
     }
 
     /** PiSSA on {@code path}: the base weight becomes the residual; returns A0/B0 (fp32, owned, kept in initial). */
