@@ -35,7 +35,7 @@ public record LoraSpec(int rank, double alpha, double dropout, List<String> targ
 
     public LoraSpec {
         init = init == null ? DEFAULT_INIT : init;
-        if (!init.equals(DEFAULT_INIT) && !init.equals("pissa") && pissaNiter(init) < 0) {
+        if (!validInit(init)) {
             throw new IllegalArgumentException("init_lora_weights must be true, pissa or pissa_niter_<N>, got '" + init
                     + "'");
         }
@@ -71,6 +71,11 @@ public record LoraSpec(int rank, double alpha, double dropout, List<String> targ
     /** The subspace iterations of {@code pissa_niter_N}; -1 for the full SVD ({@code pissa}) or no PiSSA. */
     public int pissaNiter() {
         return pissaNiter(init);
+    }
+
+    /** {@code true}, {@code pissa} or {@code pissa_niter_N} (N >= 0). */
+    static boolean validInit(String init) {
+        return init.equals(DEFAULT_INIT) || init.equals("pissa") || pissaNiter(init) >= 0;
     }
 
     private static int pissaNiter(String init) {

@@ -165,15 +165,13 @@ record PeftConfig(int r, double loraAlpha, double loraDropout, Object targetModu
         if (s.equalsIgnoreCase("gaussian") || s.equalsIgnoreCase("eva")) {
             return LoraSpec.DEFAULT_INIT;
         }
-        try {
-            new LoraSpec(1, 1, 0, List.of("x"), false, List.of(), false, s); // validates pissa / pissa_niter_N
+        if (LoraSpec.validInit(s)) { // pissa / pissa_niter_N
             return s;
-        } catch (IllegalArgumentException e) {
-            throw new AdapterFormatException(file + ": init_lora_weights '" + s + "' is not supported: sft-native"
-                    + " loads adapters initialised with true, gaussian, eva, pissa or pissa_niter_<N>; '" + s + "'"
-                    + " rewrites the base weights when PEFT loads it. Convert it to a plain LoRA adapter with PEFT"
-                    + " (save_pretrained(path_initial_model_for_weight_conversion=...)) and load that one");
         }
+        throw new AdapterFormatException(file + ": init_lora_weights '" + s + "' is not supported: sft-native"
+                + " loads adapters initialised with true, gaussian, eva, pissa or pissa_niter_<N>; '" + s + "'"
+                + " rewrites the base weights when PEFT loads it (or is unknown). Convert it to a plain LoRA adapter"
+                + " with PEFT (save_pretrained(path_initial_model_for_weight_conversion=...)) and load that one");
     }
 
     private interface Check {
