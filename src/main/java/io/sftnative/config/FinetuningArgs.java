@@ -24,12 +24,20 @@ import java.util.List;
  * @param pureBf16               bf16 weights and optimizer state, no fp32 copy and no autocast (LLaMA-Factory)
  * @param neftuneNoiseAlpha      NEFTune: uniform noise of magnitude alpha / sqrt(T * H) on the embeddings while
  *                               training; 0 = off
+ * @param useDora                DoRA (weight-decomposed LoRA, PEFT's use_dora)
+ * @param pissaInit              PiSSA: A, B from the top-r singular vectors of W, the base keeps the residual
+ * @param pissaIter              PiSSA's fast-SVD subspace iterations (LLaMA-Factory: 16; -1 = full SVD)
+ * @param pissaConvert           also write the trained PiSSA adapter as a plain LoRA adapter
+ *                               (output_dir/pissa_converted, LLaMA-Factory's PissaConvertCallback)
+ * @param freezeExtraModules     freeze: non-layer modules trained too (embed_tokens, norm, lm_head; LLaMA-Factory's
+ *                               freeze_extra_modules; additional_target names are added to them here)
  */
 public record FinetuningArgs(String stage, String finetuningType, int loraRank, double loraAlpha,
         double loraDropout, List<String> loraTarget, boolean useRslora, int freezeTrainableLayers,
         List<String> freezeTrainableModules, List<String> additionalTarget, boolean plotLoss,
         boolean computeAccuracy, boolean createNewAdapter, double loraplusLrRatio, double loraplusLrEmbedding,
-        boolean pureBf16, double neftuneNoiseAlpha) {
+        boolean pureBf16, double neftuneNoiseAlpha, boolean useDora, boolean pissaInit, int pissaIter,
+        boolean pissaConvert, List<String> freezeExtraModules) {
 
     public static FinetuningArgs from(RawConfig c) {
         int rank = c.integer("lora_rank", 8, 1, 1 << 20);
@@ -49,6 +57,20 @@ public record FinetuningArgs(String stage, String finetuningType, int loraRank, 
             throw new ConfigException("key 'neftune_noise_alpha' (" + c.origin("neftune_noise_alpha")
                     + ") must be > 0 (or absent)");
         }
+        boolean dora = c.bool("use_dora", false);
+        boolean pissa = c.bool("pissa_init", false);
+        int pissaIter = c.integer("pissa_iter", 16, -1, 1 << 20);
+        boolean pissaConvert = c.bool("pissa_convert", false);
+        for (String k : new String[] {"use_dora", "pissa_init"}) {
+            if (!type.equals("lora") && c.bool(k, false)) {
+                throw new ConfigException("key '" + k + "' (" + c.origin(k) + ") is only valid for finetuning_type:"
+                        + " lora (as in LLaMA-Factory)");
+            }
+        }
+        if (pissaConvert && !pissa) {
+            throw new ConfigException("key 'pissa_convert' (" + c.origin("pissa_convert") + ") converts a PiSSA"
+                    + " adapter and needs pissa_init: true");
+        }
         return new FinetuningArgs(
                 c.choice("stage", "sft", "sft", "pt"),
                 type,
@@ -66,6 +88,6 @@ public record FinetuningArgs(String stage, String finetuningType, int loraRank, 
                 loraplus,
                 c.number("loraplus_lr_embedding", 1e-6),
                 c.bool("pure_bf16", false),
-                neftune);
+                neftune, dora, pissa, pissaIter, pissaConvert, c.list("freeze_extra_modules"));
     }
 }

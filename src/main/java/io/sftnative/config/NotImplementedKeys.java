@@ -22,9 +22,6 @@ final class NotImplementedKeys {
         m.put("use_adam_mini", "Adam-mini");
         m.put("use_muon", "the Muon optimizer");
         m.put("use_llama_pro", "LLaMA-Pro (block expansion)");
-        m.put("use_dora", "DoRA (weight-decomposed LoRA)");
-        m.put("pissa_init", "PiSSA adapter initialisation");
-        m.put("pissa_convert", "PiSSA-to-LoRA conversion");
         m.put("use_dft_loss", "the DFT loss");
         m.put("use_swanlab", "SwanLab tracking (a network service)");
         return m;
@@ -48,12 +45,12 @@ final class NotImplementedKeys {
             }
         }
         // companions of the features above: meaningful only with them, harmless at their defaults
-        for (String k : new String[] {"pissa_iter", "galore_target", "galore_rank",
+        for (String k : new String[] {"galore_target", "galore_rank",
                 "galore_update_interval", "galore_scale", "galore_proj_type", "galore_layerwise", "apollo_target",
                 "apollo_rank", "apollo_update_interval", "apollo_scale", "apollo_proj", "apollo_proj_type",
                 "apollo_scale_type", "apollo_layerwise", "apollo_scale_front", "badam_mode", "badam_start_block",
                 "badam_switch_mode", "badam_switch_interval", "badam_update_ratio", "badam_mask_mode",
-                "badam_verbose", "swanlab_project", "swanlab_workspace", "swanlab_run_name", "swanlab_mode",
+                "badam_verbose", "oft_rank", "oft_block_size", "oft_target", "module_dropout", "swanlab_project", "swanlab_workspace", "swanlab_run_name", "swanlab_mode",
                 "swanlab_api_key", "swanlab_logdir", "swanlab_lark_webhook_url", "swanlab_lark_secret"}) {
             c.has(k);
         }

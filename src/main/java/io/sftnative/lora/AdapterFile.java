@@ -30,7 +30,8 @@ final class AdapterFile {
     private AdapterFile() {}
 
     /**
-     * @param ab    module path -> {A (r, in), B (out, r)}, retained (owned by the caller, also listed in owned)
+     * @param ab    module path -> {A (r, in), B (out, r)} or, for DoRA, {A, B, magnitude (out)}, retained (owned by
+     *              the caller, also listed in owned)
      * @param full  HF parameter name -> modules_to_save weight, retained (the caller copies and releases them)
      * @param owned every A and B
      */
@@ -72,6 +73,9 @@ final class AdapterFile {
             for (String p : paths) {
                 expected.add(PeftConfig.PREFIX + p + ".lora_A.weight");
                 expected.add(PeftConfig.PREFIX + p + ".lora_B.weight");
+                if (cfg.useDora()) {
+                    expected.add(PeftConfig.PREFIX + p + LoraAdapters.MAGNITUDE);
+                }
             }
             expected.addAll(fullKeys.keySet());
             checkNames(model, weights, withoutPeftEmbeddingCopies(f.names(), fullParams.keySet()), expected, origin);
@@ -85,11 +89,15 @@ final class AdapterFile {
                         new long[] {cfg.r(), base.inFeatures()}, p, origin);
                 checkShape(f, weights, PeftConfig.PREFIX + p + ".lora_B.weight",
                         new long[] {base.outFeatures(), cfg.r()}, p, origin);
+                if (cfg.useDora()) {
+                    checkShape(f, weights, PeftConfig.PREFIX + p + LoraAdapters.MAGNITUDE,
+                            new long[] {base.outFeatures()}, p, origin);
+                }
             }
             for (Map.Entry<String, String> e : fullKeys.entrySet()) {
                 checkShape(f, weights, e.getKey(), Tensors.shape(fullParams.get(e.getValue())), e.getValue(), origin);
             }
-            return load(f, paths, fullKeys, dtype, model);
+            return load(f, paths, fullKeys, dtype, model, cfg.useDora());
         }
     }
 
@@ -199,7 +207,7 @@ final class AdapterFile {
     }
 
     private static Loaded load(SafetensorsFile f, List<String> paths, Map<String, String> fullKeys,
-            ScalarType adapterDtype, DecoderModel model) {
+            ScalarType adapterDtype, DecoderModel model, boolean dora) {
         Map<String, Tensor[]> ab = new LinkedHashMap<>();
         Map<String, Tensor> full = new LinkedHashMap<>();
         List<Tensor> owned = new ArrayList<>();
@@ -216,6 +224,14 @@ final class AdapterFile {
                 ab.put(p, new Tensor[] {a, b});
                 requireFinite(a, PeftConfig.PREFIX + p + ".lora_A.weight", f);
                 requireFinite(b, PeftConfig.PREFIX + p + ".lora_B.weight", f);
+                if (dora) {
+                    String key = PeftConfig.PREFIX + p + LoraAdapters.MAGNITUDE;
+                    Tensor m = LoraAdapters.onDevice(f.load(key, adapterDtype), model); // (out)
+                    m.retainReference();
+                    owned.add(m);
+                    ab.put(p, new Tensor[] {a, b, m});
+                    requireFinite(m, key, f);
+                }
             }
             for (Map.Entry<String, String> e : fullKeys.entrySet()) {
                 Tensor t = f.load(e.getKey(), model.dtype()); // copied into the model's tensor (any device)

@@ -76,11 +76,13 @@ public final class LoraAdapters implements AutoCloseable {
     private final List<Integer> layers; // layers_to_transform, or null
     private final Map<String, LoraLinear> slots; // module path -> LoRA slot, model order
     private final Map<String, Tensor> full; // additional targets by HF name (borrowed from the model)
-    private final List<Tensor> owned; // every A and B
+    private final List<Tensor> owned; // every A, B, DoRA magnitude and PiSSA initial factor
+    private final Map<String, Pissa.Factors> pissaInitial; // PiSSA: module path -> initial A0/B0 (owned), else empty
     private final State state = new State();
 
     private LoraAdapters(DecoderModel model, LoraSpec spec, Object savedTargets, List<Integer> layers,
-            Map<String, LoraLinear> slots, Map<String, Tensor> full, List<Tensor> owned) {
+            Map<String, LoraLinear> slots, Map<String, Tensor> full, List<Tensor> owned,
+            Map<String, Pissa.Factors> pissaInitial) {
         this.model = model;
         this.spec = spec;
         this.savedTargets = savedTargets;
@@ -88,6 +90,7 @@ public final class LoraAdapters implements AutoCloseable {
         this.slots = slots;
         this.full = full;
         this.owned = owned;
+        this.pissaInitial = pissaInitial;
     }
 
     // ---------------------------------------------------------------- creating
@@ -100,16 +103,23 @@ public final class LoraAdapters implements AutoCloseable {
     /**
      * New adapters: A ~ kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)) like PEFT / nn.Linear (drawn in
      * fp32 from a generator seeded with {@code seed}, then cast), B = 0, so the model's output is unchanged until
-     * training moves B. Freezes every base parameter; A, B and the additional targets require grad.
+     * training moves B. With PiSSA ({@link LoraSpec#init()}) A and B come from the SVD of each base weight instead
+     * and the base weight is replaced by the residual ({@link Pissa}); with DoRA each slot also gets the magnitude
+     * {@code ||W + s·B·A||_row} ({@link Dora}). Freezes every base parameter; A, B, the magnitudes and the additional
+     * targets require grad.
      */
     public static LoraAdapters attach(DecoderModel model, LoraSpec spec, long seed, ScalarType adapterDtype) {
         List<String> paths = TargetModules.resolveLinear(model, spec.targets(), null, "lora_target", true);
         Map<String, Tensor> fullParams = TargetModules.resolveFull(model, spec.additionalTarget(),
                 "additional_target");
         check(model, spec.rank(), paths, fullParams, true);
+        if (spec.pissa()) {
+            Pissa.checkBases(model, paths);
+        }
         Object saved = spec.targetsAll() ? TargetModules.leafNamesOf(paths) : spec.targets();
         List<Tensor> owned = new ArrayList<>();
         Map<String, Tensor[]> ab = new LinkedHashMap<>();
+        Map<String, Pissa.Factors> initial = new LinkedHashMap<>();
         try (PointerScope scope = new PointerScope()) {
             Generator gen = torch.make_generator_cpu(seed); // host: the same A for a seed on every device
             TensorOptions f32 = new TensorOptions(ScalarType.Float); // host: A is drawn here, then moved
@@ -120,13 +130,24 @@ public final class LoraAdapters implements AutoCloseable {
                         .uniform_(-bound, bound, new GeneratorOptional(gen)).to(adapterDtype); // (r, in) host
                 Tensor b = torch.zeros(new long[] {base.outFeatures(), spec.rank()},
                         Devices.options(adapterDtype, model.device())); // (out, r)
+                if (spec.pissa()) { // A, B from the SVD; the base keeps the residual
+                    Pissa.Factors f = Pissa.onModel(model, path, spec, owned, initial);
+                    a = f.a().clone().to(adapterDtype); // A0/B0 stay as they were for pissa_convert
+                    b = f.b().clone().to(adapterDtype);
+                }
                 ab.put(path, own(owned, onDevice(a, model), b));
+                if (spec.useDora()) {
+                    Tensor[] t = ab.get(path);
+                    ab.put(path, new Tensor[] {t[0], t[1], ownOne(owned,
+                            Dora.initialMagnitude(base, t[0], t[1], spec.scaling(), path))});
+                }
             }
         } catch (RuntimeException e) {
+            Pissa.restore(model, spec.scaling(), initial);
             owned.forEach(Tensor::releaseReference);
             throw e;
         }
-        return install(model, spec, saved, null, ab, fullParams, owned, true);
+        return install(model, spec, saved, null, ab, fullParams, owned, true, initial);
     }
 
     /** Loads a PEFT adapter with fp32 A/B (PEFT's default autocast of adapter weights). */
@@ -164,29 +185,44 @@ public final class LoraAdapters implements AutoCloseable {
         List<String> targets = cfg.targetModules() instanceof List<?> l
                 ? l.stream().map(String::valueOf).toList() : List.of(String.valueOf(cfg.targetModules()));
         LoraSpec spec = new LoraSpec(cfg.r(), cfg.loraAlpha(), cfg.loraDropout(), targets, cfg.useRslora(),
-                cfg.modulesToSave() == null ? List.of() : cfg.modulesToSave());
+                cfg.modulesToSave() == null ? List.of() : cfg.modulesToSave(), cfg.useDora(), cfg.initLoraWeights());
         Map<String, Tensor> fullParams = TargetModules.resolveFull(model, spec.additionalTarget(),
                 "adapter_config.json modules_to_save");
+        Map<String, Pissa.Factors> initial = new LinkedHashMap<>();
+        List<Tensor> owned = new ArrayList<>(loaded.owned());
         try {
-            check(model, cfg.r(), new ArrayList<>(loaded.ab().keySet()), fullParams, false);
+            List<String> paths = new ArrayList<>(loaded.ab().keySet());
+            check(model, cfg.r(), paths, fullParams, false);
+            if (spec.pissa()) { // PEFT rebuilds the residual base from the SVD, then loads the trained A and B
+                Pissa.checkBases(model, paths);
+                for (String p : paths) {
+                    Pissa.onModel(model, p, spec, owned, initial);
+                }
+            }
             try (NoGradGuard noGrad = new NoGradGuard(); PointerScope scope = new PointerScope()) {
                 for (Map.Entry<String, Tensor> e : loaded.full().entrySet()) {
                     fullParams.get(e.getKey()).copy_(e.getValue());
                 }
             }
         } catch (RuntimeException e) {
-            loaded.owned().forEach(Tensor::releaseReference);
+            Pissa.restore(model, spec.scaling(), initial);
+            owned.forEach(Tensor::releaseReference);
             throw e;
         } finally {
             loaded.full().values().forEach(Tensor::releaseReference);
         }
         return install(model, spec, cfg.targetModules(), cfg.layersToTransform(), loaded.ab(), fullParams,
-                loaded.owned(), trainable);
+                owned, trainable, initial);
     }
 
     /** The tensor on the model's device (A is drawn on the host so that a seed gives the same values everywhere). */
     static Tensor onDevice(Tensor t, DecoderModel model) {
         return Devices.to(t, model.device());
+    }
+
+    private static Tensor ownOne(List<Tensor> owned, Tensor t) { // t already retained
+        owned.add(t);
+        return t;
     }
 
     private static Tensor[] own(List<Tensor> owned, Tensor a, Tensor b) {
@@ -224,18 +260,24 @@ public final class LoraAdapters implements AutoCloseable {
         }
     }
 
+    /** ab: module path -> {A, B} or {A, B, DoRA magnitude}. */
     private static LoraAdapters install(DecoderModel model, LoraSpec spec, Object saved, List<Integer> layers,
-            Map<String, Tensor[]> ab, Map<String, Tensor> fullParams, List<Tensor> owned, boolean trainable) {
+            Map<String, Tensor[]> ab, Map<String, Tensor> fullParams, List<Tensor> owned, boolean trainable,
+            Map<String, Pissa.Factors> pissaInitial) {
         model.setRequiresGrad(false);
         Map<String, LoraLinear> slots = new LinkedHashMap<>();
         LoraAdapters adapters = new LoraAdapters(model, spec, saved, layers, slots,
-                Collections.unmodifiableMap(fullParams), owned);
+                Collections.unmodifiableMap(fullParams), owned, Collections.unmodifiableMap(pissaInitial));
         for (Map.Entry<String, Tensor[]> e : ab.entrySet()) {
             Tensor a = e.getValue()[0];
             Tensor b = e.getValue()[1];
+            Tensor m = e.getValue().length > 2 ? e.getValue()[2] : null;
             a.requires_grad_(trainable);
             b.requires_grad_(trainable);
-            LoraLinear slot = new LoraLinear(e.getKey(), model.linear(e.getKey()), a, b, spec.scaling(),
+            if (m != null) {
+                m.requires_grad_(trainable);
+            }
+            LoraLinear slot = new LoraLinear(e.getKey(), model.linear(e.getKey()), a, b, m, spec.scaling(),
                     spec.dropout(), adapters.state);
             slots.put(e.getKey(), slot);
             model.setLinear(e.getKey(), slot);
@@ -258,8 +300,9 @@ public final class LoraAdapters implements AutoCloseable {
 
     /**
      * What the optimizer trains, in a stable order: for each LoRA module (model order) its
-     * {@code <path>.lora_A.weight} (r, in) and {@code <path>.lora_B.weight} (out, r), then the additional targets by
-     * HF name. Names are PEFT's saved keys without {@code base_model.model.}. Borrowed: never close them.
+     * {@code <path>.lora_A.weight} (r, in), {@code <path>.lora_B.weight} (out, r) and, with DoRA,
+     * {@code <path>.lora_magnitude_vector} (out), then the additional targets by HF name. Names are PEFT's saved keys
+     * without {@code base_model.model.}. Borrowed: never close them.
      */
     public Map<String, Tensor> trainableParameters() {
         state.check();
@@ -267,10 +310,16 @@ public final class LoraAdapters implements AutoCloseable {
         for (LoraLinear s : slots.values()) {
             out.put(s.path() + ".lora_A.weight", s.a());
             out.put(s.path() + ".lora_B.weight", s.b());
+            if (s.magnitude() != null) {
+                out.put(s.path() + MAGNITUDE, s.magnitude());
+            }
         }
         out.putAll(full);
         return Collections.unmodifiableMap(out);
     }
+
+    /** Suffix of DoRA's magnitude as PEFT saves it (no adapter name, no {@code .weight}). */
+    static final String MAGNITUDE = ".lora_magnitude_vector";
 
     /** The key {@link #save} writes for the trainable parameter {@code name} (PEFT's {@code base_model.model.} prefix). */
     public static String savedKey(String name) {
@@ -299,8 +348,14 @@ public final class LoraAdapters implements AutoCloseable {
      */
     public void save(Path dir, String baseModelNameOrPath) throws IOException {
         state.check();
+        save(dir, baseModelNameOrPath, trainableParameters(), spec);
+    }
+
+    /** Writes {@code parameters} (names as {@link #trainableParameters()}) with the config of {@code as}. */
+    private void save(Path dir, String baseModelNameOrPath, Map<String, Tensor> parameters, LoraSpec as)
+            throws IOException {
         Map<String, Tensor> tensors = new LinkedHashMap<>();
-        for (Map.Entry<String, Tensor> e : trainableParameters().entrySet()) {
+        for (Map.Entry<String, Tensor> e : parameters.entrySet()) {
             tensors.put(PeftConfig.PREFIX + e.getKey(), e.getValue());
         }
         List<String> modulesToSave = spec.additionalTarget();
@@ -317,16 +372,81 @@ public final class LoraAdapters implements AutoCloseable {
                 }
             }
         }
-        PeftConfig cfg = new PeftConfig(spec.rank(), spec.alpha(), spec.dropout(), savedTargets, spec.useRslora(),
-                modulesToSave, layers, baseModelNameOrPath);
+        PeftConfig cfg = new PeftConfig(as.rank(), as.alpha(), as.dropout(), savedTargets, as.useRslora(),
+                modulesToSave, layers, baseModelNameOrPath, as.useDora(), as.init());
         Files.createDirectories(dir);
         SafetensorsWriter.write(dir.resolve(PeftConfig.WEIGHTS_FILE), tensors, Map.of("format", "pt"));
         AtomicFiles.writeString(dir.resolve(PeftConfig.CONFIG_FILE), cfg.toJsonText());
     }
 
+    // ---------------------------------------------------------------- PiSSA conversion (pissa_convert)
+
+    /** True when these adapters were PiSSA-initialised (their base weights hold the SVD residual). */
+    public boolean isPissa() {
+        return !pissaInitial.isEmpty();
+    }
+
+    /**
+     * LLaMA-Factory's {@code output_dir/pissa_init}: the initial PiSSA factors A0/B0 as an adapter with
+     * {@code init_lora_weights: true} (plus the additional targets' current values), what PEFT's conversion subtracts.
+     */
+    public void savePissaInitial(Path dir, String baseModelNameOrPath) throws IOException {
+        requirePissa();
+        Map<String, Tensor> params = new LinkedHashMap<>(trainableParameters());
+        for (Map.Entry<String, Pissa.Factors> e : pissaInitial.entrySet()) {
+            params.put(e.getKey() + ".lora_A.weight", e.getValue().a());
+            params.put(e.getKey() + ".lora_B.weight", e.getValue().b());
+        }
+        save(dir, baseModelNameOrPath, params, spec.withInit(LoraSpec.DEFAULT_INIT));
+    }
+
+    /** LLaMA-Factory's {@code output_dir/pissa_backup}: the trained adapter with {@code init_lora_weights: true}. */
+    public void savePissaBackup(Path dir, String baseModelNameOrPath) throws IOException {
+        requirePissa();
+        save(dir, baseModelNameOrPath, trainableParameters(), spec.withInit(LoraSpec.DEFAULT_INIT));
+    }
+
+    /**
+     * LLaMA-Factory's {@code output_dir/pissa_converted} (PEFT's {@code path_initial_model_for_weight_conversion}):
+     * the trained PiSSA adapter as a plain LoRA adapter for the original base. The update is
+     * {@code s·(B·A - B0·A0) = s·[B | -B0]·[A ; A0]}, so r and alpha double (rsLoRA: alpha·sqrt(2)) and
+     * {@code A' = [A ; A0]} (2r, in), {@code B' = [B | -B0]} (out, 2r). The additional targets are saved as trained
+     * (PEFT's conversion drops them from the file while its config still lists them).
+     */
+    public void savePissaConverted(Path dir, String baseModelNameOrPath) throws IOException {
+        requirePissa();
+        if (spec.useDora()) {
+            throw new IllegalStateException("pissa_convert cannot express a DoRA adapter as plain LoRA (DoRA's row"
+                    + " normalisation is not a low-rank update); train without use_dora or without pissa_convert");
+        }
+        try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
+            Map<String, Tensor> params = new LinkedHashMap<>();
+            for (LoraLinear s : slots.values()) {
+                Pissa.Factors f = pissaInitial.get(s.path());
+                params.put(s.path() + ".lora_A.weight", torch.cat(new org.bytedeco.pytorch.TensorVector(s.a(),
+                        f.a().to(s.a().scalar_type())), 0)); // (2r, in)
+                params.put(s.path() + ".lora_B.weight", torch.cat(new org.bytedeco.pytorch.TensorVector(s.b(),
+                        f.b().to(s.b().scalar_type()).neg()), 1)); // (out, 2r)
+            }
+            params.putAll(full);
+            double alpha = spec.useRslora() ? spec.alpha() * Math.sqrt(2) : spec.alpha() * 2;
+            LoraSpec converted = new LoraSpec(spec.rank() * 2, alpha, spec.dropout(), spec.targets(),
+                    spec.useRslora(), spec.additionalTarget(), false, LoraSpec.DEFAULT_INIT);
+            save(dir, baseModelNameOrPath, params, converted);
+        }
+    }
+
+    private void requirePissa() {
+        state.check();
+        if (pissaInitial.isEmpty()) {
+            throw new IllegalStateException("these adapters were not initialised with PiSSA (pissa_init)");
+        }
+    }
+
     /**
      * Folds the adapters into the base weights in place, PEFT's merge: {@code W += (B @ A) * scaling} computed in
-     * the adapter dtype, added into W's dtype. Afterwards the slots hold their plain dense layers again, A and B are
+     * the adapter dtype, added into W's dtype; with DoRA {@code W = m / ||W + ΔW||_row · (W + ΔW)} ({@link Dora}). A
+     * PiSSA adapter merges into its residual base, giving the trained model. Afterwards the slots hold their plain dense layers again, A and B are
      * freed, and these adapters can no longer be used (close() is then a no-op). Fails before changing anything
      * when a slot's base is not a dense layer (e.g. quantized).
      */
@@ -342,8 +462,12 @@ public final class LoraAdapters implements AutoCloseable {
         try (NoGradGuard noGrad = new NoGradGuard(); PointerScope scope = new PointerScope()) {
             for (LoraLinear s : slots.values()) {
                 Tensor w = ((DenseLinear) s.base()).weight(); // (out, in)
-                Tensor delta = torch.mm(s.b(), s.a()).mul(new Scalar(s.scaling())); // (out, in)
-                w.add_(delta);
+                if (s.magnitude() != null) {
+                    Dora.merge(w, s.a(), s.b(), s.magnitude(), s.scaling());
+                } else {
+                    Tensor delta = torch.mm(s.b(), s.a()).mul(new Scalar(s.scaling())); // (out, in)
+                    w.add_(delta);
+                }
                 model.setLinear(s.path(), s.base());
             }
         }
@@ -352,7 +476,10 @@ public final class LoraAdapters implements AutoCloseable {
         release();
     }
 
-    /** Restores the original slots and frees A and B. Idempotent. */
+    /**
+     * Restores the original slots and frees A and B (and the magnitudes). PiSSA: the base weights get
+     * {@code (s·B0)·A0} added back, which restores them up to rounding. Idempotent.
+     */
     @Override
     public void close() {
         if (state.closed) {
@@ -363,6 +490,7 @@ public final class LoraAdapters implements AutoCloseable {
                 for (LoraLinear s : slots.values()) {
                     model.setLinear(s.path(), s.base());
                 }
+                Pissa.restore(model, spec.scaling(), pissaInitial);
                 full.values().forEach(t -> t.requires_grad_(false));
             }
             release();

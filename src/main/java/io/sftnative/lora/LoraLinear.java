@@ -13,24 +13,27 @@ import io.sftnative.model.safetensors.DType;
  * A linear slot with a LoRA branch, PEFT's {@code lora.Linear.forward}:
  * {@code y = base(x) + B(A(dropout(x))) * scaling}, where x is cast to the adapter dtype for the branch and the sum
  * is cast back to the base output dtype. Two thin GEMMs, (.., in) -> (.., r) -> (.., out); B·A is never formed.
+ * With a DoRA magnitude the branch is {@link Dora#complete} instead (which does form B·A, for the row norm).
  *
- * <p>Borrows A and B (owned by {@link LoraAdapters}) and the base layer (owned by the model).
+ * <p>Borrows A, B and the magnitude (owned by {@link LoraAdapters}) and the base layer (owned by the model).
  */
 final class LoraLinear implements LinearLayer {
     private final String path;
     private final LinearLayer base;
     private final Tensor a; // (r, in)
     private final Tensor b; // (out, r)
+    private final Tensor magnitude; // (out) DoRA's lora_magnitude_vector, or null for plain LoRA
     private final double scaling;
     private final double dropout;
     private final LoraAdapters.State state;
 
-    LoraLinear(String path, LinearLayer base, Tensor a, Tensor b, double scaling, double dropout,
+    LoraLinear(String path, LinearLayer base, Tensor a, Tensor b, Tensor magnitude, double scaling, double dropout,
             LoraAdapters.State state) {
         this.path = path;
         this.base = base;
         this.a = a;
         this.b = b;
+        this.magnitude = magnitude;
         this.scaling = scaling;
         this.dropout = dropout;
         this.state = state;
@@ -54,6 +57,11 @@ final class LoraLinear implements LinearLayer {
         state.check();
         ScalarType outType = y.scalar_type();
         Tensor xa = DType.same(x.scalar_type(), a.scalar_type()) ? x : x.to(a.scalar_type()); // (..., in)
+        if (magnitude != null) {
+            Tensor sum = Dora.complete(base, path, xa, y, a, b, magnitude, scaling, dropout > 0 && state.training(),
+                    dropout); // (..., out)
+            return DType.same(sum.scalar_type(), outType) ? sum : sum.to(outType);
+        }
         if (dropout > 0 && state.training()) {
             xa = torch.dropout(xa, dropout, true);
         }
@@ -78,6 +86,11 @@ final class LoraLinear implements LinearLayer {
     /** (out, r) */
     Tensor b() {
         return b;
+    }
+
+    /** (out), or null without DoRA */
+    Tensor magnitude() {
+        return magnitude;
     }
 
     double scaling() {

@@ -27,9 +27,13 @@ import io.sftnative.json.PyJson;
  * @param modulesToSave     modules trained in full (null = none)
  * @param layersToTransform decoder layer indices the adapter is restricted to (null = all)
  * @param baseModel         base_model_name_or_path
+ * @param useDora           DoRA adapter (lora_magnitude_vector tensors)
+ * @param initLoraWeights   {@code true} ({@link LoraSpec#DEFAULT_INIT}), {@code pissa} or {@code pissa_niter_N}: a
+ *                          PiSSA adapter, whose base is rebuilt as the SVD residual when it loads (as PEFT does)
  */
 record PeftConfig(int r, double loraAlpha, double loraDropout, Object targetModules, boolean useRslora,
-        List<String> modulesToSave, List<Integer> layersToTransform, String baseModel) {
+        List<String> modulesToSave, List<Integer> layersToTransform, String baseModel, boolean useDora,
+        String initLoraWeights) {
 
     static final String CONFIG_FILE = "adapter_config.json";
     static final String WEIGHTS_FILE = "adapter_model.safetensors";
@@ -46,7 +50,8 @@ record PeftConfig(int r, double loraAlpha, double loraDropout, Object targetModu
         m.put("bias", "none");
         m.put("fan_in_fan_out", false);
         m.put("inference_mode", true); // PEFT's save_pretrained always writes true
-        m.put("init_lora_weights", true);
+        m.put("init_lora_weights", initLoraWeights == null || initLoraWeights.equals(LoraSpec.DEFAULT_INIT) ? (Object) true
+                : initLoraWeights);
         m.put("layer_replication", null);
         m.put("layers_pattern", null);
         m.put("layers_to_transform", layersToTransform);
@@ -63,7 +68,7 @@ record PeftConfig(int r, double loraAlpha, double loraDropout, Object targetModu
         m.put("revision", null);
         m.put("target_modules", targetModules);
         m.put("task_type", "CAUSAL_LM");
-        m.put("use_dora", false);
+        m.put("use_dora", useDora);
         m.put("use_rslora", useRslora);
         return m;
     }
@@ -109,7 +114,6 @@ record PeftConfig(int r, double loraAlpha, double loraDropout, Object targetModu
         if (!n.path("lora_alpha").isNumber()) {
             throw new AdapterFormatException(file + ": lora_alpha must be a number, got " + n.get("lora_alpha"));
         }
-        reject(n, file, "use_dora", v -> v.asBoolean(false), "DoRA adapters (use_dora: true) are not supported");
         reject(n, file, "fan_in_fan_out", v -> v.asBoolean(false),
                 "fan_in_fan_out: true is for GPT-2 style Conv1D weights, not Llama-family models");
         String bias = text(n, "bias");
@@ -144,7 +148,30 @@ record PeftConfig(int r, double loraAlpha, double loraDropout, Object targetModu
         }
         return new PeftConfig(r, n.get("lora_alpha").asDouble(), n.path("lora_dropout").asDouble(0.0), targets,
                 n.path("use_rslora").asBoolean(false), nullableStrings(n.get("modules_to_save")),
-                layers(n.get("layers_to_transform"), file), text(n, "base_model_name_or_path"));
+                layers(n.get("layers_to_transform"), file), text(n, "base_model_name_or_path"),
+                n.path("use_dora").asBoolean(false), init(n.get("init_lora_weights"), file));
+    }
+
+    /**
+     * init_lora_weights decides what PEFT does to the base when the adapter loads: nothing for the random inits
+     * (true, false, gaussian, eva: the saved A and B replace them), the SVD residual for PiSSA. Others that rewrite
+     * the base (olora, corda, loftq, lora_ga, ...) cannot be reproduced here and are refused.
+     */
+    private static String init(JsonNode v, Path file) {
+        if (v == null || v.isNull() || v.isBoolean()) {
+            return LoraSpec.DEFAULT_INIT;
+        }
+        String s = v.asText();
+        if (s.equalsIgnoreCase("gaussian") || s.equalsIgnoreCase("eva")) {
+            return LoraSpec.DEFAULT_INIT;
+        }
+        if (LoraSpec.validInit(s)) { // pissa / pissa_niter_N
+            return s;
+        }
+        throw new AdapterFormatException(file + ": init_lora_weights '" + s + "' is not supported: sft-native"
+                + " loads adapters initialised with true, gaussian, eva, pissa or pissa_niter_<N>; '" + s + "'"
+                + " rewrites the base weights when PEFT loads it (or is unknown). Convert it to a plain LoRA adapter"
+                + " with PEFT (save_pretrained(path_initial_model_for_weight_conversion=...)) and load that one");
     }
 
     private interface Check {

@@ -248,6 +248,12 @@ public final class QuantizedLinear implements LinearLayer, AutoCloseable {
         return int8;
     }
 
+    /** The dtype the weight was quantized from (and dequantizes to by default). */
+    public ScalarType weightDtype() {
+        ensureOpen();
+        return nf4 != null ? nf4.dtype() : int8.dtype();
+    }
+
     /** (out), borrowed from the model, or null. */
     public Tensor bias() {
         return bias;

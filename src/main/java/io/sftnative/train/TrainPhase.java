@@ -99,6 +99,11 @@ final class TrainPhase {
                     run.loss, optimizer, scheduler, scaler, t.maxGradNorm(), total, cadence, evaluator, best,
                     checkpointer, record, run.opts.listener(), run.opts.cancelled(), t.seed(), t.numTrainEpochs(),
                     run.sync);
+            boolean pissaConvert = writes && run.cfg.finetuning().pissaConvert() && run.model.isPissa();
+            if (pissaConvert && !java.nio.file.Files.isDirectory(run.outputDir.resolve("pissa_init"))) {
+                run.model.savePissaInitial(run.outputDir); // a resumed run keeps the first run's
+                record.message("initial PiSSA adapter saved to " + run.outputDir.resolve("pissa_init"));
+            }
             run.opts.listener().onStart(start, total);
             TrainLoop.End end = TrainLoop.run(parts, start);
             long step = end == TrainLoop.End.COMPLETED ? total : CheckpointDirs.step(checkpointer.last())
@@ -127,6 +132,10 @@ final class TrainPhase {
         TrainingArgs t = run.cfg.training();
         Path out = run.outputDir;
         boolean writes = run.parallel.isMain();
+        if (writes && run.cfg.finetuning().pissaConvert() && run.model.isPissa()) {
+            run.model.savePissaConverted(out);
+            record.message("PiSSA adapter converted to plain LoRA: " + out.resolve("pissa_converted"));
+        }
         if (writes) {
             run.model.saveWeights(out);
             checkpointer.copyTokenizer(out);

@@ -105,6 +105,12 @@ public final class TrainableModel implements AutoCloseable {
             if (vocab != null && resumeFrom == null) { // before the (slow) quantized load
                 refuseQuantizedGrowth(vocab, ModelConfig.read(base).vocabSize());
             }
+            if (f.pissaInit() && type.equals("lora")) { // LLaMA-Factory's check, with its advice
+                throw new ConfigException("pissa_init cannot initialise PiSSA on a quantized model (quantization_bit"
+                        + " or a bitsandbytes checkpoint): PiSSA rewrites the base weights with their SVD residual."
+                        + " As LLaMA-Factory says: initialise PiSSA on the full-precision model (scripts/pissa_init.py"
+                        + " there), or train without pissa_init");
+            }
         }
         // fails naming why when a GPU is asked for but unusable; the handle is only for loading (the model keeps its own)
         try (Device device = TorchRuntime.device(m.device())) {
@@ -142,8 +148,10 @@ public final class TrainableModel implements AutoCloseable {
                     return new TrainableModel(model, null, model.parameters(), type, base.toString(), null);
                 }
                 case "freeze" -> {
+                    List<String> extra = new java.util.ArrayList<>(f.freezeExtraModules()); // LLaMA-Factory's key
+                    f.additionalTarget().stream().filter(t -> !extra.contains(t)).forEach(extra::add);
                     Map<String, Tensor> t = Freeze.apply(model, f.freezeTrainableLayers(), f.freezeTrainableModules(),
-                            f.additionalTarget());
+                            extra);
                     return new TrainableModel(model, null, t, type, base.toString(), null);
                 }
                 default -> {
@@ -294,6 +302,26 @@ public final class TrainableModel implements AutoCloseable {
         }
     }
 
+    /** True when the adapters were PiSSA-initialised (pissa_init, or a resumed PiSSA adapter). */
+    public boolean isPissa() {
+        return adapters != null && adapters.isPissa();
+    }
+
+    /** LLaMA-Factory's PissaConvertCallback at train begin: {@code outputDir/pissa_init} (the initial A0/B0). */
+    public void savePissaInitial(Path outputDir) throws IOException {
+        adapters.savePissaInitial(outputDir.resolve("pissa_init"), baseModelPath);
+    }
+
+    /**
+     * LLaMA-Factory's PissaConvertCallback at train end: {@code outputDir/pissa_backup} (the trained adapter,
+     * init_lora_weights true) and {@code outputDir/pissa_converted} (a plain LoRA adapter of rank 2r for the
+     * original base).
+     */
+    public void savePissaConverted(Path outputDir) throws IOException {
+        adapters.savePissaBackup(outputDir.resolve("pissa_backup"), baseModelPath);
+        adapters.savePissaConverted(outputDir.resolve("pissa_converted"), baseModelPath);
+    }
+
     /** Writes the result into {@code dir}: the adapter (PEFT format) for LoRA, else the full model. */
     public void saveWeights(Path dir) throws IOException {
         if (adapters != null) {
@@ -344,7 +372,9 @@ public final class TrainableModel implements AutoCloseable {
             train += t.numel();
         }
         String what = adapters == null ? finetuningType + " fine-tuning" : String.format(Locale.ROOT,
-                "%s r=%d alpha=%s on %d modules", quantized == null ? "LoRA" : "QLoRA", adapters.spec().rank(),
+                "%s%s%s r=%d alpha=%s on %d modules", quantized == null ? "LoRA" : "QLoRA",
+                adapters.spec().useDora() ? " (DoRA)" : "", adapters.isPissa() ? " (PiSSA " + adapters.spec().init()
+                        + ")" : "", adapters.spec().rank(),
                 fmt(adapters.spec().alpha()), adapters.modulePaths().size());
         return String.format(Locale.ROOT, "%s%s: %,d trainable parameters of %,d (%.2f%%)", what, base, train, total,
                 total == 0 ? 0 : 100.0 * train / total);

@@ -143,6 +143,29 @@ class LlamaFactoryKeysTest {
     }
 
     @Test
+    void doraAndPissaKeysFollowLlamaFactorysRules() {
+        assertTrue(load("use_dora=true").finetuning().useDora());
+        assertEquals(16, load("pissa_init=true").finetuning().pissaIter()); // LLaMA-Factory's default
+        for (String k : List.of("use_dora", "pissa_init")) {
+            String e = error("finetuning_type=freeze", k + "=true");
+            assertTrue(e.contains("'" + k + "'") && e.contains("finetuning_type: lora"), e);
+        }
+        String e = error("pissa_convert=true");
+        assertTrue(e.contains("'pissa_convert'") && e.contains("pissa_init"), e);
+        e = error("pissa_init=true", "pissa_iter=-2");
+        assertTrue(e.contains("pissa_iter"), e);
+    }
+
+    @Test
+    void freezeExtraModulesAndOftCompanionsAreKnown() {
+        assertEquals(List.of("embed_tokens", "norm"), load("finetuning_type=freeze",
+                "freeze_extra_modules=embed_tokens,norm").finetuning().freezeExtraModules());
+        load("oft_rank=8", "oft_block_size=32", "oft_target=all", "module_dropout=0.1"); // inert without oft
+        String e = error("finetuning_type=oft", "oft_rank=8");
+        assertTrue(e.contains("finetuning_type"), e);
+    }
+
+    @Test
     void shrunkIgnoredList() {
         List<String> warnings = new ArrayList<>();
         SftConfig.load(null, List.of("fp16=false", "save_strategy=steps", "report_to=none", "save_only_model=false",
@@ -207,7 +230,13 @@ class LlamaFactoryKeysTest {
         Path pissa = dir.resolve("pissa.yaml");
         Files.writeString(pissa, common + "finetuning_type: lora\nlora_target: all\npissa_init: true\n"
                 + "pissa_iter: 16\npissa_convert: true\n");
-        e = assertThrows(ConfigException.class, () -> SftConfig.load(pissa, List.of(), w -> { })).getMessage();
-        assertTrue(e.contains("'pissa_init'") || e.contains("'pissa_convert'"), e);
+        SftConfig p = SftConfig.load(pissa, List.of(), w -> { }); // LLaMA-Factory's examples/extras/pissa
+        assertTrue(p.finetuning().pissaInit() && p.finetuning().pissaConvert());
+        assertEquals("pissa_niter_16", io.sftnative.lora.LoraSpec.from(p.finetuning()).init());
+        assertEquals("pissa", io.sftnative.lora.LoraSpec.from(SftConfig.load(pissa, List.of("pissa_iter=-1"),
+                w -> { }).finetuning()).init());
+        Path dora = dir.resolve("dora.yaml");
+        Files.writeString(dora, common + "finetuning_type: lora\nlora_target: all\nuse_dora: true\n");
+        assertTrue(io.sftnative.lora.LoraSpec.from(SftConfig.load(dora, List.of(), w -> { }).finetuning()).useDora());
     }
 }
