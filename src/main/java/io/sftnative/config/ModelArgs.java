@@ -134,7 +134,8 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
         try {
             return HubCache.resolveModel(hub, nameOrPath, revision, System.err::println);
         } catch (HubException e) {
-            throw new ConfigException("key '" + key + "' (" + c.origin(key) + "): " + e.getMessage(), e);
+            throw new ConfigException("key '" + key + "' (" + c.origin(key) + "): '" + nameOrPath + "' is not a local"
+                    + " directory; as a hub id: " + e.getMessage(), e);
         }
     }
 

@@ -16,8 +16,9 @@ import io.sftnative.hub.HubException;
 
 /**
  * An {@code hf_hub_url} dataset read from the Hugging Face cache ({@code datasets--Org--Name/snapshots/...},
- * revision main; downloaded there first unless HF_HUB_OFFLINE is set): its files of the train split, found as HF datasets' default data-file patterns find them (files or
- * folders named for the split; when no file names a split, every file is train), under {@code folder} when set.
+ * revision main; downloaded there first unless HF_HUB_OFFLINE is set): its files of the train split, found as HF
+ * datasets' default data-file patterns find them (files or folders named for the split; when no file names a split,
+ * every file is train), under {@code folder} when set.
  */
 final class HubDatasetFiles {
     private HubDatasetFiles() {}

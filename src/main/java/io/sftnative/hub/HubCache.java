@@ -162,7 +162,7 @@ public final class HubCache {
         return type + "s--" + repoId.replace("/", "--");
     }
 
-    /** The message for a repository that is neither a local directory nor in the cache: where we looked, what to run. */
+    /** The message for a repository neither local nor cached: where we looked, what to run. */
     public static String missing(String what, String repoId, String type, String revision, String cacheDirKey) {
         HubEnv env = HubEnv.current(cacheDirKey);
         String rev = revision == null || revision.isBlank() ? "main" : revision;
