@@ -122,8 +122,8 @@ final class RunSetup implements AutoCloseable {
             throw new ConfigException("do_train, do_eval and do_predict are all false: nothing to do");
         }
         Path modelDir = TrainableModel.modelDir(cfg.model());
-        if (!cfg.model().trainFromScratch()) {
-            io.sftnative.quant.BnbCheckpoint.isPreQuantized(modelDir); // a GPTQ/AWQ/... base stops before the data
+        if (!cfg.model().trainFromScratch() && Files.isRegularFile(modelDir.resolve("config.json"))) {
+            io.sftnative.quant.BnbCheckpoint.quantMethod(modelDir); // a GPTQ/AWQ/... base stops before the data
         }
         Path tokenizerDir = hasTokenizer(modelDir) ? modelDir : null;
         DataPipeline.Prepared data = DataPipeline.prepare(tokenizerDir, cfg.data(), stage, t.seed(), opts.console(),
