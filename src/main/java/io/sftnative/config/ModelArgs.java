@@ -1,6 +1,8 @@
 package io.sftnative.config;
 
 import io.sftnative.hub.HubCache;
+import io.sftnative.hub.HubEnv;
+import io.sftnative.hub.HubException;
 import io.sftnative.torch.DeviceSelection;
 
 /**
@@ -43,9 +45,10 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
         quantizationMethod(c);
         String revision = c.string("model_revision", "main");
         String cacheDir = c.string("cache_dir", null);
+        HubEnv hub = hubEnv(c, cacheDir);
         return new ModelArgs(
-                HubCache.resolveModel(c.string("model_name_or_path", null), revision, cacheDir),
-                adapters(c.string("adapter_name_or_path", null), cacheDir),
+                resolve(c, "model_name_or_path", hub, c.string("model_name_or_path", null), revision),
+                adapters(c, hub),
                 bit,
                 c.choice("quantization_type", "nf4", "nf4", "fp4"),
                 c.bool("double_quantization", true),
@@ -101,16 +104,34 @@ public record ModelArgs(String modelNameOrPath, String adapterNameOrPath, int qu
         return n;
     }
 
-    /** Each comma-separated adapter that is a hub id and in the cache becomes its snapshot (main revision). */
-    private static String adapters(String list, String cacheDir) {
+    /** Each comma-separated adapter that is a hub id becomes its snapshot (main revision; downloaded if online). */
+    private static String adapters(RawConfig c, HubEnv hub) {
+        String list = c.string("adapter_name_or_path", null);
         if (list == null) {
             return null;
         }
         java.util.List<String> out = new java.util.ArrayList<>();
         for (String a : list.split(",")) {
-            out.add(HubCache.resolveModel(a.trim(), "main", cacheDir));
+            out.add(resolve(c, "adapter_name_or_path", hub, a.trim(), "main"));
         }
         return String.join(",", out);
+    }
+
+    /** The hub environment; LLaMA-Factory's {@code hf_hub_token} key wins over HF_TOKEN, as it does there. */
+    private static HubEnv hubEnv(RawConfig c, String cacheDir) {
+        HubEnv env = HubEnv.current(cacheDir);
+        String token = c.string("hf_hub_token", null);
+        return token == null || token.isBlank() ? env
+                : new HubEnv(env.endpoint(), token.strip(), env.offline(), env.cache(), env.timeoutSeconds());
+    }
+
+    private static String resolve(RawConfig c, String key, HubEnv hub, String nameOrPath, String revision) {
+        try {
+            return HubCache.resolveModel(hub, nameOrPath, revision, System.err::println);
+        } catch (HubException e) {
+            throw new ConfigException("key '" + key + "' (" + c.origin(key) + "): '" + nameOrPath + "' is not a local"
+                    + " directory; as a hub id: " + e.getMessage(), e);
+        }
     }
 
     private static String device(RawConfig c) {

@@ -24,6 +24,13 @@ final class NotImplementedKeys {
         m.put("use_llama_pro", "LLaMA-Pro (block expansion)");
         m.put("use_dft_loss", "the DFT loss");
         m.put("use_swanlab", "SwanLab tracking (a network service)");
+        m.put("use_asft_loss", "the ASFT loss");
+        m.put("use_eaft_loss", "the EAFT loss");
+        m.put("fp8", "FP8 training");
+        m.put("fp8_enable_fsdp_float8_all_gather", "FP8 training (FSDP float8 all-gather)");
+        m.put("mixture_of_depths", "Mixture-of-Depths");
+        m.put("use_kt", "KTransformers (CPU/GPU hybrid MoE training)");
+        m.put("use_v1_kernels", "LLaMA-Factory's v1 fused kernels (Ascend NPU)");
         return m;
     }
 
@@ -50,8 +57,11 @@ final class NotImplementedKeys {
                 "apollo_rank", "apollo_update_interval", "apollo_scale", "apollo_proj", "apollo_proj_type",
                 "apollo_scale_type", "apollo_layerwise", "apollo_scale_front", "badam_mode", "badam_start_block",
                 "badam_switch_mode", "badam_switch_interval", "badam_update_ratio", "badam_mask_mode",
-                "badam_verbose", "oft_rank", "oft_block_size", "oft_target", "module_dropout", "swanlab_project", "swanlab_workspace", "swanlab_run_name", "swanlab_mode",
-                "swanlab_api_key", "swanlab_logdir", "swanlab_lark_webhook_url", "swanlab_lark_secret"}) {
+                "badam_verbose", "oft_rank", "oft_block_size", "oft_target", "module_dropout", "swanlab_project",
+                "swanlab_workspace", "swanlab_run_name", "swanlab_mode", "swanlab_api_key", "swanlab_logdir",
+                "swanlab_lark_webhook_url", "swanlab_lark_secret", "asft_alpha", "eaft_alpha", "fp8_backend",
+                "kt_cpu_activation", "kt_weight_path", "kt_non_expert_weight_path", "kt_expert_checkpoint_path",
+                "kt_use_lora_experts", "kt_lora_expert_num", "kt_lora_expert_intermediate_size"}) {
             c.has(k);
         }
     }

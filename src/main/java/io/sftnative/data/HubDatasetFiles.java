@@ -11,11 +11,14 @@ import java.util.stream.Stream;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.sftnative.hub.HubCache;
+import io.sftnative.hub.HubEnv;
+import io.sftnative.hub.HubException;
 
 /**
- * An {@code hf_hub_url} dataset read from the local Hugging Face cache ({@code datasets--Org--Name/snapshots/...},
- * revision main): its files of the train split, found as HF datasets' default data-file patterns find them (files or
- * folders named for the split; when no file names a split, every file is train), under {@code folder} when set.
+ * An {@code hf_hub_url} dataset read from the Hugging Face cache ({@code datasets--Org--Name/snapshots/...},
+ * revision main; downloaded there first unless HF_HUB_OFFLINE is set): its files of the train split, found as HF
+ * datasets' default data-file patterns find them (files or folders named for the split; when no file names a split,
+ * every file is train), under {@code folder} when set.
  */
 final class HubDatasetFiles {
     private HubDatasetFiles() {}
@@ -35,7 +38,13 @@ final class HubDatasetFiles {
                     + ": not implemented in sft-native: hub dataset configurations (subset). Download the"
                     + " configuration's files and point file_name at them", infoFile, -1, name + ".subset");
         }
-        Path snap = HubCache.snapshot(HubCache.cacheDir(null, System.getenv()), "dataset", repo, "main");
+        Path snap;
+        try {
+            snap = HubCache.resolveDataset(HubEnv.current(null), repo, System.err::println);
+        } catch (HubException ex) {
+            throw new DataException(where + ": hf_hub_url " + repo + ": " + ex.getMessage(), infoFile, -1,
+                    name + ".hf_hub_url");
+        }
         if (snap == null) {
             throw new DataException(where + ": " + HubCache.missing("hf_hub_url", repo, "dataset", null, null),
                     infoFile, -1, name + ".hf_hub_url");

@@ -4,7 +4,11 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.regex.Pattern;
 
 /**
@@ -15,8 +19,10 @@ import java.util.regex.Pattern;
  * revision (default {@code main}) is a commit hash or a name whose commit is in {@code refs/<revision>}; the files
  * are in {@code snapshots/<commit>/}.
  *
- * <p>sft-native never downloads: a repository that is not in the cache is reported with the command that fetches
- * it, so {@code HF_HUB_OFFLINE=1} holds by construction.
+ * <p>When the cache lacks a repository (or, for a branch or tag, the hub has a newer commit) and
+ * {@code HF_HUB_OFFLINE} is not set, {@link HubDownload} fetches it into this same layout. With
+ * {@code HF_HUB_OFFLINE=1} nothing touches the network: a repository or file that is not cached is reported with the
+ * command that fetches it.
  */
 public final class HubCache {
     private HubCache() {}
@@ -61,14 +67,71 @@ public final class HubCache {
 
     /**
      * A model directory: {@code nameOrPath} itself when it is a local directory (or no repo id), else its snapshot in
-     * the hub cache when there is one, else {@code nameOrPath} unchanged (the caller reports it with {@link #missing}).
+     * the hub cache, downloaded first unless offline (see the class comment); offline and not cached:
+     * {@code nameOrPath} unchanged (the caller reports it with {@link #missing}).
      */
     public static String resolveModel(String nameOrPath, String revision, String cacheDirKey) {
+        return resolveModel(HubEnv.current(cacheDirKey), nameOrPath, revision, System.err::println);
+    }
+
+    public static String resolveModel(HubEnv env, String nameOrPath, String revision,
+            java.util.function.Consumer<String> log) {
         if (nameOrPath == null || Files.isDirectory(Path.of(nameOrPath)) || !isRepoId(nameOrPath)) {
             return nameOrPath;
         }
-        Path snap = snapshot(cacheDir(cacheDirKey, System.getenv()), "model", nameOrPath, revision);
-        return snap == null ? nameOrPath : snap.toString();
+        String rev = revision == null || revision.isBlank() ? "main" : revision;
+        Path snap = snapshot(env.cache(), "model", nameOrPath, rev);
+        boolean complete = snap != null && missingFiles(snap).isEmpty();
+        if (!env.offline() && !(complete && COMMIT.matcher(rev).matches())) {
+            // online: a branch or tag is re-resolved on the hub as transformers does; present files are not fetched
+            snap = new HubDownload(env, log).snapshot("model", nameOrPath, rev, RepoListing.MODEL);
+        }
+        if (snap == null) {
+            return nameOrPath;
+        }
+        List<String> gone = missingFiles(snap);
+        if (!gone.isEmpty()) {
+            throw new HubException("the cached snapshot " + snap + " of " + nameOrPath + " lacks " + gone
+                    + (env.offline() ? ": HF_HUB_OFFLINE is set, so sft-native does not download them; unset it, or"
+                    + " run `" + command(nameOrPath, "model", rev) + "` with the same HF_HOME / HF_HUB_CACHE"
+                    : " (the hub's listing does not have them either)"));
+        }
+        return snap.toString();
+    }
+
+    /**
+     * The files a cached model or adapter snapshot needs and does not have (a broken symlink counts as missing):
+     * {@code config.json} or {@code adapter_config.json}, and every shard its safetensors index names.
+     */
+    public static List<String> missingFiles(Path snap) {
+        List<String> out = new ArrayList<>();
+        if (!Files.exists(snap.resolve("config.json")) && !Files.exists(snap.resolve("adapter_config.json"))) {
+            out.add("config.json");
+        }
+        Path index = snap.resolve("model.safetensors.index.json");
+        if (Files.exists(index)) {
+            try {
+                Set<String> shards = new TreeSet<>();
+                new com.fasterxml.jackson.databind.ObjectMapper().readTree(Files.readString(index))
+                        .path("weight_map").forEach(v -> shards.add(v.asText()));
+                shards.stream().filter(f -> !Files.exists(snap.resolve(f))).forEach(out::add);
+            } catch (IOException e) {
+                out.add("model.safetensors.index.json (unreadable: " + e.getMessage() + ")");
+            }
+        }
+        return out;
+    }
+
+    /**
+     * A dataset repository's snapshot ({@code hf_hub_url}, revision main): the cached one offline, else downloaded
+     * (every file, as {@code hf download --repo-type dataset}); null when offline and not cached.
+     */
+    public static Path resolveDataset(HubEnv env, String repoId, java.util.function.Consumer<String> log) {
+        Path snap = snapshot(env.cache(), "dataset", repoId, "main");
+        if (env.offline()) {
+            return snap;
+        }
+        return new HubDownload(env, log).snapshot("dataset", repoId, "main", HubDownload.ALL);
     }
 
     /**
@@ -99,17 +162,21 @@ public final class HubCache {
         return type + "s--" + repoId.replace("/", "--");
     }
 
-    /** The message for a repository that is neither a local directory nor in the cache: where we looked, what to run. */
+    /** The message for a repository neither local nor cached: where we looked, what to run. */
     public static String missing(String what, String repoId, String type, String revision, String cacheDirKey) {
-        Path cache = cacheDir(cacheDirKey, System.getenv());
+        HubEnv env = HubEnv.current(cacheDirKey);
         String rev = revision == null || revision.isBlank() ? "main" : revision;
         return what + " '" + repoId + "' is " + (type.equals("dataset") ? "not downloaded" : "not a local directory")
-                + ", and the Hugging Face cache " + cache
+                + ", and the Hugging Face cache " + env.cache()
                 + " has no " + folder(type, repoId) + "/snapshots" + (revision == null ? "" : " for revision " + rev)
-                + ". sft-native does not"
-                + " download (online download is not implemented in sft-native): run `hf download "
-                + (type.equals("dataset") ? "--repo-type dataset " : "") + repoId
-                + (rev.equals("main") ? "" : " --revision " + rev) + "` (or huggingface-cli download) with the same"
+                + ". " + (env.offline() ? "HF_HUB_OFFLINE is set, so sft-native does not download it: unset"
+                + " HF_HUB_OFFLINE to download it into that cache, or run `" : "Run `")
+                + command(repoId, type, rev) + "` (or huggingface-cli download) with the same"
                 + " HF_HOME / HF_HUB_CACHE, or set the key to a local directory";
+    }
+
+    private static String command(String repoId, String type, String rev) {
+        return "hf download " + (type.equals("dataset") ? "--repo-type dataset " : "") + repoId
+                + (rev.equals("main") ? "" : " --revision " + rev);
     }
 }

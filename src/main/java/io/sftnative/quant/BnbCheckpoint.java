@@ -50,22 +50,32 @@ public final class BnbCheckpoint {
     private BnbCheckpoint() {}
 
     /**
+     * config.json's {@code quantization_config.quant_method} (null when none); any method but bitsandbytes (GPTQ,
+     * AWQ, AQLM, ...) is refused with a message, so a run can check it before preparing any data.
+     */
+    public static String quantMethod(Path dir) throws IOException {
+        // the raw JSON, not ModelConfig: this check runs first and must not depend on the architecture's checks
+        Object method = new com.fasterxml.jackson.databind.ObjectMapper().readTree(dir.resolve("config.json").toFile())
+                .path("quantization_config").path("quant_method").textValue();
+        if (method != null) {
+            if (!"bitsandbytes".equals(method)) {
+                throw new ModelFormatException(dir.resolve("config.json") + ": quantization_config.quant_method '"
+                        + method + "' is not supported; only bitsandbytes 4/8-bit checkpoints load (or use the"
+                        + " original full-precision model with quantization_bit)");
+            }
+            return "bitsandbytes";
+        }
+        return null;
+    }
+
+    /**
      * Whether {@code dir} holds a bitsandbytes-quantized model: config.json's {@code quantization_config} says
      * {@code quant_method: bitsandbytes}, or a tensor carries a quant_state / SCB. Other quantization methods (GPTQ,
      * AWQ, ...) are rejected with a message.
      */
     public static boolean isPreQuantized(Path dir) throws IOException {
-        Object qc = ModelConfig.read(dir).raw().get("quantization_config");
-        if (qc instanceof Map<?, ?> m) {
-            Object method = m.get("quant_method");
-            if (method != null && !"bitsandbytes".equals(method)) {
-                throw new ModelFormatException(dir.resolve("config.json") + ": quantization_config.quant_method '"
-                        + method + "' is not supported; only bitsandbytes 4/8-bit checkpoints load (or use the"
-                        + " original full-precision model with quantization_bit)");
-            }
-            if ("bitsandbytes".equals(method)) {
-                return true;
-            }
+        if ("bitsandbytes".equals(quantMethod(dir))) {
+            return true;
         }
         try (SafetensorsCheckpoint ck = SafetensorsCheckpoint.open(dir)) {
             for (String n : ck.names()) {

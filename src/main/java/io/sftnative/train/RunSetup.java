@@ -144,6 +144,9 @@ final class RunSetup implements AutoCloseable {
             throw new ConfigException("do_train, do_eval and do_predict are all false: nothing to do");
         }
         Path modelDir = TrainableModel.modelDir(cfg.model());
+        if (!cfg.model().trainFromScratch() && Files.isRegularFile(modelDir.resolve("config.json"))) {
+            io.sftnative.quant.BnbCheckpoint.quantMethod(modelDir); // a GPTQ/AWQ/... base stops before the data
+        }
         AddedTokens added = NewTokens.stage(cfg.model().newTokens(), hasTokenizer(modelDir) ? modelDir : null,
                 opts::say);
         try {
