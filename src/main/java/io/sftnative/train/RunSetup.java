@@ -58,7 +58,7 @@ final class RunSetup implements AutoCloseable {
         this.cfg = cfg;
         this.opts = opts;
         this.parallel = parallel;
-        this.sync = parallel.prepare(model.trainable());
+        this.sync = parallel.prepare(model.trainable(), gradientsOutsideAutograd(model));
         this.outputDir = outputDir;
         this.resume = resume;
         this.data = data;
@@ -69,6 +69,26 @@ final class RunSetup implements AutoCloseable {
         this.loss = opts.loss() != null ? opts.loss()
                 : new MemoryEfficientLoss(t.gradientCheckpointing(), t.fusedCrossEntropy(), 0, autocast);
         this.collator = new Collator(data.data().padId(), cfg.data().padToMultipleOf(), data.data().neatPacking());
+    }
+
+    /**
+     * Trainable parameters whose gradient the loss writes outside autograd or over several backward passes: the
+     * LM head (the fused kernel adds its gradient after the graph's backward; an adapted head backpropagates chunk
+     * by chunk) and an embedding tied to it. Data parallelism reduces them after backward, not from its hooks.
+     */
+    static java.util.Set<String> gradientsOutsideAutograd(TrainableModel model) {
+        java.util.Set<String> late = new java.util.HashSet<>();
+        boolean tied = model.model().config().tieWordEmbeddings();
+        io.sftnative.model.LinearLayer head = model.model().linear("lm_head");
+        org.bytedeco.pytorch.Tensor w = head instanceof io.sftnative.model.DenseLinear d ? d.weight() : null;
+        for (Map.Entry<String, org.bytedeco.pytorch.Tensor> e : model.trainable().entrySet()) {
+            String name = e.getKey();
+            if (name.startsWith("lm_head.") || (tied && name.contains("embed_tokens."))
+                    || (w != null && e.getValue().is_alias_of(w))) {
+                late.add(name);
+            }
+        }
+        return late;
     }
 
     /** LLaMA-Factory's moe_aux_loss_coef sets the router_aux_loss_coef of a mixture-of-experts model. */

@@ -137,7 +137,18 @@ class DataParallelEquivalenceTest {
             assertEquals(0, p.exitValue(), log);
             assertTrue(log.contains("28 parameters in 1 bucket(s)"), "LoRA's 16 KB of gradients: one bucket; " + log);
         } else {
+            if (type.equals("full")) {
+                args.add("ddp_bucket_cap_mb=0.01"); // 10 KiB buckets: several, started from the hooks during backward
+            }
             runRanks(ranks, args, dir);
+            if (type.equals("full")) {
+                java.util.regex.Matcher m = java.util.regex.Pattern.compile("gradient sync: (\\d+) of (\\d+) bucket")
+                        .matcher(log(dir, 0));
+                assertTrue(m.find(), log(dir, 0));
+                System.out.println(m.group());
+                assertTrue(Integer.parseInt(m.group(1)) >= 2 * ref.size(), "at least two buckets per step started"
+                        + " during backward: " + m.group());
+            }
         }
 
         List<double[]> got = stepsOf(multi);
