@@ -1,6 +1,7 @@
 package io.sftnative.distributed;
 
 import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Consumer;
@@ -156,6 +157,37 @@ public final class DataParallel implements AutoCloseable {
     /** Sums {@code values} over the ranks (float64 all-reduce); the values themselves in a single process. */
     public double[] sumOverRanks(double[] values) {
         return group == null ? values : group.allReduceSum(values);
+    }
+
+    /**
+     * Every rank's {@code mine} (all the same length, e.g. a generator state), by rank; {@code [mine]} in a single
+     * process. Bytes travel as float64 in a SUM all-reduce (each rank fills its own slot): exact, and small.
+     */
+    public List<byte[]> allGather(byte[] mine) {
+        if (group == null) {
+            return List.of(mine);
+        }
+        int world = env.worldSize();
+        int slot = mine.length + 1;
+        double[] all = new double[world * slot];
+        all[env.rank() * slot] = mine.length;
+        for (int i = 0; i < mine.length; i++) {
+            all[env.rank() * slot + 1 + i] = mine[i];
+        }
+        all = group.allReduceSum(all);
+        List<byte[]> out = new ArrayList<>(world);
+        for (int r = 0; r < world; r++) {
+            if (all[r * slot] != mine.length) {
+                throw new DistributedException("rank " + env.rank() + ": rank " + r + "'s state has "
+                        + (long) all[r * slot] + " bytes, this rank's " + mine.length + " (different libtorch builds?)");
+            }
+            byte[] b = new byte[mine.length];
+            for (int i = 0; i < b.length; i++) {
+                b[i] = (byte) all[r * slot + 1 + i];
+            }
+            out.add(b);
+        }
+        return out;
     }
 
     /** One line for the log (null in a single process). */

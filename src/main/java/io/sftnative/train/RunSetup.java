@@ -274,12 +274,21 @@ final class RunSetup implements AutoCloseable {
     }
 
     /**
-     * Ranks other than 0 draw their dropout masks from their own stream, a function of seed, rank and the step
-     * training starts at (rank 0 keeps the single-process stream, restored from a checkpoint when resuming).
+     * Ranks other than 0 draw their dropout masks from their own stream (rank 0 keeps the single-process stream):
+     * resuming a checkpoint of a job with the same world size, each rank continues the stream it saved; otherwise
+     * a rank r > 0 seeds it from seed, rank and the step training starts at.
      */
     void seedRankStream(long startStep) {
-        if (parallel.rank() > 0) {
+        List<byte[]> saved = resume == null ? null : resume.rng().rankCpu();
+        if (saved != null && saved.size() == parallel.worldSize()) {
+            TorchRng.setCpuState(saved.get(parallel.rank()));
+        } else if (parallel.rank() > 0) {
             TorchRng.manualSeed(cfg.training().seed() + 1_000_003L * parallel.rank() + 7919L * startStep);
+        }
+        if (resume != null && parallel.worldSize() > 1 && (saved == null || saved.size() != parallel.worldSize())) {
+            opts.say("note: " + resume.dir() + " holds the random state of " + (saved == null ? "1 process"
+                    : saved.size() + " ranks") + ", this job has " + parallel.worldSize() + ": ranks > 0 draw new"
+                    + " dropout streams (weights, optimizer state and data order continue exactly)");
         }
     }
 
