@@ -163,6 +163,8 @@ class DataParallelEquivalenceTest {
                         .matcher(log(dir, 0));
                 assertTrue(m.find(), log(dir, 0));
                 System.out.println(m.group());
+                assertTrue(!log(dir, 0).contains("reduced again after backward"), "gradient checkpointing and the"
+                        + " fused loss must not make a hook fire twice: " + log(dir, 0));
                 assertTrue(Integer.parseInt(m.group(1)) >= 2 * ref.size(), "at least two buckets per step started"
                         + " during backward: " + m.group());
             }
