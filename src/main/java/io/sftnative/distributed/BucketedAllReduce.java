@@ -227,7 +227,7 @@ public final class BucketedAllReduce implements GradientSync, AutoCloseable {
 
     @Override
     public void beforeBackward(boolean last) {
-        if (last && !armed) {
+        if (last) { // a fresh start even when an earlier step's backward failed half-way
             Arrays.fill(filled, false);
             for (Bucket b : buckets) {
                 b.pending = b.late ? Integer.MAX_VALUE : b.members.length;

@@ -3,11 +3,14 @@ package io.sftnative.train;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
 
 import io.sftnative.batch.Collator;
 import io.sftnative.checkpoint.ResumeResolver;
@@ -24,6 +27,8 @@ import io.sftnative.distributed.DistributedEnv;
 import io.sftnative.distributed.GradientSync;
 import io.sftnative.loss.LossComputation;
 import io.sftnative.loss.MemoryEfficientLoss;
+import io.sftnative.model.DenseLinear;
+import io.sftnative.model.LinearLayer;
 import io.sftnative.model.moe.RouterLog;
 import io.sftnative.optim.Adafactor;
 import io.sftnative.optim.AdamW;
@@ -76,12 +81,12 @@ final class RunSetup implements AutoCloseable {
      * LM head (the fused kernel adds its gradient after the graph's backward; an adapted head backpropagates chunk
      * by chunk) and an embedding tied to it. Data parallelism reduces them after backward, not from its hooks.
      */
-    static java.util.Set<String> gradientsOutsideAutograd(TrainableModel model) {
-        java.util.Set<String> late = new java.util.HashSet<>();
+    static Set<String> gradientsOutsideAutograd(TrainableModel model) {
+        Set<String> late = new HashSet<>();
         boolean tied = model.model().config().tieWordEmbeddings();
-        io.sftnative.model.LinearLayer head = model.model().linear("lm_head");
-        org.bytedeco.pytorch.Tensor w = head instanceof io.sftnative.model.DenseLinear d ? d.weight() : null;
-        for (Map.Entry<String, org.bytedeco.pytorch.Tensor> e : model.trainable().entrySet()) {
+        LinearLayer head = model.model().linear("lm_head");
+        Tensor w = head instanceof DenseLinear d ? d.weight() : null; // (V, H)
+        for (Map.Entry<String, Tensor> e : model.trainable().entrySet()) {
             String name = e.getKey();
             if (name.startsWith("lm_head.") || (tied && name.contains("embed_tokens."))
                     || (w != null && e.getValue().is_alias_of(w))) {
