@@ -63,7 +63,8 @@ final class RunSetup implements AutoCloseable {
         this.cfg = cfg;
         this.opts = opts;
         this.parallel = parallel;
-        this.sync = parallel.prepare(model.trainable(), gradientsOutsideAutograd(model));
+        this.sync = parallel.worldSize() > 1 ? parallel.prepare(model.trainable(), gradientsOutsideAutograd(model))
+                : parallel.prepare(model.trainable());
         this.outputDir = outputDir;
         this.resume = resume;
         this.data = data;
