@@ -10,7 +10,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 import io.sftnative.config.ConfigLoader;
 import io.sftnative.config.SftConfig;
+import io.sftnative.distributed.DataParallel;
 import io.sftnative.distributed.DistributedEnv;
+import io.sftnative.distributed.LocalLauncher;
 import io.sftnative.files.OutputDirLock;
 import io.sftnative.loss.LossComputation;
 import io.sftnative.torch.TorchRuntime;
@@ -44,12 +46,17 @@ public final class SftTrainer {
     private final TrainingListener listener;
     private final LossComputation loss;
     private final boolean console;
+    private final DistributedEnv job; // null: torchrun's environment decides
+    private final List<String> trainArgs; // the config as `train` arguments (null when built from an SftConfig)
 
-    private SftTrainer(SftConfig config, TrainingListener listener, LossComputation loss, boolean console) {
+    private SftTrainer(SftConfig config, TrainingListener listener, LossComputation loss, boolean console,
+            DistributedEnv job, List<String> trainArgs) {
         this.config = config;
         this.listener = listener;
         this.loss = loss;
         this.console = console;
+        this.job = job;
+        this.trainArgs = trainArgs;
     }
 
     public static Builder builder() {
@@ -73,7 +80,7 @@ public final class SftTrainer {
     }
 
     private TrainResult execute(AtomicBoolean cancel) throws IOException {
-        RunOptions opts = new RunOptions(listener, cancel::get, loss, console);
+        RunOptions opts = new RunOptions(listener, cancel::get, loss, console, job);
         // subnormals slow every GEMM that reads them (TorchRuntime.flushDenormals); restored for the caller's thread
         OutputDirCheck.check(config); // before any heavy work: a bad output_dir fails in milliseconds
         boolean flushing = TorchRuntime.flushDenormals(true);
@@ -90,6 +97,31 @@ public final class SftTrainer {
         }
     }
 
+    /**
+     * Trains as a data-parallel job of {@code nprocPerNode} ranks on this machine, as {@code train --nproc-per-node}
+     * does: each rank is a child JVM (this JVM's java, flags and class path) running this trainer's config; rank 0
+     * prints to this process's standard output, the others' lines are prefixed with their rank. Returns when every
+     * rank has finished; the results are in {@code output_dir}. Listeners are not called (the ranks are other
+     * processes). Needs a trainer built from a YAML file, overrides or {@code set} values (not an SftConfig).
+     *
+     * @throws TrainingFailedException when a rank fails (the others are stopped), naming its exit status
+     */
+    public void runLocalRanks(int nprocPerNode) throws IOException, InterruptedException {
+        if (trainArgs == null) {
+            throw new IllegalStateException("runLocalRanks gives the ranks the config as a YAML file and key=value"
+                    + " settings; this trainer was built from an SftConfig object or set a mapping value in code:"
+                    + " put those in the YAML file");
+        }
+        LocalLauncher.Job local = new LocalLauncher.Job(nprocPerNode, 1, 0, "127.0.0.1", 0);
+        DataParallel.checkSupported(config.distributed(), local.worldSize());
+        int status = LocalLauncher.run(local, LocalLauncher.trainCommand(trainArgs), LocalLauncher.RANK_ENVIRONMENT,
+                System.err);
+        if (status != 0) {
+            throw new TrainingFailedException(new IOException("a rank of the " + nprocPerNode + "-rank job exited"
+                    + " with status " + status + " (its error is printed above)"));
+        }
+    }
+
     /** Configuration from a YAML file, command-line style overrides and values set in code (later wins). */
     public static final class Builder {
         private Path yaml;
@@ -99,8 +131,26 @@ public final class SftTrainer {
         private TrainingListener listener = TrainingListener.NONE;
         private LossComputation loss;
         private boolean console;
+        private DistributedEnv job;
 
         private Builder() {}
+
+        /**
+         * Joins a data-parallel job as one of its ranks: {@code DistributedEnv(rank, worldSize, localRank,
+         * localWorldSize, masterAddr, masterPort)}, or {@code DistributedEnv.from(map)} for torchrun-style variables.
+         * Every rank must be started with the same config; rank 0 hosts the rendezvous and writes the results. Not
+         * called: the process's environment decides (torchrun's RANK, WORLD_SIZE, ...; a single process without).
+         * {@code DistributedEnv.SINGLE} trains alone even where that environment is set.
+         */
+        public Builder distributed(DistributedEnv job) {
+            this.job = job;
+            return this;
+        }
+
+        /** {@link #distributed} for one rank of a job over one machine or several (local rank = rank). */
+        public Builder joinJob(int rank, int worldSize, String masterAddr, int masterPort) {
+            return distributed(new DistributedEnv(rank, worldSize, rank, worldSize, masterAddr, masterPort));
+        }
 
         /** A LLaMA-Factory-style YAML config file. */
         public Builder config(Path yaml) {
@@ -150,7 +200,8 @@ public final class SftTrainer {
                 List<String> warnings = new ArrayList<>();
                 cfg = SftConfig.from(ConfigLoader.load(yaml, overrides, values), warnings::add);
                 String rank = System.getenv("RANK"); // a data-parallel job's other ranks do not repeat them
-                boolean rankZero = rank == null || rank.isBlank() || rank.trim().equals("0");
+                boolean rankZero = job != null ? job.isMain()
+                        : rank == null || rank.isBlank() || rank.trim().equals("0");
                 for (String w : warnings) {
                     if (console && rankZero) {
                         System.err.println("warning: " + w);
@@ -158,7 +209,24 @@ public final class SftTrainer {
                     listener.onMessage("warning: " + w);
                 }
             }
-            return new SftTrainer(cfg, listener, loss, console);
+            return new SftTrainer(cfg, listener, loss, console, job, config != null ? null : trainArgs());
+        }
+
+        /** The config as `train` arguments: the YAML file, the overrides, then the set values as key=value. */
+        private List<String> trainArgs() {
+            List<String> args = new ArrayList<>();
+            if (yaml != null) {
+                args.add(yaml.toString());
+            }
+            args.addAll(overrides);
+            for (Map.Entry<String, Object> e : values.entrySet()) {
+                if (e.getValue() instanceof Map) {
+                    return null; // not expressible as key=value: runLocalRanks says so
+                }
+                args.add(e.getKey() + "=" + (e.getValue() instanceof java.util.Collection<?> c ? String.join(",",
+                        c.stream().map(String::valueOf).toList()) : e.getValue()));
+            }
+            return args;
         }
     }
 

@@ -5,6 +5,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Base64;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 import org.bytedeco.pytorch.Device;
@@ -21,10 +22,22 @@ import io.sftnative.files.AtomicFiles;
  * @param shuffleState the data loader's {@link ResumableRandom} state
  * @param torchCpu     {@link TorchRng#cpuState()}
  * @param torchCuda    {@link TorchRng#cudaState}, null when the run is not on a GPU
+ * @param rankCpu      in a data-parallel run: every rank's CPU generator, by rank (each rank draws its own dropout
+ *                     masks); null in a single process
  */
-public record RngState(long shuffleState, byte[] torchCpu, byte[] torchCuda) {
+public record RngState(long shuffleState, byte[] torchCpu, byte[] torchCuda, List<byte[]> rankCpu) {
     public static final String FILE_NAME = "rng_state.json";
     private static final String FORMAT = "sft-native-rng-v1";
+
+    /** A single process's state. */
+    public RngState(long shuffleState, byte[] torchCpu, byte[] torchCuda) {
+        this(shuffleState, torchCpu, torchCuda, null);
+    }
+
+    /** This state with every data-parallel rank's CPU generator (index = rank). */
+    public RngState withRanks(List<byte[]> ranks) {
+        return new RngState(shuffleState, torchCpu, torchCuda, List.copyOf(ranks));
+    }
 
     /**
      * The current state of libtorch's generators for a run on {@code device} (the CPU generator, and the GPU's when
@@ -54,6 +67,9 @@ public record RngState(long shuffleState, byte[] torchCpu, byte[] torchCuda) {
         m.put("shuffle_state", shuffleState);
         m.put("torch_cpu", Base64.getEncoder().encodeToString(torchCpu));
         m.put("torch_cuda", torchCuda == null ? null : Base64.getEncoder().encodeToString(torchCuda));
+        if (rankCpu != null) {
+            m.put("torch_cpu_ranks", rankCpu.stream().map(b -> Base64.getEncoder().encodeToString(b)).toList());
+        }
         AtomicFiles.writeString(dir.resolve(FILE_NAME), new ObjectMapper().writerWithDefaultPrettyPrinter()
                 .writeValueAsString(m) + "\n");
     }
@@ -78,8 +94,15 @@ public record RngState(long shuffleState, byte[] torchCpu, byte[] torchCuda) {
         try {
             byte[] cuda = n.path("torch_cuda").isTextual() ? Base64.getDecoder().decode(n.get("torch_cuda").asText())
                     : null;
+            List<byte[]> ranks = null;
+            if (n.path("torch_cpu_ranks").isArray()) {
+                ranks = new java.util.ArrayList<>();
+                for (JsonNode r : n.get("torch_cpu_ranks")) {
+                    ranks.add(Base64.getDecoder().decode(r.asText()));
+                }
+            }
             return new RngState(n.get("shuffle_state").asLong(),
-                    Base64.getDecoder().decode(n.get("torch_cpu").asText()), cuda);
+                    Base64.getDecoder().decode(n.get("torch_cpu").asText()), cuda, ranks);
         } catch (IllegalArgumentException e) {
             throw new IOException(file + " holds a damaged generator state: " + e.getMessage(), e);
         }

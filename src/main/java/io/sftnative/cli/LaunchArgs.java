@@ -2,9 +2,6 @@ package io.sftnative.cli;
 
 import static io.sftnative.distributed.DistributedEnv.intVariable;
 
-import java.lang.management.ManagementFactory;
-import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
@@ -64,23 +61,6 @@ final class LaunchArgs {
 
     /** This JVM's command line for {@code train args}: the same java, flags and class path, Main as entry point. */
     static List<String> rankCommand(List<String> trainArgs) {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(ProcessHandle.current().info().command()
-                .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-        List<String> jvm = ManagementFactory.getRuntimeMXBean().getInputArguments();
-        cmd.addAll(jvm);
-        for (String flag : List.of("--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
-                "--add-opens=java.base/java.nio=ALL-UNNAMED", "-Dai.djl.offline=true")) {
-            String key = flag.startsWith("--add-opens") ? flag : flag.substring(0, flag.indexOf('=') + 1);
-            if (jvm.stream().noneMatch(a -> a.startsWith(key))) {
-                cmd.add(flag);
-            }
-        }
-        cmd.add("-cp");
-        cmd.add(System.getProperty("java.class.path"));
-        cmd.add(Main.class.getName());
-        cmd.add("train");
-        cmd.addAll(trainArgs);
-        return cmd;
+        return LocalLauncher.trainCommand(trainArgs);
     }
 }

@@ -1,7 +1,9 @@
 package io.sftnative.distributed;
 
 import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Consumer;
 
 import org.bytedeco.pytorch.Tensor;
@@ -21,19 +23,30 @@ import io.sftnative.config.DistributedArgs;
  * </pre>
  */
 public final class DataParallel implements AutoCloseable {
-    private static final DataParallel SINGLE = new DataParallel(DistributedEnv.SINGLE, null, null, true);
+    private static final DataParallel SINGLE = new DataParallel(DistributedEnv.SINGLE, null, null, true, 0, s -> {});
+
+    /**
+     * Gradient reduction during backward (autograd hooks); {@code -Dsft.ddp.overlap=false} reduces after backward
+     * instead (for benchmarks measuring what the overlap hides).
+     */
+    static final boolean OVERLAP = !"false".equals(System.getProperty("sft.ddp.overlap"));
 
     private final DistributedEnv env;
     private final DistributedGroup group; // null in a single process
     private final Liveness liveness; // null in a single process or when off
     private final boolean allowUnused;
+    private final long bucketCap;
+    private final Consumer<String> log;
     private BucketedAllReduce sync;
 
-    private DataParallel(DistributedEnv env, DistributedGroup group, Liveness liveness, boolean allowUnused) {
+    private DataParallel(DistributedEnv env, DistributedGroup group, Liveness liveness, boolean allowUnused,
+            long bucketCap, Consumer<String> log) {
         this.env = env;
         this.group = group;
         this.liveness = liveness;
         this.allowUnused = allowUnused;
+        this.bucketCap = bucketCap;
+        this.log = log;
     }
 
     /** One process: every call is a no-op. */
@@ -65,7 +78,7 @@ public final class DataParallel implements AutoCloseable {
         }
         log.accept(String.format(java.util.Locale.ROOT, "rank %d of %d joined %s:%d (gloo, %.1f s)", env.rank(),
                 env.worldSize(), env.masterAddr(), env.masterPort(), (System.nanoTime() - t0) / 1e9));
-        return new DataParallel(env, group, live, args.allowUnusedParameters());
+        return new DataParallel(env, group, live, args.allowUnusedParameters(), args.bucketCapBytes(), log);
     }
 
     /**
@@ -117,6 +130,14 @@ public final class DataParallel implements AutoCloseable {
      * point whatever its random initialisation did) and returns the gradient synchronisation for them.
      */
     public GradientSync prepare(Map<String, Tensor> trainable) {
+        return prepare(trainable, Set.of());
+    }
+
+    /**
+     * As {@link #prepare(Map)}; {@code lateParams}: names of trainable parameters whose gradient is written outside
+     * autograd (reduced after backward instead of from autograd hooks during it).
+     */
+    public GradientSync prepare(Map<String, Tensor> trainable, Set<String> lateParams) {
         if (group == null || trainable.isEmpty()) {
             return GradientSync.LOCAL;
         }
@@ -124,7 +145,7 @@ public final class DataParallel implements AutoCloseable {
         if (sync != null) {
             sync.close();
         }
-        sync = new BucketedAllReduce(group, trainable, allowUnused);
+        sync = new BucketedAllReduce(group, trainable, lateParams, allowUnused, OVERLAP, bucketCap);
         return sync;
     }
 
@@ -138,6 +159,37 @@ public final class DataParallel implements AutoCloseable {
         return group == null ? values : group.allReduceSum(values);
     }
 
+    /**
+     * Every rank's {@code mine} (all the same length, e.g. a generator state), by rank; {@code [mine]} in a single
+     * process. Bytes travel as float64 in a SUM all-reduce (each rank fills its own slot): exact, and small.
+     */
+    public List<byte[]> allGather(byte[] mine) {
+        if (group == null) {
+            return List.of(mine);
+        }
+        int world = env.worldSize();
+        int slot = mine.length + 1;
+        double[] all = new double[world * slot];
+        all[env.rank() * slot] = mine.length;
+        for (int i = 0; i < mine.length; i++) {
+            all[env.rank() * slot + 1 + i] = mine[i];
+        }
+        all = group.allReduceSum(all);
+        List<byte[]> out = new ArrayList<>(world);
+        for (int r = 0; r < world; r++) {
+            if (all[r * slot] != mine.length) {
+                throw new DistributedException("rank " + env.rank() + ": rank " + r + "'s state has "
+                        + (long) all[r * slot] + " bytes, this rank's " + mine.length + " (different libtorch builds?)");
+            }
+            byte[] b = new byte[mine.length];
+            for (int i = 0; i < b.length; i++) {
+                b[i] = (byte) all[r * slot + 1 + i];
+            }
+            out.add(b);
+        }
+        return out;
+    }
+
     /** One line for the log (null in a single process). */
     public String describe() {
         return group == null ? null : "data parallel: rank " + env.rank() + " of " + env.worldSize()
@@ -149,6 +201,9 @@ public final class DataParallel implements AutoCloseable {
         if (group != null) {
             if (liveness != null) {
                 liveness.finished(); // before the barrier: a rank waiting there for a slow rank 0 is not lost
+            }
+            if (sync != null && sync.steps() > 0) {
+                log.accept(sync.summary());
             }
             group.barrier("the final barrier");
         }

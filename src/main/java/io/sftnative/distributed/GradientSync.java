@@ -4,7 +4,7 @@ package io.sftnative.distributed;
  * What data parallelism adds to a training step, as two calls the loop makes (a no-op in a single process):
  * <pre>
  *   totals = sync.totals(targets, tokens)          before the forward passes: the WHOLE step's target tokens
- *   ... every micro-batch: backward of (loss sum / totals.targets()) ...
+ *   ... every micro-batch: sync.beforeBackward(last), backward of (loss sum / totals.targets()) ...
  *   lossSum = sync.afterBackward(lossSum)          gradients and loss summed over the ranks
  * </pre>
  * Dividing every rank's loss by the global target count (HF's {@code num_items_in_batch} across devices) and
@@ -20,6 +20,13 @@ public interface GradientSync {
 
     /** This rank's counts summed over all ranks; {@code stop} is true on every rank when it is on any. */
     StepTotals totals(long targets, long tokens, boolean stop);
+
+    /**
+     * Before each micro-batch's forward and backward on this rank; {@code last}: the step's last one, after whose
+     * backward the gradients are final (the synchronisation may start during that backward; the earlier ones only
+     * accumulate, DDP's {@code no_sync}).
+     */
+    default void beforeBackward(boolean last) {}
 
     /**
      * After the step's last backward: sums every trainable parameter's gradient over the ranks (in place) and

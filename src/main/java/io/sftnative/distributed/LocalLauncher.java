@@ -56,6 +56,35 @@ public final class LocalLauncher {
 
     private LocalLauncher() {}
 
+    /** What every local rank gets in its environment besides torchrun's variables (no JVM relaunch, quiet OpenMP). */
+    public static final Map<String, String> RANK_ENVIRONMENT = Map.of("SFT_NATIVE_CHILD", "1", "OMP_WAIT_POLICY",
+            "PASSIVE", "OPT_OUT_TRACKING", "true");
+
+    /**
+     * A rank's command line: this JVM's {@code java}, its flags (plus the native-access ones the trainer needs) and
+     * class path, running {@code io.sftnative.cli.Main train trainArgs}.
+     */
+    public static List<String> trainCommand(List<String> trainArgs) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(ProcessHandle.current().info().command()
+                .orElse(java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        List<String> jvm = java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments();
+        cmd.addAll(jvm);
+        for (String flag : List.of("--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
+                "--add-opens=java.base/java.nio=ALL-UNNAMED", "-Dai.djl.offline=true")) { // add-opens: Apache Arrow
+            String key = flag.startsWith("--add-opens") ? flag : flag.substring(0, flag.indexOf('=') + 1);
+            if (jvm.stream().noneMatch(a -> a.startsWith(key))) {
+                cmd.add(flag);
+            }
+        }
+        cmd.add("-cp");
+        cmd.add(System.getProperty("java.class.path"));
+        cmd.add("io.sftnative.cli.Main");
+        cmd.add("train");
+        cmd.addAll(trainArgs);
+        return cmd;
+    }
+
     /**
      * Runs the job's local ranks: {@code command} is the child's command line (the same for every rank) and
      * {@code env} extra environment. Returns 0 when every rank succeeded, else the first failing rank's status.

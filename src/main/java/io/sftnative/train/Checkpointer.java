@@ -40,6 +40,7 @@ final class Checkpointer {
     private final boolean saveOnlyModel;
     private final List<Path> tokenizerFiles;
     private final boolean writes;
+    private Supplier<List<byte[]>> rankRandomStates; // data parallel: every rank's generator, gathered on each
     private Path last;
 
     /**
@@ -106,6 +107,7 @@ final class Checkpointer {
     Path save(TrainingCheckpoint.Position position, TrainerState state, long seed, BestModel best)
             throws IOException {
         requireFinite(position.globalStep()); // every rank: a non-finite replica must not go unnoticed
+        List<byte[]> ranks = rankRandomStates != null && !saveOnlyModel ? rankRandomStates.get() : null; // every rank
         if (!writes) {
             last = CheckpointDirs.dirFor(outputDir, position.globalStep());
             if (best != null) {
@@ -120,7 +122,8 @@ final class Checkpointer {
                         tokenizerFiles);
             } else {
                 dir = TrainingCheckpoint.save(outputDir, position, model::saveWeights, optimizer.stateDict(),
-                        schedule.get(), RngState.capture(ResumableRandom.seeded(seed), model.model().device()), state,
+                        schedule.get(), withRanks(RngState.capture(ResumableRandom.seeded(seed),
+                                model.model().device()), ranks), state,
                         tokenizerFiles);
             }
         }
@@ -130,6 +133,18 @@ final class Checkpointer {
         }
         CheckpointRotation.rotate(outputDir, saveTotalLimit, dir, best == null ? null : best.bestCheckpoint());
         return dir;
+    }
+
+    /**
+     * Data parallel: {@code gather} (called on every rank at each save) returns every rank's CPU generator state,
+     * stored in the checkpoint so that each rank's dropout stream resumes exactly.
+     */
+    void gatherRandomStates(Supplier<List<byte[]>> gather) {
+        rankRandomStates = gather;
+    }
+
+    private static RngState withRanks(RngState rng, List<byte[]> ranks) {
+        return ranks == null ? rng : rng.withRanks(ranks);
     }
 
     /**

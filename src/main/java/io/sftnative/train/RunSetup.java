@@ -3,11 +3,14 @@ package io.sftnative.train;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
 
 import io.sftnative.batch.Collator;
 import io.sftnative.checkpoint.ResumeResolver;
@@ -25,6 +28,8 @@ import io.sftnative.distributed.GradientSync;
 import io.sftnative.loss.LossComputation;
 import io.sftnative.loss.MemoryEfficientLoss;
 import io.sftnative.model.VocabResize;
+import io.sftnative.model.DenseLinear;
+import io.sftnative.model.LinearLayer;
 import io.sftnative.model.moe.RouterLog;
 import io.sftnative.optim.Adafactor;
 import io.sftnative.optim.AdamW;
@@ -63,7 +68,8 @@ final class RunSetup implements AutoCloseable {
         this.addedTokens = addedTokens;
         this.opts = opts;
         this.parallel = parallel;
-        this.sync = parallel.prepare(model.trainable());
+        this.sync = parallel.worldSize() > 1 ? parallel.prepare(model.trainable(), gradientsOutsideAutograd(model))
+                : parallel.prepare(model.trainable());
         this.outputDir = outputDir;
         this.resume = resume;
         this.data = data;
@@ -91,6 +97,26 @@ final class RunSetup implements AutoCloseable {
         if (scaled != m.config()) {
             m.rescaleRope(scaled);
         }
+    }
+
+    /**
+     * Trainable parameters whose gradient the loss writes outside autograd or over several backward passes: the
+     * LM head (the fused kernel adds its gradient after the graph's backward; an adapted head backpropagates chunk
+     * by chunk) and an embedding tied to it. Data parallelism reduces them after backward, not from its hooks.
+     */
+    static Set<String> gradientsOutsideAutograd(TrainableModel model) {
+        Set<String> late = new HashSet<>();
+        boolean tied = model.model().config().tieWordEmbeddings();
+        LinearLayer head = model.model().linear("lm_head");
+        Tensor w = head instanceof DenseLinear d ? d.weight() : null; // (V, H)
+        for (Map.Entry<String, Tensor> e : model.trainable().entrySet()) {
+            String name = e.getKey();
+            if (name.startsWith("lm_head.") || (tied && name.contains("embed_tokens."))
+                    || (w != null && e.getValue().is_alias_of(w))) {
+                late.add(name);
+            }
+        }
+        return late;
     }
 
     /** LLaMA-Factory's moe_aux_loss_coef sets the router_aux_loss_coef of a mixture-of-experts model. */
@@ -318,12 +344,21 @@ final class RunSetup implements AutoCloseable {
     }
 
     /**
-     * Ranks other than 0 draw their dropout masks from their own stream, a function of seed, rank and the step
-     * training starts at (rank 0 keeps the single-process stream, restored from a checkpoint when resuming).
+     * Ranks other than 0 draw their dropout masks from their own stream (rank 0 keeps the single-process stream):
+     * resuming a checkpoint of a job with the same world size, each rank continues the stream it saved; otherwise
+     * a rank r > 0 seeds it from seed, rank and the step training starts at.
      */
     void seedRankStream(long startStep) {
-        if (parallel.rank() > 0) {
+        List<byte[]> saved = resume == null ? null : resume.rng().rankCpu();
+        if (saved != null && saved.size() == parallel.worldSize()) {
+            TorchRng.setCpuState(saved.get(parallel.rank()));
+        } else if (parallel.rank() > 0) {
             TorchRng.manualSeed(cfg.training().seed() + 1_000_003L * parallel.rank() + 7919L * startStep);
+        }
+        if (resume != null && parallel.worldSize() > 1 && (saved == null || saved.size() != parallel.worldSize())) {
+            opts.say("note: " + resume.dir() + " holds the random state of " + (saved == null ? "1 process"
+                    : saved.size() + " ranks") + ", this job has " + parallel.worldSize() + ": ranks > 0 draw new"
+                    + " dropout streams (weights, optimizer state and data order continue exactly)");
         }
     }
 

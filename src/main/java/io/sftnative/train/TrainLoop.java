@@ -33,7 +33,8 @@ import io.sftnative.optim.LrScheduler;
  *   T = target tokens of the whole step, over all ranks                                (GradientSync.totals)
  *   try (step scope) {
  *       for each micro-batch: upload → forward → loss sum → backward of (sum * scale / T)  (LossComputation)
- *       sum gradients and loss over the ranks (nothing in one process)               (GradientSync.afterBackward)
+ *           (the last one's backward starts summing gradients over the ranks: GradientSync.beforeBackward)
+ *       finish summing gradients and loss over the ranks (nothing in one process)    (GradientSync.afterBackward)
  *       unscale (fp16 only) → clip the gradients' total norm → check it and the loss are finite
  *       → AdamW.step(lr) → zero grad       (fp16: a step with overflowed gradients is skipped, the scale halves)
  *   }
@@ -100,7 +101,9 @@ final class TrainLoop {
             boolean skipped = false;
             try (PointerScope scope = new PointerScope()) {
                 double scale = p.scaler().scale(); // 1 unless fp16
-                for (Batch b : micro) {
+                for (int i = 0; i < micro.size(); i++) {
+                    Batch b = micro.get(i);
+                    p.sync().beforeBackward(i == micro.size() - 1); // the last one's backward may start the sync
                     lossSum += p.loss().forwardBackward(model.model(), MicroBatch.upload(b, model.model()),
                             normaliser / scale);
                 }

@@ -10,6 +10,7 @@ import org.bytedeco.pytorch.Tensor;
 
 import io.sftnative.api.TrainResult;
 import io.sftnative.checkpoint.CheckpointDirs;
+import io.sftnative.checkpoint.TorchRng;
 import io.sftnative.checkpoint.TrainingCheckpoint;
 import io.sftnative.config.TrainingArgs;
 import io.sftnative.files.AtomicFiles;
@@ -94,6 +95,9 @@ final class TrainPhase {
                     run.tokenizerDir, writes);
             if (run.resume != null) {
                 checkpointer.setLast(run.resume.dir());
+            }
+            if (run.parallel.worldSize() > 1) {
+                checkpointer.gatherRandomStates(() -> run.parallel.allGather(TorchRng.cpuState()));
             }
             TrainLoop.Parts parts = new TrainLoop.Parts(run.model, run.data.data().train(), run.collator, order,
                     run.loss, optimizer, scheduler, scaler, t.maxGradNorm(), total, cadence, evaluator, best,

@@ -67,10 +67,17 @@ class DataParallelEquivalenceTest {
             m.put("packing", true);
             m.put("cutoff_len", 32); // ~10 packed rows: 5 micro-batches, so an epoch's second step leaves rank 2 none
         }
-        if (type.equals("lora")) {
+        if (type.equals("lora") || type.equals("qlora")) {
+            m.put("finetuning_type", "lora");
             m.put("lora_rank", 4);
             m.put("lora_dropout", 0.0);
             m.put("lora_target", "all");
+        }
+        if (type.equals("qlora")) { // NF4 base (blocks of 32: the golden model's rows are short), packed rows
+            m.put("quantization_bit", 4);
+            m.put("quantization_blocksize", 32);
+            m.put("packing", true);
+            m.put("cutoff_len", 32);
         }
         m.putIfAbsent("cutoff_len", 64);
         m.put("per_device_train_batch_size", 2);
@@ -108,6 +115,16 @@ class DataParallelEquivalenceTest {
         compare("freeze", 3, 1, false);
     }
 
+    /**
+     * QLoRA: every rank dequantizes the same NF4 blocks with the same deterministic kernel, so a micro-batch's
+     * forward and backward on a rank equal the single process's bit for bit; as for LoRA only the order of summing
+     * the 4 micro-batch gradients differs (same tolerances). Packed rows, accumulation 2.
+     */
+    @Test
+    void twoRanksTrainLikeOneProcessQloraPacked() throws Exception {
+        compare("qlora", 2, 2, false);
+    }
+
     /** N ranks × accumulation A vs one process × accumulation A·N. */
     void compare(String type, int ranks, int accumulation, boolean launcher) throws Exception {
         Map<String, Object> cfg = common(type);
@@ -137,7 +154,20 @@ class DataParallelEquivalenceTest {
             assertEquals(0, p.exitValue(), log);
             assertTrue(log.contains("28 parameters in 1 bucket(s)"), "LoRA's 16 KB of gradients: one bucket; " + log);
         } else {
+            if (type.equals("full")) {
+                args.add("ddp_bucket_cap_mb=0.01"); // 10 KiB buckets: several, started from the hooks during backward
+            }
             runRanks(ranks, args, dir);
+            if (type.equals("full")) {
+                java.util.regex.Matcher m = java.util.regex.Pattern.compile("gradient sync: (\\d+) of (\\d+) bucket")
+                        .matcher(log(dir, 0));
+                assertTrue(m.find(), log(dir, 0));
+                System.out.println(m.group());
+                assertTrue(!log(dir, 0).contains("reduced again after backward"), "gradient checkpointing and the"
+                        + " fused loss must not make a hook fire twice: " + log(dir, 0));
+                assertTrue(Integer.parseInt(m.group(1)) >= 2 * ref.size(), "at least two buckets per step started"
+                        + " during backward: " + m.group());
+            }
         }
 
         List<double[]> got = stepsOf(multi);
@@ -149,7 +179,7 @@ class DataParallelEquivalenceTest {
             normRel = Math.max(normRel, Math.abs(ref.get(i)[1] - got.get(i)[1]) / ref.get(i)[1]);
         }
         assertEquals(ref.get(0)[0], got.get(0)[0], 1e-12, "step 1 sees identical weights and rows");
-        String file = type.equals("lora") ? "adapter_model.safetensors" : "model.safetensors";
+        String file = type.contains("lora") ? "adapter_model.safetensors" : "model.safetensors";
         double[] w = maxDiff(single.resolve(file), multi.resolve(file));
         System.out.printf("%s, %d ranks x accumulation %d vs 1 x %d: %d steps, max |loss diff| %.3g, max rel grad-norm"
                 + " diff %.3g, max |weight diff| %.3g (max |weight| %.3g)%n", type, ranks, accumulation,

@@ -53,6 +53,10 @@ class DistributedSetupTest {
         ConfigException nccl = assertThrows(ConfigException.class, () -> DistributedGroup.checkBackend("nccl", false));
         assertTrue(nccl.getMessage().contains("use ddp_backend: gloo"), nccl.getMessage());
         assertThrows(ConfigException.class, () -> args(Map.of("ddp_timeout", 0)));
+        assertEquals(25L << 20, args(Map.of()).bucketCapBytes(), "DDP's default bucket_cap_mb");
+        assertEquals(1L << 19, args(Map.of("ddp_bucket_cap_mb", 0.5)).bucketCapBytes());
+        ConfigException cap = assertThrows(ConfigException.class, () -> args(Map.of("ddp_bucket_cap_mb", 0)));
+        assertTrue(cap.getMessage().contains("ddp_bucket_cap_mb"), cap.getMessage());
     }
 
     static DistributedArgs args(Map<String, Object> keys) {
