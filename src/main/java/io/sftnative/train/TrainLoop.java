@@ -106,8 +106,7 @@ final class TrainLoop {
                 }
                 lossSum = p.sync().afterBackward(lossSum); // gradients and loss summed over the ranks
                 p.scaler().unscale(model.trainable().values());
-                gradNorm = p.maxGradNorm() > 0 ? GradClip.clipGradNorm(model.trainable().values(), p.maxGradNorm())
-                        : GradClip.totalNorm(model.trainable().values());
+                gradNorm = p.sync().clipGradNorm(model.trainable().values(), p.maxGradNorm()); // ZeRO-2: sharded
                 if (p.scaler().enabled() && !GradClip.isFinite(gradNorm)) {
                     skipped = true; // fp16 overflow: GradScaler skips the update and backs the scale off
                 } else if (!Double.isFinite(lossSum) || !GradClip.isFinite(gradNorm)) {
