@@ -34,8 +34,9 @@ import io.sftnative.optim.LrScheduler;
  *   try (step scope) {
  *       for each micro-batch: upload → forward → loss sum → backward of (sum * scale / T)  (LossComputation)
  *       sum gradients and loss over the ranks (nothing in one process)               (GradientSync.afterBackward)
- *       unscale (fp16 only) → clip the gradients' total norm → check it and the loss are finite
- *       → AdamW.step(lr) → zero grad       (fp16: a step with overflowed gradients is skipped, the scale halves)
+ *       unscale (fp16 only) → clip the gradients' total norm (GradientSync.clipGradNorm; ZeRO-2: from the
+ *       slices) → check it and the loss are finite → AdamW.step(lr) (ZeRO: this rank's slice, then all-gather)
+ *       → zero grad                        (fp16: a step with overflowed gradients is skipped, the scale halves)
  *   }
  *   report scalars → evaluate (eval_strategy) → rank / early-stop → checkpoint (save_strategy)
  * </pre>
