@@ -17,7 +17,8 @@ import io.sftnative.config.ConfigException;
  *
  * <p>Collectives move the space in buckets: bucket b holds elements {@code [b·k, (b+1)·k)} of every rank's slice
  * (k = {@link #bucketElements}), so a reduce-scatter or all-gather of one bucket is one call with contiguous
- * per-rank blocks. Pure layout: no tensors are owned, nothing is communicated here.
+ * per-rank blocks. No tensors are owned and nothing is communicated here: {@link #pack} / {@link #unpack} copy
+ * between a flat range and the parameters (values or gradients) for the collectives of the callers.
  */
 public final class ZeroPartition {
     private final List<String> names;
