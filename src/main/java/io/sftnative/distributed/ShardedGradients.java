@@ -93,15 +93,8 @@ public final class ShardedGradients implements GradientSync, AutoCloseable {
                         + " of " + buckets + ")");
             }
         }
-        // the full-size gradients are no longer needed: free them now. Their storage is swapped for an empty one
-        // first, because Java handles the loss step still holds (until the step's scope closes) would keep it alive
-        try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
-            Tensor none = torch.zeros(new long[] {0}, new TensorOptions(params.get(0).scalar_type())); // (0,)
-            for (Tensor p : params) {
-                Tensor g = p.mutable_grad();
-                if (g.defined()) {
-                    g.set_(none);
-                }
+        for (Tensor p : params) { // the full-size gradients are no longer needed: free them now
+            try (Tensor g = p.mutable_grad()) {
                 g.reset();
             }
         }
