@@ -72,7 +72,9 @@ final class TrainCommand implements Callable<Integer> {
                     + " demo runs in one process)");
         }
         // a bad config fails here once, not once per rank
-        DataParallel.checkSupported(SftConfig.load(yaml, overrides, w -> { }).distributed(), job.worldSize());
+        SftConfig cfg = SftConfig.load(yaml, overrides, w -> { });
+        DataParallel.checkSupported(cfg.distributed(), job.worldSize());
+        DataParallel.checkOptimizer(cfg.distributed(), cfg.training().optim(), job.worldSize());
         System.out.println("launching ranks " + job.nodeRank() * job.nprocPerNode() + ".."
                 + ((job.nodeRank() + 1) * job.nprocPerNode() - 1) + " of " + job.worldSize() + " on this machine");
         return LocalLauncher.run(job, LaunchArgs.rankCommand(config.args), Map.of(Relauncher.MARKER, "1",

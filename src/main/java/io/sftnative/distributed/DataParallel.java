@@ -5,10 +5,13 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Consumer;
+import java.util.function.Function;
 
 import org.bytedeco.pytorch.Tensor;
 
+import io.sftnative.config.ConfigException;
 import io.sftnative.config.DistributedArgs;
+import io.sftnative.optim.Optimizer;
 
 /**
  * A run's part in a data-parallel job, or nothing ({@link #single()}): the one owner of the process group, the
@@ -23,7 +26,7 @@ import io.sftnative.config.DistributedArgs;
  * </pre>
  */
 public final class DataParallel implements AutoCloseable {
-    private static final DataParallel SINGLE = new DataParallel(DistributedEnv.SINGLE, null, null, true, 0, s -> {});
+    private static final DataParallel SINGLE = new DataParallel(DistributedEnv.SINGLE, null, null, true, 0, 0, s -> {});
 
     /**
      * Gradient reduction during backward (autograd hooks); {@code -Dsft.ddp.overlap=false} reduces after backward
@@ -37,10 +40,13 @@ public final class DataParallel implements AutoCloseable {
     private final boolean allowUnused;
     private final long bucketCap;
     private final Consumer<String> log;
-    private BucketedAllReduce sync;
+    private final int stage; // ZeRO stage (0 = DDP)
+    private GradientSync sync; // BucketedAllReduce (DDP, ZeRO-1) or ShardedGradients (ZeRO-2)
+    private ZeroPartition partition; // ZeRO only
 
     private DataParallel(DistributedEnv env, DistributedGroup group, Liveness liveness, boolean allowUnused,
-            long bucketCap, Consumer<String> log) {
+            int stage, long bucketCap, Consumer<String> log) {
+        this.stage = stage;
         this.env = env;
         this.group = group;
         this.liveness = liveness;
@@ -78,24 +84,52 @@ public final class DataParallel implements AutoCloseable {
         }
         log.accept(String.format(java.util.Locale.ROOT, "rank %d of %d joined %s:%d (gloo, %.1f s)", env.rank(),
                 env.worldSize(), env.masterAddr(), env.masterPort(), (System.nanoTime() - t0) / 1e9));
-        return new DataParallel(env, group, live, args.allowUnusedParameters(), args.bucketCapBytes(), log);
+        return new DataParallel(env, group, live, args.allowUnusedParameters(), stage, args.bucketCapBytes(),
+                log);
     }
 
     /**
-     * Fails when the config asks for something a job of {@code worldSize} ranks cannot do here: ZeRO stages 1-3
-     * (sharding) are refused rather than silently run as plain data parallelism.
+     * Fails when the config asks for something a job of {@code worldSize} ranks cannot do here: ZeRO stage 3
+     * (sharding the weights) is refused rather than silently run as another stage.
      */
     public static void checkSupported(DistributedArgs args, int worldSize) {
         int stage = args.sharding().stage();
-        if (worldSize > 1 && stage > 0) {
-            throw new io.sftnative.config.ConfigException("ZeRO stage " + stage + " (" + args.sharding().origin()
-                    + ") is not implemented in sft-native yet: sharding " + switch (stage) {
-                        case 1 -> "the AdamW moments over the ranks";
-                        case 2 -> "the AdamW moments and the gradients (reduce-scatter)";
-                        default -> "the weights, gradients and AdamW moments (per-layer all-gather)";
-                    } + " is missing. Use zero_optimization.stage 0 (ds_z0_config.json) or fsdp: no_shard for plain"
-                    + " data parallelism: every rank then holds the whole model and optimizer state.");
+        if (worldSize > 1 && stage == 3) {
+            throw new ConfigException("ZeRO stage 3 (" + args.sharding().origin() + ") is not implemented in"
+                    + " sft-native yet: sharding the weights themselves (gathered per decoder layer for forward and"
+                    + " backward) is missing. Stages 1 and 2 are: use zero_optimization.stage 2 (ds_z2_config.json)"
+                    + " or fsdp: shard_grad_op to shard the AdamW moments and the gradients, which every rank then"
+                    + " holds 1/" + worldSize + " of; the weights stay replicated");
         }
+    }
+
+    /**
+     * ZeRO stages 1 and 2 shard AdamW's state: another optimizer ({@code optim}) is refused over several ranks,
+     * before anything starts.
+     */
+    public static void checkOptimizer(DistributedArgs args, String optim, int worldSize) {
+        int stage = args.sharding().stage();
+        if (worldSize > 1 && stage > 0 && (!optim.startsWith("adamw") || optim.contains("8bit"))) {
+            throw new ConfigException("ZeRO stage " + stage + " (" + args.sharding().origin() + ") shards AdamW's"
+                    + " moments in fp32; optim: " + optim + " is not sharded here. Use optim: adamw_torch (or"
+                    + " adamw_torch_fused), or zero_optimization.stage 0 / fsdp: no_shard");
+        }
+    }
+
+    /** The ZeRO stage this job runs: 0 = plain data parallel (always 0 in a single process). */
+    public int zeroStage() {
+        return group == null ? 0 : stage;
+    }
+
+    /**
+     * The optimizer of a ZeRO run ({@link #zeroStage()} 1 or 2; after {@link #prepare}): {@code adamW} builds AdamW
+     * over named flat tensors, here this rank's pieces of the parameters.
+     */
+    public ShardedAdamW shardedAdamW(Function<Map<String, Tensor>, Optimizer> adamW) {
+        if (partition == null) {
+            throw new IllegalStateException("shardedAdamW needs a ZeRO run after prepare()");
+        }
+        return new ShardedAdamW(group, partition, sync instanceof ShardedGradients g ? g : null, adamW);
     }
 
     public DistributedEnv env() {
@@ -142,10 +176,10 @@ public final class DataParallel implements AutoCloseable {
             return GradientSync.LOCAL;
         }
         group.broadcastFromRank0(new ArrayList<>(trainable.values()));
-        if (sync != null) {
-            sync.close();
-        }
-        sync = new BucketedAllReduce(group, trainable, lateParams, allowUnused, OVERLAP, bucketCap);
+        closeSync();
+        partition = stage > 0 ? new ZeroPartition(trainable, env.worldSize(), env.rank()) : null;
+        sync = stage == 2 ? new ShardedGradients(group, partition, allowUnused)
+                : new BucketedAllReduce(group, trainable, lateParams, allowUnused, OVERLAP, bucketCap);
         return sync;
     }
 
@@ -192,8 +226,22 @@ public final class DataParallel implements AutoCloseable {
 
     /** One line for the log (null in a single process). */
     public String describe() {
+        String how = sync instanceof BucketedAllReduce b ? b.describe()
+                : sync instanceof ShardedGradients g ? g.describe() : null;
         return group == null ? null : "data parallel: rank " + env.rank() + " of " + env.worldSize()
-                + (sync != null ? ", " + sync.describe() : "");
+                + (partition != null ? ", ZeRO stage " + stage + ": " + partition.describe() : "")
+                + (how != null ? ", " + how : "");
+    }
+
+    private void closeSync() {
+        if (sync instanceof AutoCloseable c) {
+            try {
+                c.close();
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        }
+        sync = null;
     }
 
     /** Waits for every rank at the end of a successful run, so none closes the group under another. */
@@ -202,8 +250,8 @@ public final class DataParallel implements AutoCloseable {
             if (liveness != null) {
                 liveness.finished(); // before the barrier: a rank waiting there for a slow rank 0 is not lost
             }
-            if (sync != null && sync.steps() > 0) {
-                log.accept(sync.summary());
+            if (sync instanceof BucketedAllReduce b && b.steps() > 0) {
+                log.accept(b.summary());
             }
             group.barrier("the final barrier");
         }
@@ -218,9 +266,7 @@ public final class DataParallel implements AutoCloseable {
             if (liveness != null) {
                 liveness.close();
             }
-            if (sync != null) {
-                sync.close();
-            }
+            closeSync();
         } finally {
             group.close();
         }

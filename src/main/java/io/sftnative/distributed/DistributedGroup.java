@@ -164,6 +164,24 @@ public final class DistributedGroup implements AutoCloseable {
         waitFor(w, what);
     }
 
+    /** ZeRO: {@code out} (N·k,) receives every rank's {@code in} (k,) in rank order (all-gather into one tensor). */
+    void allGather(Tensor out, Tensor in, String what) {
+        try {
+            waitFor(gloo._allgather_base(out, in), what);
+        } catch (RuntimeException e) {
+            throw e instanceof DistributedException ? e : failed(what, e);
+        }
+    }
+
+    /** ZeRO: {@code out} (k,) receives the SUM over the ranks of block {@code rank} of their {@code in} (N·k,). */
+    void reduceScatter(Tensor out, Tensor in, String what) {
+        try {
+            waitFor(gloo._reduce_scatter_base(out, in), what);
+        } catch (RuntimeException e) {
+            throw e instanceof DistributedException ? e : failed(what, e);
+        }
+    }
+
     /** Copies rank 0's values into {@code tensors} on every rank (DDP's initial parameter sync). */
     public void broadcastFromRank0(List<Tensor> tensors) {
         try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {

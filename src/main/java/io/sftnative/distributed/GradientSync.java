@@ -34,6 +34,16 @@ public interface GradientSync {
      */
     double afterBackward(double lossSum);
 
+    /**
+     * Clips the gradients the optimizer will apply to total L2 norm {@code maxNorm} (0 or less: no clipping) and
+     * returns their norm before clipping (HF's grad_norm). Default: the parameters' own (summed) gradients; ZeRO-2
+     * keeps them sharded ({@link ShardedGradients}).
+     */
+    default double clipGradNorm(java.util.Collection<org.bytedeco.pytorch.Tensor> trainable, double maxNorm) {
+        return maxNorm > 0 ? io.sftnative.optim.GradClip.clipGradNorm(trainable, maxNorm)
+                : io.sftnative.optim.GradClip.totalNorm(trainable);
+    }
+
     /** One process: nothing to synchronise. */
     GradientSync LOCAL = new GradientSync() {
         @Override

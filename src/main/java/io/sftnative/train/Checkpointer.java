@@ -17,6 +17,8 @@ import io.sftnative.checkpoint.CheckpointRotation;
 import io.sftnative.checkpoint.ResumableRandom;
 import io.sftnative.checkpoint.RngState;
 import io.sftnative.checkpoint.TrainingCheckpoint;
+import io.sftnative.distributed.ShardedAdamW;
+import io.sftnative.distributed.ZeroCheckpoint;
 import io.sftnative.files.AtomicFiles;
 import io.sftnative.model.FiniteCheck;
 import io.sftnative.optim.Optimizer;
@@ -108,6 +110,10 @@ final class Checkpointer {
             throws IOException {
         requireFinite(position.globalStep()); // every rank: a non-finite replica must not go unnoticed
         List<byte[]> ranks = rankRandomStates != null && !saveOnlyModel ? rankRandomStates.get() : null; // every rank
+        ShardedAdamW zero = optimizer instanceof ShardedAdamW z && !saveOnlyModel ? z : null;
+        if (zero != null) { // every rank stages its optimizer slice; rank 0 moves them into the checkpoint
+            ZeroCheckpoint.stage(outputDir, position.globalStep(), zero);
+        }
         if (!writes) {
             last = CheckpointDirs.dirFor(outputDir, position.globalStep());
             if (best != null) {
@@ -121,7 +127,12 @@ final class Checkpointer {
                 dir = TrainingCheckpoint.saveWeightsOnly(outputDir, position, model::saveWeights, state,
                         tokenizerFiles);
             } else {
-                dir = TrainingCheckpoint.save(outputDir, position, model::saveWeights, optimizer.stateDict(),
+                TrainingCheckpoint.WeightsWriter weights = zero == null ? model::saveWeights : staged -> {
+                    model.saveWeights(staged);
+                    ZeroCheckpoint.collect(outputDir, position.globalStep(), zero.partition().worldSize(), staged);
+                };
+                dir = TrainingCheckpoint.save(outputDir, position, weights, zero == null ? optimizer.stateDict()
+                        : ZeroCheckpoint.marker(zero.partition().worldSize()),
                         schedule.get(), withRanks(RngState.capture(ResumableRandom.seeded(seed),
                                 model.model().device()), ranks), state,
                         tokenizerFiles);

@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.Function;
 
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -25,6 +26,7 @@ import io.sftnative.distributed.DataParallel;
 import io.sftnative.eval.LossEvaluator;
 import io.sftnative.distributed.DistributedEnv;
 import io.sftnative.distributed.GradientSync;
+import io.sftnative.distributed.ZeroCheckpoint;
 import io.sftnative.loss.LossComputation;
 import io.sftnative.loss.MemoryEfficientLoss;
 import io.sftnative.model.VocabResize;
@@ -148,6 +150,7 @@ final class RunSetup implements AutoCloseable {
         if (tracking != null) {
             opts.say(tracking);
         }
+        DataParallel.checkOptimizer(cfg.distributed(), cfg.training().optim(), rank.worldSize());
         DataParallel parallel = DataParallel.join(rank, cfg.distributed(), !device.startsWith("cpu"), opts::say);
         try {
             return open(cfg, stage, opts, parallel, device);
@@ -263,8 +266,12 @@ final class RunSetup implements AutoCloseable {
             case "adafactor" -> new Adafactor(model.trainable(), t.weightDecay(), ParamGroups::decays);
             case "adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit" -> io.sftnative.optim.AdamW8bit.withHfGroups(
                     model.trainable(), t.weightDecay(), t.adamBeta1(), t.adamBeta2(), t.adamEpsilon());
-            default -> AdamW.withHfGroups(model.trainable(), t.weightDecay(), t.adamBeta1(), t.adamBeta2(),
-                    t.adamEpsilon()).fused(t.fusedAdamW());
+            default -> {
+                Function<Map<String, Tensor>, Optimizer> adamW = params -> AdamW.withHfGroups(params,
+                        t.weightDecay(), t.adamBeta1(), t.adamBeta2(), t.adamEpsilon()).fused(t.fusedAdamW());
+                // ZeRO 1/2: AdamW over this rank's slice of the parameters only
+                yield parallel.zeroStage() > 0 ? parallel.shardedAdamW(adamW) : adamW.apply(model.trainable());
+            }
         };
         double loraplus = cfg.finetuning().loraplusLrRatio();
         if (loraplus > 0) {
@@ -274,7 +281,7 @@ final class RunSetup implements AutoCloseable {
         }
         if (resume != null) {
             try {
-                TrainingCheckpoint.loadOptimizerState(resume.dir(), opt::loadStateDict);
+                ZeroCheckpoint.load(resume.dir(), opt, model.trainable()); // plain, or re-sliced ZeRO shards
             } catch (IOException | RuntimeException e) {
                 opt.close();
                 throw e;

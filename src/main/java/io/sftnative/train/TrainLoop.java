@@ -35,8 +35,9 @@ import io.sftnative.optim.LrScheduler;
  *       for each micro-batch: upload → forward → loss sum → backward of (sum * scale / T)  (LossComputation)
  *           (the last one's backward starts summing gradients over the ranks: GradientSync.beforeBackward)
  *       finish summing gradients and loss over the ranks (nothing in one process)    (GradientSync.afterBackward)
- *       unscale (fp16 only) → clip the gradients' total norm → check it and the loss are finite
- *       → AdamW.step(lr) → zero grad       (fp16: a step with overflowed gradients is skipped, the scale halves)
+ *       unscale (fp16 only) → clip the gradients' total norm (GradientSync.clipGradNorm; ZeRO-2: from the
+ *       slices) → check it and the loss are finite → AdamW.step(lr) (ZeRO: this rank's slice, then all-gather)
+ *       → zero grad                        (fp16: a step with overflowed gradients is skipped, the scale halves)
  *   }
  *   report scalars → evaluate (eval_strategy) → rank / early-stop → checkpoint (save_strategy)
  * </pre>
@@ -109,8 +110,7 @@ final class TrainLoop {
                 }
                 lossSum = p.sync().afterBackward(lossSum); // gradients and loss summed over the ranks
                 p.scaler().unscale(model.trainable().values());
-                gradNorm = p.maxGradNorm() > 0 ? GradClip.clipGradNorm(model.trainable().values(), p.maxGradNorm())
-                        : GradClip.totalNorm(model.trainable().values());
+                gradNorm = p.sync().clipGradNorm(model.trainable().values(), p.maxGradNorm()); // ZeRO-2: sharded
                 if (p.scaler().enabled() && !GradClip.isFinite(gradNorm)) {
                     skipped = true; // fp16 overflow: GradScaler skips the update and backs the scale off
                 } else if (!Double.isFinite(lossSum) || !GradClip.isFinite(gradNorm)) {

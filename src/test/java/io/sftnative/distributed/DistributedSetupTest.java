@@ -69,7 +69,7 @@ class DistributedSetupTest {
         return p;
     }
 
-    /** LLaMA-Factory's ds_z0/ds_z3 files: "auto" resolved, the stage read; ZeRO 1-3 refused over several ranks. */
+    /** LLaMA-Factory's ds_z0/ds_z3 files: "auto" resolved, the stage read; ZeRO 3 refused over several ranks. */
     @Test
     void deepspeedFilesAreReadAndUnimplementedOptionsRefused(@TempDir Path dir) throws IOException {
         String z3 = """
@@ -88,6 +88,13 @@ class DistributedSetupTest {
         DistributedArgs z0 = args(Map.of("deepspeed", write(dir, "z0.json",
                 z3.replace("\"stage\": 3", "\"stage\": 0")).toString()));
         DataParallel.checkSupported(z0, 2);
+        DistributedArgs z2 = args(Map.of("deepspeed", write(dir, "z2.json",
+                z3.replace("\"stage\": 3", "\"stage\": 2")).toString()));
+        DataParallel.checkSupported(z2, 2); // stages 1 and 2 run (ZeroEquivalenceTest)
+        DataParallel.checkOptimizer(z2, "adamw_torch_fused", 2);
+        ConfigException sgd = assertThrows(ConfigException.class, () -> DataParallel.checkOptimizer(z2, "sgd", 2));
+        assertTrue(sgd.getMessage().contains("optim: sgd"), sgd.getMessage());
+        DataParallel.checkOptimizer(z2, "sgd", 1); // one process: nothing is sharded
 
         String offload = z3.replace("\"overlap_comm\": false", "\"offload_optimizer\": {\"device\": \"cpu\"}");
         ConfigException off = assertThrows(ConfigException.class,
