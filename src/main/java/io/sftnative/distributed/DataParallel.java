@@ -129,7 +129,8 @@ public final class DataParallel implements AutoCloseable {
         if (partition == null) {
             throw new IllegalStateException("shardedAdamW needs a ZeRO run after prepare()");
         }
-        return new ShardedAdamW(group, partition, sync instanceof ShardedGradients g ? g : null, adamW);
+        return new ShardedAdamW(group, partition, sync instanceof ShardedGradients g ? g : null, adamW,
+                bucketCap);
     }
 
     public DistributedEnv env() {
@@ -178,7 +179,7 @@ public final class DataParallel implements AutoCloseable {
         group.broadcastFromRank0(new ArrayList<>(trainable.values()));
         closeSync();
         partition = stage > 0 ? new ZeroPartition(trainable, env.worldSize(), env.rank()) : null;
-        sync = stage == 2 ? new ShardedGradients(group, partition, allowUnused)
+        sync = stage == 2 ? new ShardedGradients(group, partition, allowUnused, bucketCap)
                 : new BucketedAllReduce(group, trainable, lateParams, allowUnused, OVERLAP, bucketCap);
         return sync;
     }

@@ -47,9 +47,10 @@ public final class ShardedAdamW implements Optimizer {
     /**
      * @param grads  stage 2's sharded gradients, or null (stage 1: the parameters hold the all-reduced gradients)
      * @param adamW  builds the AdamW for named flat tensors (the pieces), with the run's hyper-parameters
+     * @param bucketBytes  the all-gather bucket size (ddp_bucket_cap_mb)
      */
     public ShardedAdamW(DistributedGroup group, ZeroPartition part, ShardedGradients grads,
-            Function<Map<String, Tensor>, Optimizer> adamW) {
+            Function<Map<String, Tensor>, Optimizer> adamW, long bucketBytes) {
         this.group = group;
         this.part = part;
         this.grads = grads;
@@ -64,7 +65,7 @@ public final class ShardedAdamW implements Optimizer {
         }
         this.inner = pieces.isEmpty() ? null : adamW.apply(pieces);
         TensorOptions dtype = new TensorOptions(part.params().get(0).scalar_type());
-        this.bucket = part.bucketElements(BucketedAllReduce.BUCKET_BYTES);
+        this.bucket = part.bucketElements(bucketBytes);
         this.send = torch.zeros(new long[] {bucket}, dtype).retainReference();
         this.recv = torch.zeros(new long[] {part.worldSize() * bucket}, dtype).retainReference();
     }

@@ -15,7 +15,7 @@ import org.bytedeco.pytorch.global.torch;
  * ZeRO stage 2's gradient synchronisation: after the step's last backward the gradients are <b>reduce-scattered</b>
  * instead of all-reduced, so each rank ends up with the summed gradient of its own slice of the flat parameter
  * space only ({@link #shard()}, {@code shardSize} elements), and the parameters' full-size gradients are freed at
- * once. The transfer runs in buckets of at most {@link BucketedAllReduce#BUCKET_BYTES} (one (N, k) send buffer,
+ * once. The transfer runs in buckets of at most ddp_bucket_cap_mb (25 MiB by default) (one (N, k) send buffer,
  * allocated once).
  *
  * <p>Clipping needs the norm of the whole gradient: each rank sums the squares of its slice's pieces (float64), one
@@ -36,12 +36,12 @@ public final class ShardedGradients implements GradientSync, AutoCloseable {
     private final boolean[] present; // per parameter: some rank had a gradient this step
     private double commMillis;
 
-    public ShardedGradients(DistributedGroup group, ZeroPartition part, boolean allowUnused) {
+    public ShardedGradients(DistributedGroup group, ZeroPartition part, boolean allowUnused, long bucketBytes) {
         this.group = group;
         this.part = part;
         this.allowUnused = allowUnused;
         TensorOptions dtype = new TensorOptions(part.params().get(0).scalar_type());
-        this.bucket = part.bucketElements(BucketedAllReduce.BUCKET_BYTES);
+        this.bucket = part.bucketElements(bucketBytes);
         this.shard = torch.zeros(new long[] {part.shardSize()}, dtype).retainReference();
         this.send = torch.zeros(new long[] {part.worldSize() * bucket}, dtype).retainReference();
         this.present = new boolean[part.params().size()];
