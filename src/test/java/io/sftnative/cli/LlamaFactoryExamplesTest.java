@@ -91,14 +91,11 @@ class LlamaFactoryExamplesTest {
         m.put("extras/fp8/llama3_fp8_fsdp_sft.yaml", "key 'fp8' (%s) asks for FP8 training");
         m.put("extras/galore/llama3_full_sft.yaml", "key 'use_galore' (%s) asks for GaLore");
         m.put("extras/llama_pro/llama3_freeze_sft.yaml", "key 'use_llama_pro' (%s) asks for LLaMA-Pro");
-        // 8-bit AdamW (the adam8 branch), then mixture_of_depths (refused)
-        m.put("extras/mod/llama3_full_sft.yaml", "key 'optim' (%s) is 'paged_adamw_8bit': this optimizer is not"
-                + " implemented");
+        // its paged_adamw_8bit is implemented; mixture_of_depths is not
+        m.put("extras/mod/llama3_full_sft.yaml", "key 'mixture_of_depths' (%s) asks for Mixture-of-Depths");
         m.put("extras/muon/qwen2_full_sft.yaml", "key 'use_muon' (%s) asks for the Muon optimizer");
         m.put("extras/oft/llama3_oft_sft.yaml", "key 'finetuning_type' (%s) is 'oft'; it must be one of full, freeze,"
                 + " lora");
-        // PiSSA (the dora branch)
-        m.put("extras/pissa/llama3_lora_sft.yaml", "key 'pissa_init' (%s) asks for PiSSA adapter initialisation");
         for (String q : List.of("awq", "bnb_npu", "gptq")) {
             m.put("extras/qoft/llama3_oft_sft_" + q + ".yaml", "key 'finetuning_type' (%s) is 'oft'");
         }
@@ -123,6 +120,7 @@ class LlamaFactoryExamplesTest {
             "train_lora/qwen3_lora_sft_ds3.yaml", "train_full/qwen3_full_sft.yaml",
             "train_qlora/qwen3_lora_sft_otfq.yaml", "train_qlora/qwen3_lora_sft_bnb_npu.yaml",
             "extras/fsdp_qlora/llama3_lora_sft.yaml", "extras/loraplus/llama3_lora_sft.yaml",
+            "extras/pissa/llama3_lora_sft.yaml",
             "extras/nlg_eval/llama3_lora_predict.yaml", "inference/qwen3.yaml", "inference/qwen3_lora_sft.yaml",
             "inference/qwen3_full_sft.yaml", "merge_lora/qwen3_lora_sft.yaml", "merge_lora/qwen3_full_sft.yaml",
             "merge_lora/qwen3_gptq.yaml"));
@@ -335,6 +333,18 @@ class LlamaFactoryExamplesTest {
                 "identity + alpaca_en_demo, 8 records each");
         assertTrue(Files.readString(out.resolve("predict_results.json")).contains("predict_bleu-4"));
         assertTrue(!Files.exists(out.resolve("adapter_model.safetensors")), "do_predict alone does not train");
+    }
+
+    @Test
+    @Order(6)
+    void pissaInitialisesAndConvertsTheAdapter() throws Exception {
+        String ex = "extras/pissa/llama3_lora_sft.yaml"; // pissa_init + pissa_convert, as LLaMA-Factory's callback
+        Path out = tmp.resolve("pissa");
+        Cli.Run r = train(ex, "output_dir=" + out);
+        ok(r, ex);
+        for (String d : List.of("pissa_init", "pissa_converted")) {
+            assertTrue(Files.exists(out.resolve(d).resolve("adapter_model.safetensors")), d + ": " + r.err());
+        }
     }
 
     @Test
