@@ -394,13 +394,13 @@ final class RunSetup implements AutoCloseable {
     @Override
     public void close() {
         try {
-            model.close();
+            parallel.close(); // first: its gradient hooks are removed from parameters the model still owns
         } finally {
             try {
-                data.close();
+                model.close();
             } finally {
                 try {
-                    parallel.close();
+                    data.close();
                 } finally {
                     if (addedTokens != null) {
                         addedTokens.close();
