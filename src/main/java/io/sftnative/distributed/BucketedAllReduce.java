@@ -237,6 +237,11 @@ public final class BucketedAllReduce implements GradientSync, AutoCloseable {
     }
 
     @Override
+    public double[] sumOverRanks(double[] values) {
+        return group.allReduceSum(values);
+    }
+
+    @Override
     public double afterBackward(double lossSum) {
         long t0 = System.nanoTime();
         boolean wasArmed = armed;

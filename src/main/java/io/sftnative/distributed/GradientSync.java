@@ -44,6 +44,14 @@ public interface GradientSync {
                 : io.sftnative.optim.GradClip.totalNorm(trainable);
     }
 
+    /**
+     * Sums {@code values} over the ranks (a float64 all-reduce every rank must call; the values themselves in one
+     * process): per-step metrics each rank holds only its part of, e.g. a mixture-of-experts model's aux loss.
+     */
+    default double[] sumOverRanks(double[] values) {
+        return values;
+    }
+
     /** One process: nothing to synchronise. */
     GradientSync LOCAL = new GradientSync() {
         @Override

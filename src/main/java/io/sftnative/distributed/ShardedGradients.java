@@ -54,6 +54,11 @@ public final class ShardedGradients implements GradientSync, AutoCloseable {
     }
 
     @Override
+    public double[] sumOverRanks(double[] values) {
+        return group.allReduceSum(values);
+    }
+
+    @Override
     public double afterBackward(double lossSum) {
         long t0 = System.nanoTime();
         List<Tensor> params = part.params();

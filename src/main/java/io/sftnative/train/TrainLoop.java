@@ -129,8 +129,9 @@ final class TrainLoop {
                         p.scaler().skippedSteps()));
             }
             // MoE: transformers' logged loss includes router_aux_loss_coef * aux_loss; aux_loss is logged apart
+            // every rank holds the aux loss of its own micro-batches (weighted by their share of the global targets)
             RouterLog routers = model.model().routerLog();
-            double aux = routers != null ? routers.takeStepAux() : Double.NaN;
+            double aux = routers != null ? stepAux(routers.takeStepAux(), p.sync()) : Double.NaN;
             double loss = lossSum / normaliser + (Double.isNaN(aux) ? 0 : routers.auxLossCoef() * aux);
             p.record().step(done, p.order().epochAfter(done), loss, lr, gradNorm, all.targets(), all.tokens(), aux);
             boolean epochEnd = done % p.order().stepsPerEpoch() == 0;
@@ -211,5 +212,11 @@ final class TrainLoop {
                 + " warmup (warmup_ratio) or keep max_grad_norm > 0, then resume%s.", step, what, lr,
                 last == null ? "no checkpoint had been saved yet" : "the last good checkpoint is " + last,
                 last == null ? " from the start" : " with resume_from_checkpoint: " + last), step);
+    }
+
+    /** The step's aux loss summed over the ranks; NaN when no rank added one (a rank with no micro-batch has NaN). */
+    private static double stepAux(double local, GradientSync sync) {
+        double[] sum = sync.sumOverRanks(new double[] {Double.isNaN(local) ? 0 : local, Double.isNaN(local) ? 0 : 1});
+        return sum[1] > 0 ? sum[0] : Double.NaN;
     }
 }
