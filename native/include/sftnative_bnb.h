@@ -192,6 +192,11 @@ SFTN_API int32_t jbnb_adam_32bit_cpu_fp16(const sftn_fp16 *g, sftn_fp16 *p, floa
  * lse and overwrites dq, dk, dv. Memory: O(B * KVH * T * D) scratch, never (T, T). */
 SFTN_API int32_t jbnb_attention_fwd_cpu_fp32(const float *q, const float *k, const float *v, float *out, float *lse, int64_t batch, int64_t heads, int64_t kv_heads, int64_t seq, int64_t head_dim, const int64_t *strides, const int32_t *kv_lo, const int32_t *kv_hi, float scale, float softcap);
 SFTN_API int32_t jbnb_attention_bwd_cpu_fp32(const float *q, const float *k, const float *v, const float *out, const float *dout, const float *lse, float *dq, float *dk, float *dv, int64_t batch, int64_t heads, int64_t kv_heads, int64_t seq, int64_t head_dim, const int64_t *strides, const int32_t *kv_lo, const int32_t *kv_hi, float scale, float softcap);
+/* The same in bf16 (sftn_bf16 q, k, v, out, dout, dq, dk, dv; lse stays fp32): every operand is widened to fp32
+ * (exact), the fp32 kernel above computes, and outputs are rounded to nearest-even bf16. Scratch: fp32 copies of
+ * the operands, O(B * H * T * D). */
+SFTN_API int32_t jbnb_attention_fwd_cpu_bf16(const sftn_bf16 *q, const sftn_bf16 *k, const sftn_bf16 *v, sftn_bf16 *out, float *lse, int64_t batch, int64_t heads, int64_t kv_heads, int64_t seq, int64_t head_dim, const int64_t *strides, const int32_t *kv_lo, const int32_t *kv_hi, float scale, float softcap);
+SFTN_API int32_t jbnb_attention_bwd_cpu_bf16(const sftn_bf16 *q, const sftn_bf16 *k, const sftn_bf16 *v, const sftn_bf16 *out, const sftn_bf16 *dout, const float *lse, sftn_bf16 *dq, sftn_bf16 *dk, sftn_bf16 *dv, int64_t batch, int64_t heads, int64_t kv_heads, int64_t seq, int64_t head_dim, const int64_t *strides, const int32_t *kv_lo, const int32_t *kv_hi, float scale, float softcap);
 /* Key ranges (B, T) int32 for the attention above, from the batch layout: causal, then segments (B, T) int64
  * (nullable; packed sequences, each a contiguous run of one non-zero id, 0 = padding that sees only itself), then
  * lengths (B) int64 (nullable; right padding: keys >= lengths[b] are hidden), then window > 0 (sliding window: keys
