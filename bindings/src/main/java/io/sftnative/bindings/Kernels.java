@@ -367,6 +367,36 @@ public final class Kernels {
     }
 
     /**
+     * As {@link #attentionForward} with bf16 q, k, v and out (header: jbnb_attention_fwd_cpu_bf16); lse stays fp32.
+     * The kernel computes in fp32 and rounds out to nearest-even bf16.
+     */
+    public void attentionForwardBf16(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out,
+            MemorySegment lse, long batch, long heads, long kvHeads, long seq, long headDim, MemorySegment strides,
+            MemorySegment kvLo, MemorySegment kvHi, float scale, float softcap) {
+        requireCpu("attention");
+        String name = "jbnb_attention_fwd_cpu_bf16";
+        MethodHandle h = lib.handle(name);
+        int st = invokeInt(name, () -> (int) h.invokeExact(q, k, v, out, lse, batch, heads, kvHeads, seq, headDim,
+                strides, kvLo, kvHi, scale, softcap));
+        lib.check(name, st, "bf16 attention forward B=" + batch + " H=" + heads + " KVH=" + kvHeads + " T=" + seq
+                + " D=" + headDim);
+    }
+
+    /** As {@link #attentionBackward} with bf16 tensors (header: jbnb_attention_bwd_cpu_bf16); lse fp32. */
+    public void attentionBackwardBf16(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out,
+            MemorySegment dout, MemorySegment lse, MemorySegment dq, MemorySegment dk, MemorySegment dv, long batch,
+            long heads, long kvHeads, long seq, long headDim, MemorySegment strides, MemorySegment kvLo,
+            MemorySegment kvHi, float scale, float softcap) {
+        requireCpu("attention");
+        String name = "jbnb_attention_bwd_cpu_bf16";
+        MethodHandle h = lib.handle(name);
+        int st = invokeInt(name, () -> (int) h.invokeExact(q, k, v, out, dout, lse, dq, dk, dv, batch, heads, kvHeads,
+                seq, headDim, strides, kvLo, kvHi, scale, softcap));
+        lib.check(name, st, "bf16 attention backward B=" + batch + " H=" + heads + " KVH=" + kvHeads + " T=" + seq
+                + " D=" + headDim);
+    }
+
+    /**
      * Per-query key ranges (header: jbnb_attention_ranges_cpu) into kvLo/kvHi ((B, T) int32 each). segments: (B, T)
      * int64 or NULL; lengths: (B) int64 or NULL; window <= 0 for none. Fails (EINVAL) when a segment id appears in
      * two separate runs.
