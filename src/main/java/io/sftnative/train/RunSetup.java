@@ -146,6 +146,11 @@ final class RunSetup implements AutoCloseable {
         }
         DistributedEnv rank = opts.rank() != null ? opts.rank() : DistributedEnv.fromEnvironment();
         opts = rank.isMain() ? opts : opts.quiet(); // only rank 0 prints
+        String bf16Warning = cfg.training().bf16() && device.startsWith("cpu") ? io.sftnative.torch.CpuBf16.warning()
+                : null;
+        if (bf16Warning != null) {
+            opts.say(bf16Warning); // once per run
+        }
         String tracking = io.sftnative.config.Tracking.unsupportedWarning(cfg.training().reportTo());
         if (tracking != null) {
             opts.say(tracking);
