@@ -146,6 +146,10 @@ final class RunSetup implements AutoCloseable {
         }
         DistributedEnv rank = opts.rank() != null ? opts.rank() : DistributedEnv.fromEnvironment();
         opts = rank.isMain() ? opts : opts.quiet(); // only rank 0 prints
+        if (rank.distributed() && device.startsWith("cuda")) {
+            // as torchrun / HF: every rank of a node uses the GPU of its LOCAL_RANK (NCCL refuses two ranks on one)
+            device = TorchRuntime.deviceName("cuda:" + rank.localRank());
+        }
         String bf16Warning = cfg.training().bf16() && device.startsWith("cpu") ? io.sftnative.torch.CpuBf16.warning()
                 : null;
         if (bf16Warning != null) {
