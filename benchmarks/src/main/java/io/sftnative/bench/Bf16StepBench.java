@@ -106,7 +106,7 @@ public final class Bf16StepBench {
         final MemoryEfficientLoss loss;
         final List<Double> wall = new ArrayList<>();
         final List<Double> cpu = new ArrayList<>();
-        final List<Double> opt_s = new ArrayList<>();
+        final List<Double> optimizerSeconds = new ArrayList<>();
         double lossSum;
         int lossCount;
 
@@ -150,7 +150,7 @@ public final class Bf16StepBench {
             if (timed) {
                 wall.add(sec);
                 cpu.add(cs);
-                opt_s.add((System.nanoTime() - t1) / 1e9);
+                optimizerSeconds.add((System.nanoTime() - t1) / 1e9);
                 lossSum += l;
                 lossCount++;
             }
@@ -165,7 +165,7 @@ public final class Bf16StepBench {
         void report(long tokens) {
             System.out.printf(Locale.ROOT, "RESULT %s: median %.2f s wall (%.0f tokens/s), %.2f s CPU per step,"
                     + " optimizer %.2f s; mean loss %.5f%n", name, median(wall), tokens / median(wall), median(cpu),
-                    median(opt_s), lossSum / lossCount);
+                    median(optimizerSeconds), lossSum / lossCount);
         }
 
         @Override
