@@ -26,7 +26,7 @@ final class Relauncher {
     static boolean needed() {
         return System.getenv(MARKER) == null
                 && System.getenv("SFT_NATIVE_NO_RELAUNCH") == null
-                && (!"PASSIVE".equalsIgnoreCase(System.getenv("OMP_WAIT_POLICY")) || !MallocEnvironment.active());
+                && !"PASSIVE".equalsIgnoreCase(System.getenv("OMP_WAIT_POLICY"));
     }
 
     /** Runs the child with inherited stdio and returns its exit code. */

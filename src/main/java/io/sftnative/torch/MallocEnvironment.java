@@ -28,9 +28,4 @@ public final class MallocEnvironment {
     public static void addTo(Map<String, String> env) {
         VARIABLES.forEach(env::putIfAbsent);
     }
-
-    /** Whether this process started with them (all set, to any value). */
-    public static boolean active() {
-        return VARIABLES.keySet().stream().allMatch(k -> System.getenv(k) != null);
-    }
 }
