@@ -26,13 +26,17 @@ inline __m256 exp_ps(__m256 x) {
     return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), keep);
 }
 
-inline __m256 sigmoid(__m256 g) {
-    // e = exp(-|g|) never overflows; sigmoid = 1 / (1 + e) for g >= 0, e / (1 + e) below (accurate in both tails)
+// s = sigmoid(g) and c = 1 - s without cancellation: with e = exp(-|g|) (never overflows) and r = 1 / (1 + e),
+// s = r, c = e r for g >= 0 and s = e r, c = r below (accurate in both tails).
+inline void sigmoid2(__m256 g, __m256 &s, __m256 &c) {
     const __m256 one = _mm256_set1_ps(1.0f);
     __m256 absg = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), g);
     __m256 e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), absg));
     __m256 r = _mm256_div_ps(one, _mm256_add_ps(one, e));
-    return _mm256_blendv_ps(r, _mm256_mul_ps(r, e), _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_LT_OQ));
+    __m256 er = _mm256_mul_ps(e, r);
+    __m256 neg = _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_LT_OQ);
+    s = _mm256_blendv_ps(r, er, neg);
+    c = _mm256_blendv_ps(er, r, neg);
 }
 
 // Lanes [0, left) set (all when left >= 8), for maskload/maskstore.
@@ -46,7 +50,9 @@ void swiglu_fwd_f32(const float *gate, const float *up, float *out, int64_t n) {
         __m256i k = tail_mask(n - i);
         __m256 g = _mm256_maskload_ps(gate + i, k);
         __m256 u = _mm256_maskload_ps(up + i, k);
-        _mm256_maskstore_ps(out + i, k, _mm256_mul_ps(_mm256_mul_ps(g, sigmoid(g)), u));
+        __m256 sg, c;
+        sigmoid2(g, sg, c);
+        _mm256_maskstore_ps(out + i, k, _mm256_mul_ps(_mm256_mul_ps(g, sg), u));
     }
 }
 
@@ -57,9 +63,10 @@ void swiglu_bwd_f32(const float *gate, const float *up, const float *dout, float
         __m256 g = _mm256_maskload_ps(gate + i, k);
         __m256 u = _mm256_maskload_ps(up + i, k);
         __m256 d = _mm256_maskload_ps(dout + i, k);
-        __m256 s = sigmoid(g);
+        __m256 s, c;
+        sigmoid2(g, s, c);
         _mm256_maskstore_ps(dup + i, k, _mm256_mul_ps(d, _mm256_mul_ps(g, s)));
-        __m256 ds = _mm256_mul_ps(s, _mm256_add_ps(one, _mm256_mul_ps(g, _mm256_sub_ps(one, s))));
+        __m256 ds = _mm256_mul_ps(s, _mm256_add_ps(one, _mm256_mul_ps(g, c)));
         _mm256_maskstore_ps(dgate + i, k, _mm256_mul_ps(_mm256_mul_ps(d, u), ds));
     }
 }

@@ -6,21 +6,28 @@
 namespace sftn::isa {
 namespace {
 
-// e = exp(-|g|) never overflows; 1 / (1 + e) for g >= 0, e / (1 + e) below (accurate in both tails)
-inline float sigmoid(float g) {
-    float e = std::exp(-std::fabs(g)), r = 1.0f / (1.0f + e);
-    return g < 0.0f ? r * e : r;
+// s = sigmoid(g) and c = 1 - s without cancellation: with e = exp(-|g|) (never overflows) and r = 1 / (1 + e),
+// s = r, c = e r for g >= 0 and s = e r, c = r below (accurate in both tails).
+inline void sigmoid2(float g, float &s, float &c) {
+    float e = std::exp(-std::fabs(g)), r = 1.0f / (1.0f + e), er = e * r;
+    s = g < 0.0f ? er : r;
+    c = g < 0.0f ? r : er;
 }
 
 void swiglu_fwd_f32(const float *gate, const float *up, float *out, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) out[i] = gate[i] * sigmoid(gate[i]) * up[i];
+    for (int64_t i = 0; i < n; ++i) {
+        float s, c;
+        sigmoid2(gate[i], s, c);
+        out[i] = gate[i] * s * up[i];
+    }
 }
 
 void swiglu_bwd_f32(const float *gate, const float *up, const float *dout, float *dgate, float *dup, int64_t n) {
     for (int64_t i = 0; i < n; ++i) {
-        float g = gate[i], s = sigmoid(g), d = dout[i];
+        float g = gate[i], d = dout[i], s, c;
+        sigmoid2(g, s, c);
         dup[i] = d * (g * s);
-        dgate[i] = d * up[i] * (s * (1.0f + g * (1.0f - s)));
+        dgate[i] = d * up[i] * (s * (1.0f + g * c));
     }
 }
 
