@@ -203,6 +203,20 @@ SFTN_API int32_t jbnb_attention_bwd_cpu_bf16(const sftn_bf16 *q, const sftn_bf16
  * t - window < s <= t). EINVAL when a segment id appears in two separate runs. */
 SFTN_API int32_t jbnb_attention_ranges_cpu(int64_t batch, int64_t seq, const int64_t *segments, const int64_t *lengths, int64_t window, int32_t *kv_lo, int32_t *kv_hi);
 
+/* Fused elementwise kernels, CPU, fp32 (fused_cpu.cpp). One pass each instead of libtorch's chain of ops.
+ * SwiGLU over `rows` rows of `inter` values, each row contiguous, rows `ld_*` elements apart: forward
+ * out = silu(gate) * up; backward dgate = dout * up * s * (1 + gate * (1 - s)) with s = sigmoid(gate), dup =
+ * dout * silu(gate). Outputs must not overlap the inputs. */
+SFTN_API int32_t jbnb_swiglu_fwd_cpu_fp32(const float *gate, int64_t ld_gate, const float *up, int64_t ld_up, float *out, int64_t ld_out, int64_t rows, int64_t inter);
+SFTN_API int32_t jbnb_swiglu_bwd_cpu_fp32(const float *gate, int64_t ld_gate, const float *up, int64_t ld_up, const float *dout, int64_t ld_dout, float *dgate, int64_t ld_dgate, float *dup, int64_t ld_dup, int64_t rows, int64_t inter);
+/* Rotary embedding, HF rotate_half layout: x and out (B, T, heads, head_dim), unit stride along head_dim, element
+ * strides (batch, position, head) in strides[0..2] for x and strides[3..5] for out; cos and sin (B, T, rot_dims / 2)
+ * half-angle tables with unit inner stride and strides (batch, position) in strides[6..7] (0 broadcasts). For
+ * i < h = rot_dims / 2: out[i] = x[i] cos[i] - x[i+h] sin[i], out[i+h] = x[i+h] cos[i] + x[i] sin[i]; dims from
+ * rot_dims on are copied (partial rotary). backward != 0 applies the transposed rotation (sin negated): dx from
+ * dout. out may be x itself (in place); otherwise they must not overlap. */
+SFTN_API int32_t jbnb_rope_cpu_fp32(const float *x, float *out, const float *cos, const float *sin, const int64_t *strides, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, int64_t rot_dims, int32_t backward);
+
 /* CUDA variants (libsftnative_cuda only; JBNB_EUNSUPPORTED in the CPU library). Device pointers; asynchronous on
  * `stream` except that argument errors are reported synchronously and launch errors via cudaGetLastError. */
 SFTN_API int32_t jbnb_cuda_device_count(int32_t *count);

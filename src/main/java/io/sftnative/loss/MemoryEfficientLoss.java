@@ -18,6 +18,7 @@ import io.sftnative.bindings.Kernels;
 import io.sftnative.model.AttentionContext;
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.DenseLinear;
+import io.sftnative.model.FusedElementwise;
 import io.sftnative.model.LinearLayer;
 import io.sftnative.model.safetensors.DType;
 import io.sftnative.quant.QuantizedLinear;
@@ -154,6 +155,7 @@ public final class MemoryEfficientLoss implements LossComputation {
                     model.routerLog().endReplay();
                 }
                 QuantizedLinear.discardPendingBackward();
+                FusedElementwise.discardPendingBackward();
             }
         }
     }

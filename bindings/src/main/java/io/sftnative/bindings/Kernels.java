@@ -410,6 +410,48 @@ public final class Kernels {
         lib.check(name, st, "attention key ranges B=" + batch + " T=" + seq);
     }
 
+    // ---- fused elementwise (SwiGLU, RoPE) ---------------------------------------------------------------------
+
+    /**
+     * out = silu(gate) * up over {@code rows} rows of {@code inter} fp32 values (header: jbnb_swiglu_fwd_cpu_fp32);
+     * each row contiguous, rows {@code ld*} elements apart.
+     */
+    public void swigluForward(MemorySegment gate, long ldGate, MemorySegment up, long ldUp, MemorySegment out,
+            long ldOut, long rows, long inter) {
+        requireCpu("SwiGLU");
+        String name = "jbnb_swiglu_fwd_cpu_fp32";
+        MethodHandle h = lib.handle(name);
+        int st = invokeInt(name, () -> (int) h.invokeExact(gate, ldGate, up, ldUp, out, ldOut, rows, inter));
+        lib.check(name, st, "SwiGLU forward " + rows + " x " + inter);
+    }
+
+    /** SwiGLU backward (header: jbnb_swiglu_bwd_cpu_fp32): overwrites dgate and dup. */
+    public void swigluBackward(MemorySegment gate, long ldGate, MemorySegment up, long ldUp, MemorySegment dout,
+            long ldDout, MemorySegment dgate, long ldDgate, MemorySegment dup, long ldDup, long rows, long inter) {
+        requireCpu("SwiGLU");
+        String name = "jbnb_swiglu_bwd_cpu_fp32";
+        MethodHandle h = lib.handle(name);
+        int st = invokeInt(name, () -> (int) h.invokeExact(gate, ldGate, up, ldUp, dout, ldDout, dgate, ldDgate, dup,
+                ldDup, rows, inter));
+        lib.check(name, st, "SwiGLU backward " + rows + " x " + inter);
+    }
+
+    /**
+     * Rotary embedding, rotate_half layout (header: jbnb_rope_cpu_fp32): x and out (B, T, heads, headDim), cos/sin
+     * (B, T, rotDims / 2) half tables; strides: 8 element strides (x: batch, position, head; out: the same; tables:
+     * batch, position). backward applies the transposed rotation. out may be x.
+     */
+    public void rope(MemorySegment x, MemorySegment out, MemorySegment cos, MemorySegment sin, MemorySegment strides,
+            long batch, long seq, long heads, long headDim, long rotDims, boolean backward) {
+        requireCpu("RoPE");
+        String name = "jbnb_rope_cpu_fp32";
+        MethodHandle h = lib.handle(name);
+        int bw = backward ? 1 : 0;
+        int st = invokeInt(name, () -> (int) h.invokeExact(x, out, cos, sin, strides, batch, seq, heads, headDim,
+                rotDims, bw));
+        lib.check(name, st, "RoPE B=" + batch + " T=" + seq + " heads=" + heads + " D=" + headDim + " R=" + rotDims);
+    }
+
     private void requireCpu(String what) {
         if (device != Device.CPU) {
             throw new IllegalStateException("the " + what + " kernels work on host memory (CPU only)");
