@@ -39,6 +39,9 @@ public record MicroBatch(Batch host, Tensor inputIds, Tensor labels, AttentionCo
         return new MicroBatch(b, ids, labels, ctx);
     }
 
+    /** A/B switch for benchmarks ({@code SFT_UNPAD=0} keeps the padding), as {@code SFT_FUSE_PROJECTIONS}. */
+    private static final boolean UNPAD = !"0".equals(System.getenv("SFT_UNPAD"));
+
     /**
      * Uploads {@code b} for a training or loss step: a right-padded batch goes in padding-free
      * ({@link Unpadding}: its real tokens as packed segments, positions kept) when the model attends by segments
@@ -47,7 +50,7 @@ public record MicroBatch(Batch host, Tensor inputIds, Tensor labels, AttentionCo
      * Output rows: enough for the attention backward's tasks (one per row and key/value head) to use every thread.
      */
     public static MicroBatch uploadForTraining(Batch b, DecoderModel model, Autocast autocast) {
-        if (autocast.enabled() || !model.attendsBySegments()) {
+        if (!UNPAD || autocast.enabled() || !model.attendsBySegments()) {
             return upload(b, model);
         }
         long kvHeads = Math.max(1, model.config().numKeyValueHeads());
