@@ -86,9 +86,13 @@ public final class UnpadBench {
                             }
                         }
                         double[] c1 = DecoderStepBench.cpuSeconds();
+                        double dc = c1[0] - c0[0] + c1[1] - c0[1];
+                        double dw = (System.nanoTime() - t0) / 1e9;
+                        System.out.printf("round %d batch %d (B %d, T %d) %-12s cpu %.2f s wall %.2f s%n", r, i,
+                                b.batchSize(), b.seqLen(), v == 0 ? "padded" : "padding-free", dc, dw);
                         if (r > 0) {
-                            cpu[v] += c1[0] - c0[0] + c1[1] - c0[1];
-                            wall[v] += (System.nanoTime() - t0) / 1e9;
+                            cpu[v] += dc;
+                            wall[v] += dw;
                         }
                     }
                     if (r > 0) {
