@@ -458,8 +458,8 @@ public final class DecoderModel implements AutoCloseable {
         check();
         // fp32 only: the bf16 kernel (bf16 models, autocast) takes ranges too, but padding-free bf16 steps are not
         // verified yet (UnpaddedLossTest covers fp32)
-        return contexts.nativeKernel() && io.sftnative.bindings.TensorMemory.same(dtype(), ScalarType.Float) && !arch.alibi()
-                && neftuneAlpha == 0 && routerLog() == null;
+        return contexts.nativeKernel() && io.sftnative.bindings.TensorMemory.same(dtype(), ScalarType.Float)
+                && !arch.alibi() && neftuneAlpha == 0 && routerLog() == null;
     }
 
     /** Full causal attention over (B, T) with positions 0..T-1 (no padding). */
