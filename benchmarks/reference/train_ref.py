@@ -178,7 +178,7 @@ def main():
         others = (machine_busy_seconds() - busy0 - (own_cpu_seconds() - own0)) / (dt * os.cpu_count())
         records.append({"step": i + 1, "seconds": dt, "loss": step_sum / total_targets, "lr": lr, "grad_norm": norm,
                         "targets": total_targets, "tokens": tokens, "rss_bytes": status_kb("VmRSS") * 1024,
-                        "others_cpu_share": max(0.0, others)})
+                        "others_cpu_share": max(0.0, others), "cpu_seconds": own_cpu_seconds() - own0})
         if i + 1 == total:
             peak = status_kb("VmHWM") * 1024
         print("step %d/%d  %.2f s  loss %.4f" % (i + 1, total, dt, step_sum / total_targets), flush=True)

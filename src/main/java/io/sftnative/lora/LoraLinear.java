@@ -65,9 +65,25 @@ final class LoraLinear implements LinearLayer {
         if (dropout > 0 && state.training()) {
             xa = torch.dropout(xa, dropout, true);
         }
+        if (DType.same(outType, a.scalar_type()) && DType.same(b.scalar_type(), a.scalar_type())) {
+            // one dtype: the up-projection adds into the base output in its GEMM (no delta tensor, no add pass)
+            long[] shape = y.sizes().vec().get();
+            long rows = y.numel() / Math.max(1, b.size(0));
+            Tensor down = torch.linear(xa, a).reshape(rows, a.size(0)); // (N, r)
+            return torch.addmm(y.reshape(rows, b.size(0)), down, b.t(), new Scalar(1.0), new Scalar(scaling))
+                    .view(shape); // (..., out)
+        }
         Tensor delta = torch.linear(torch.linear(xa, a), b); // (..., r) -> (..., out)
         Tensor sum = y.add(delta, new Scalar(scaling)); // promoted to the wider of the two dtypes, as in PEFT
         return DType.same(sum.scalar_type(), outType) ? sum : sum.to(outType);
+    }
+
+    @Override
+    public LowRank lowRank(Tensor x) {
+        state.check();
+        boolean plain = magnitude == null && !(dropout > 0 && state.training())
+                && DType.same(x.scalar_type(), a.scalar_type()) && DType.same(b.scalar_type(), a.scalar_type());
+        return plain ? new LowRank(a, b, scaling) : null;
     }
 
     String path() {

@@ -1,5 +1,6 @@
 package io.sftnative.loss;
 
+import io.sftnative.batch.Batch;
 import io.sftnative.model.DecoderModel;
 
 /**
@@ -26,6 +27,15 @@ public interface LossComputation {
 
     /** The summed loss over the target tokens of {@code batch}, without gradients (evaluation). */
     double lossSum(DecoderModel model, MicroBatch batch);
+
+    /**
+     * {@code b} on the model's device as this computation runs it: by default as collated; the built-in
+     * computations drop the padding of right-padded batches where that changes nothing but the cost
+     * ({@link MicroBatch#uploadForTraining}).
+     */
+    default MicroBatch upload(Batch b, DecoderModel model) {
+        return MicroBatch.upload(b, model);
+    }
 
     /** A short name for logs ("plain", "fused-ce", ...). */
     String name();

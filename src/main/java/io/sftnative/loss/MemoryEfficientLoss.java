@@ -16,6 +16,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.bindings.Kernels;
 import io.sftnative.model.AttentionContext;
+import io.sftnative.batch.Batch;
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.DenseLinear;
 import io.sftnative.model.FusedElementwise;
@@ -97,6 +98,11 @@ public final class MemoryEfficientLoss implements LossComputation {
     public double forwardBackward(DecoderModel model, MicroBatch batch, double normaliser) {
         RouterAuxLoss.begin(model, batch, normaliser); // MoE models: record router logits for the aux loss
         return forwardBackward(model, batch.inputIds(), batch.labels(), batch.context(), normaliser);
+    }
+
+    @Override
+    public MicroBatch upload(Batch b, DecoderModel model) {
+        return MicroBatch.uploadForTraining(b, model, autocast);
     }
 
     @Override

@@ -4,6 +4,7 @@ import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 
+import io.sftnative.batch.Batch;
 import io.sftnative.model.DecoderModel;
 import io.sftnative.torch.Autocast;
 
@@ -32,6 +33,11 @@ public final class PlainLossComputation implements LossComputation {
         Tensor total = sum.div(new Scalar(normaliser)); // ()
         (aux == null ? total : total.add(aux)).backward();
         return sum.item_double();
+    }
+
+    @Override
+    public MicroBatch upload(Batch b, DecoderModel model) {
+        return MicroBatch.uploadForTraining(b, model, autocast);
     }
 
     @Override

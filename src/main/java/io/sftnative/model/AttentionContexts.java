@@ -54,7 +54,7 @@ final class AttentionContexts {
     }
 
     /** Our kernel runs for fp32 models on the CPU when selected ({@link FlashAttention}). */
-    private boolean nativeKernel() {
+    boolean nativeKernel() {
         return kernel == AttentionKernel.NATIVE && device.startsWith("cpu") && (TensorMemory.same(dtype,
                 ScalarType.Float) || TensorMemory.same(dtype, ScalarType.BFloat16));
     }

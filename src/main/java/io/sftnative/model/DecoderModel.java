@@ -447,6 +447,21 @@ public final class DecoderModel implements AutoCloseable {
         return contexts.kernel();
     }
 
+    /**
+     * Whether right-padded batches may run without their padding ({@link io.sftnative.batch.Unpadding}, chosen per
+     * batch by {@link io.sftnative.loss.MicroBatch#uploadForTraining}): packed contexts carry key ranges for our
+     * attention kernel, so each segment attends to its own keys only, and nothing else in the forward pass depends on
+     * how tokens fall into rows (not so for ALiBi's per-layer mask, NEFTune's noise scaled by the row length, or the
+     * MoE load-balancing loss over the padding mask). See docs/attention.md.
+     */
+    public boolean attendsBySegments() {
+        check();
+        // fp32 only: the bf16 kernel (bf16 models, autocast) takes ranges too, but padding-free bf16 steps are not
+        // verified yet (UnpaddedLossTest covers fp32)
+        return contexts.nativeKernel() && io.sftnative.bindings.TensorMemory.same(dtype(), ScalarType.Float)
+                && !arch.alibi() && neftuneAlpha == 0 && routerLog() == null;
+    }
+
     /** Full causal attention over (B, T) with positions 0..T-1 (no padding). */
     public AttentionContext causalContext(long batch, long seq) {
         check();

@@ -32,4 +32,23 @@ public interface LinearLayer {
     default Tensor completeFrom(Tensor x, Tensor baseOut) {
         return baseOut;
     }
+
+    /**
+     * When {@link #completeFrom}{@code (x, y)} is exactly {@code y + scaling · (x Aᵀ) Bᵀ} for this input (plain LoRA:
+     * no dropout active, no DoRA, x, A and B in one dtype), that branch, so that {@link Projections} can run the
+     * down-projections of siblings sharing x as one GEMM and add each up-projection into its base output in the same
+     * GEMM ({@code addmm}); null otherwise.
+     */
+    default LowRank lowRank(Tensor x) {
+        return null;
+    }
+
+    /**
+     * A low-rank branch.
+     *
+     * @param a       (r, in) down-projection (PEFT's lora_A)
+     * @param b       (out, r) up-projection (lora_B)
+     * @param scaling the branch's factor (alpha / r, or alpha / sqrt(r) with rsLoRA)
+     */
+    record LowRank(Tensor a, Tensor b, double scaling) {}
 }

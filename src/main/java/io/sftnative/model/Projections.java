@@ -2,15 +2,20 @@ package io.sftnative.model;
 
 import java.util.Map;
 
+import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
+import io.sftnative.model.safetensors.DType;
+
 /** Projections that share an input (q/k/v, gate/up), fused into one GEMM when the slots allow it. */
 final class Projections {
     /** A/B switch for benchmarks ({@code SFT_FUSE_PROJECTIONS=0} turns fusion off). */
     static final boolean ENABLED = !"0".equals(System.getenv("SFT_FUSE_PROJECTIONS"));
+    /** A/B switch for benchmarks ({@code SFT_LORA_SHARED_DOWN=0}: each LoRA slot adds its own branch). */
+    static final boolean SHARED_DOWN = !"0".equals(System.getenv("SFT_LORA_SHARED_DOWN"));
 
     private Projections() {}
 
@@ -56,8 +61,53 @@ final class Projections {
         Tensor w = torch.cat(ws, 0); // (sum out, in)
         Tensor y = withBias > 0 ? torch.linear(x, w, new TensorOptional(torch.cat(bs, 0))) : torch.linear(x, w);
         TensorVector parts = y.split_with_sizes(sizes, -1); // views (..., out_i)
+        LinearLayer.LowRank[] lowRanks = lowRanks(layers, x, y);
+        if (lowRanks != null) {
+            return withSharedDown(x, parts, lowRanks);
+        }
         for (int i = 0; i < names.length; i++) {
             out[i] = layers[i].completeFrom(x, parts.get(i)); // (..., out_i)
+        }
+        return out;
+    }
+
+    /** Every slot's plain low-rank branch in y's dtype, or null when one of them has none (or fusion is off). */
+    private static LinearLayer.LowRank[] lowRanks(LinearLayer[] layers, Tensor x, Tensor y) {
+        if (!SHARED_DOWN) {
+            return null;
+        }
+        LinearLayer.LowRank[] r = new LinearLayer.LowRank[layers.length];
+        for (int i = 0; i < layers.length; i++) {
+            r[i] = layers[i].lowRank(x);
+            if (r[i] == null || !DType.same(r[i].a().scalar_type(), y.scalar_type())) {
+                return null;
+            }
+        }
+        return r;
+    }
+
+    /**
+     * The LoRA branches of slots sharing x: one GEMM for every down-projection {@code x [A_1; A_2; ...]ᵀ} (..., Σr)
+     * (one input gradient in the backward instead of one per slot), then per slot one {@code addmm} that adds
+     * {@code scaling · (x A_iᵀ) B_iᵀ} to the slot's base output: no separate delta tensor and add pass.
+     */
+    private static Tensor[] withSharedDown(Tensor x, TensorVector parts, LinearLayer.LowRank[] lr) {
+        TensorVector as = new TensorVector();
+        long[] ranks = new long[lr.length];
+        for (int i = 0; i < lr.length; i++) {
+            as.push_back(lr[i].a());
+            ranks[i] = lr[i].a().size(0);
+        }
+        Tensor down = torch.linear(x, lr.length == 1 ? lr[0].a() : torch.cat(as, 0)); // (..., Σr)
+        TensorVector downs = down.split_with_sizes(ranks, -1); // views (..., r_i)
+        long rows = x.numel() / Math.max(1, x.size(-1));
+        Tensor[] out = new Tensor[lr.length];
+        for (int i = 0; i < lr.length; i++) {
+            Tensor base = parts.get(i); // (..., out_i)
+            long[] shape = base.sizes().vec().get();
+            Tensor sum = torch.addmm(base.reshape(rows, shape[shape.length - 1]), downs.get(i).reshape(rows,
+                    ranks[i]), lr[i].b().t(), new Scalar(1.0), new Scalar(lr[i].scaling())); // (N, out_i)
+            out[i] = sum.view(shape); // (..., out_i)
         }
         return out;
     }

@@ -19,7 +19,6 @@ import io.sftnative.data.Example;
 import io.sftnative.data.ExampleSet;
 import io.sftnative.distributed.GradientSync;
 import io.sftnative.loss.LossComputation;
-import io.sftnative.loss.MicroBatch;
 import io.sftnative.model.moe.RouterLog;
 import io.sftnative.optim.Optimizer;
 import io.sftnative.optim.GradClip;
@@ -105,7 +104,7 @@ final class TrainLoop {
                 for (int i = 0; i < micro.size(); i++) {
                     Batch b = micro.get(i);
                     p.sync().beforeBackward(i == micro.size() - 1); // the last one's backward may start the sync
-                    lossSum += p.loss().forwardBackward(model.model(), MicroBatch.upload(b, model.model()),
+                    lossSum += p.loss().forwardBackward(model.model(), p.loss().upload(b, model.model()),
                             normaliser / scale);
                 }
                 lossSum = p.sync().afterBackward(lossSum); // gradients and loss summed over the ranks

@@ -86,6 +86,7 @@ class HarnessSmokeTest {
         fake.put("peak_rss_bytes", r.get("peak_rss_bytes").asLong() / 2);
         for (JsonNode st : fake.get("steps")) {
             ((ObjectNode) st).put("seconds", st.get("seconds").asDouble() * 2);
+            ((ObjectNode) st).put("cpu_seconds", st.get("cpu_seconds").asDouble() * 2);
             ((ObjectNode) st).put("loss", st.get("loss").asDouble() + 1e-3);
         }
         HarnessPlan.write(work.result(ref), fake);
@@ -100,7 +101,10 @@ class HarnessSmokeTest {
         assertEquals(2.0, c.rssRatio(), 1e-3);
         assertEquals(1e-3, c.maxLossDiff(), 1e-9);
         assertEquals(2, c.lossSteps());
+        assertEquals(2.0, c.cpuSpeedup(), 1e-9);
         HarnessReport.Target shapes = summary.targets().get(0);
+        assertEquals(mode.name(), shapes.name());
+        assertEquals(1.3, shapes.threshold());
         assertEquals(2.0, shapes.value(), 1e-9);
         assertTrue(shapes.met());
 
@@ -124,7 +128,8 @@ class HarnessSmokeTest {
     @Test
     void modesAndRuns() {
         assertEquals(List.of(new HarnessPlan.Run("full-padded-plain", "ours"),
-                new HarnessPlan.Run("full-padded-plain", "reference"), new HarnessPlan.Run("lora-packed-fused", "ours")),
+                new HarnessPlan.Run("full-padded-plain", "reference"), new HarnessPlan.Run("lora-packed-fused", "ours"),
+                new HarnessPlan.Run("lora-packed-plain", "reference")),
                 HarnessPlan.runs(List.of("full-padded-plain", "lora-packed-fused")));
         assertEquals("lora-packed-plain", HarnessPlan.Mode.parse("lora-packed-fused").referenceMode());
         IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,

@@ -119,14 +119,18 @@ final class HarnessPlan {
         }
     }
 
-    /** Every mode's run of ours, and the reference's run of every plain mode, interleaved mode by mode. */
+    /**
+     * Every mode's run of ours, and the reference's run of every mode's {@link Mode#referenceMode} (once), interleaved
+     * mode by mode: every mode has a reference side.
+     */
     static List<Run> runs(List<String> modes) {
         List<Run> runs = new ArrayList<>();
         for (String m : modes) {
             Mode mode = Mode.parse(m);
             runs.add(new Run(m, Run.OURS));
-            if (!mode.fused()) {
-                runs.add(new Run(m, Run.REFERENCE));
+            Run ref = new Run(mode.referenceMode(), Run.REFERENCE); // a fused mode: the plain run on its batches
+            if (!runs.contains(ref)) {
+                runs.add(ref);
             }
         }
         return runs;

@@ -127,6 +127,7 @@ public final class OursRun {
             m.put("tokens", e.tokensSeen() - seen);
             m.put("rss_bytes", ProcStatus.kb("VmRSS") * 1024);
             m.put("others_cpu_share", Math.max(0, others));
+            m.put("cpu_seconds", own - ownLast); // this process's CPU time in the step: robust on a loaded machine
             steps.add(m);
             seen = e.tokensSeen();
             if (e.step() == totalSteps) {
