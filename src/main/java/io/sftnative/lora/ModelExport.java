@@ -97,6 +97,12 @@ public final class ModelExport {
                 if (quantize == null) {
                     model.save(staging, maxShardBytes);
                 } else {
+                    if (model.savesMultimodal()) {
+                        log.accept("warning: export_quantization_bit on the " + model.config().textTowerOf()
+                                + " (multimodal) base " + baseDir + " writes a text-only quantized "
+                                + model.config().modelType() + " checkpoint: the vision tower and projector are not"
+                                + " in it (export without export_quantization_bit keeps them)");
+                    }
                     BnbCheckpoint.save(model, staging, quantize, maxShardBytes);
                 }
             }
