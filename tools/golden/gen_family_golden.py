@@ -98,6 +98,9 @@ CONFIGS["baichuan2_13b_alibi"] = dict(COMMON, model_type="baichuan", architectur
                                       intermediate_size=128, model_max_length=256, z_loss_weight=0, hidden_act="silu",
                                       rms_norm_eps=1e-6, tie_word_embeddings=False, pad_token_id=0, bos_token_id=1,
                                       eos_token_id=2)
+# Baichuan2-13B stored in bf16: the remote code's eager attention adds the ALiBi mask to bf16 scores and takes the
+# softmax in bf16 (checked in bf16 against our fused path, which keeps the probabilities in fp32)
+CONFIGS["baichuan2_13b_alibi_bf16"] = dict(CONFIGS["baichuan2_13b_alibi"], torch_dtype="bfloat16")
 
 
 def param_shapes(cfg):

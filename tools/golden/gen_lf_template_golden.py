@@ -201,7 +201,8 @@ def encode(tm, role_enum, name, options, system, tools, messages):
         template = tm.get_template_and_fix_tokenizer(tok, args)
         msgs = [{"role": role_enum(r), "content": c} for r, c in messages]
         discard = options.get("mask_history", False) and not template.preserve_thinking
-        pairs = template.encode_multiturn(tok, msgs, system or "", tools or "", discard)
+        # (older template.py, --obsolete: no discarding_history_cot parameter; it defaults to False)
+        pairs = template.encode_multiturn(tok, msgs, system or "", tools or "", *([discard] if discard else []))
         return {"pairs": [[src, tgt] for src, tgt in pairs]}
     except Exception as e:  # LLaMA-Factory refuses the example: sft-native must too
         return {"error": type(e).__name__ + ": " + str(e)}
@@ -263,7 +264,35 @@ def openai_cases():
     return out
 
 
+# templates LLaMA-Factory removed on 2026-01-09 ("clean obsolete models", 5cccaeec8) and sft-native keeps: checked
+# against the last template.py that has them (--obsolete writes llamafactory_obsolete.json):
+#     git --git-dir=/work/.mirror/hiyouga+LLaMA-Factory/repo archive 5cccaeec8^ src/llamafactory/data \\
+#         | tar -x -C /tmp/lf-old && python3 tools/golden/gen_lf_template_golden.py /tmp/lf-old/src/llamafactory/data \\
+#         --obsolete
+OBSOLETE = ["baichuan", "baichuan2"]
+
+
+def main_obsolete():
+    tm, role_enum = load_llamafactory(sys.argv[1])
+    cases = []
+    for name in OBSOLETE:
+        for conv in PLAIN + TOOL_CASES:
+            system, tools, messages = CONVERSATIONS[conv]
+            case = {"template": name, "options": {}, "conversation": conv, "system": system, "tools": tools,
+                    "messages": [list(m) for m in messages]}
+            case.update(encode(tm, role_enum, name, {}, system, tools, messages))
+            cases.append(case)
+    out = OUT.replace("llamafactory.json", "llamafactory_obsolete.json")
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump({"generator": "tools/golden/gen_lf_template_golden.py --obsolete",
+                   "llamafactory_commit": "5cccaeec8^", "llama3_date": FIXED_DATE.strftime("%Y-%m-%d"),
+                   "cases": cases}, f, ensure_ascii=False, separators=(",", ":"))
+    print("wrote %d cases (%d errors) to %s" % (len(cases), sum("error" in c for c in cases), out))
+
+
 def main():
+    if "--obsolete" in sys.argv:
+        return main_obsolete()
     tm, role_enum = load_llamafactory(sys.argv[1])
     cases = []
 

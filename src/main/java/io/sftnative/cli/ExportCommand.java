@@ -57,12 +57,6 @@ final class ExportCommand implements Callable<Integer> {
             throw new ConfigException("export merges into the full-precision weights: remove quantization_bit ("
                     + cfg.model().quantizationBit() + ") from the export config");
         }
-        if (cfg.model().ropeScaling() != null) {
-            throw new ConfigException("rope_scaling (" + cfg.model().ropeScaling() + ") is not applied by export:"
-                    + " the merged model keeps the base's config.json RoPE settings. Remove the key, or set"
-                    + " rope_scaling / max_position_embeddings in the exported config.json yourself (LLaMA-Factory's"
-                    + " export would write factor 2.0)");
-        }
         String template = cfg.data().template();
         if (template != null && !template.isBlank() && !template.equalsIgnoreCase(Templates.AUTO)) {
             Templates.named(template.trim()); // a typo is an error, as in training (the tokenizer files are copied)
@@ -89,7 +83,7 @@ final class ExportCommand implements Callable<Integer> {
         ModelExport.Result r;
         try (Device on = new Device(device)) {
             r = ModelExport.export(Path.of(base), adapters, Path.of(dir), cfg.export().maxShardBytes(), null,
-                    quantize, on, m -> System.err.println(m));
+                    quantize, on, cfg.model().ropeScaling(), m -> System.err.println(m));
         }
         writeModelfile(r.dir(), template, cfg.data().defaultSystem());
         System.out.printf("exported %s%s to %s%s: %s (%.1f MB)%n", base,

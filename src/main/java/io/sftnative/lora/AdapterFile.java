@@ -20,7 +20,7 @@ import io.sftnative.model.LinearLayer;
 import io.sftnative.model.FiniteCheck;
 import io.sftnative.model.Tensors;
 import io.sftnative.model.safetensors.DType;
-import io.sftnative.model.safetensors.SafetensorsFile;
+import io.sftnative.model.safetensors.SafetensorsCheckpoint;
 import io.sftnative.model.safetensors.TensorEntry;
 
 /** Reads {@code adapter_model.safetensors} against a model: every name and shape checked before anything loads. */
@@ -46,7 +46,7 @@ final class AdapterFile {
                 cfg.modulesToSave() == null ? List.of() : cfg.modulesToSave(),
                 weights.resolveSibling(PeftConfig.CONFIG_FILE) + " modules_to_save");
         String origin = cfg.baseModel() == null ? "" : " (it was trained on " + cfg.baseModel() + ")";
-        try (SafetensorsFile f = SafetensorsFile.open(weights)) {
+        try (SafetensorsCheckpoint f = open(weights, model)) {
             String embedName = TargetModules.EMBED + ".weight";
             String embedKey = PeftConfig.PREFIX + embedName;
             String headKey = PeftConfig.PREFIX + TargetModules.LM_HEAD + ".weight";
@@ -102,11 +102,40 @@ final class AdapterFile {
     }
 
     /**
+     * {@code weights} with keys as the text model names them. A Gemma 3 adapter may name the modules as either
+     * multimodal checkpoint does (PEFT on Gemma3ForConditionalGeneration, and sft-native on such a base:
+     * {@code base_model.model.language_model.model.layers...} or {@code base_model.model.model.language_model.layers
+     * ...}); those keys read as {@code base_model.model.model.layers...}, so one adapter loads on the multimodal
+     * checkpoint in either layout and on the text-only model alike.
+     */
+    static SafetensorsCheckpoint open(Path weights, DecoderModel model) throws IOException {
+        SafetensorsCheckpoint ck = SafetensorsCheckpoint.open(weights);
+        if (!model.config().modelType().equals("gemma3_text")) {
+            return ck;
+        }
+        Map<String, String> names = new LinkedHashMap<>(); // text key -> stored key
+        boolean renamed = false;
+        for (String k : ck.names()) {
+            String text = k.startsWith(PeftConfig.PREFIX)
+                    ? DecoderModel.textNameOfMultimodal(k.substring(PeftConfig.PREFIX.length())) : null;
+            String key = text == null ? k : PeftConfig.PREFIX + text;
+            if (names.containsKey(key)) {
+                ck.close();
+                throw new AdapterFormatException(weights + " holds both '" + names.get(key) + "' and '" + k
+                        + "', the same module named in two layouts (text model / multimodal); keep one of them");
+            }
+            names.put(key, k);
+            renamed |= text != null;
+        }
+        return renamed ? ck.renamed(names) : ck;
+    }
+
+    /**
      * The rows of the embedding an adapter saves in full (modules_to_save embed_tokens, else lm_head), or -1: an
      * adapter trained with a resized vocabulary (add_tokens) has more rows than its base.
      */
-    static long vocabularyRows(Path weights) throws IOException {
-        try (SafetensorsFile f = SafetensorsFile.open(weights)) {
+    static long vocabularyRows(Path weights, DecoderModel model) throws IOException {
+        try (SafetensorsCheckpoint f = open(weights, model)) {
             for (String module : List.of(TargetModules.EMBED, TargetModules.LM_HEAD)) {
                 String key = PeftConfig.PREFIX + module + ".weight";
                 if (f.contains(key) && f.entry(key).shape().length == 2) {
@@ -142,7 +171,7 @@ final class AdapterFile {
      * sft-native keeps tied embeddings tied, so an adapter whose embed_tokens and lm_head copies differ (trained
      * apart, e.g. by PEFT without weight tying) cannot be represented: refuse it rather than drop one of them.
      */
-    private static void checkTiedCopiesEqual(SafetensorsFile f, Path file, String embedKey, String headKey) {
+    private static void checkTiedCopiesEqual(SafetensorsCheckpoint f, Path file, String embedKey, String headKey) {
         try (PointerScope scope = new PointerScope()) {
             Tensor e = f.load(embedKey, ScalarType.Float); // (V, H)
             Tensor h = f.load(headKey, ScalarType.Float); // (V, H)
@@ -181,7 +210,7 @@ final class AdapterFile {
     }
 
     /** The rank in adapter_config.json must be the one of the tensors (not "trained for a different model"). */
-    private static void checkRank(SafetensorsFile f, Path file, int r, String key, int dim) {
+    private static void checkRank(SafetensorsCheckpoint f, Path file, int r, String key, int dim) {
         long[] shape = f.entry(key).shape();
         if (shape.length == 2 && shape[dim] != r) {
             throw new AdapterFormatException(file.resolveSibling(PeftConfig.CONFIG_FILE) + " says r=" + r + " but '"
@@ -191,7 +220,7 @@ final class AdapterFile {
         }
     }
 
-    private static void checkShape(SafetensorsFile f, Path file, String key, long[] want, String module,
+    private static void checkShape(SafetensorsCheckpoint f, Path file, String key, long[] want, String module,
             String origin) {
         TensorEntry e = f.entry(key);
         if (!Arrays.equals(e.shape(), want)) {
@@ -206,7 +235,7 @@ final class AdapterFile {
         }
     }
 
-    private static Loaded load(SafetensorsFile f, List<String> paths, Map<String, String> fullKeys,
+    private static Loaded load(SafetensorsCheckpoint f, List<String> paths, Map<String, String> fullKeys,
             ScalarType adapterDtype, DecoderModel model, boolean dora) {
         Map<String, Tensor[]> ab = new LinkedHashMap<>();
         Map<String, Tensor> full = new LinkedHashMap<>();
@@ -248,10 +277,10 @@ final class AdapterFile {
     }
 
     /** A NaN adapter merged or exported gives a NaN model: refuse it naming the tensor. */
-    private static void requireFinite(Tensor t, String key, SafetensorsFile f) {
+    private static void requireFinite(Tensor t, String key, SafetensorsCheckpoint f) {
         String p = FiniteCheck.problem(t);
         if (p != null) {
-            throw new AdapterFormatException("adapter tensor '" + key + "' in " + f.path() + " holds " + p
+            throw new AdapterFormatException("adapter tensor '" + key + "' in " + f.source() + " holds " + p
                     + ": the adapter is damaged (saved from a diverged run?); use an earlier checkpoint-N of it");
         }
     }

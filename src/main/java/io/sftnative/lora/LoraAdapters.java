@@ -173,7 +173,7 @@ public final class LoraAdapters implements AutoCloseable {
             throw new NoSuchFileException(weights.toString(), null, "adapter weights not found next to "
                     + PeftConfig.CONFIG_FILE);
         }
-        long rows = AdapterFile.vocabularyRows(weights);
+        long rows = AdapterFile.vocabularyRows(weights, model);
         if (rows > model.embedWeight().size(0)) {
             // trained with added tokens (add_tokens / resize_vocab): the base grows to the adapter's rows, whose
             // saved values replace the new zero rows below (what resize_token_embeddings + PeftModel does in HF)
@@ -321,9 +321,13 @@ public final class LoraAdapters implements AutoCloseable {
     /** Suffix of DoRA's magnitude as PEFT saves it (no adapter name, no {@code .weight}). */
     static final String MAGNITUDE = ".lora_magnitude_vector";
 
-    /** The key {@link #save} writes for the trainable parameter {@code name} (PEFT's {@code base_model.model.} prefix). */
-    public static String savedKey(String name) {
-        return PeftConfig.PREFIX + name;
+    /**
+     * The key {@link #save} writes for the trainable parameter {@code name}: PEFT's {@code base_model.model.} prefix
+     * and the module path as the base checkpoint names it ({@link DecoderModel#storedName}: a gemma3 multimodal
+     * base's {@code language_model.model.layers...} or {@code model.language_model.layers...}).
+     */
+    public String savedKey(String name) {
+        return PeftConfig.PREFIX + model.storedName(name);
     }
 
     /** Elements in {@link #trainableParameters()}. */
@@ -356,15 +360,15 @@ public final class LoraAdapters implements AutoCloseable {
             throws IOException {
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : parameters.entrySet()) {
-            tensors.put(PeftConfig.PREFIX + e.getKey(), e.getValue());
+            tensors.put(savedKey(e.getKey()), e.getValue());
         }
         List<String> modulesToSave = spec.additionalTarget();
-        String embed = PeftConfig.PREFIX + TargetModules.EMBED + ".weight";
+        String embed = savedKey(TargetModules.EMBED + ".weight");
         if (model.config().tieWordEmbeddings() && tensors.containsKey(embed)) {
             // PEFT wraps each modules_to_save module on its own: naming only embed_tokens of a tied model leaves
             // lm_head on the base weights when PEFT loads it (measured with PEFT 0.21: eval loss 4.85 instead of
             // the 2.05 sft-native computes). Both names with the one trained matrix reproduce the tied model.
-            tensors.put(PeftConfig.PREFIX + TargetModules.LM_HEAD + ".weight", tensors.get(embed));
+            tensors.put(savedKey(TargetModules.LM_HEAD + ".weight"), tensors.get(embed));
             modulesToSave = new ArrayList<>(modulesToSave);
             for (String m : List.of("embed_tokens", TargetModules.LM_HEAD)) {
                 if (!modulesToSave.contains(m)) {
@@ -372,7 +376,11 @@ public final class LoraAdapters implements AutoCloseable {
                 }
             }
         }
-        PeftConfig cfg = new PeftConfig(as.rank(), as.alpha(), as.dropout(), savedTargets, as.useRslora(),
+        // a multimodal base: names like q_proj also match its vision tower in PEFT, so target exactly the language
+        // model's modules, as LLaMA-Factory does for composite models (a regex of their full paths)
+        Object targets = model.savesMultimodal() ? TargetModules.exactRegex(modulePaths(), model::storedName)
+                : savedTargets;
+        PeftConfig cfg = new PeftConfig(as.rank(), as.alpha(), as.dropout(), targets, as.useRslora(),
                 modulesToSave, layers, baseModelNameOrPath, as.useDora(), as.init());
         Files.createDirectories(dir);
         SafetensorsWriter.write(dir.resolve(PeftConfig.WEIGHTS_FILE), tensors, Map.of("format", "pt"));

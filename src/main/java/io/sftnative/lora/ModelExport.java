@@ -68,11 +68,28 @@ public final class ModelExport {
      */
     public static Result export(Path baseDir, List<Path> adapters, Path exportDir, long maxShardBytes,
             ScalarType dtype, QuantizationSpec quantize, Device device, Consumer<String> log) throws IOException {
+        return export(baseDir, adapters, exportDir, maxShardBytes, dtype, quantize, device, null, log);
+    }
+
+    /**
+     * As above, with LLaMA-Factory's {@code rope_scaling} key ({@code linear}, {@code dynamic}, {@code yarn},
+     * {@code llama3}, or null): LLaMA-Factory's export loads the model for inference, where {@code configure_rope}
+     * has no {@code model_max_length} and scales by factor 2, and saves that config. So does this: the exported
+     * config.json carries {@code rope_scaling} {rope_type, factor 2, ...} (and transformers 5's
+     * {@code rope_parameters} when the base has it) and twice the base's {@code max_position_embeddings}
+     * ({@link io.sftnative.model.ModelConfig#withLlamaFactoryRopeScaling}); the weights are unaffected.
+     */
+    public static Result export(Path baseDir, List<Path> adapters, Path exportDir, long maxShardBytes,
+            ScalarType dtype, QuantizationSpec quantize, Device device, String ropeScaling, Consumer<String> log)
+            throws IOException {
         checkTarget(baseDir, adapters, exportDir);
         Path staging = AtomicFiles.stagingDirectory(exportDir);
         try {
             try (DecoderModel model = DecoderModel.load(baseDir, dtype, device)) {
                 AdapterChain.mergeAll(model, adapters);
+                if (ropeScaling != null) {
+                    model.rescaleRope(model.config().withLlamaFactoryRopeScaling(ropeScaling, null, log));
+                }
                 for (var e : model.parameters().entrySet()) { // a merge can overflow: never publish NaN/Inf weights
                     FiniteCheck.require(e.getValue(), e.getKey(), "the merged model", "nothing was exported; check"
                             + " the adapters (" + adapters + ") and the base dtype");
@@ -80,6 +97,12 @@ public final class ModelExport {
                 if (quantize == null) {
                     model.save(staging, maxShardBytes);
                 } else {
+                    if (model.savesMultimodal()) {
+                        log.accept("warning: export_quantization_bit on the " + model.config().textTowerOf()
+                                + " (multimodal) base " + baseDir + " writes a text-only quantized "
+                                + model.config().modelType() + " checkpoint: the vision tower and projector are not"
+                                + " in it (export without export_quantization_bit keeps them)");
+                    }
                     BnbCheckpoint.save(model, staging, quantize, maxShardBytes);
                 }
             }

@@ -78,7 +78,18 @@ final class TargetModules {
         return paths.stream().map(p -> p.substring(p.lastIndexOf('.') + 1)).distinct().sorted().toList();
     }
 
-    /** PEFT's regex form of target_modules: the module paths the pattern fully matches. */
+    /**
+     * PEFT's regex form of target_modules that fully matches exactly {@code paths}, each written as {@code name}
+     * gives it (LLaMA-Factory's form for composite models: {@code ^(a\.b|c\.d)$}).
+     */
+    static String exactRegex(List<String> paths, java.util.function.UnaryOperator<String> name) {
+        return "^(" + String.join("|", paths.stream().map(p -> name.apply(p).replace(".", "\\.")).toList()) + ")$";
+    }
+
+    /**
+     * PEFT's regex form of target_modules: the module paths the pattern fully matches. For Gemma 3 text models the
+     * paths are also tried as either multimodal checkpoint names them (an adapter of Gemma3ForConditionalGeneration).
+     */
     static List<String> resolveRegex(DecoderModel model, String regex, List<Integer> layers, String what) {
         Pattern p;
         try {
@@ -88,8 +99,13 @@ final class TargetModules {
                     + e.getDescription());
         }
         Set<String> chosen = new LinkedHashSet<>();
+        boolean gemma3 = model.config().modelType().equals("gemma3_text");
         for (String path : model.linearPaths()) {
-            if (p.matcher(path).matches()) {
+            boolean match = p.matcher(path).matches();
+            for (String stored : gemma3 ? DecoderModel.multimodalNames(path) : List.<String>of()) {
+                match |= p.matcher(stored).matches();
+            }
+            if (match) {
                 chosen.add(path);
             }
         }

@@ -66,7 +66,10 @@ final class Alibi {
         Tensor vis = visible != null ? visible // (B, 1, T, S)
                 : torch.ones(new long[] {t, s}, Devices.options(ScalarType.Bool, device)).tril(s - t); // (T, S)
         long b = visible != null ? visible.size(0) : 1;
-        return bias.expand(b, heads, t, s).masked_fill(vis.logical_not(), new Scalar(lowest(dtype))); // (B, nH, T, S)
+        // finfo.min made in fp32 (where it is exact) and cast: libtorch refuses bf16's finfo.min as a Scalar fill
+        // value ("cannot be converted to type c10::BFloat16 without overflow")
+        Tensor low = torch.full(new long[] {}, new Scalar(lowest(dtype)), fp32).to(dtype); // () in dtype
+        return torch.where(vis, bias.expand(b, heads, t, s), low); // (B, nH, T, S)
     }
 
     /** torch.finfo(dtype).min. */

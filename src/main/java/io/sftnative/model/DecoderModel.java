@@ -66,6 +66,7 @@ public final class DecoderModel implements AutoCloseable {
     private final long paddingIdx;
     private final List<AutoCloseable> adopted = new ArrayList<>(); // closed after the parameters
     private boolean closed;
+    private MultimodalText.Source multimodal; // the gemma3 checkpoint this text model was loaded from, or null
     // MoE (io.sftnative.model.moe): per layer the sparse block replacing the MLP, null where dense; all null if dense
     private final MoeSpec moe;
     private final SparseMoeBlock[] sparse;
@@ -636,7 +637,49 @@ public final class DecoderModel implements AutoCloseable {
 
     public void save(Path dir, long maxShardBytes) throws IOException {
         check();
-        ModelWriter.save(config, dtype, parameters, dir, maxShardBytes);
+        ModelWriter.save(config, dtype, parameters, multimodal, dir, maxShardBytes);
+    }
+
+    /** Set by the loader for a gemma3 checkpoint: saving writes that multimodal layout back (vision included). */
+    void keepMultimodalSource(MultimodalText.Source source) {
+        multimodal = adopt(source);
+    }
+
+    /**
+     * Whether {@link #save} writes a multimodal checkpoint ({@code gemma3}, vision tower kept) and adapters use its
+     * names ({@link #storedName}): true for a model loaded from one.
+     */
+    public boolean savesMultimodal() {
+        return multimodal != null;
+    }
+
+    /**
+     * The name under which the checkpoint this model was loaded from stores the parameter or module path
+     * {@code name} of the text model (a gemma3 checkpoint: {@code language_model.model.*} as transformers 4.x
+     * saves it, or {@code model.language_model.*} as 5.x does; {@code lm_head} likewise), so saved models and PEFT
+     * adapters follow the checkpoint's own layout; {@code name} itself for every other model.
+     */
+    public String storedName(String name) {
+        return multimodal == null ? name : multimodal.layout().stored(name);
+    }
+
+    /** The names a Gemma 3 text-model parameter or module path has in the two multimodal checkpoint layouts. */
+    public static List<String> multimodalNames(String name) {
+        return List.of(MultimodalText.LEGACY.stored(name), MultimodalText.NESTED.stored(name));
+    }
+
+    /**
+     * The text model's name of a stored gemma3 name in either multimodal layout ({@code language_model.model.*},
+     * {@code language_model.lm_head*}, {@code model.language_model.*}), or null when {@code name} is in neither
+     * (a text-model name, or a vision tower name). Adapters of Gemma 3 saved by PEFT on
+     * Gemma3ForConditionalGeneration read through it.
+     */
+    public static String textNameOfMultimodal(String name) {
+        String t = MultimodalText.LEGACY.text(name);
+        if (t == null && name.startsWith(MultimodalText.NESTED.textPrefix())) {
+            t = MultimodalText.NESTED.text(name);
+        }
+        return t;
     }
 
     // ---------------------------------------------------------------- lifetime

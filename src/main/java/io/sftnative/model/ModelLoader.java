@@ -98,7 +98,16 @@ final class ModelLoader {
                     ordered.put(name, params.get(name));
                 }
             }
-            return new DecoderModel(config, dtype, ordered, slots);
+            DecoderModel model = new DecoderModel(config, dtype, ordered, slots);
+            if (config.textTowerOf() != null) { // saved back as the multimodal checkpoint it came from
+                try {
+                    model.keepMultimodalSource(MultimodalText.source(dir));
+                } catch (IOException | RuntimeException e) {
+                    model.close();
+                    throw e;
+                }
+            }
+            return model;
         }
     }
 

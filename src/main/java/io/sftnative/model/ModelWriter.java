@@ -9,6 +9,7 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.files.AtomicFiles;
+import io.sftnative.files.RealPaths;
 import io.sftnative.model.safetensors.DType;
 import io.sftnative.model.safetensors.ShardedSafetensorsWriter;
 
@@ -22,6 +23,16 @@ final class ModelWriter {
      */
     static void save(ModelConfig config, ScalarType dtype, Map<String, Tensor> parameters, Path dir,
             long maxShardBytes) throws IOException {
+        save(config, dtype, parameters, null, dir, maxShardBytes);
+    }
+
+    /**
+     * As above; with {@code multimodal} (the gemma3 checkpoint the text model was loaded from) the model is written
+     * back as that multimodal checkpoint: the text parameters under its layout, its vision tower and projector
+     * unchanged, its config.json with the text part's changes ({@link MultimodalText#savedConfig}).
+     */
+    static void save(ModelConfig config, ScalarType dtype, Map<String, Tensor> parameters,
+            MultimodalText.Source multimodal, Path dir, long maxShardBytes) throws IOException {
         for (String name : ParameterLayout.shapes(config).keySet()) {
             if (!parameters.containsKey(name)) {
                 throw new IllegalStateException("cannot save " + name + ": this model holds it in a replaced slot"
@@ -34,8 +45,18 @@ final class ModelWriter {
             case F16 -> "float16";
             default -> "float32";
         };
-        ShardedSafetensorsWriter.write(dir, parameters, Map.of("format", "pt"), maxShardBytes);
-        byte[] json = config.withTorchDtype(dtypeName).toJson().getBytes(StandardCharsets.UTF_8);
+        Map<String, Tensor> tensors = parameters;
+        String configJson = config.withTorchDtype(dtypeName).toJson();
+        if (multimodal != null) {
+            if (RealPaths.same(dir, multimodal.dir())) { // its vision tensors are read from the files replaced
+                throw new IllegalArgumentException("cannot save the model into " + dir + ": it is the gemma3"
+                        + " checkpoint it was loaded from (whose files the save replaces); choose another directory");
+            }
+            tensors = MultimodalText.savedTensors(parameters, multimodal);
+            configJson = MultimodalText.savedConfig(config, multimodal, dtypeName);
+        }
+        ShardedSafetensorsWriter.write(dir, tensors, Map.of("format", "pt"), maxShardBytes);
+        byte[] json = configJson.getBytes(StandardCharsets.UTF_8);
         AtomicFiles.write(dir.resolve("config.json"), out -> {
             out.write(json);
             out.flush(); // AtomicFiles' buffered stream is not flushed by AtomicFiles itself

@@ -1,10 +1,20 @@
 package io.sftnative.model;
 
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
+
+import org.bytedeco.pytorch.Tensor;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
 
 import io.sftnative.model.safetensors.SafetensorsCheckpoint;
 
@@ -18,6 +28,8 @@ import io.sftnative.model.safetensors.SafetensorsCheckpoint;
  * under {@code model.} in the newer layout) are not loaded.
  */
 final class MultimodalText {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
     private MultimodalText() {}
 
     /** Gemma3TextConfig's defaults (transformers configuration_gemma3.py), for keys text_config leaves out. */
@@ -84,7 +96,114 @@ final class MultimodalText {
     }
 
     /** The stored-weight layout of a multimodal checkpoint. */
-    record Layout(String textPrefix, String headName, List<String> skippedPrefixes, String what) {}
+    record Layout(String textPrefix, String headName, List<String> skippedPrefixes, String what) {
+        /**
+         * The stored name of the text model's parameter or module path {@code name} ({@code model.*},
+         * {@code lm_head*}); any other name unchanged.
+         */
+        String stored(String name) {
+            if (name.startsWith("model.")) {
+                return textPrefix + name.substring("model.".length());
+            }
+            String head = headName.substring(0, headName.length() - ".weight".length());
+            return name.equals("lm_head") || name.startsWith("lm_head.") ? head + name.substring("lm_head".length())
+                    : name;
+        }
+
+        /** The text model's name of the stored {@code name}, or null when it is not a text-model name. */
+        String text(String name) {
+            String head = headName.substring(0, headName.length() - ".weight".length());
+            if (name.startsWith(textPrefix)) {
+                return "model." + name.substring(textPrefix.length());
+            }
+            return name.equals(head) || name.startsWith(head + ".") ? "lm_head" + name.substring(head.length())
+                    : null;
+        }
+
+        boolean isVision(String name) {
+            return skippedPrefixes.stream().anyMatch(name::startsWith);
+        }
+    }
+
+    /**
+     * The multimodal checkpoint a text model was loaded from: its layout, its own config.json (as read) and the
+     * vision tensors, kept open (memory-mapped, not read) so that saving the model writes them back even when the
+     * directory is rotated away meanwhile (a resumed checkpoint-N). Owned by the model ({@link DecoderModel#adopt}).
+     */
+    record Source(Path dir, Layout layout, Map<String, Object> config, SafetensorsCheckpoint vision)
+            implements AutoCloseable {
+        @Override
+        public void close() {
+            vision.close();
+        }
+    }
+
+    /** The {@link Source} of {@code dir} (a gemma3 checkpoint): its config.json and the vision tensors. */
+    static Source source(Path dir) throws IOException {
+        Map<String, Object> config = JSON.readValue(dir.resolve("config.json").toFile(),
+                new TypeReference<LinkedHashMap<String, Object>>() {});
+        SafetensorsCheckpoint ck = SafetensorsCheckpoint.open(dir);
+        try {
+            Layout l = layout(ck.names(), ck.source().toString());
+            Map<String, String> vision = new LinkedHashMap<>();
+            for (String n : ck.names()) {
+                if (l.isVision(n)) {
+                    vision.put(n, n);
+                }
+            }
+            return new Source(dir, l, config, ck.renamed(vision));
+        } catch (RuntimeException e) {
+            ck.close();
+            throw e;
+        }
+    }
+
+    /**
+     * The tensors and config.json that save {@code config}'s text model as the multimodal checkpoint {@code src}:
+     * text parameters under the source's layout, the vision tower and projector as the source stores them (views of
+     * its files), and the source's config.json with text_config updated where the text model's config changed
+     * since loading (vocab_size after a resize, rope_scaling and max_position_embeddings of LLaMA-Factory's key,
+     * torch_dtype), and torch_dtype at the top level.
+     */
+    static Map<String, Tensor> savedTensors(Map<String, Tensor> text, Source src) {
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : text.entrySet()) {
+            out.put(src.layout().stored(e.getKey()), e.getValue());
+        }
+        for (String n : src.vision().names()) {
+            out.put(n, src.vision().view(n)); // (as stored) a view of the mapped source file
+        }
+        return out;
+    }
+
+    /** The config.json of {@link #savedTensors}' checkpoint (see there); {@code dtype}: the saved torch_dtype. */
+    static String savedConfig(ModelConfig config, Source src, String dtype) {
+        Map<String, Object> top = new LinkedHashMap<>(src.config());
+        Map<String, Object> loaded = textConfig(new ConfigReader(src.config(), "config.json")).m;
+        @SuppressWarnings("unchecked")
+        Map<String, Object> tc = new LinkedHashMap<>((Map<String, Object>) src.config().get("text_config"));
+        for (Map.Entry<String, Object> e : config.raw().entrySet()) {
+            if (!Objects.equals(e.getValue(), loaded.get(e.getKey())) && !e.getKey().equals("torch_dtype")
+                    && !e.getKey().equals("dtype")) {
+                tc.put(e.getKey(), e.getValue());
+            }
+        }
+        for (String k : List.of("torch_dtype", "dtype")) {
+            if (tc.containsKey(k)) {
+                tc.put(k, dtype);
+            }
+            if (top.containsKey(k)) {
+                top.put(k, dtype);
+            }
+        }
+        top.putIfAbsent("torch_dtype", dtype);
+        top.put("text_config", tc);
+        try {
+            return JSON.copy().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(top) + "\n";
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
 
     static final Layout LEGACY = new Layout("language_model.model.", "language_model.lm_head.weight",
             List.of("vision_tower.", "multi_modal_projector."), "language_model.model.* (transformers 4.x)");
@@ -121,7 +240,7 @@ final class MultimodalText {
                 names.put("model." + n.substring(l.textPrefix().length()), n);
             } else if (n.equals(l.headName())) {
                 names.put("lm_head.weight", n);
-            } else if (l.skippedPrefixes().stream().anyMatch(n::startsWith)) {
+            } else if (l.isVision(n)) {
                 skipped.add(n);
             } else {
                 names.put(n, n);

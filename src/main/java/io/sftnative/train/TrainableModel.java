@@ -131,8 +131,11 @@ public final class TrainableModel implements AutoCloseable {
         model.attentionKernel(AttentionKernel.parse(m.flashAttn(), "flash_attn"));
         if (model.config().textTowerOf() != null) {
             log.accept(model.config().textTowerOf() + " (multimodal): training its language model only; the vision"
-                    + " tower and projector weights are not loaded, and saved models are text-only "
-                    + model.config().architecture() + " checkpoints (docs/architectures.md)");
+                    + " tower and projector are not loaded; saved models " + (model.savesMultimodal()
+                            ? "are " + model.config().textTowerOf() + " checkpoints in the base's layout with its"
+                                    + " vision weights unchanged, adapters use its module names"
+                            : "are text-only " + model.config().architecture() + " checkpoints")
+                    + " (docs/architectures.md)");
         }
         try {
             QuantizedModels.Summary q = quantized ? QuantizedModels.summary(model) : null;
@@ -343,7 +346,7 @@ public final class TrainableModel implements AutoCloseable {
                         .SafetensorsCheckpoint.open(adapters != null ? checkpoint.resolve("adapter_model.safetensors")
                                 : checkpoint)) {
             for (Map.Entry<String, Tensor> e : trainable.entrySet()) {
-                String key = adapters != null ? LoraAdapters.savedKey(e.getKey()) : e.getKey();
+                String key = adapters != null ? adapters.savedKey(e.getKey()) : model.storedName(e.getKey());
                 if (!f.contains(key)) {
                     throw new IOException(checkpoint + " has no tensor " + key + ": it is not a checkpoint of this"
                             + " run's trainable parameters");

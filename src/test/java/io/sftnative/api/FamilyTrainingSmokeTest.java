@@ -77,8 +77,10 @@ class FamilyTrainingSmokeTest {
         try (SafetensorsFile adapter = SafetensorsFile.open(out.resolve("adapter_model.safetensors"))) {
             String fusedOrQ = "self_attn." + (family.startsWith("phi3") ? "qkv_proj"
                     : family.startsWith("baichuan") ? "W_pack" : "q_proj") + ".lora_A.weight";
-            assertTrue(adapter.names().contains("base_model.model.model.layers.0." + fusedOrQ), adapter.names()
-                    .toString());
+            // PEFT's module paths; a multimodal Gemma 3 base's own (transformers 5 layout: model.language_model.*)
+            String layer0 = family.equals("gemma3_mm_nested") ? "base_model.model.model.language_model.layers.0."
+                    : "base_model.model.model.layers.0.";
+            assertTrue(adapter.names().contains(layer0 + fusedOrQ), adapter.names().toString());
         }
         Path export = dir.resolve("export");
         ModelExport.export(base, List.of(out), export, Long.MAX_VALUE, ScalarType.Float, s -> { });
@@ -131,8 +133,45 @@ class FamilyTrainingSmokeTest {
         return ids;
     }
 
+    /**
+     * Freeze (LLaMA-Factory's freeze_trainable_layers: the last layer) trains every family: the saved full model
+     * keeps the frozen layer 0 and the embedding bit for bit and changed the last layer; a multimodal base is saved
+     * in its own layout with its vision tower.
+     */
     @ParameterizedTest
-    @ValueSource(strings = {"gemma2_softcap", "phi3_longrope"})
+    @ValueSource(strings = {"gemma2_softcap", "gemma3_text_local", "phi3_longrope", "glm4_partial", "olmo2_postnorm",
+            "granite_mult", "baichuan_wpack", "baichuan2_13b_alibi", "gemma3_mm_nested"})
+    void freezeTrainsTheLastLayerOnly(String family) throws Exception {
+        Path out = dir.resolve("freeze");
+        try (TrainingRun run = lora(family, out, 3).set("finetuning_type", "freeze")
+                .set("freeze_trainable_layers", 1).set("learning_rate", 1e-2).build().start()) {
+            TrainResult r = run.await();
+            assertEquals(TrainResult.Status.COMPLETED, r.status(), family);
+            assertTrue(Double.isFinite(r.trainLoss()), family);
+        }
+        Path base = GOLDEN.resolve(family).resolve("checkpoint");
+        try (io.sftnative.model.safetensors.SafetensorsCheckpoint a =
+                        io.sftnative.model.safetensors.SafetensorsCheckpoint.open(base);
+                io.sftnative.model.safetensors.SafetensorsCheckpoint b =
+                        io.sftnative.model.safetensors.SafetensorsCheckpoint.open(out)) {
+            assertEquals(a.names(), b.names(), family + ": the base's tensor names");
+            int last = io.sftnative.model.ModelConfig.read(base).numHiddenLayers() - 1;
+            boolean lastChanged = false;
+            for (String n : a.names()) {
+                boolean equal = a.view(n).equal(b.view(n));
+                if (n.contains("layers." + last + ".")) {
+                    lastChanged |= !equal;
+                } else {
+                    assertTrue(equal, family + ": frozen " + n + " changed");
+                }
+            }
+            assertTrue(lastChanged, family + ": the trainable last layer did not change");
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"gemma2_softcap", "gemma3_text_local", "phi3_longrope", "glm4_partial", "olmo2_postnorm",
+            "granite_mult", "baichuan_wpack", "baichuan2_13b_alibi", "gemma3_mm_nested"})
     void qloraTrains(String family) throws Exception {
         io.sftnative.bindings.NativeTestSupport.assumeNativeBuilt(); // 4-bit kernels
         Path out = dir.resolve("qlora");

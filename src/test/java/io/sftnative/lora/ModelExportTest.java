@@ -97,6 +97,38 @@ class ModelExportTest {
         assertFalse(Files.exists(out.resolve("model.safetensors.index.json")));
     }
 
+    /**
+     * LLaMA-Factory's rope_scaling key on export: as its export (configure_rope at inference, no model_max_length),
+     * factor 2 and twice max_position_embeddings in the exported config.json, in the form transformers reads
+     * (rope_type, factor, original_max_position_embeddings); the weights are the merge alone.
+     */
+    @Test
+    void ropeScalingIsWrittenAsLlamaFactorysExportDoes() throws Exception {
+        Path base = baseDir(tmp, LoraTesting.LLAMA);
+        int old = new ObjectMapper().readTree(base.resolve("config.json").toFile()).get("max_position_embeddings")
+                .asInt();
+        Path out = tmp.resolve("yarn");
+        List<String> log = new java.util.ArrayList<>();
+        ModelExport.export(base, List.of(), out, 10_000_000_000L, null, null, io.sftnative.torch.TorchRuntime.device(),
+                "yarn", log::add);
+        JsonNode cfg = new ObjectMapper().readTree(out.resolve("config.json").toFile());
+        assertEquals(2 * old, cfg.get("max_position_embeddings").asInt());
+        JsonNode rs = cfg.get("rope_scaling");
+        assertEquals("yarn", rs.get("rope_type").asText());
+        assertEquals(2.0, rs.get("factor").asDouble());
+        assertEquals(old, rs.get("original_max_position_embeddings").asInt());
+        assertTrue(log.stream().anyMatch(l -> l.contains("yarn scaling with factor 2.0")), log.toString());
+        try (DecoderModel exported = DecoderModel.load(out, null);
+                var a = io.sftnative.model.safetensors.SafetensorsFile.open(out.resolve("model.safetensors"));
+                var b = io.sftnative.model.safetensors.SafetensorsFile.open(base.resolve("model.safetensors"));
+                PointerScope scope = new PointerScope()) {
+            assertEquals("yarn", exported.config().ropeScaling().type());
+            for (String n : b.names()) {
+                assertTrue(a.view(n).equal(b.view(n)), n + " unchanged by the config change");
+            }
+        }
+    }
+
     @Test
     void bf16TiedBaseKeepsItsDtypeAndTying() throws Exception {
         Path base = baseDir(tmp, LoraTesting.QWEN2);

@@ -66,7 +66,7 @@ class GoldenParityTest {
     @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa", "gemma2_softcap",
             "gemma3_text_local", "phi3_longrope", "glm4_partial", "olmo2_postnorm", "granite_mult", "qwen2_swa",
             "baichuan_wpack", "gemma2_bf16", "olmo2_bf16", "qwen2_yarn", "llama_dynamic", "gemma3_mm_legacy",
-            "gemma3_mm_nested", "baichuan2_13b_alibi"})
+            "gemma3_mm_nested", "baichuan2_13b_alibi", "baichuan2_13b_alibi_bf16"})
     void fp32LogitsLossAndGradientsMatchTheReference(String name) throws IOException {
         fp32Parity(name, AttentionKernel.SDPA);
     }
@@ -107,9 +107,15 @@ class GoldenParityTest {
         }
     }
 
-    /** The same cases and tolerances with our attention kernel (key ranges instead of masks). */
+    /**
+     * The same cases and tolerances with our attention kernel (key ranges instead of masks; the default,
+     * {@code flash_attn: auto}): Gemma 2's soft-cap is computed inside it, Gemma 3's and Qwen2's sliding windows are
+     * key ranges.
+     */
     @ParameterizedTest
-    @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa", "baichuan2_13b_alibi"})
+    @ValueSource(strings = {"llama_gqa", "qwen2_tied_bf16", "qwen3_qknorm", "mistral_swa", "baichuan2_13b_alibi",
+            "gemma2_softcap", "gemma3_text_local", "phi3_longrope", "glm4_partial", "olmo2_postnorm", "granite_mult",
+            "qwen2_swa", "baichuan_wpack", "qwen2_yarn", "llama_dynamic"})
     void fp32ParityHoldsWithTheNativeAttentionKernel(String name) throws IOException {
         fp32Parity(name, AttentionKernel.NATIVE);
     }
@@ -198,7 +204,7 @@ class GoldenParityTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"qwen2_tied_bf16", "gemma2_bf16", "olmo2_bf16"})
+    @ValueSource(strings = {"qwen2_tied_bf16", "gemma2_bf16", "olmo2_bf16", "baichuan2_13b_alibi_bf16"})
     void bf16LogitsAndLossWithinBf16Tolerance(String name) throws IOException {
         JsonNode basic = meta(name).get("cases").get("basic");
         try (DecoderModel model = DecoderModel.load(ROOT.resolve(name).resolve("checkpoint"), null);

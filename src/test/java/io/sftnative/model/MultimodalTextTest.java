@@ -48,26 +48,51 @@ class MultimodalTextTest {
         assertEquals(3, c.numHiddenLayers());
     }
 
-    /** Both layouts load the same text weights; saving writes a text-only gemma3_text checkpoint that reloads. */
+    /**
+     * Both layouts load the same text weights; saving writes the multimodal checkpoint back in the layout it was
+     * read in (vision tower included, text_config keeping only its own keys), and it reloads to the same model.
+     */
     @Test
-    void bothLayoutsLoadTheSameModelAndSaveTextOnly(@TempDir Path tmp) throws IOException {
+    void bothLayoutsLoadTheSameModelAndSaveInTheirLayout(@TempDir Path tmp) throws IOException {
         try (DecoderModel legacy = DecoderModel.load(LEGACY, ScalarType.Float);
                 DecoderModel nested = DecoderModel.load(NESTED, ScalarType.Float);
                 PointerScope scope = new PointerScope()) {
             Tensor ids = Tensors.longs(new long[] {5, 9, 30, 3, 77, 12}, 1, 6); // (B, T)
             Tensor logits = legacy.forward(ids); // (B, T, V)
             assertTrue(torch.equal(logits, nested.forward(ids)));
-            legacy.save(tmp.resolve("out"));
-            String json = Files.readString(tmp.resolve("out/config.json"));
-            assertTrue(json.contains("\"model_type\" : \"gemma3_text\"") && !json.contains("vision_config"), json);
-            try (SafetensorsCheckpoint ck = SafetensorsCheckpoint.open(tmp.resolve("out"))) {
-                assertTrue(ck.contains("model.layers.0.self_attn.q_proj.weight"));
-                assertFalse(ck.names().stream().anyMatch(n -> n.contains("vision") || n.contains("language_model")));
+            legacy.save(tmp.resolve("legacy"));
+            nested.save(tmp.resolve("nested"));
+            String json = Files.readString(tmp.resolve("legacy/config.json"));
+            assertTrue(json.contains("\"model_type\" : \"gemma3\"") && json.contains("vision_config")
+                    && json.contains("\"model_type\" : \"gemma3_text\""), json);
+            assertFalse(json.contains("rms_norm_eps"), "defaults stay out of text_config: " + json);
+            for (String layout : List.of("legacy", "nested")) {
+                Path src = layout.equals("legacy") ? LEGACY : NESTED;
+                try (SafetensorsCheckpoint ck = SafetensorsCheckpoint.open(tmp.resolve(layout));
+                        SafetensorsCheckpoint orig = SafetensorsCheckpoint.open(src)) {
+                    assertEquals(orig.names(), ck.names(), layout);
+                }
+                try (DecoderModel reloaded = DecoderModel.load(tmp.resolve(layout), ScalarType.Float)) {
+                    assertEquals("gemma3", reloaded.config().textTowerOf());
+                    assertTrue(torch.equal(logits, reloaded.forward(ids)));
+                }
             }
-            try (DecoderModel reloaded = DecoderModel.load(tmp.resolve("out"), ScalarType.Float)) {
-                assertEquals(null, reloaded.config().textTowerOf());
-                assertTrue(torch.equal(logits, reloaded.forward(ids)));
-            }
+            assertEquals("language_model.model.layers.1.mlp.up_proj.weight",
+                    legacy.storedName("model.layers.1.mlp.up_proj.weight"));
+            assertEquals("language_model.lm_head", legacy.storedName("lm_head"));
+            assertEquals("model.language_model.norm.weight", nested.storedName("model.norm.weight"));
+            assertEquals("lm_head.weight", nested.storedName("lm_head.weight"));
+        }
+    }
+
+    /** A bf16 save of an fp32 multimodal checkpoint says so at the top level and in text_config when it has the key. */
+    @Test
+    void savedConfigCarriesTheSavedDtype(@TempDir Path tmp) throws IOException {
+        try (DecoderModel m = DecoderModel.load(NESTED, ScalarType.BFloat16)) {
+            m.save(tmp.resolve("bf16"));
+            String json = Files.readString(tmp.resolve("bf16/config.json"));
+            assertTrue(json.contains("\"torch_dtype\" : \"bfloat16\""), json);
+            assertFalse(json.contains("float32"), json);
         }
     }
 

@@ -73,6 +73,30 @@ class LlamaFactoryTemplateGoldenTest {
         assertTrue(refused > 10, "refusals checked: " + refused);
     }
 
+    /**
+     * baichuan and baichuan2, which LLaMA-Factory removed on 2026-01-09 (commit 5cccaeec8, "clean obsolete models"),
+     * against the last template.py that registers them (llamafactory_obsolete.json, same generator).
+     */
+    @Test
+    void removedBaichuanTemplatesMatchTheirLastLlamaFactoryVersion() throws IOException {
+        JsonNode golden;
+        try (InputStream in = LlamaFactoryTemplateGoldenTest.class.getResourceAsStream(
+                "/golden/template/llamafactory_obsolete.json")) {
+            golden = JSON.readTree(in);
+        }
+        int checked = 0;
+        for (JsonNode c : golden.get("cases")) {
+            List<Message> messages = new ArrayList<>();
+            for (JsonNode m : c.get("messages")) {
+                messages.add(new Message(Role.valueOf(m.get(0).asText().toUpperCase(Locale.ROOT)),
+                        m.get(1).asText()));
+            }
+            assertEquals(0, check(c, messages, text(c.get("system")), text(c.get("tools"))), c.toString());
+            checked++;
+        }
+        assertEquals(18, checked, "baichuan and baichuan2, 9 conversations each");
+    }
+
     /** LLaMA-Factory's glaive tool-call demo conversations (from ../shared) in every tool format. */
     @Test
     void glaiveToolCallsMatchLlamaFactory() throws IOException {
