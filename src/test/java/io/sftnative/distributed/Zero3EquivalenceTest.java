@@ -162,4 +162,48 @@ class Zero3EquivalenceTest {
         assertTrue(w[0] < 1e-5 * Math.max(1, w[1]), "weight diff " + w[0]);
         assertEquals(ZeroEquivalenceTest.losses(z).get(3L), steps.get(0)[0], 1e-5, "the first resumed step's loss");
     }
+
+    /**
+     * LoRA under ZeRO-3: the adapters are what is sharded and gathered per layer (the frozen base stays replicated
+     * and is never communicated); 2 ranks x accumulation 2 vs one process x accumulation 4.
+     */
+    @Test
+    void loraAdaptersShardUnderStage3LikeOneProcess() throws Exception {
+        Map<String, Object> cfg = DataParallelEquivalenceTest.common("lora");
+        Path single = dir.resolve("single");
+        List<double[]> ref = new ArrayList<>();
+        SftTrainer.Builder sb = SftTrainer.builder();
+        cfg.forEach(sb::set);
+        sb.set("gradient_accumulation_steps", 4).set("output_dir", single.toString());
+        sb.listener(new TrainingListener() {
+            @Override
+            public void onStep(StepEvent e) {
+                ref.add(new double[] {e.loss(), e.gradNorm()});
+            }
+        });
+        sb.build().run();
+        List<String> args = new ArrayList<>();
+        cfg.forEach((k, v) -> args.add(k + "=" + v));
+        args.addAll(List.of("gradient_accumulation_steps=2", "output_dir=" + dir.resolve("multi"),
+                "fsdp=full_shard"));
+        DataParallelEquivalenceTest.runRanks(2, args, dir);
+        assertTrue(DataParallelEquivalenceTest.log(dir, 0).contains("weights gathered per unit"),
+                DataParallelEquivalenceTest.log(dir, 0));
+        List<double[]> got = DataParallelEquivalenceTest.stepsOf(dir.resolve("multi"));
+        assertEquals(ref.size(), got.size());
+        double loss = 0;
+        double norm = 0;
+        for (int i = 0; i < ref.size(); i++) {
+            loss = Math.max(loss, Math.abs(ref.get(i)[0] - got.get(i)[0]));
+            norm = Math.max(norm, Math.abs(ref.get(i)[1] - got.get(i)[1]) / ref.get(i)[1]);
+        }
+        double[] w = DataParallelEquivalenceTest.maxDiff(single.resolve("adapter_model.safetensors"),
+                dir.resolve("multi").resolve("adapter_model.safetensors"));
+        System.out.printf("LoRA stage 3, 2 ranks x accumulation 2 vs 1 x 4: %d steps, max |loss diff| %.3g, max rel"
+                + " grad-norm diff %.3g, max |weight diff| %.3g (max |weight| %.3g)%n", ref.size(), loss, norm, w[0],
+                w[1]);
+        assertTrue(loss < 1e-5, "loss diff " + loss);
+        assertTrue(norm < 1e-4, "grad norm rel diff " + norm);
+        assertTrue(w[0] < 1e-5 * Math.max(1, w[1]), "weight diff " + w[0]);
+    }
 }
