@@ -206,14 +206,10 @@ public final class ShardedGradients implements GradientSync, AutoCloseable {
 
     public String describe() {
         return layers != null ? String.format(java.util.Locale.ROOT, "ZeRO-%d gradients: %s, %.1f MB gradient slice"
-                + " per rank", layers.sharded() || shardsWeights() ? 3 : 2, layers.describe(),
+                + " per rank", layers.shardsWeights() ? 3 : 2, layers.describe(),
                 part.shardSize() * part.elementSize() / 1e6)
                 : String.format(java.util.Locale.ROOT, "ZeRO-2 gradients: reduce-scatter in buckets of %,d elements"
                 + " per rank, %.1f MB gradient slice per rank", bucket, part.shardSize() * part.elementSize() / 1e6);
-    }
-
-    private boolean shardsWeights() {
-        return layers != null && layers.shardsWeights();
     }
 
     /** Frees the gradient slice early (training is over: nothing reduces into it any more). */
