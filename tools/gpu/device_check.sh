@@ -44,7 +44,7 @@ peak() { # runs "$@" while sampling the GPU's used memory; prints the peak MiB o
 
 peak junit "${java[@]}" -Dsft.test.device="$dev" -cp \
   "$work/sft-native.jar:$work/test-classes:$work/junit-platform-console-standalone-1.14.1.jar" \
-  org.junit.platform.console.ConsoleLauncher execute --select-class io.sftnative.gpu.DeviceTrainingTest \
+  org.junit.platform.console.ConsoleLauncher execute --select-class io.sftnative.gpu.DeviceTrainingTest --select-class io.sftnative.distributed.NcclGroupTest \
   --include-tag gpu --reports-dir "$OUT/junit" --details summary --disable-banner
 peak demo "${java[@]}" -jar "$work/sft-native.jar" train --demo device="$dev" output_dir="$work/demo" ${DEMO_ARGS:-}
 

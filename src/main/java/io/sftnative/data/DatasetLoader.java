@@ -5,18 +5,12 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
 
@@ -24,10 +18,6 @@ import io.sftnative.config.DataArgs;
 import io.sftnative.template.Template;
 import io.sftnative.tokenizer.Fingerprint;
 import io.sftnative.tokenizer.Tokenizer;
-import me.tongfei.progressbar.ConsoleProgressBarConsumer;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 
 /**
  * Datasets to train/eval examples, as LLaMA-Factory builds them: read (streaming) → convert → template → labels →
@@ -386,7 +376,7 @@ public final class DatasetLoader {
         try {
             PreprocessReport[] report = new PreprocessReport[1];
             TokenizedStore.Writer.write(file, o.neatPacking(), settings.padId(), w -> {
-                report[0] = run(specs, o, settings, workers, w, log, what, mixing);
+                report[0] = ChunkPipeline.run(specs, o, settings, workers, w, log, what, mixing);
                 return report[0].toJson();
             });
             log.accept(what + " data: " + report[0].summary());
@@ -394,100 +384,6 @@ public final class DatasetLoader {
         } catch (IOException e) {
             throw new DataException("cannot write the tokenized cache " + file + ": " + e.getMessage()
                     + " (set SFT_CACHE_DIR to a writable directory)", file, -1, null);
-        }
-    }
-
-    /** Reads every record, processes chunks in parallel, writes their rows in order; returns the report. */
-    private static PreprocessReport run(List<DatasetSpec> specs, Options o, ChunkProcessor.Settings settings,
-            int workers, TokenizedStore.Writer writer, Consumer<String> log, String what, RecordPlan.Mixing mixing)
-            throws IOException {
-        ChunkProcessor processor = new ChunkProcessor(settings);
-        PreprocessReport.Builder total = new PreprocessReport.Builder(o.cutoffLen());
-        ExecutorService pool = Executors.newFixedThreadPool(workers, r -> {
-            Thread t = new Thread(r, "sft-preprocess");
-            t.setDaemon(true);
-            return t;
-        });
-        Deque<Task> inFlight = new ArrayDeque<>();
-        List<int[][]> pending = new ArrayList<>(ChunkProcessor.CHUNK); // examples of the chunk being completed
-        try (RecordPlan plan = new RecordPlan(specs, mixing, log,
-                (r, spec) -> ColumnCheck.firstRecord(r, spec, o.pretrain(), log));
-                ProgressBar bar = o.progress() && stderrIsTerminal() ? progressBar(what, plan) : null) {
-            List<ChunkProcessor.Item> chunk = new ArrayList<>(ChunkProcessor.SUB_CHUNK);
-            long submitted = 0;
-            while (plan.hasNext()) {
-                chunk.add(plan.next());
-                if (chunk.size() == ChunkProcessor.SUB_CHUNK) {
-                    List<ChunkProcessor.Item> full = chunk;
-                    submitted += full.size();
-                    inFlight.add(new Task(pool.submit(() -> processor.encode(full)),
-                            submitted % ChunkProcessor.CHUNK == 0));
-                    chunk = new ArrayList<>(ChunkProcessor.SUB_CHUNK);
-                    while (inFlight.size() > 4 * workers) {
-                        drain(inFlight.poll(), pending, processor, writer, total);
-                    }
-                    if (bar != null) {
-                        bar.stepTo(plan.done());
-                    }
-                }
-            }
-            if (!chunk.isEmpty()) {
-                List<ChunkProcessor.Item> last = chunk;
-                inFlight.add(new Task(pool.submit(() -> processor.encode(last)), true));
-            }
-            while (!inFlight.isEmpty()) {
-                drain(inFlight.poll(), pending, processor, writer, total);
-            }
-            if (!pending.isEmpty()) { // the last chunk ended on a sub-chunk boundary
-                writeRows(processor.rows(pending, total), writer);
-            }
-            if (bar != null) {
-                bar.stepTo(bar.getMax());
-            }
-        } finally {
-            pool.shutdownNow();
-        }
-        return total.build();
-    }
-
-    private static ProgressBar progressBar(String what, RecordPlan plan) {
-        boolean bytes = plan.countsBytes();
-        long total = plan.total();
-        boolean big = total >= 64L << 20;
-        return new ProgressBarBuilder().setTaskName("Tokenizing " + what).setInitialMax(Math.max(1, total))
-                .setUnit(!bytes ? " records" : big ? " MiB" : " KiB", !bytes ? 1 : big ? 1 << 20 : 1 << 10)
-                .setStyle(ProgressBarStyle.ASCII).setConsumer(new ConsoleProgressBarConsumer(System.err))
-                .setUpdateIntervalMillis(500).showSpeed().build();
-    }
-
-    /** An encoding task and whether its sub-chunk completes a 1000-record chunk. */
-    private record Task(Future<ChunkProcessor.Encoded> future, boolean endsChunk) {}
-
-    private static void drain(Task task, List<int[][]> pending, ChunkProcessor processor,
-            TokenizedStore.Writer writer, PreprocessReport.Builder total) throws IOException {
-        ChunkProcessor.Encoded r;
-        try {
-            r = task.future().get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted while preprocessing", e);
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof RuntimeException re) {
-                throw re;
-            }
-            throw new IOException(e.getCause());
-        }
-        total.merge(r.report());
-        pending.addAll(r.examples());
-        if (task.endsChunk()) {
-            writeRows(processor.rows(pending, total), writer);
-            pending.clear();
-        }
-    }
-
-    private static void writeRows(List<Packing.Row> rows, TokenizedStore.Writer writer) throws IOException {
-        for (Packing.Row row : rows) {
-            writer.add(row.ids(), row.labels(), row.segLens());
         }
     }
 
@@ -569,14 +465,5 @@ public final class DatasetLoader {
         } catch (java.security.NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }
-    }
-
-    /**
-     * A carriage-return progress bar only makes sense on a terminal; in logs and pipes it interleaves with other
-     * output (its last frame has no newline), so it is drawn only when the console is interactive.
-     */
-    private static boolean stderrIsTerminal() {
-        java.io.Console c = System.console();
-        return c != null && c.isTerminal();
     }
 }

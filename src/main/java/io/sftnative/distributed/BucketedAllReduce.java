@@ -10,7 +10,6 @@ import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorBase;
-import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.VoidTensorHook;
 import org.bytedeco.pytorch.Work;
 import org.bytedeco.pytorch.global.torch;
@@ -153,7 +152,8 @@ public final class BucketedAllReduce implements GradientSync, AutoCloseable {
             elements += params.get(i).numel();
         }
         Tensor p = params.get(m[0]);
-        Tensor flat = torch.zeros(new long[] {elements}, new TensorOptions(p.scalar_type())).retainReference(); // (n,)
+        // (n,) on the parameters' device: Gloo reduces CPU buffers, NCCL CUDA ones
+        Tensor flat = torch.zeros(new long[] {elements}, p.options()).retainReference();
         buckets.add(new Bucket(m, flat, late));
     }
 

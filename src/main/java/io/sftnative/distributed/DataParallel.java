@@ -72,6 +72,12 @@ public final class DataParallel implements AutoCloseable {
             return SINGLE;
         }
         checkSupported(args, env.worldSize());
+        if (cudaDevice && stage > 0) {
+            // ZeRO's flat shard buffers live on the CPU; over NCCL they would have to be CUDA tensors (not built yet)
+            throw new ConfigException("ZeRO stage " + stage + " (" + args.sharding().origin() + ") runs on the CPU"
+                    + " (Gloo) only in this version; on GPUs use plain data parallel (zero_optimization.stage 0 /"
+                    + " fsdp: no_shard) over NCCL");
+        }
         long t0 = System.nanoTime();
         DistributedGroup group = DistributedGroup.join(env, args, cudaDevice);
         Liveness live = null;
@@ -83,8 +89,8 @@ public final class DataParallel implements AutoCloseable {
             group.close();
             throw e;
         }
-        log.accept(String.format(java.util.Locale.ROOT, "rank %d of %d joined %s:%d (gloo, %.1f s)", env.rank(),
-                env.worldSize(), env.masterAddr(), env.masterPort(), (System.nanoTime() - t0) / 1e9));
+        log.accept(String.format(java.util.Locale.ROOT, "rank %d of %d joined %s:%d (%s, %.1f s)", env.rank(),
+                env.worldSize(), env.masterAddr(), env.masterPort(), cudaDevice ? "gloo + nccl" : "gloo", (System.nanoTime() - t0) / 1e9));
         return new DataParallel(env, group, live, args.allowUnusedParameters(), stage, args.bucketCapBytes(),
                 log);
     }

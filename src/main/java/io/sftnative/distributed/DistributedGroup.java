@@ -8,6 +8,7 @@ import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.javacpp.SizeTPointer;
 import org.bytedeco.javacpp.chrono.Milliseconds;
 import org.bytedeco.pytorch.AllreduceOptions;
+import org.bytedeco.pytorch.Backend;
 import org.bytedeco.pytorch.BackendOptional;
 import org.bytedeco.pytorch.BarrierOptions;
 import org.bytedeco.pytorch.BroadcastOptions;
@@ -30,8 +31,10 @@ import io.sftnative.config.DistributedArgs;
 
 /**
  * This process's membership in a data-parallel job over libtorch's c10d: the rendezvous {@link TCPStore} (rank 0
- * hosts its server), the Gloo backend that runs the collectives on CPU tensors, and the {@link ProcessGroup} that
- * wraps it for {@code broadcast_coalesced}. The single owner of all three: they live as long as this object, outside
+ * hosts its server), the Gloo backend that runs the collectives on CPU tensors, on a GPU also the NCCL backend for
+ * CUDA tensors (as torch's {@code "cpu:gloo,cuda:nccl"}: step totals and hashes stay on Gloo), and the
+ * {@link ProcessGroup} that wraps them for {@code broadcast_coalesced}. The single owner of all of them: they live as
+ * long as this object, outside
  * every {@link PointerScope} (JavaCPP deletes a TCPStore whose Java object is closed or collected even while the
  * group still uses it, which stops rank 0's store server under the other ranks), and {@link #close()} frees them.
  *
@@ -44,21 +47,24 @@ public final class DistributedGroup implements AutoCloseable {
     private final long timeoutMillis;
     private final TCPStore store;
     private final ProcessGroupGloo gloo;
+    private final Backend nccl; // CUDA tensors; null on the CPU
     private final ProcessGroup group;
     private boolean closed;
 
     private DistributedGroup(DistributedEnv env, long timeoutMillis, TCPStore store, ProcessGroupGloo gloo,
-            ProcessGroup group) {
+            Backend nccl, ProcessGroup group) {
         this.env = env;
         this.timeoutMillis = timeoutMillis;
         this.store = store;
         this.gloo = gloo;
+        this.nccl = nccl;
         this.group = group;
     }
 
     /**
-     * Joins the job: connects to (rank 0: starts) the store at MASTER_ADDR:MASTER_PORT and builds the Gloo group;
-     * blocks until every rank has joined or {@code ddp_timeout} passed. libtorch must be booted.
+     * Joins the job: connects to (rank 0: starts) the store at MASTER_ADDR:MASTER_PORT and builds the Gloo group
+     * (and, when {@code cudaDevice}, the NCCL one); blocks until every rank has joined or {@code ddp_timeout} passed.
+     * libtorch must be booted.
      */
     public static DistributedGroup join(DistributedEnv env, DistributedArgs args, boolean cudaDevice) {
         checkBackend(args.backend(), cudaDevice);
@@ -82,6 +88,7 @@ public final class DistributedGroup implements AutoCloseable {
                             ? "Is the port in use? Choose another MASTER_PORT / --master-port."
                             : "Is rank 0 running, and MASTER_ADDR/MASTER_PORT the same on every rank?"), e);
         }
+        Backend nccl = null;
         try {
             ProcessGroupGloo.Options o = ProcessGroupGloo.Options.create(new Milliseconds(timeout));
             o.devices(new GlooDeviceVector(glooDevice(env.masterAddr())));
@@ -92,8 +99,18 @@ public final class DistributedGroup implements AutoCloseable {
             pg.retainReference();
             pg.setBackend(torch.DeviceType.CPU, ProcessGroup.BackendType.GLOO, new BackendOptional(gloo));
             pg.setDefaultBackend(ProcessGroup.BackendType.GLOO);
-            return new DistributedGroup(env, timeout, store, gloo, pg);
+            if (cudaDevice) {
+                nccl = NcclBackend.create(store, env.rank(), env.worldSize(), timeout);
+                pg.setBackend(torch.DeviceType.CUDA, ProcessGroup.BackendType.NCCL, new BackendOptional(nccl));
+            }
+            return new DistributedGroup(env, timeout, store, gloo, nccl, pg);
+        } catch (ConfigException e) {
+            store.releaseReference();
+            throw e;
         } catch (RuntimeException e) {
+            if (nccl != null) {
+                nccl.releaseReference();
+            }
             store.releaseReference();
             throw new DistributedException("rank " + env.rank() + " of " + env.worldSize() + ": the other ranks did"
                     + " not all join within ddp_timeout (" + args.timeoutSeconds() + " s): " + firstLine(e)
@@ -101,13 +118,13 @@ public final class DistributedGroup implements AutoCloseable {
         }
     }
 
-    /** ddp_backend: Gloo for CPU tensors; NCCL only for CUDA tensors (and not in this build). */
+    /** ddp_backend: Gloo for CPU tensors; NCCL for CUDA tensors (Gloo cannot reduce them here). */
     static void checkBackend(String backend, boolean cudaDevice) {
-        if (cudaDevice) {
-            throw new ConfigException("distributed training on a GPU needs the NCCL backend, which this build does"
-                    + " not have yet: train on the CPU (device: cpu) with ddp_backend: gloo, or in one process");
+        if (cudaDevice && "gloo".equals(backend)) {
+            throw new ConfigException("ddp_backend: gloo reduces CPU tensors, but this run trains on a GPU: use"
+                    + " ddp_backend: nccl (the default on a GPU)");
         }
-        if ("nccl".equals(backend)) {
+        if (!cudaDevice && "nccl".equals(backend)) {
             throw new ConfigException("ddp_backend: nccl runs collectives on CUDA tensors, but this run trains on the"
                     + " CPU: use ddp_backend: gloo (the default on the CPU)");
         }
@@ -153,10 +170,15 @@ public final class DistributedGroup implements AutoCloseable {
         }
     }
 
-    /** Starts an in-place SUM all-reduce of {@code t} (contiguous, CPU); {@link #await} it. */
+    /** The backend for {@code t}'s device: NCCL for CUDA tensors, Gloo for CPU ones. */
+    private Backend backendFor(Tensor t) {
+        return t.is_cuda() && nccl != null ? nccl : gloo;
+    }
+
+    /** Starts an in-place SUM all-reduce of {@code t} (contiguous, CPU or, with NCCL, CUDA); {@link #await} it. */
     Work allReduceAsync(Tensor t) {
         try {
-            return gloo.allreduce(new TensorVector(t), new AllreduceOptions());
+            return backendFor(t).allreduce(new TensorVector(t), new AllreduceOptions());
         } catch (RuntimeException e) {
             throw failed("gradient all-reduce", e);
         }
@@ -169,7 +191,7 @@ public final class DistributedGroup implements AutoCloseable {
     /** ZeRO: {@code out} (N·k,) receives every rank's {@code in} (k,) in rank order (all-gather into one tensor). */
     void allGather(Tensor out, Tensor in, String what) {
         try {
-            waitFor(gloo._allgather_base(out, in), what);
+            waitFor(backendFor(in)._allgather_base(out, in), what);
         } catch (RuntimeException e) {
             throw e instanceof DistributedException ? e : failed(what, e);
         }
@@ -178,7 +200,7 @@ public final class DistributedGroup implements AutoCloseable {
     /** ZeRO: {@code out} (k,) receives the SUM over the ranks of block {@code rank} of their {@code in} (N·k,). */
     void reduceScatter(Tensor out, Tensor in, String what) {
         try {
-            waitFor(gloo._reduce_scatter_base(out, in), what);
+            waitFor(backendFor(in)._reduce_scatter_base(out, in), what);
         } catch (RuntimeException e) {
             throw e instanceof DistributedException ? e : failed(what, e);
         }
@@ -253,7 +275,7 @@ public final class DistributedGroup implements AutoCloseable {
         return i < 0 ? m : m.substring(0, i);
     }
 
-    /** Frees the group, the backend and (last: rank 0 serves it to the others) the store. Idempotent. */
+    /** Frees the group, the backends and (last: rank 0 serves it to the others) the store. Idempotent. */
     @Override
     public void close() {
         if (closed) {
@@ -262,6 +284,9 @@ public final class DistributedGroup implements AutoCloseable {
         closed = true;
         for (org.bytedeco.javacpp.Pointer p : List.of(group, gloo, store)) {
             p.releaseReference();
+            if (p == gloo && nccl != null) {
+                nccl.releaseReference();
+            }
         }
     }
 }

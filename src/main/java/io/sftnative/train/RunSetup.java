@@ -149,6 +149,10 @@ final class RunSetup implements AutoCloseable {
         }
         DistributedEnv rank = opts.rank() != null ? opts.rank() : DistributedEnv.fromEnvironment();
         opts = rank.isMain() ? opts : opts.quiet(); // only rank 0 prints
+        if (rank.distributed() && device.startsWith("cuda")) {
+            // as torchrun / HF: every rank of a node uses the GPU of its LOCAL_RANK (NCCL refuses two ranks on one)
+            device = TorchRuntime.deviceName("cuda:" + rank.localRank());
+        }
         String tracking = io.sftnative.config.Tracking.unsupportedWarning(cfg.training().reportTo());
         if (tracking != null) {
             opts.say(tracking);

@@ -16,6 +16,8 @@ import java.util.concurrent.TimeUnit;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -141,9 +143,29 @@ class DataParallelEquivalenceTest {
         compare("moe", 2, 2, false);
     }
 
+    /**
+     * The rest of the matrix the tests above leave out (issue 12: 2 and 3 ranks, full / LoRA / QLoRA / freeze, with
+     * accumulation, padded and packed): each type in the other batch layout and another world size.
+     */
+    @ParameterizedTest(name = "{0}, {1} ranks x accumulation {2}, {3}")
+    @CsvSource({"full, 3, 1, packed", "lora, 3, 2, packed", "freeze, 2, 2, padded", "qlora, 3, 2, padded"})
+    void otherLayoutsAndWorldSizesTrainLikeOneProcess(String type, int ranks, int accumulation, String layout)
+            throws Exception {
+        compare(type, ranks, accumulation, false, layout.equals("packed"));
+    }
+
     /** N ranks × accumulation A vs one process × accumulation A·N. */
     void compare(String type, int ranks, int accumulation, boolean launcher) throws Exception {
+        compare(type, ranks, accumulation, launcher, null);
+    }
+
+    /** As above; {@code packed} non-null overrides the type's batch layout (packed rows of 32 tokens, or padded). */
+    void compare(String type, int ranks, int accumulation, boolean launcher, Boolean packed) throws Exception {
         Map<String, Object> cfg = common(type);
+        if (packed != null) {
+            cfg.put("packing", packed);
+            cfg.put("cutoff_len", packed ? 32 : 64);
+        }
         Path single = dir.resolve("single");
         List<double[]> ref = new ArrayList<>(); // (loss, grad_norm) per step
         SftTrainer.Builder b = SftTrainer.builder();

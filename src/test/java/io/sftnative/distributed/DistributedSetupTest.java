@@ -52,6 +52,11 @@ class DistributedSetupTest {
         assertTrue(mpi.getMessage().contains("ddp_backend"), mpi.getMessage());
         ConfigException nccl = assertThrows(ConfigException.class, () -> DistributedGroup.checkBackend("nccl", false));
         assertTrue(nccl.getMessage().contains("use ddp_backend: gloo"), nccl.getMessage());
+        ConfigException glooOnGpu = assertThrows(ConfigException.class,
+                () -> DistributedGroup.checkBackend("gloo", true));
+        assertTrue(glooOnGpu.getMessage().contains("use ddp_backend: nccl"), glooOnGpu.getMessage());
+        DistributedGroup.checkBackend("nccl", true); // a GPU job: NCCL (also the default, null)
+        DistributedGroup.checkBackend(null, true);
         assertThrows(ConfigException.class, () -> args(Map.of("ddp_timeout", 0)));
         assertEquals(25L << 20, args(Map.of()).bucketCapBytes(), "DDP's default bucket_cap_mb");
         assertEquals(1L << 19, args(Map.of("ddp_bucket_cap_mb", 0.5)).bucketCapBytes());
@@ -153,5 +158,13 @@ class DistributedSetupTest {
             Arrays.stream(m).forEach(out::add);
         }
         return out;
+    }
+
+    @Test
+    void ncclOnTheCpuBuildSaysWhatItNeeds() {
+        io.sftnative.torch.TorchRuntime.boot(1);
+        ConfigException e = assertThrows(ConfigException.class, () -> NcclBackend.create(null, 0, 1, 1000));
+        assertTrue(e.getMessage().contains("GPU build") && e.getMessage().contains("ddp_backend: gloo"),
+                e.getMessage());
     }
 }
