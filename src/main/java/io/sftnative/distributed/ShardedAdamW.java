@@ -47,6 +47,7 @@ public final class ShardedAdamW implements Optimizer {
     private final Tensor recv; // (N * k,) every rank's
     private final long bucket;
     private final int stage;
+    private boolean closed;
     private double commMillis;
 
     /**
@@ -200,7 +201,11 @@ public final class ShardedAdamW implements Optimizer {
     }
 
     @Override
-    public void close() {
+    public void close() { // idempotent: a ZeRO-3 run closes it before gathering the weights at the end
+        if (closed) {
+            return;
+        }
+        closed = true;
         if (inner != null) {
             inner.close();
         }

@@ -116,6 +116,9 @@ final class TrainPhase {
             }
             run.opts.listener().onStart(start, total);
             TrainLoop.End end = TrainLoop.run(parts, start);
+            if (run.parallel.zeroStage() == 3) { // its moments go before the weights are gathered: a lower peak
+                optimizer.close(); // idempotent; nothing steps or saves it after the loop
+            }
             run.parallel.endTraining(); // ZeRO-3: the whole weights from here on (saving, evaluation, prediction)
             long step = end == TrainLoop.End.COMPLETED ? total : CheckpointDirs.step(checkpointer.last())
                     .orElse(start);
