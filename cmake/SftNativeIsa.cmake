@@ -15,15 +15,22 @@ function(sftnative_add_isa_sources target)
       target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/src/cpu/kernels_avx2.cpp)
       set_source_files_properties(${PROJECT_SOURCE_DIR}/src/cpu/kernels_avx2.cpp
         PROPERTIES COMPILE_OPTIONS "${SFTNATIVE_AVX2_FLAGS}")
+      target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/src/cpu/fused_avx2.cpp)
+      set_source_files_properties(${PROJECT_SOURCE_DIR}/src/cpu/fused_avx2.cpp
+        PROPERTIES COMPILE_OPTIONS "${SFTNATIVE_AVX2_FLAGS}")
       list(APPEND defs SFTN_HAVE_AVX2)
     endif()
     if(SFTNATIVE_CXX_HAS_AVX512)
       target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/src/cpu/kernels_avx512.cpp)
       set_source_files_properties(${PROJECT_SOURCE_DIR}/src/cpu/kernels_avx512.cpp
         PROPERTIES COMPILE_OPTIONS "${SFTNATIVE_AVX512_FLAGS}")
+      target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/src/cpu/fused_avx512.cpp)
+      set_source_files_properties(${PROJECT_SOURCE_DIR}/src/cpu/fused_avx512.cpp
+        PROPERTIES COMPILE_OPTIONS "${SFTNATIVE_AVX512_FLAGS}")
       list(APPEND defs SFTN_HAVE_AVX512)
     endif()
   endif()
   set_source_files_properties(${PROJECT_SOURCE_DIR}/src/cpu/dispatch.cpp PROPERTIES COMPILE_DEFINITIONS "${defs}")
+  set_source_files_properties(${PROJECT_SOURCE_DIR}/src/cpu/fused_cpu.cpp PROPERTIES COMPILE_DEFINITIONS "${defs}")
   message(STATUS "sft-native CPU kernels: scalar ${defs}")
 endfunction()

@@ -192,11 +192,30 @@ SFTN_API int32_t jbnb_adam_32bit_cpu_fp16(const sftn_fp16 *g, sftn_fp16 *p, floa
  * lse and overwrites dq, dk, dv. Memory: O(B * KVH * T * D) scratch, never (T, T). */
 SFTN_API int32_t jbnb_attention_fwd_cpu_fp32(const float *q, const float *k, const float *v, float *out, float *lse, int64_t batch, int64_t heads, int64_t kv_heads, int64_t seq, int64_t head_dim, const int64_t *strides, const int32_t *kv_lo, const int32_t *kv_hi, float scale, float softcap);
 SFTN_API int32_t jbnb_attention_bwd_cpu_fp32(const float *q, const float *k, const float *v, const float *out, const float *dout, const float *lse, float *dq, float *dk, float *dv, int64_t batch, int64_t heads, int64_t kv_heads, int64_t seq, int64_t head_dim, const int64_t *strides, const int32_t *kv_lo, const int32_t *kv_hi, float scale, float softcap);
+/* The same in bf16 (sftn_bf16 q, k, v, out, dout, dq, dk, dv; lse stays fp32): every operand is widened to fp32
+ * (exact), the fp32 kernel above computes, and outputs are rounded to nearest-even bf16. Scratch: fp32 copies of
+ * the operands, O(B * H * T * D). */
+SFTN_API int32_t jbnb_attention_fwd_cpu_bf16(const sftn_bf16 *q, const sftn_bf16 *k, const sftn_bf16 *v, sftn_bf16 *out, float *lse, int64_t batch, int64_t heads, int64_t kv_heads, int64_t seq, int64_t head_dim, const int64_t *strides, const int32_t *kv_lo, const int32_t *kv_hi, float scale, float softcap);
+SFTN_API int32_t jbnb_attention_bwd_cpu_bf16(const sftn_bf16 *q, const sftn_bf16 *k, const sftn_bf16 *v, const sftn_bf16 *out, const sftn_bf16 *dout, const float *lse, sftn_bf16 *dq, sftn_bf16 *dk, sftn_bf16 *dv, int64_t batch, int64_t heads, int64_t kv_heads, int64_t seq, int64_t head_dim, const int64_t *strides, const int32_t *kv_lo, const int32_t *kv_hi, float scale, float softcap);
 /* Key ranges (B, T) int32 for the attention above, from the batch layout: causal, then segments (B, T) int64
  * (nullable; packed sequences, each a contiguous run of one non-zero id, 0 = padding that sees only itself), then
  * lengths (B) int64 (nullable; right padding: keys >= lengths[b] are hidden), then window > 0 (sliding window: keys
  * t - window < s <= t). EINVAL when a segment id appears in two separate runs. */
 SFTN_API int32_t jbnb_attention_ranges_cpu(int64_t batch, int64_t seq, const int64_t *segments, const int64_t *lengths, int64_t window, int32_t *kv_lo, int32_t *kv_hi);
+
+/* Fused elementwise kernels, CPU, fp32 (fused_cpu.cpp). One pass each instead of libtorch's chain of ops.
+ * SwiGLU over `rows` rows of `inter` values, each row contiguous, rows `ld_*` elements apart: forward
+ * out = silu(gate) * up; backward dgate = dout * up * s * (1 + gate * (1 - s)) with s = sigmoid(gate), dup =
+ * dout * silu(gate). Outputs must not overlap the inputs. */
+SFTN_API int32_t jbnb_swiglu_fwd_cpu_fp32(const float *gate, int64_t ld_gate, const float *up, int64_t ld_up, float *out, int64_t ld_out, int64_t rows, int64_t inter);
+SFTN_API int32_t jbnb_swiglu_bwd_cpu_fp32(const float *gate, int64_t ld_gate, const float *up, int64_t ld_up, const float *dout, int64_t ld_dout, float *dgate, int64_t ld_dgate, float *dup, int64_t ld_dup, int64_t rows, int64_t inter);
+/* Rotary embedding, HF rotate_half layout: x and out (B, T, heads, head_dim), unit stride along head_dim, element
+ * strides (batch, position, head) in strides[0..2] for x and strides[3..5] for out; cos and sin (B, T, rot_dims / 2)
+ * half-angle tables with unit inner stride and strides (batch, position) in strides[6..7] (0 broadcasts). For
+ * i < h = rot_dims / 2: out[i] = x[i] cos[i] - x[i+h] sin[i], out[i+h] = x[i+h] cos[i] + x[i] sin[i]; dims from
+ * rot_dims on are copied (partial rotary). backward != 0 applies the transposed rotation (sin negated): dx from
+ * dout. out may be x itself (in place); otherwise they must not overlap. */
+SFTN_API int32_t jbnb_rope_cpu_fp32(const float *x, float *out, const float *cos, const float *sin, const int64_t *strides, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, int64_t rot_dims, int32_t backward);
 
 /* CUDA variants (libsftnative_cuda only; JBNB_EUNSUPPORTED in the CPU library). Device pointers; asynchronous on
  * `stream` except that argument errors are reported synchronously and launch errors via cudaGetLastError. */

@@ -1,8 +1,9 @@
-// Flash attention (forward + backward, fp32, every ISA) against an fp64 reference that materialises the full
+// Flash attention (forward + backward, fp32 and bf16, every ISA) against an fp64 reference that materialises the full
 // (T, T) score matrix: causal, right padding, packed segments, sliding window, GQA, soft-capping, head sizes that are
 // not a multiple of the vector width, strided (B, T, H, D) inputs, and the key-range builder.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "check.hpp"
@@ -30,7 +31,7 @@ int64_t ki(const Case &c, int64_t b, int64_t g, int64_t t) { return ((b * c.KVH 
 
 Ref reference(const Case &c, const std::vector<float> &q, const std::vector<float> &k, const std::vector<float> &v,
               const std::vector<float> &dout, const std::vector<int32_t> &lo, const std::vector<int32_t> &hi,
-              double scale) {
+              double scale, const std::vector<float> *out_for_delta = nullptr) {
     Ref r{std::vector<double>(q.size()), std::vector<double>(size_t(c.B * c.H * c.T)), std::vector<double>(q.size()),
           std::vector<double>(k.size()), std::vector<double>(v.size())};
     const int64_t G = c.H / c.KVH, T = c.T, D = c.D;
@@ -68,6 +69,11 @@ Ref reference(const Case &c, const std::vector<float> &q, const std::vector<floa
                     }
                     dp[size_t(s)] = x;
                     delta += p[size_t(s)] * x;
+                }
+                if (out_for_delta) { // the backward's delta from a stored (rounded) output, as a flash kernel does
+                    delta = 0;
+                    for (int64_t d = 0; d < D; ++d)
+                        delta += double((*out_for_delta)[size_t(qi(c, b, h, t) + d)]) * dout[size_t(qi(c, b, h, t) + d)];
                 }
                 for (int64_t s = 0; s < T; ++s) {
                     if (p[size_t(s)] == 0.0) continue;
@@ -139,6 +145,75 @@ void run_case(const Case &c, int isa) {
     }
 }
 
+inline uint16_t to_bf16(float f) { // round to nearest even (inputs here are finite)
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    return uint16_t((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+}
+inline float from_bf16(uint16_t h) {
+    uint32_t b = uint32_t(h) << 16;
+    float f;
+    std::memcpy(&f, &b, 4);
+    return f;
+}
+
+// The bf16 entry points: inputs are bf16 values (the fp64 reference sees exactly them), the kernel computes in fp32
+// and rounds each output to bf16 once (unit roundoff u = 2^-8: 8 significant bits). So every output may differ from
+// the reference by the fp32 bound above plus one bf16 rounding: |got - ref| <= tol_fp32 + 2^-8 * (|ref| + tol_fp32).
+// The backward, like every flash kernel, takes delta = sum(out * dout) from the stored bf16 output, so the reference
+// for the gradients is computed with that output (its own forward output is checked separately). lse stays fp32.
+void run_case_bf16(const Case &c, int isa) {
+    check::Rng rng(uint64_t(c.T * 131 + c.D * 7 + c.H + 1));
+    const int64_t nq = c.B * c.T * c.H * c.D, nk = c.B * c.KVH * c.T * c.D;
+    const size_t sq = static_cast<size_t>(nq), sk = static_cast<size_t>(nk);
+    std::vector<uint16_t> q(sq), k(sk), v(sk), dout(sq);
+    std::vector<float> qf(sq), kf(sk), vf(sk), df(sq);
+    auto fill = [&](std::vector<uint16_t> &x, std::vector<float> &xf) {
+        for (size_t i = 0; i < x.size(); ++i) x[i] = to_bf16(float(rng.normal())), xf[i] = from_bf16(x[i]);
+    };
+    fill(q, qf), fill(k, kf), fill(v, vf), fill(dout, df);
+    std::vector<int32_t> lo(size_t(c.B * c.T)), hi(size_t(c.B * c.T));
+    CHECK_OK(jbnb_attention_ranges_cpu(c.B, c.T, c.segments.empty() ? nullptr : c.segments.data(),
+                                       c.lengths.empty() ? nullptr : c.lengths.data(), c.window, lo.data(), hi.data()));
+    const double scale = 1.0 / std::sqrt(double(c.D));
+    Ref ref = reference(c, qf, kf, vf, df, lo, hi, scale);
+    const int64_t qs[3] = {c.T * c.H * c.D, c.D, c.H * c.D}, ks[3] = {c.KVH * c.T * c.D, c.T * c.D, c.D};
+    std::vector<int64_t> strides;
+    for (int i = 0; i < 8; ++i) {
+        const int64_t *s = (i == 1 || i == 2 || i == 6 || i == 7) ? ks : qs; // q k v out dout dq dk dv
+        strides.insert(strides.end(), s, s + 3);
+    }
+    const int32_t *plo = c.causal_null ? nullptr : lo.data(), *phi = c.causal_null ? nullptr : hi.data();
+    std::vector<uint16_t> out(sq), dq(sq, 0x7f80), dk(sk, 0x7f80), dv(sk, 0x7f80);
+    std::vector<float> lse(size_t(c.B * c.H * c.T));
+    CHECK_OK(jbnb_attention_fwd_cpu_bf16(q.data(), k.data(), v.data(), out.data(), lse.data(), c.B, c.H, c.KVH, c.T,
+                                         c.D, strides.data(), plo, phi, float(scale), c.softcap));
+    CHECK_OK(jbnb_attention_bwd_cpu_bf16(q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(), dq.data(),
+                                         dk.data(), dv.data(), c.B, c.H, c.KVH, c.T, c.D, strides.data(), plo, phi,
+                                         float(scale), c.softcap));
+    std::vector<float> of(sq);
+    for (size_t i = 0; i < sq; ++i) of[i] = from_bf16(out[i]);
+    Ref grads = reference(c, qf, kf, vf, df, lo, hi, scale, &of);
+    const char *names[4] = {"out", "dq", "dk", "dv"};
+    const std::vector<uint16_t> *got[4] = {&out, &dq, &dk, &dv};
+    const std::vector<double> *want[4] = {&ref.out, &grads.dq, &grads.dk, &grads.dv};
+    for (int i = 0; i < 4; ++i) {
+        const double tol = tolerance(c, *want[i]);
+        double ratio = 0, raw = 0; // largest error / its allowance; the plain max error for the log
+        for (size_t j = 0; j < want[i]->size(); ++j) {
+            const double want_j = (*want[i])[j], e = std::fabs(double(from_bf16((*got[i])[j])) - want_j);
+            ratio = std::max(ratio, e / (tol + 0x1p-8 * (std::fabs(want_j) + tol)));
+            raw = std::max(raw, e);
+        }
+        CHECK_MSG(ratio <= 1.0, std::string("bf16 ") + c.name + " isa " + std::to_string(isa) + " " + names[i] +
+                                    ": error " + std::to_string(ratio) + " x its allowance (fp32 bound + bf16 rounding)");
+        if (isa == jbnb_cpu_isa())
+            std::printf("  bf16 %-23s %-3s max err %.3g, at most %.2f of the allowance\n", c.name, names[i], raw, ratio);
+    }
+    double wl = worst(lse, ref.lse), tl = tolerance(c, ref.lse);
+    CHECK_MSG(wl <= tl, std::string("bf16 ") + c.name + " lse: max error " + std::to_string(wl));
+}
+
 std::vector<int64_t> packed_segments(int64_t B, int64_t T) {
     std::vector<int64_t> s(size_t(B * T), 0);
     for (int64_t b = 0; b < B; ++b) {
@@ -169,6 +244,9 @@ void range_errors() {
     int64_t st[12] = {0};
     CHECK(jbnb_attention_fwd_cpu_fp32(&x, &x, &x, &x, &x, 1, 3, 2, 1, 1, st, nullptr, nullptr, 1.0f, 0.0f) ==
           JBNB_EINVAL);
+    uint16_t xb = 0;
+    CHECK(jbnb_attention_fwd_cpu_bf16(&xb, &xb, &xb, &xb, &x, 1, 3, 2, 1, 1, st, nullptr, nullptr, 1.0f, 0.0f) ==
+          JBNB_EINVAL);
     int32_t badlo[1] = {1}, badhi[1] = {0};
     CHECK(jbnb_attention_fwd_cpu_fp32(&x, &x, &x, &x, &x, 1, 1, 1, 1, 1, st, badlo, badhi, 1.0f, 0.0f) == JBNB_EINVAL);
 }
@@ -188,7 +266,7 @@ int main() {
     };
     for (int isa = JBNB_ISA_SCALAR; isa <= best; ++isa) {
         CHECK_OK(jbnb_set_cpu_isa(isa));
-        for (const Case &c : cases) run_case(c, isa);
+        for (const Case &c : cases) run_case(c, isa), run_case_bf16(c, isa);
     }
     CHECK_OK(jbnb_set_cpu_isa(best));
     range_errors();

@@ -286,6 +286,89 @@ void backward(const float *q, const float *k, const float *v, const float *out, 
     });
 }
 
+// bf16 in memory, fp32 inside: each (B, heads, T, D) operand is widened once into a contiguous fp32 copy (exact), the
+// fp32 kernel above runs on the copies, and results are rounded to bf16 (nearest-even) on the way out. The copies
+// are O(B * H * T * D) (linear in T, freed on return); the widening is O(T * D) per head against the kernel's
+// O(T^2 * D), and the tile GEMMs keep fp32 accumulation with the per-ISA fused multiply-add kernels.
+struct Bf16View {
+    const uint16_t *p;
+    int64_t n_heads;
+    Strided s;
+};
+
+// x (B, n_heads, T, D) bf16 with strides s -> dst contiguous fp32 (B, n_heads, T, D).
+void widen(const Bf16View &x, int64_t B, int64_t T, int64_t D, float *dst) {
+    parallel_for(B * x.n_heads, 1, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) {
+            const int64_t b = i / x.n_heads, h = i % x.n_heads;
+            for (int64_t t = 0; t < T; ++t) {
+                const uint16_t *src = x.p + x.s.at(b, h, t);
+                float *o = dst + (i * T + t) * D;
+                for (int64_t d = 0; d < D; ++d) o[d] = bf16_to_float(src[d]);
+            }
+        }
+    });
+}
+
+// src fp32 laid out by ss -> dst bf16 (B, n_heads, T, D) with strides sd, rounded to nearest-even.
+void narrow(const float *src, const Strided &ss, uint16_t *dst, const Strided &sd, int64_t B, int64_t n_heads,
+            int64_t T, int64_t D) {
+    parallel_for(B * n_heads, 1, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) {
+            const int64_t b = i / n_heads, h = i % n_heads;
+            for (int64_t t = 0; t < T; ++t) {
+                const float *a = src + ss.at(b, h, t);
+                uint16_t *o = dst + sd.at(b, h, t);
+                for (int64_t d = 0; d < D; ++d) o[d] = float_to_bf16(a[d]);
+            }
+        }
+    });
+}
+
+Strided contiguous(int64_t n_heads, int64_t T, int64_t D) { return Strided{n_heads * T * D, T * D, D}; }
+
+void forward_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, uint16_t *out, float *lse,
+                  const Problem &p, const int64_t *strides) {
+    if (p.B * p.T == 0) return;
+    require_ptr(q, "q"), require_ptr(k, "k"), require_ptr(v, "v"), require_ptr(out, "out"), require_ptr(lse, "lse");
+    const int64_t B = p.B, H = p.H, KVH = p.KVH, T = p.T, D = p.D;
+    std::vector<float> qf(size_t(B * H * T * D)), kf(size_t(B * KVH * T * D)), vf(size_t(B * KVH * T * D));
+    std::vector<float> of(size_t(B * H * T * D));
+    widen({q, H, {strides[0], strides[1], strides[2]}}, B, T, D, qf.data());
+    widen({k, KVH, {strides[3], strides[4], strides[5]}}, B, T, D, kf.data());
+    widen({v, KVH, {strides[6], strides[7], strides[8]}}, B, T, D, vf.data());
+    const Strided cq = contiguous(H, T, D), ckv = contiguous(KVH, T, D);
+    const int64_t fs[12] = {cq.sb, cq.sh, cq.st, ckv.sb, ckv.sh, ckv.st, ckv.sb, ckv.sh, ckv.st, cq.sb, cq.sh, cq.st};
+    forward(qf.data(), kf.data(), vf.data(), of.data(), lse, p, fs);
+    narrow(of.data(), cq, out, {strides[9], strides[10], strides[11]}, B, H, T, D);
+}
+
+void backward_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, const uint16_t *out,
+                   const uint16_t *dout, const float *lse, uint16_t *dq, uint16_t *dk, uint16_t *dv, const Problem &p,
+                   const int64_t *strides) {
+    if (p.B * p.T == 0) return;
+    require_ptr(q, "q"), require_ptr(k, "k"), require_ptr(v, "v"), require_ptr(out, "out");
+    require_ptr(dout, "dout"), require_ptr(lse, "lse"), require_ptr(dq, "dq"), require_ptr(dk, "dk");
+    require_ptr(dv, "dv");
+    const int64_t B = p.B, H = p.H, KVH = p.KVH, T = p.T, D = p.D;
+    const size_t nq = size_t(B * H * T * D), nkv = size_t(B * KVH * T * D);
+    std::vector<float> qf(nq), kf(nkv), vf(nkv), of(nq), gf(nq), dqf(nq), dkf(nkv), dvf(nkv);
+    auto st = [&](int i) { return Strided{strides[3 * i], strides[3 * i + 1], strides[3 * i + 2]}; };
+    widen({q, H, st(0)}, B, T, D, qf.data());
+    widen({k, KVH, st(1)}, B, T, D, kf.data());
+    widen({v, KVH, st(2)}, B, T, D, vf.data());
+    widen({out, H, st(3)}, B, T, D, of.data());
+    widen({dout, H, st(4)}, B, T, D, gf.data());
+    const Strided cq = contiguous(H, T, D), ckv = contiguous(KVH, T, D);
+    int64_t fs[24];
+    const Strided order[8] = {cq, ckv, ckv, cq, cq, cq, ckv, ckv};
+    for (int i = 0; i < 8; ++i) fs[3 * i] = order[i].sb, fs[3 * i + 1] = order[i].sh, fs[3 * i + 2] = order[i].st;
+    backward(qf.data(), kf.data(), vf.data(), of.data(), gf.data(), lse, dqf.data(), dkf.data(), dvf.data(), p, fs);
+    narrow(dqf.data(), cq, dq, st(5), B, H, T, D);
+    narrow(dkf.data(), ckv, dk, st(6), B, KVH, T, D);
+    narrow(dvf.data(), ckv, dv, st(7), B, KVH, T, D);
+}
+
 void ranges(int64_t B, int64_t T, const int64_t *segments, const int64_t *lengths, int64_t window, int32_t *lo,
             int32_t *hi) {
     if (B < 0 || T < 0) invalid("batch and seq must be >= 0");
@@ -354,6 +437,29 @@ int32_t jbnb_attention_bwd_cpu_fp32(const float *q, const float *k, const float 
         Problem p{batch, heads, kv_heads, seq, head_dim, kv_lo, kv_hi, scale, softcap};
         validate(p, strides, 8);
         backward(q, k, v, out, dout, lse, dq, dk, dv, p, strides);
+    });
+}
+
+int32_t jbnb_attention_fwd_cpu_bf16(const sftn_bf16 *q, const sftn_bf16 *k, const sftn_bf16 *v, sftn_bf16 *out,
+                                    float *lse, int64_t batch, int64_t heads, int64_t kv_heads, int64_t seq,
+                                    int64_t head_dim, const int64_t *strides, const int32_t *kv_lo,
+                                    const int32_t *kv_hi, float scale, float softcap) {
+    return guarded(__func__, [&] {
+        Problem p{batch, heads, kv_heads, seq, head_dim, kv_lo, kv_hi, scale, softcap};
+        validate(p, strides, 4);
+        forward_bf16(q, k, v, out, lse, p, strides);
+    });
+}
+
+int32_t jbnb_attention_bwd_cpu_bf16(const sftn_bf16 *q, const sftn_bf16 *k, const sftn_bf16 *v,
+                                    const sftn_bf16 *out, const sftn_bf16 *dout, const float *lse, sftn_bf16 *dq,
+                                    sftn_bf16 *dk, sftn_bf16 *dv, int64_t batch, int64_t heads, int64_t kv_heads,
+                                    int64_t seq, int64_t head_dim, const int64_t *strides, const int32_t *kv_lo,
+                                    const int32_t *kv_hi, float scale, float softcap) {
+    return guarded(__func__, [&] {
+        Problem p{batch, heads, kv_heads, seq, head_dim, kv_lo, kv_hi, scale, softcap};
+        validate(p, strides, 8);
+        backward_bf16(q, k, v, out, dout, lse, dq, dk, dv, p, strides);
     });
 }
 

@@ -5,6 +5,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
+import io.sftnative.torch.MallocEnvironment;
+
 /**
  * Re-launches {@code java -jar sft-native.jar ...} as a child JVM with the environment and flags libtorch needs.
  *
@@ -13,7 +15,8 @@ import java.util.List;
  * environment. The child also gets {@code --enable-native-access=ALL-UNNAMED} and
  * {@code --sun-misc-unsafe-memory-access=allow} so no JDK warnings about JNI/FFM/Unsafe reach users, and
  * {@code -Dai.djl.offline=true} / {@code OPT_OUT_TRACKING=true} so the tokenizer library never calls home.
- * Set {@code SFT_NATIVE_NO_RELAUNCH=1} to run in-process.
+ * It also gets the glibc malloc settings of {@link MallocEnvironment} (tensor memory reused instead of faulted in
+ * every step). Set {@code SFT_NATIVE_NO_RELAUNCH=1} to run in-process.
  */
 final class Relauncher {
     static final String MARKER = "SFT_NATIVE_CHILD";
@@ -48,6 +51,7 @@ final class Relauncher {
         pb.environment().put(ParentWatch.PARENT_PID, String.valueOf(ProcessHandle.current().pid())); // dies with us
         pb.environment().put("OMP_WAIT_POLICY", "PASSIVE");
         pb.environment().putIfAbsent("OPT_OUT_TRACKING", "true");
+        MallocEnvironment.addTo(pb.environment()); // keep freed tensor memory: no page faults every step
         try {
             Process child = pb.start();
             // Ctrl-C reaches the child through the terminal's process group; a plain kill of the parent must not

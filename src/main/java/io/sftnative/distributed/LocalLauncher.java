@@ -13,6 +13,8 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 
+import io.sftnative.torch.MallocEnvironment;
+
 /**
  * Starts the local ranks of a data-parallel job as child processes, as {@code torchrun --nproc-per-node N} does:
  * each child gets torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR,
@@ -106,6 +108,7 @@ public final class LocalLauncher {
                 ProcessBuilder pb = new ProcessBuilder(command);
                 Map<String, String> e = pb.environment();
                 e.putAll(env);
+                MallocEnvironment.addTo(e);
                 e.put("RANK", String.valueOf(rank));
                 e.put("LOCAL_RANK", String.valueOf(local));
                 e.put("WORLD_SIZE", String.valueOf(job.worldSize()));

@@ -18,6 +18,7 @@ import io.sftnative.bindings.Kernels;
 import io.sftnative.model.AttentionContext;
 import io.sftnative.model.DecoderModel;
 import io.sftnative.model.DenseLinear;
+import io.sftnative.model.FusedElementwise;
 import io.sftnative.model.LinearLayer;
 import io.sftnative.model.safetensors.DType;
 import io.sftnative.quant.QuantizedLinear;
@@ -180,6 +181,7 @@ public final class MemoryEfficientLoss implements LossComputation {
                     model.routerLog().endReplay();
                 }
                 QuantizedLinear.discardPendingBackward();
+                FusedElementwise.discardPendingBackward();
             }
         }
     }
@@ -221,8 +223,14 @@ public final class MemoryEfficientLoss implements LossComputation {
         if (head instanceof DenseLinear dense && dense.bias() == null && model.config().arch().plainLogits()
                 && fusedKernelRunsOn(dense.weight())) {
             Tensor w = dense.weight(); // (V, H)
-            Tensor h = DType.same(hidden.scalar_type(), w.scalar_type()) ? hidden : hidden.to(w.scalar_type());
-            try (FusedLinearCrossEntropy.Result r = FusedLinearCrossEntropy.causalLm(h, w, labels, normaliser,
+            // bf16 autocast with an fp32 head (full fine-tuning): the logits in bf16 as autocast computes lm_head
+            // (transformers' bf16 logits, then the loss in fp32), on a bf16 copy of the weight; its gradient still
+            // accumulates in fp32. On the CPU only: CUDA keeps the fp32 head (not validated on a GPU here).
+            boolean bf16Head = autocast == Autocast.BF16 && !w.is_cuda() && DType.same(w.scalar_type(),
+                    ScalarType.Float);
+            Tensor wc = bf16Head ? w.detach().to(ScalarType.BFloat16) : w; // (V, H) what the GEMMs read
+            Tensor h = DType.same(hidden.scalar_type(), wc.scalar_type()) ? hidden : hidden.to(wc.scalar_type());
+            try (FusedLinearCrossEntropy.Result r = FusedLinearCrossEntropy.causalLm(h, wc, labels, normaliser,
                     chunkRows, w.requires_grad())) {
                 FusedLinearCrossEntropy.backward(r, h, w, aux);
                 return r.lossSum();

@@ -55,8 +55,8 @@ final class AttentionContexts {
 
     /** Our kernel runs for fp32 models on the CPU when selected ({@link FlashAttention}). */
     private boolean nativeKernel() {
-        return kernel == AttentionKernel.NATIVE && device.startsWith("cpu") && TensorMemory.same(dtype,
-                ScalarType.Float);
+        return kernel == AttentionKernel.NATIVE && device.startsWith("cpu") && (TensorMemory.same(dtype,
+                ScalarType.Float) || TensorMemory.same(dtype, ScalarType.BFloat16));
     }
 
     /** See {@link DecoderModel#causalContext}. */

@@ -14,6 +14,7 @@ import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorBase;
 import org.bytedeco.pytorch.TensorTensorHook;
 import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.DeviceType;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.bindings.Kernels;
@@ -22,7 +23,7 @@ import io.sftnative.bindings.TensorMemory;
 
 /**
  * Our CPU attention kernel (native/src/cpu/attention_cpu.cpp: tiled online-softmax forward storing the log-sum-exp,
- * recomputing backward) as a differentiable op. Memory is linear in T: which keys a query sees comes from
+ * recomputing backward; fp32, or bf16 in memory with fp32 arithmetic) as a differentiable op. Memory is linear in T: which keys a query sees comes from
  * {@link KeyRanges}, never from a (B, 1, T, S) mask.
  *
  * <p>Autograd wiring: Java cannot subclass {@code torch::autograd::Function}, and JavaCPP allows only a handful of
@@ -52,14 +53,42 @@ public final class FlashAttention {
 
     private FlashAttention() {}
 
-    /** Whether the kernel handles these inputs: CPU fp32 tensors with a unit stride along head_dim. */
+    /**
+     * Whether the kernel handles these inputs: CPU tensors with a unit stride along head_dim, all fp32 or all bf16, or
+     * fp32/bf16 under CPU bf16 autocast (they are computed in bf16 then, as autocast does for SDPA).
+     */
     static boolean supports(Tensor q, Tensor k, Tensor v) {
         for (Tensor t : new Tensor[] {q, k, v}) {
-            if (t.is_cuda() || !TensorMemory.same(t.scalar_type(), ScalarType.Float) || t.dim() != 4) {
+            if (t.is_cuda() || t.dim() != 4 || !(TensorMemory.same(t.scalar_type(), ScalarType.Float)
+                    || TensorMemory.same(t.scalar_type(), ScalarType.BFloat16))) {
                 return false;
             }
         }
+        if (computeDtype(q, k, v) == null) {
+            return false;
+        }
         return k.size(2) == q.size(2) && q.size(1) % k.size(1) == 0;
+    }
+
+    /**
+     * bf16 under CPU bf16 autocast (SDPA is one of autocast's lower-precision ops), else the inputs' common dtype;
+     * null when they differ without autocast.
+     */
+    private static ScalarType computeDtype(Tensor q, Tensor k, Tensor v) {
+        if (torch.is_autocast_enabled(DeviceType.CPU)
+                && TensorMemory.same(torch.get_autocast_dtype(DeviceType.CPU), ScalarType.BFloat16)) {
+            return ScalarType.BFloat16;
+        }
+        ScalarType d = q.scalar_type();
+        return TensorMemory.same(k.scalar_type(), d) && TensorMemory.same(v.scalar_type(), d) ? d : null;
+    }
+
+    private static boolean isBf16(Tensor t) {
+        return TensorMemory.same(t.scalar_type(), ScalarType.BFloat16);
+    }
+
+    private static Tensor as(Tensor t, ScalarType dtype) {
+        return TensorMemory.same(t.scalar_type(), dtype) ? t : t.to(dtype);
     }
 
     /** Drops records of forward passes that never ran backward (a new batch starts). */
@@ -69,10 +98,18 @@ public final class FlashAttention {
     }
 
     /**
-     * q (B, nH, T, D), k/v (B, nKV, T, D) fp32 CPU -> (B, nH, T, D), laid out as (B, T, nH, D) in memory (the
-     * layout the output projection reads). softcap 0 = none.
+     * q (B, nH, T, D), k/v (B, nKV, T, D) fp32 or bf16 CPU (bf16 under CPU bf16 autocast) -> (B, nH, T, D) in that
+     * dtype, laid out as (B, T, nH, D) in memory (the layout the output projection reads). softcap 0 = none.
      */
     public static Tensor attention(Tensor q, Tensor k, Tensor v, KeyRanges ranges, double scale, double softcap) {
+        ScalarType dtype = computeDtype(q, k, v);
+        if (dtype == null) {
+            throw new IllegalArgumentException("flash attention: q, k, v dtypes differ (" + q.scalar_type() + ", "
+                    + k.scalar_type() + ", " + v.scalar_type() + ") outside bf16 autocast");
+        }
+        q = as(q, dtype); // autocast: the differentiable cast SDPA would do
+        k = as(k, dtype);
+        v = as(v, dtype);
         Tensor qq = unitLast(q);
         Tensor kk = unitLast(k);
         Tensor vv = unitLast(v);
@@ -80,12 +117,18 @@ public final class FlashAttention {
         long h = q.size(1);
         long t = q.size(2);
         long d = q.size(3);
-        Tensor out = torch.empty(b, t, h, d).transpose(1, 2); // (B, nH, T, D) view of (B, T, nH, D)
-        Tensor lse = torch.empty(b, h, t); // (B, nH, T)
+        Tensor out = torch.empty(new long[] {b, t, h, d}, new TensorOptions(dtype), new MemoryFormatOptional())
+                .transpose(1, 2); // (B, nH, T, D) view of (B, T, nH, D)
+        Tensor lse = torch.empty(b, h, t); // (B, nH, T) fp32 for both dtypes
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment strides = strides(arena, qq, kk, vv, out);
-            Kernels.cpu().attentionForward(data(qq), data(kk), data(vv), data(out), data(lse), b, h, k.size(1), t, d,
-                    strides, lo(ranges), hi(ranges), (float) scale, (float) softcap);
+            if (isBf16(qq)) {
+                Kernels.cpu().attentionForwardBf16(data(qq), data(kk), data(vv), data(out), data(lse), b, h,
+                        k.size(1), t, d, strides, lo(ranges), hi(ranges), (float) scale, (float) softcap);
+            } else {
+                Kernels.cpu().attentionForward(data(qq), data(kk), data(vv), data(out), data(lse), b, h, k.size(1),
+                        t, d, strides, lo(ranges), hi(ranges), (float) scale, (float) softcap);
+            }
         }
         boolean grad = GradMode.is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
         if (!grad) {
@@ -139,7 +182,7 @@ public final class FlashAttention {
             throw new IllegalStateException("flash attention backward found no matching forward record"
                     + " (attention backward must run in the reverse order of the forward passes)");
         }
-        Tensor go = unitLast(dout); // (B, nH, T, D)
+        Tensor go = unitLast(as(dout, p.out().scalar_type())); // (B, nH, T, D)
         Tensor dq = torch.empty_like(p.q()); // (B, nH, T, D)
         Tensor dk = torch.empty_like(p.k()); // (B, nKV, T, D)
         Tensor dv = torch.empty_like(p.v()); // (B, nKV, T, D)
@@ -150,9 +193,17 @@ public final class FlashAttention {
         }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment strides = strides(arena, p.q(), p.k(), p.v(), p.out(), go, dq, dk, dv);
-            Kernels.cpu().attentionBackward(data(p.q()), data(p.k()), data(p.v()), data(p.out()), data(go),
-                    data(p.lse()), data(dq), data(dk), data(dv), p.q().size(0), p.q().size(1), p.k().size(1),
-                    p.q().size(2), p.q().size(3), strides, lo(p.ranges()), hi(p.ranges()), p.scale(), p.softcap());
+            if (isBf16(p.q())) {
+                Kernels.cpu().attentionBackwardBf16(data(p.q()), data(p.k()), data(p.v()), data(p.out()), data(go),
+                        data(p.lse()), data(dq), data(dk), data(dv), p.q().size(0), p.q().size(1), p.k().size(1),
+                        p.q().size(2), p.q().size(3), strides, lo(p.ranges()), hi(p.ranges()), p.scale(),
+                        p.softcap());
+            } else {
+                Kernels.cpu().attentionBackward(data(p.q()), data(p.k()), data(p.v()), data(p.out()), data(go),
+                        data(p.lse()), data(dq), data(dk), data(dv), p.q().size(0), p.q().size(1), p.k().size(1),
+                        p.q().size(2), p.q().size(3), strides, lo(p.ranges()), hi(p.ranges()), p.scale(),
+                        p.softcap());
+            }
         }
         grads = new Tensor[] {dq, dk, dv};
     }

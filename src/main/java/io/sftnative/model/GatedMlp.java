@@ -37,10 +37,16 @@ final class GatedMlp implements FeedForward {
             gate = gu[0];
             up = gu[1];
         }
-        Tensor act = switch (arch.activation()) {
-            case SILU -> torch.silu(gate);
-            case GELU_TANH -> torch.gelu(gate, "tanh");
-        };
-        return linears.get(prefix + "down_proj").forward(act.mul(up)); // (B, T, H)
+        Tensor h; // (B, T, I)
+        if (arch.activation() == Architecture.Activation.SILU && FusedElementwise.swigluSupported(gate, up)) {
+            h = FusedElementwise.swiglu(gate, up); // one pass each way (fp32 CPU)
+        } else {
+            Tensor act = switch (arch.activation()) {
+                case SILU -> torch.silu(gate);
+                case GELU_TANH -> torch.gelu(gate, "tanh");
+            };
+            h = act.mul(up);
+        }
+        return linears.get(prefix + "down_proj").forward(h); // (B, T, H)
     }
 }

@@ -230,6 +230,9 @@ public final class RotaryEmbedding implements AutoCloseable {
      * with cos/sin from {@link #cosSin}.
      */
     public Tensor apply(Tensor x, Tensor cos, Tensor sinSigned) {
+        if (!interleaved && FusedElementwise.ropeSupported(x, cos, sinSigned)) {
+            return FusedElementwise.rope(x, cos, sinSigned); // one pass each way (fp32 CPU)
+        }
         long d = x.size(-1);
         Tensor xr = rotaryDims == d ? x : x.narrow(-1, 0, rotaryDims); // (B, T, heads, R)
         Tensor swapped; // (B, T, heads, R): the partner of each element

@@ -153,6 +153,11 @@ final class RunSetup implements AutoCloseable {
             // as torchrun / HF: every rank of a node uses the GPU of its LOCAL_RANK (NCCL refuses two ranks on one)
             device = TorchRuntime.deviceName("cuda:" + rank.localRank());
         }
+        String bf16Warning = cfg.training().bf16() && device.startsWith("cpu") ? io.sftnative.torch.CpuBf16.warning()
+                : null;
+        if (bf16Warning != null) {
+            opts.say(bf16Warning); // once per run
+        }
         String tracking = io.sftnative.config.Tracking.unsupportedWarning(cfg.training().reportTo());
         if (tracking != null) {
             opts.say(tracking);

@@ -21,6 +21,7 @@ import io.sftnative.model.LinearLayer;
 import io.sftnative.model.Tensors;
 import io.sftnative.quant.QuantizationSpec;
 import io.sftnative.quant.QuantizedModels;
+import io.sftnative.torch.Autocast;
 import io.sftnative.torch.TorchRuntime;
 
 /**
@@ -103,6 +104,29 @@ class MemoryEfficientLossTest {
                         assertEquals(0, e[1], 1e-5);
                     }
                 }
+            }
+        }
+    }
+
+    /**
+     * bf16 autocast over fp32 weights (full fine-tuning with bf16: true): the fused loss computes the LM head in bf16
+     * like autocast's lm_head in the plain path, so loss and gradients agree within GoldenParityTest's bf16 rule (4
+     * bf16 ulps relative: both sides round the logits and every matmul to bf16, possibly in different GEMM blockings).
+     */
+    @Test
+    void fusedLossUnderBf16AutocastMatchesThePlainAutocastPath() throws Exception {
+        try (DecoderModel model = DecoderModel.load(LLAMA, ScalarType.Float)) {
+            model.setRequiresGrad(true);
+            Run plain = run(model, new MemoryEfficientLoss(false, false, 0, Autocast.BF16), 1, 13);
+            Run fp32 = run(model, new MemoryEfficientLoss(false, false, 0), 1, 13);
+            for (boolean ck : new boolean[] {false, true}) {
+                Run r = run(model, new MemoryEfficientLoss(ck, true, 4, Autocast.BF16), 1, 13);
+                double[] e = compare(r, plain);
+                double[] off = compare(fp32, plain);
+                System.out.printf("bf16 autocast checkpointing=%s fused: loss rel err %.3g, grad rel err %.3g (fp32 run"
+                        + " vs the plain bf16 one: %.3g, %.3g)%n", ck, e[0], e[1], off[0], off[1]);
+                assertEquals(0, e[0], 4.0 / 256);
+                assertEquals(0, e[1], 4.0 / 256);
             }
         }
     }

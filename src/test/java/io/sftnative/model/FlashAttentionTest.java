@@ -164,6 +164,97 @@ class FlashAttentionTest {
         }
     }
 
+    @Test
+    void bf16KernelIsAsAccurateAsBf16SdpaForEveryRangeKind() {
+        compareBf16(130, H, KeyRanges.CAUSAL, null, false);
+        compareBf16(130, 2, KeyRanges.CAUSAL, null, false);
+        long t = 97;
+        long[] lengths = {97, 30};
+        Tensor keys = torch.arange(new Scalar(0), new Scalar(t)).unsqueeze(0).expand(B, t)
+                .lt(Tensors.longs(lengths, CPU, B, 1)).to(ScalarType.Long); // (B, T) 1 = real token
+        compareBf16(t, 2, FlashAttention.ranges(B, t, null, lengths, null),
+                AttentionMasks.build(B, t, 0, keys, null, null, CPU), false);
+        long tp = 150;
+        long[] ids = new long[(int) (B * tp)];
+        for (int i = 0; i < ids.length; i++) {
+            int c = i % (int) tp;
+            ids[i] = c >= tp - 6 ? 0 : 1 + c / (i < tp ? 40 : 23); // segment runs, then padding (id 0)
+        }
+        Tensor seg = Tensors.longs(ids, CPU, B, tp); // (B, T)
+        compareBf16(tp, 2, FlashAttention.ranges(B, tp, seg, null, 17),
+                AttentionMasks.build(B, tp, 0, null, seg, 17, CPU), false);
+    }
+
+    @Test
+    void fp32InputsUnderBf16AutocastRunTheBf16KernelAndGetFp32Gradients() {
+        compareBf16(120, 2, KeyRanges.CAUSAL, null, true);
+    }
+
+    /**
+     * bf16 q, k, v (or fp32 ones under bf16 autocast): ours and libtorch's SDPA in bf16 are both compared with the
+     * fp32 result on the same (bf16-valued) inputs. Ours rounds each output once (relative 2^-8) after fp32
+     * arithmetic, so its values must be within 2^-8 + the fp32 bound; and values and gradients may be no further from
+     * the fp32 result than 1.5x SDPA's own bf16 error (the rule of GoldenParityTest's bf16 cases).
+     */
+    private static void compareBf16(long t, long kvHeads, KeyRanges ranges, Tensor mask, boolean autocast) {
+        try (PointerScope s = new PointerScope()) {
+            torch.manual_seed(t * 11 + kvHeads);
+            double scale = 1.0 / Math.sqrt(D);
+            // bf16-valued leaves, (B, T, heads, D) as the model lays them out
+            Tensor q = torch.randn(B, t, H).unsqueeze(3).expand(B, t, H, D).add(torch.randn(B, t, H, D))
+                    .to(ScalarType.BFloat16).to(ScalarType.Float);
+            Tensor k = torch.randn(B, t, kvHeads, D).to(ScalarType.BFloat16).to(ScalarType.Float);
+            Tensor v = torch.randn(B, t, kvHeads, D).to(ScalarType.BFloat16).to(ScalarType.Float);
+            Tensor w = torch.randn(B, H, t, D); // weights of a scalar objective
+            Tensor[] exact = run(q, k, v, w, mask, scale, kvHeads, null, null, false); // fp32 SDPA
+            Tensor[] sdpa = run(q, k, v, w, mask, scale, kvHeads, ScalarType.BFloat16, null, false);
+            Tensor[] ours = run(q, k, v, w, mask, scale, kvHeads, autocast ? null : ScalarType.BFloat16, ranges,
+                    autocast);
+            String[] what = {"values", "grad q", "grad k", "grad v"};
+            String where = " (T " + t + ", nKV " + kvHeads + (autocast ? ", autocast" : "") + ")";
+            for (int i = 0; i < 4; i++) {
+                assertEquals(i == 0 || !autocast ? ScalarType.BFloat16 : ScalarType.Float,
+                        ours[i].scalar_type().intern(), what[i] + " dtype" + where);
+                double err = GoldenParityTest.relErr(ours[i], exact[i]);
+                double sdpaErr = GoldenParityTest.relErr(sdpa[i], exact[i]);
+                assertTrue(err <= 1.5 * sdpaErr, what[i] + where + ": ours " + err + " vs fp32, SDPA bf16 " + sdpaErr);
+                if (i == 0) {
+                    assertTrue(err <= 0x1p-8 + tol(t), "values" + where + ": " + err + " > one bf16 rounding");
+                }
+            }
+        }
+    }
+
+    /**
+     * Output and input gradients of attention over copies of q, k, v in {@code dtype} (null: as given): SDPA when
+     * {@code ranges} is null, else ours (under CPU bf16 autocast when {@code autocast}).
+     */
+    private static Tensor[] run(Tensor q0, Tensor k0, Tensor v0, Tensor w, Tensor mask, double scale, long kvHeads,
+            ScalarType dtype, KeyRanges ranges, boolean autocast) {
+        Tensor[] leaves = new Tensor[3];
+        Tensor[] in = {q0, k0, v0};
+        for (int i = 0; i < 3; i++) {
+            leaves[i] = (dtype == null ? in[i].clone() : in[i].to(dtype)).set_requires_grad(true);
+        }
+        Tensor qh = leaves[0].transpose(1, 2); // (B, nH, T, D)
+        Tensor kh = leaves[1].transpose(1, 2); // (B, nKV, T, D)
+        Tensor vh = leaves[2].transpose(1, 2);
+        Tensor out;
+        if (ranges == null) {
+            out = torch.scaled_dot_product_attention(qh, kh, vh,
+                    mask == null ? new TensorOptional() : new TensorOptional(mask), 0.0, mask == null,
+                    new DoubleOptional(scale), kvHeads != H);
+        } else {
+            try (io.sftnative.torch.Autocast.Scope a = (autocast ? io.sftnative.torch.Autocast.BF16
+                    : io.sftnative.torch.Autocast.OFF).enter()) {
+                assertTrue(FlashAttention.supports(qh, kh, vh));
+                out = FlashAttention.attention(qh, kh, vh, ranges, scale, 0.0); // (B, nH, T, D)
+            }
+        }
+        out.to(ScalarType.Float).mul(w).sum().backward();
+        return new Tensor[] {out.detach(), leaves[0].grad(), leaves[1].grad(), leaves[2].grad()};
+    }
+
     /** Gemma 2's eager attention: scores * scale, softcap * tanh(scores / softcap), mask, fp32 softmax, @ v. */
     private static Tensor eager(Tensor q, Tensor k, Tensor v, Tensor mask, double scale, double softcap) {
         long rep = q.size(1) / k.size(1);

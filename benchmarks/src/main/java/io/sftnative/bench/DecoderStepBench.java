@@ -163,9 +163,9 @@ public final class DecoderStepBench {
                 gemm.sample(); // the GEMM rate right after each step, under the same conditions
                 double others = (machineBusySeconds() - busy0 - (c1[0] - c0[0]) - (c1[1] - c0[1]))
                         / (sec * Runtime.getRuntime().availableProcessors()); // share of the machine used by others
-                System.out.printf("step %d%s: %.3f s  loss %.4f  %.0f tokens/s  cpu user %.2f s sys %.2f s  other"
-                        + " processes %.0f%%%n", i, i < warmup ? " (warm-up)" : "", sec, loss, tokens / sec,
-                        c1[0] - c0[0], c1[1] - c0[1], 100 * Math.max(0, others));
+                System.out.printf("step %d%s: %.3f s  loss %.4f  %.0f tokens/s  cpu user %.2f s sys %.2f s  minor faults"
+                        + " %.0f  other processes %.0f%%%n", i, i < warmup ? " (warm-up)" : "", sec, loss,
+                        tokens / sec, c1[0] - c0[0], c1[1] - c0[1], c1[2] - c0[2], 100 * Math.max(0, others));
                 if (i >= warmup) {
                     times.add(sec);
                     if (others < CLEAN) {
@@ -330,14 +330,14 @@ public final class DecoderStepBench {
         }
     }
 
-    /** This process's user and system CPU seconds (Linux), or zeros. */
+    /** This process's user and system CPU seconds and minor page faults so far (Linux), or zeros. */
     static double[] cpuSeconds() {
         try {
             String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/self/stat"));
             String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-            return new double[] {Long.parseLong(f[11]) / 100.0, Long.parseLong(f[12]) / 100.0};
+            return new double[] {Long.parseLong(f[11]) / 100.0, Long.parseLong(f[12]) / 100.0, Long.parseLong(f[7])};
         } catch (java.io.IOException | RuntimeException e) {
-            return new double[2];
+            return new double[3];
         }
     }
 

@@ -14,6 +14,7 @@ import java.util.concurrent.TimeUnit;
 
 import com.fasterxml.jackson.databind.JsonNode;
 
+import io.sftnative.torch.MallocEnvironment;
 import io.sftnative.torch.TorchRuntime;
 
 /**
@@ -228,6 +229,9 @@ public final class Harness {
         env.put("OPENBLAS_NUM_THREADS", String.valueOf(threads));
         env.put("OPT_OUT_TRACKING", "true");
         env.put("SFT_NATIVE_NO_RELAUNCH", "1");
+        if (!r.side().equals(HarnessPlan.Run.REFERENCE)) {
+            MallocEnvironment.addTo(env); // what the jar's relaunch gives our side; the reference runs as users run it
+        }
         if (blasDir != null && r.side().equals(HarnessPlan.Run.REFERENCE)) {
             String old = env.get("LD_LIBRARY_PATH");
             env.put("LD_LIBRARY_PATH", blasDir + (old == null || old.isEmpty() ? "" : ":" + old));

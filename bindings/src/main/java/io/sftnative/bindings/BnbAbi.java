@@ -149,8 +149,19 @@ public final class BnbAbi {
         put(m, "jbnb_attention_bwd_cpu_fp32", Group.EXTENSION, i(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                 ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS,
                 ADDRESS, JAVA_FLOAT, JAVA_FLOAT));
+        put(m, "jbnb_attention_fwd_cpu_bf16", Group.EXTENSION, i(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS, JAVA_FLOAT, JAVA_FLOAT));
+        put(m, "jbnb_attention_bwd_cpu_bf16", Group.EXTENSION, i(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS,
+                ADDRESS, JAVA_FLOAT, JAVA_FLOAT));
         put(m, "jbnb_attention_ranges_cpu", Group.EXTENSION, i(JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, JAVA_LONG,
                 ADDRESS, ADDRESS));
+        put(m, "jbnb_swiglu_fwd_cpu_fp32", Group.EXTENSION, i(ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS,
+                JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        put(m, "jbnb_swiglu_bwd_cpu_fp32", Group.EXTENSION, i(ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS,
+                JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG));
+        put(m, "jbnb_rope_cpu_fp32", Group.EXTENSION, i(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
+                JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT));
         put(m, "jbnb_cuda_device_count", Group.EXTENSION, i(ADDRESS));
         put(m, "jbnb_cuda_synchronize", Group.EXTENSION, i());
         for (String t : cpuTypes) {

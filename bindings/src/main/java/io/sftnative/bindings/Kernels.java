@@ -367,6 +367,36 @@ public final class Kernels {
     }
 
     /**
+     * As {@link #attentionForward} with bf16 q, k, v and out (header: jbnb_attention_fwd_cpu_bf16); lse stays fp32.
+     * The kernel computes in fp32 and rounds out to nearest-even bf16.
+     */
+    public void attentionForwardBf16(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out,
+            MemorySegment lse, long batch, long heads, long kvHeads, long seq, long headDim, MemorySegment strides,
+            MemorySegment kvLo, MemorySegment kvHi, float scale, float softcap) {
+        requireCpu("attention");
+        String name = "jbnb_attention_fwd_cpu_bf16";
+        MethodHandle h = lib.handle(name);
+        int st = invokeInt(name, () -> (int) h.invokeExact(q, k, v, out, lse, batch, heads, kvHeads, seq, headDim,
+                strides, kvLo, kvHi, scale, softcap));
+        lib.check(name, st, "bf16 attention forward B=" + batch + " H=" + heads + " KVH=" + kvHeads + " T=" + seq
+                + " D=" + headDim);
+    }
+
+    /** As {@link #attentionBackward} with bf16 tensors (header: jbnb_attention_bwd_cpu_bf16); lse fp32. */
+    public void attentionBackwardBf16(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out,
+            MemorySegment dout, MemorySegment lse, MemorySegment dq, MemorySegment dk, MemorySegment dv, long batch,
+            long heads, long kvHeads, long seq, long headDim, MemorySegment strides, MemorySegment kvLo,
+            MemorySegment kvHi, float scale, float softcap) {
+        requireCpu("attention");
+        String name = "jbnb_attention_bwd_cpu_bf16";
+        MethodHandle h = lib.handle(name);
+        int st = invokeInt(name, () -> (int) h.invokeExact(q, k, v, out, dout, lse, dq, dk, dv, batch, heads, kvHeads,
+                seq, headDim, strides, kvLo, kvHi, scale, softcap));
+        lib.check(name, st, "bf16 attention backward B=" + batch + " H=" + heads + " KVH=" + kvHeads + " T=" + seq
+                + " D=" + headDim);
+    }
+
+    /**
      * Per-query key ranges (header: jbnb_attention_ranges_cpu) into kvLo/kvHi ((B, T) int32 each). segments: (B, T)
      * int64 or NULL; lengths: (B) int64 or NULL; window <= 0 for none. Fails (EINVAL) when a segment id appears in
      * two separate runs.
@@ -378,6 +408,48 @@ public final class Kernels {
         MethodHandle h = lib.handle(name);
         int st = invokeInt(name, () -> (int) h.invokeExact(batch, seq, segments, lengths, window, kvLo, kvHi));
         lib.check(name, st, "attention key ranges B=" + batch + " T=" + seq);
+    }
+
+    // ---- fused elementwise (SwiGLU, RoPE) ---------------------------------------------------------------------
+
+    /**
+     * out = silu(gate) * up over {@code rows} rows of {@code inter} fp32 values (header: jbnb_swiglu_fwd_cpu_fp32);
+     * each row contiguous, rows {@code ld*} elements apart.
+     */
+    public void swigluForward(MemorySegment gate, long ldGate, MemorySegment up, long ldUp, MemorySegment out,
+            long ldOut, long rows, long inter) {
+        requireCpu("SwiGLU");
+        String name = "jbnb_swiglu_fwd_cpu_fp32";
+        MethodHandle h = lib.handle(name);
+        int st = invokeInt(name, () -> (int) h.invokeExact(gate, ldGate, up, ldUp, out, ldOut, rows, inter));
+        lib.check(name, st, "SwiGLU forward " + rows + " x " + inter);
+    }
+
+    /** SwiGLU backward (header: jbnb_swiglu_bwd_cpu_fp32): overwrites dgate and dup. */
+    public void swigluBackward(MemorySegment gate, long ldGate, MemorySegment up, long ldUp, MemorySegment dout,
+            long ldDout, MemorySegment dgate, long ldDgate, MemorySegment dup, long ldDup, long rows, long inter) {
+        requireCpu("SwiGLU");
+        String name = "jbnb_swiglu_bwd_cpu_fp32";
+        MethodHandle h = lib.handle(name);
+        int st = invokeInt(name, () -> (int) h.invokeExact(gate, ldGate, up, ldUp, dout, ldDout, dgate, ldDgate, dup,
+                ldDup, rows, inter));
+        lib.check(name, st, "SwiGLU backward " + rows + " x " + inter);
+    }
+
+    /**
+     * Rotary embedding, rotate_half layout (header: jbnb_rope_cpu_fp32): x and out (B, T, heads, headDim), cos/sin
+     * (B, T, rotDims / 2) half tables; strides: 8 element strides (x: batch, position, head; out: the same; tables:
+     * batch, position). backward applies the transposed rotation. out may be x.
+     */
+    public void rope(MemorySegment x, MemorySegment out, MemorySegment cos, MemorySegment sin, MemorySegment strides,
+            long batch, long seq, long heads, long headDim, long rotDims, boolean backward) {
+        requireCpu("RoPE");
+        String name = "jbnb_rope_cpu_fp32";
+        MethodHandle h = lib.handle(name);
+        int bw = backward ? 1 : 0;
+        int st = invokeInt(name, () -> (int) h.invokeExact(x, out, cos, sin, strides, batch, seq, heads, headDim,
+                rotDims, bw));
+        lib.check(name, st, "RoPE B=" + batch + " T=" + seq + " heads=" + heads + " D=" + headDim + " R=" + rotDims);
     }
 
     private void requireCpu(String what) {

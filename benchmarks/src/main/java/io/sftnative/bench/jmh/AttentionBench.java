@@ -39,7 +39,8 @@ import io.sftnative.torch.TorchRuntime;
  * slower than the reference's at these shapes; this isolates the attention part. (DecoderModel additionally keeps
  * OpenBLAS single-threaded inside SDPA; this benchmark calls the kernels bare.) {@code nativeCausal} /
  * {@code nativePadded}: our kernel ({@code flash_attn: fa2}, docs/attention.md) through its autograd hooks;
- * {@code sdpaCausal}: SDPA with is_causal and no mask.
+ * {@code sdpaCausal}: SDPA with is_causal and no mask. {@code sdpaCausalBf16} / {@code nativeCausalBf16}: the same
+ * on bf16 copies of the inputs (what a {@code bf16: true} step runs).
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -119,6 +120,19 @@ public class AttentionBench {
             Tensor out = torch.scaled_dot_product_attention(q.to(ScalarType.BFloat16), k.to(ScalarType.BFloat16),
                     v.to(ScalarType.BFloat16), new TensorOptional(), 0.0, true, new DoubleOptional(1.0 / Math.sqrt(D)),
                     false); // (B, H, T, D) bf16
+            return backward(out.to(ScalarType.Float));
+        }
+    }
+
+    /**
+     * Our kernel on bf16 copies of q, k, v (jbnb_attention_*_cpu_bf16: bf16 in memory, fp32 inside), causal, backward
+     * into the fp32 leaves: the counterpart of {@link #sdpaCausalBf16}.
+     */
+    @Benchmark
+    public long nativeCausalBf16() {
+        try (PointerScope scope = new PointerScope()) {
+            Tensor out = FlashAttention.attention(q.to(ScalarType.BFloat16), k.to(ScalarType.BFloat16),
+                    v.to(ScalarType.BFloat16), KeyRanges.CAUSAL, 1.0 / Math.sqrt(D), 0.0); // (B, H, T, D) bf16
             return backward(out.to(ScalarType.Float));
         }
     }
