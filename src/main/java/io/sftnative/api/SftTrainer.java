@@ -114,6 +114,8 @@ public final class SftTrainer {
         }
         LocalLauncher.Job local = new LocalLauncher.Job(nprocPerNode, 1, 0, "127.0.0.1", 0);
         DataParallel.checkSupported(config.distributed(), local.worldSize());
+        DataParallel.checkStage3(config.distributed(), local.worldSize(), config.training()
+                .gradientCheckpointing(), config.model().quantizationBit());
         int status = LocalLauncher.run(local, LocalLauncher.trainCommand(trainArgs), LocalLauncher.RANK_ENVIRONMENT,
                 System.err);
         if (status != 0) {

@@ -75,6 +75,8 @@ final class TrainCommand implements Callable<Integer> {
         SftConfig cfg = SftConfig.load(yaml, overrides, w -> { });
         DataParallel.checkSupported(cfg.distributed(), job.worldSize());
         DataParallel.checkOptimizer(cfg.distributed(), cfg.training().optim(), job.worldSize());
+        DataParallel.checkStage3(cfg.distributed(), job.worldSize(), cfg.training().gradientCheckpointing(),
+                cfg.model().quantizationBit());
         System.out.println("launching ranks " + job.nodeRank() * job.nprocPerNode() + ".."
                 + ((job.nodeRank() + 1) * job.nprocPerNode() - 1) + " of " + job.worldSize() + " on this machine");
         return LocalLauncher.run(job, LaunchArgs.rankCommand(config.args), Map.of(Relauncher.MARKER, "1",

@@ -11,6 +11,7 @@ import org.bytedeco.pytorch.Tensor;
 
 import io.sftnative.config.ConfigException;
 import io.sftnative.config.DistributedArgs;
+import io.sftnative.loss.LayerHooks;
 import io.sftnative.optim.Optimizer;
 
 /**
@@ -95,17 +96,38 @@ public final class DataParallel implements AutoCloseable {
     }
 
     /**
-     * Fails when the config asks for something a job of {@code worldSize} ranks cannot do here: ZeRO stage 3
-     * (sharding the weights) is refused rather than silently run as another stage.
+     * Fails when the config asks for something a job of {@code worldSize} ranks cannot do here. Every ZeRO stage
+     * 0-3 runs; what stage 3 needs besides is checked by {@link #checkStage3}.
      */
     public static void checkSupported(DistributedArgs args, int worldSize) {
-        int stage = args.sharding().stage();
-        if (worldSize > 1 && stage == 3) {
-            throw new ConfigException("ZeRO stage 3 (" + args.sharding().origin() + ") is not implemented in"
-                    + " sft-native yet: sharding the weights themselves (gathered per decoder layer for forward and"
-                    + " backward) is missing. Stages 1 and 2 are: use zero_optimization.stage 2 (ds_z2_config.json)"
-                    + " or fsdp: shard_grad_op to shard the AdamW moments and the gradients, which every rank then"
-                    + " holds 1/" + worldSize + " of; the weights stay replicated");
+        if (worldSize > 1 && (args.sharding().stage() < 0 || args.sharding().stage() > 3)) {
+            throw new ConfigException("ZeRO stage " + args.sharding().stage() + " (" + args.sharding().origin()
+                    + ") does not exist: use 0, 1, 2 or 3");
+        }
+    }
+
+    /**
+     * ZeRO stage 3 gathers each decoder layer's weights for its forward and again for its recomputation in the
+     * backward pass, which is what gradient checkpointing's layer-by-layer backward provides: without it the run
+     * is refused, as is a quantized base (FSDP-QLoRA), whose packed 4/8-bit weights are not sharded here.
+     */
+    public static void checkStage3(DistributedArgs args, int worldSize, boolean gradientCheckpointing,
+            int quantizationBit) {
+        if (worldSize < 2 || args.sharding().stage() != 3) {
+            return;
+        }
+        String what = "ZeRO stage 3 (" + args.sharding().origin() + ")";
+        if (quantizationBit > 0) {
+            throw new ConfigException(what + " with quantization_bit: " + quantizationBit + " (FSDP-QLoRA) is not"
+                    + " implemented in sft-native: the quantized base weights are not sharded, and the LoRA"
+                    + " adapters are too small for stage 3 to save memory. Use zero_optimization.stage 0-2 (or fsdp:"
+                    + " shard_grad_op / no_shard): the frozen quantized base is then replicated on every rank");
+        }
+        if (!gradientCheckpointing) {
+            throw new ConfigException(what + " gathers every decoder layer's weights for its forward and again for"
+                    + " its recomputation in the backward pass, which needs gradient checkpointing: remove"
+                    + " disable_gradient_checkpointing: true (or set gradient_checkpointing: true), or use"
+                    + " zero_optimization.stage 2 / fsdp: shard_grad_op");
         }
     }
 
@@ -135,8 +157,10 @@ public final class DataParallel implements AutoCloseable {
         if (partition == null) {
             throw new IllegalStateException("shardedAdamW needs a ZeRO run after prepare()");
         }
+        LayerShards l = layers();
+        Tensor weights = l != null && l.shardsWeights() ? l.shardWeights() : null; // stage 3: the slice only
         return new ShardedAdamW(group, partition, sync instanceof ShardedGradients g ? g : null, adamW,
-                bucketCap);
+                bucketCap, weights);
     }
 
     public DistributedEnv env() {
@@ -179,15 +203,71 @@ public final class DataParallel implements AutoCloseable {
      * autograd (reduced after backward instead of from autograd hooks during it).
      */
     public GradientSync prepare(Map<String, Tensor> trainable, Set<String> lateParams) {
+        return prepare(trainable, lateParams, false);
+    }
+
+    /**
+     * As {@link #prepare(Map, Set)}; {@code layerwise}: the training step calls {@link #layerHooks()} around every
+     * decoder layer (gradient checkpointing), so ZeRO-2 reduces each layer's gradients right after its backward
+     * and ZeRO-3 (which needs it) gathers each layer's weights for its forward and backward.
+     */
+    public GradientSync prepare(Map<String, Tensor> trainable, Set<String> lateParams, boolean layerwise) {
         if (group == null || trainable.isEmpty()) {
             return GradientSync.LOCAL;
+        }
+        if (stage == 3 && !layerwise) {
+            throw new ConfigException("ZeRO stage 3 needs the training step's layer-by-layer backward: turn"
+                    + " gradient checkpointing on (remove disable_gradient_checkpointing: true)");
         }
         group.broadcastFromRank0(new ArrayList<>(trainable.values()));
         closeSync();
         partition = stage > 0 ? new ZeroPartition(trainable, env.worldSize(), env.rank()) : null;
-        sync = stage == 2 ? new ShardedGradients(group, partition, allowUnused, bucketCap)
-                : new BucketedAllReduce(group, trainable, lateParams, allowUnused, OVERLAP, bucketCap);
+        sync = stage >= 2 ? new ShardedGradients(group, partition, allowUnused, bucketCap, layerwise, stage == 3,
+                lateParams) : new BucketedAllReduce(group, trainable, lateParams, allowUnused, OVERLAP, bucketCap);
         return sync;
+    }
+
+    /**
+     * What the training step calls around each unit (decoder layer, embedding, head): ZeRO-2/3's layer-wise
+     * gradient reduction and stage 3's weight gathering; {@link LayerHooks#NONE} otherwise.
+     */
+    public LayerHooks layerHooks() {
+        return layers() != null ? layers() : LayerHooks.NONE;
+    }
+
+    private LayerShards layers() {
+        return sync instanceof ShardedGradients g ? g.layers() : null;
+    }
+
+    /**
+     * ZeRO-3: every weight gathered until the returned scope closes (evaluation, checkpoint saves; every rank must
+     * call it at the same point). A no-op scope otherwise.
+     */
+    public FullWeights fullWeights() {
+        LayerShards l = layers();
+        if (l == null || !l.sharded()) {
+            return () -> {};
+        }
+        l.gatherAll();
+        return l::releaseAll;
+    }
+
+    /** A scope in which the weights are whole ({@link #fullWeights()}). */
+    public interface FullWeights extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /**
+     * After the last training step: ZeRO-3 gathers every weight for good (saving, evaluation and prediction
+     * then see whole weights) and the gradient slice is freed; a no-op otherwise. Every rank calls it.
+     */
+    public void endTraining() {
+        LayerShards l = layers();
+        if (l != null) {
+            l.unshard();
+            ((ShardedGradients) sync).freeShard();
+        }
     }
 
     /** The gradient synchronisation {@link #prepare} made (LOCAL in a single process or before it). */

@@ -11,10 +11,12 @@ import org.bytedeco.pytorch.AllreduceOptions;
 import org.bytedeco.pytorch.Backend;
 import org.bytedeco.pytorch.BackendOptional;
 import org.bytedeco.pytorch.BarrierOptions;
+import org.bytedeco.pytorch.BroadcastOptions;
 import org.bytedeco.pytorch.GlooDeviceVector;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.ProcessGroup;
 import org.bytedeco.pytorch.ProcessGroupGloo;
+import org.bytedeco.pytorch.ReduceOptions;
 import org.bytedeco.pytorch.TCPStore;
 import org.bytedeco.pytorch.TCPStoreOptions;
 import org.bytedeco.pytorch.Tensor;
@@ -199,6 +201,27 @@ public final class DistributedGroup implements AutoCloseable {
     void reduceScatter(Tensor out, Tensor in, String what) {
         try {
             waitFor(backendFor(in)._reduce_scatter_base(out, in), what);
+        } catch (RuntimeException e) {
+            throw e instanceof DistributedException ? e : failed(what, e);
+        }
+    }
+
+    /** ZeRO-3: {@code t} (contiguous, CPU) on every rank receives rank {@code root}'s values. */
+    void broadcastFrom(Tensor t, int root, String what) {
+        try (PointerScope scope = new PointerScope()) {
+            waitFor(gloo.broadcast(new TensorVector(t), new BroadcastOptions().rootRank(root)), what);
+        } catch (RuntimeException e) {
+            throw e instanceof DistributedException ? e : failed(what, e);
+        }
+    }
+
+    /**
+     * ZeRO-2/3: rank {@code root}'s {@code t} (contiguous, CPU) receives the SUM over the ranks of their {@code t};
+     * on the other ranks {@code t} is scratch afterwards.
+     */
+    void reduceTo(Tensor t, int root, String what) {
+        try (PointerScope scope = new PointerScope()) {
+            waitFor(gloo.reduce(new TensorVector(t), new ReduceOptions().rootRank(root)), what);
         } catch (RuntimeException e) {
             throw e instanceof DistributedException ? e : failed(what, e);
         }

@@ -22,6 +22,14 @@ public interface GradientSync {
     StepTotals totals(long targets, long tokens, boolean stop);
 
     /**
+     * As {@link #totals(long, long, boolean)}; {@code microBatches}: how many this rank runs in the step (ZeRO-3 and
+     * layer-wise ZeRO-2 make collectives in every micro-batch, so a rank with fewer takes part without data).
+     */
+    default StepTotals totals(long targets, long tokens, int microBatches, boolean stop) {
+        return totals(targets, tokens, stop);
+    }
+
+    /**
      * Before each micro-batch's forward and backward on this rank; {@code last}: the step's last one, after whose
      * backward the gradients are final (the synchronisation may start during that backward; the earlier ones only
      * accumulate, DDP's {@code no_sync}).

@@ -29,6 +29,10 @@ import io.sftnative.optim.Optimizer;
  * a slice gets exactly the values the whole tensor would. The master weights are the parameters themselves (their
  * dtype: fp32 unless pure_bf16), so no second copy is kept.
  *
+ * <p>Stage 3 ({@code weights} given): the pieces are views into this rank's weight slice instead of the parameters
+ * (which hold nothing between their unit's gathers, {@link LayerShards}); the step updates the slice and nothing is
+ * all-gathered: the next forward gathers the updated weights unit by unit.
+ *
  * <p>The state ({@link #stateDict()}) is this rank's: {@code <name>.exp_avg} etc. shaped like the piece (1-d);
  * {@link ZeroCheckpoint} writes one file per rank and re-slices them for another world size.
  */
@@ -42,6 +46,8 @@ public final class ShardedAdamW implements Optimizer {
     private final Tensor send; // (k,) this rank's part of one all-gather bucket
     private final Tensor recv; // (N * k,) every rank's
     private final long bucket;
+    private final int stage;
+    private boolean closed;
     private double commMillis;
 
     /**
@@ -51,14 +57,25 @@ public final class ShardedAdamW implements Optimizer {
      */
     public ShardedAdamW(DistributedGroup group, ZeroPartition part, ShardedGradients grads,
             Function<Map<String, Tensor>, Optimizer> adamW, long bucketBytes) {
+        this(group, part, grads, adamW, bucketBytes, null);
+    }
+
+    /**
+     * @param weights stage 3: this rank's weight slice (shardSize,), which the pieces view and the step updates;
+     *                null at stages 1 and 2 (the pieces view the parameters, all-gathered after each step)
+     */
+    public ShardedAdamW(DistributedGroup group, ZeroPartition part, ShardedGradients grads,
+            Function<Map<String, Tensor>, Optimizer> adamW, long bucketBytes, Tensor weights) {
         this.group = group;
         this.part = part;
         this.grads = grads;
+        this.stage = weights != null ? 3 : grads != null ? 2 : 1;
         Map<String, Tensor> pieces = new LinkedHashMap<>();
         try (PointerScope scope = new PointerScope()) {
             for (ZeroPartition.Piece piece : part.pieces()) {
-                Tensor v = part.flatView(piece.index()).narrow(0, piece.paramOffset(), piece.length())
-                        .retainReference(); // (length,) shares the parameter's storage
+                Tensor v = (weights != null ? weights.narrow(0, piece.shardOffset(), piece.length())
+                        : part.flatView(piece.index()).narrow(0, piece.paramOffset(), piece.length()))
+                        .retainReference(); // (length,) shares the slice's or the parameter's storage
                 views.add(v);
                 pieces.put(piece.name(), v);
             }
@@ -66,8 +83,9 @@ public final class ShardedAdamW implements Optimizer {
         this.inner = pieces.isEmpty() ? null : adamW.apply(pieces);
         TensorOptions dtype = new TensorOptions(part.params().get(0).scalar_type());
         this.bucket = part.bucketElements(bucketBytes);
-        this.send = torch.zeros(new long[] {bucket}, dtype).retainReference();
-        this.recv = torch.zeros(new long[] {part.worldSize() * bucket}, dtype).retainReference();
+        this.send = stage == 3 ? null : torch.zeros(new long[] {bucket}, dtype).retainReference();
+        this.recv = stage == 3 ? null : torch.zeros(new long[] {part.worldSize() * bucket}, dtype)
+                .retainReference();
     }
 
     /** Updates this rank's slice with its gradients, then all-gathers every rank's slice into the parameters. */
@@ -89,7 +107,9 @@ public final class ShardedAdamW implements Optimizer {
             if (inner != null) {
                 inner.step(lr);
             }
-            allGather();
+            if (stage < 3) {
+                allGather();
+            }
         }
     }
 
@@ -172,7 +192,7 @@ public final class ShardedAdamW implements Optimizer {
     }
 
     public int stage() {
-        return grads == null ? 1 : 2;
+        return stage;
     }
 
     /** Wall time of the last all-gather, in milliseconds. */
@@ -181,7 +201,11 @@ public final class ShardedAdamW implements Optimizer {
     }
 
     @Override
-    public void close() {
+    public void close() { // idempotent: a ZeRO-3 run closes it before gathering the weights at the end
+        if (closed) {
+            return;
+        }
+        closed = true;
         if (inner != null) {
             inner.close();
         }
@@ -189,7 +213,9 @@ public final class ShardedAdamW implements Optimizer {
             v.releaseReference();
         }
         views.clear();
-        send.releaseReference();
-        recv.releaseReference();
+        if (send != null) {
+            send.releaseReference();
+            recv.releaseReference();
+        }
     }
 }

@@ -22,6 +22,12 @@ import org.bytedeco.pytorch.global.torch;
  * all-reduce adds them, and every rank scales its slice by the same coefficient — computed in fp32 as
  * {@code torch.nn.utils.clip_grad_norm_} does, so the clip matches plain data parallelism to rounding.
  *
+ * <p>Layer-wise ({@link #layers()} not null: gradient checkpointing on, and always at stage 3): the training step's
+ * {@link io.sftnative.loss.LayerHooks} reduce each unit's gradients into the slice right after that unit's backward,
+ * micro-batch by micro-batch ({@link LayerShards}), so the full-size gradients of only one unit exist at a time; the
+ * slice is zeroed at the start of each step ({@link #totals}) and {@link #afterBackward} only sums the loss. A rank
+ * with fewer micro-batches in a step replays the others' collectives with zero gradients.
+ *
  * <p>A parameter without a gradient on every rank stays without one ({@link #present}), as with the all-reduce.
  * Owns its buffers; {@link #close()} frees them.
  */
@@ -34,22 +40,57 @@ public final class ShardedGradients implements GradientSync, AutoCloseable {
     private final Tensor send; // (N * k,) one bucket of every rank's block
     private final long bucket; // k: elements per rank per bucket
     private final boolean[] present; // per parameter: some rank had a gradient this step
+    private final LayerShards layers; // layer-wise reduction (and stage 3's weights), or null: after backward
+    private int replays; // layer-wise: micro-batches this rank lacks in the current step
     private double commMillis;
 
     public ShardedGradients(DistributedGroup group, ZeroPartition part, boolean allowUnused, long bucketBytes) {
+        this(group, part, allowUnused, bucketBytes, false, false, java.util.Set.of());
+    }
+
+    /**
+     * @param layerwise    reduce unit by unit from the training step's layer hooks (needs gradient checkpointing)
+     * @param shardWeights ZeRO stage 3: the weights are sharded too (layer-wise only)
+     * @param lateParams   parameters whose gradient the LM head's loss writes (see {@link LayerShards})
+     */
+    public ShardedGradients(DistributedGroup group, ZeroPartition part, boolean allowUnused, long bucketBytes,
+            boolean layerwise, boolean shardWeights, java.util.Set<String> lateParams) {
         this.group = group;
         this.part = part;
         this.allowUnused = allowUnused;
         TensorOptions dtype = new TensorOptions(part.params().get(0).scalar_type());
         this.bucket = part.bucketElements(bucketBytes);
         this.shard = torch.zeros(new long[] {part.shardSize()}, dtype).retainReference();
-        this.send = torch.zeros(new long[] {part.worldSize() * bucket}, dtype).retainReference();
+        this.send = layerwise ? null : torch.zeros(new long[] {part.worldSize() * bucket}, dtype).retainReference();
         this.present = new boolean[part.params().size()];
+        this.layers = layerwise ? new LayerShards(group, part, shard, shardWeights, lateParams) : null;
     }
 
     @Override
     public StepTotals totals(long targets, long tokens, boolean stop) {
-        double[] sums = group.allReduceSum(new double[] {targets, tokens, stop ? 1 : 0});
+        return totals(targets, tokens, 1, stop);
+    }
+
+    /** Also (layer-wise) zeroes the gradient slice and learns how many micro-batches each rank runs. */
+    @Override
+    public StepTotals totals(long targets, long tokens, int microBatches, boolean stop) {
+        int n = part.worldSize();
+        double[] mine = new double[3 + n];
+        mine[0] = targets;
+        mine[1] = tokens;
+        mine[2] = stop ? 1 : 0;
+        mine[3 + part.rank()] = microBatches;
+        double[] sums = group.allReduceSum(mine);
+        if (layers != null) {
+            try (NoGradGuard noGrad = new NoGradGuard()) {
+                shard.zero_();
+            }
+            int most = 0;
+            for (int r = 0; r < n; r++) {
+                most = Math.max(most, (int) sums[3 + r]);
+            }
+            replays = most - microBatches;
+        }
         return new StepTotals((long) sums[0], (long) sums[1], sums[2] > 0);
     }
 
@@ -61,10 +102,18 @@ public final class ShardedGradients implements GradientSync, AutoCloseable {
     @Override
     public double afterBackward(double lossSum) {
         long t0 = System.nanoTime();
+        if (layers != null) {
+            layers.replay(replays); // first: the other ranks are still in their micro-batches' collectives
+            replays = 0;
+        }
         List<Tensor> params = part.params();
         double[] local = new double[1 + params.size()];
         local[0] = lossSum;
         for (int i = 0; i < params.size(); i++) {
+            if (layers != null) {
+                local[1 + i] = layers.takeLocalGradient(i) ? 1 : 0;
+                continue;
+            }
             try (Tensor g = params.get(i).grad()) {
                 local[1 + i] = g.defined() ? 1 : 0;
             }
@@ -85,6 +134,10 @@ public final class ShardedGradients implements GradientSync, AutoCloseable {
         }
         int n = part.worldSize();
         long size = part.shardSize();
+        if (layers != null) { // reduced unit by unit during backward already
+            commMillis = (System.nanoTime() - t0) / 1e6;
+            return global[0];
+        }
         try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
             int buckets = (int) ((size + bucket - 1) / bucket);
             for (int b = 0; b < buckets; b++) {
@@ -146,14 +199,32 @@ public final class ShardedGradients implements GradientSync, AutoCloseable {
         return commMillis;
     }
 
+    /** The layer-wise reduction and stage 3's weight gathering, or null (reduce-scatter after backward). */
+    LayerShards layers() {
+        return layers;
+    }
+
     public String describe() {
-        return String.format(java.util.Locale.ROOT, "ZeRO-2 gradients: reduce-scatter in buckets of %,d elements"
+        return layers != null ? String.format(java.util.Locale.ROOT, "ZeRO-%d gradients: %s, %.1f MB gradient slice"
+                + " per rank", layers.shardsWeights() ? 3 : 2, layers.describe(),
+                part.shardSize() * part.elementSize() / 1e6)
+                : String.format(java.util.Locale.ROOT, "ZeRO-2 gradients: reduce-scatter in buckets of %,d elements"
                 + " per rank, %.1f MB gradient slice per rank", bucket, part.shardSize() * part.elementSize() / 1e6);
+    }
+
+    /** Frees the gradient slice early (training is over: nothing reduces into it any more). */
+    void freeShard() {
+        shard.set_();
     }
 
     @Override
     public void close() {
+        if (layers != null) {
+            layers.close();
+        }
         shard.releaseReference();
-        send.releaseReference();
+        if (send != null) {
+            send.releaseReference();
+        }
     }
 }

@@ -76,6 +76,16 @@ public final class ZeroPartition {
         return offsets[params.size()];
     }
 
+    /** Flat offset of parameter {@code i}'s first element. */
+    public long paramOffset(int i) {
+        return offsets[i];
+    }
+
+    /** Elements of parameter {@code i} (as it was when the partition was made: ZeRO-3 swaps its storage out). */
+    public long paramNumel(int i) {
+        return offsets[i + 1] - offsets[i];
+    }
+
     /** Elements of every rank's slice (the last rank's slice is padded with {@code worldSize·shardSize - total}). */
     public long shardSize() {
         return shardSize;

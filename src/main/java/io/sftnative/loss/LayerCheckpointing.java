@@ -41,6 +41,7 @@ public final class LayerCheckpointing implements AutoCloseable {
     private final DecoderModel model;
     private final AttentionContext ctx;
     private final Autocast autocast; // the forward's mixed precision, replayed in the recomputation
+    private final LayerHooks hooks; // ZeRO-2/3: gather / release / reduce each layer's parameters
     private final Tensor embedded; // (B, T, H) layer 0's input with its graph (borrowed from the caller)
     private final Tensor[] inputs; // (B, T, H) per layer, no graph, owned (inputs[0] aliases embedded's values)
     private final byte[][] cpuRng; // generator state before each layer
@@ -51,8 +52,9 @@ public final class LayerCheckpointing implements AutoCloseable {
     private boolean done;
 
     private LayerCheckpointing(DecoderModel model, AttentionContext ctx, Autocast autocast, Tensor embedded,
-            int layers) {
+            int layers, LayerHooks hooks) {
         this.model = model;
+        this.hooks = hooks;
         this.ctx = ctx;
         this.autocast = autocast;
         this.embedded = embedded;
@@ -70,7 +72,16 @@ public final class LayerCheckpointing implements AutoCloseable {
      */
     public static LayerCheckpointing forward(DecoderModel model, Tensor embedded, AttentionContext ctx,
             Autocast autocast) {
-        return new LayerCheckpointing(model, ctx, autocast, embedded, model.config().numHiddenLayers());
+        return forward(model, embedded, ctx, autocast, LayerHooks.NONE);
+    }
+
+    /**
+     * As {@link #forward(DecoderModel, Tensor, AttentionContext, Autocast)}, calling {@code hooks} around every
+     * layer's forward and (in {@link #backward}) its recomputation, backward and the embedding's backward.
+     */
+    public static LayerCheckpointing forward(DecoderModel model, Tensor embedded, AttentionContext ctx,
+            Autocast autocast, LayerHooks hooks) {
+        return new LayerCheckpointing(model, ctx, autocast, embedded, model.config().numHiddenLayers(), hooks);
     }
 
     private void forwardAll() {
@@ -81,6 +92,7 @@ public final class LayerCheckpointing implements AutoCloseable {
             for (int i = 0; i < inputs.length; i++) {
                 cpuRng[i] = TorchRng.cpuState();
                 cudaRng[i] = cudaState();
+                hooks.gather(i);
                 try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard();
                         Autocast.Scope cast = autocast.enter()) {
                     Tensor out = model.layer(i, inputs[i], ctx).retainReference(); // (B, T, H), owned
@@ -90,6 +102,7 @@ public final class LayerCheckpointing implements AutoCloseable {
                         output = out;
                     }
                 }
+                hooks.release(i);
             }
         } catch (RuntimeException e) {
             close();
@@ -125,6 +138,7 @@ public final class LayerCheckpointing implements AutoCloseable {
             for (int i = inputs.length - 1; i >= 0; i--) {
                 boolean needInputGrad = i > 0 || embedded.requires_grad();
                 Tensor next = null;
+                hooks.gather(i);
                 try (PointerScope scope = new PointerScope()) {
                     Tensor x = inputs[i].detach().requires_grad_(needInputGrad); // (B, T, H) leaf
                     TorchRng.setCpuState(cpuRng[i]);
@@ -150,6 +164,8 @@ public final class LayerCheckpointing implements AutoCloseable {
                         next = (gx.defined() ? new Tensor(gx) : torch.zeros_like(x)).retainReference();
                     }
                 }
+                hooks.gradientsReady(i);
+                hooks.release(i);
                 if (ownsG) {
                     g.releaseReference();
                 }
@@ -158,12 +174,15 @@ public final class LayerCheckpointing implements AutoCloseable {
                 release(i);
             }
             restoreRng();
+            hooks.gather(LayerHooks.EMBEDDING);
             if (embedded.requires_grad() && g != null) {
                 try (PointerScope scope = new PointerScope()) {
                     torch.backward(new TensorVector(embedded), new TensorVector(g), new BoolOptional(), false,
                             new TensorVector());
                 }
             }
+            hooks.gradientsReady(LayerHooks.EMBEDDING);
+            hooks.release(LayerHooks.EMBEDDING);
         } finally {
             if (ownsG) {
                 g.releaseReference();

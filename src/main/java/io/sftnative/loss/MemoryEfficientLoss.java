@@ -51,6 +51,7 @@ public final class MemoryEfficientLoss implements LossComputation {
     private final boolean fused;
     private final int chunkRows;
     private final Autocast autocast;
+    private final LayerHooks hooks; // ZeRO-2/3 unit hooks (gradient checkpointing only); NONE otherwise
 
     /** Without autocast (the model's dtype throughout). */
     public MemoryEfficientLoss(boolean gradientCheckpointing, Boolean fusedCrossEntropy, int chunkRows) {
@@ -70,6 +71,26 @@ public final class MemoryEfficientLoss implements LossComputation {
         this.fused = fusedCrossEntropy != null ? fusedCrossEntropy : fusedByDefault();
         this.chunkRows = chunkRows;
         this.autocast = autocast;
+        this.hooks = LayerHooks.NONE;
+    }
+
+    private MemoryEfficientLoss(MemoryEfficientLoss base, LayerHooks hooks) {
+        this.checkpointing = base.checkpointing;
+        this.fused = base.fused;
+        this.chunkRows = base.chunkRows;
+        this.autocast = base.autocast;
+        this.hooks = hooks;
+    }
+
+    /**
+     * This loss with {@code hooks} called around every unit of the training step (ZeRO-2/3: {@link LayerHooks}).
+     * Needs gradient checkpointing, whose layer-by-layer backward gives each unit its own moment.
+     */
+    public MemoryEfficientLoss withHooks(LayerHooks hooks) {
+        if (hooks != LayerHooks.NONE && !checkpointing) {
+            throw new IllegalArgumentException("layer hooks need gradient checkpointing");
+        }
+        return new MemoryEfficientLoss(this, hooks);
     }
 
     /**
@@ -131,9 +152,11 @@ public final class MemoryEfficientLoss implements LossComputation {
                 Tensor top; // (B, T, H) the last layer's output
                 Tensor hidden; // (B, T, H) after the final norm
                 try (Autocast.Scope cast = autocast.enter()) {
+                    hooks.gather(LayerHooks.EMBEDDING);
                     Tensor embedded = model.embed(inputIds); // (B, T, H)
+                    hooks.release(LayerHooks.EMBEDDING); // its backward needs the indices, not the weight
                     if (checkpointing) {
-                        ck = LayerCheckpointing.forward(model, embedded, ctx, autocast);
+                        ck = LayerCheckpointing.forward(model, embedded, ctx, autocast, hooks);
                         top = ck.output().detach().requires_grad_(true); // leaf: the loss backward stops here
                     } else {
                         top = embedded;
@@ -141,6 +164,7 @@ public final class MemoryEfficientLoss implements LossComputation {
                             top = model.layer(i, top, ctx);
                         }
                     }
+                    hooks.gather(LayerHooks.HEAD);
                     hidden = model.finalNorm(top);
                 }
                 // MoE: coef * load-balancing loss; after a checkpointed (no-grad) forward it has no graph and each
@@ -148,6 +172,8 @@ public final class MemoryEfficientLoss implements LossComputation {
                 Tensor aux = RouterAuxLoss.finish(model);
                 double lossSum = lossAndBackward(model, hidden, labels, normaliser,
                         aux != null && aux.requires_grad() ? aux : null);
+                hooks.gradientsReady(LayerHooks.HEAD); // the fused kernel wrote lm_head's gradient by now
+                hooks.release(LayerHooks.HEAD);
                 if (ck != null) {
                     Tensor g = top.grad(); // (B, T, H)
                     ck.backward(g.defined() ? g : torch.zeros_like(top));

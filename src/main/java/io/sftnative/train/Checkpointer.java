@@ -43,6 +43,7 @@ final class Checkpointer {
     private final List<Path> tokenizerFiles;
     private final boolean writes;
     private Supplier<List<byte[]>> rankRandomStates; // data parallel: every rank's generator, gathered on each
+    private Supplier<? extends AutoCloseable> wholeWeights = () -> null; // ZeRO-3: gathers the weights for a save
     private Path last;
 
     /**
@@ -108,6 +109,17 @@ final class Checkpointer {
      */
     Path save(TrainingCheckpoint.Position position, TrainerState state, long seed, BestModel best)
             throws IOException {
+        try (AutoCloseable whole = wholeWeights.get()) { // every rank
+            return saveWhole(position, state, seed, best);
+        } catch (IOException | RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private Path saveWhole(TrainingCheckpoint.Position position, TrainerState state, long seed, BestModel best)
+            throws IOException {
         requireFinite(position.globalStep()); // every rank: a non-finite replica must not go unnoticed
         List<byte[]> ranks = rankRandomStates != null && !saveOnlyModel ? rankRandomStates.get() : null; // every rank
         ShardedAdamW zero = optimizer instanceof ShardedAdamW z && !saveOnlyModel ? z : null;
@@ -152,6 +164,14 @@ final class Checkpointer {
      */
     void gatherRandomStates(Supplier<List<byte[]>> gather) {
         rankRandomStates = gather;
+    }
+
+    /**
+     * ZeRO-3: {@code gather} (called on every rank at each save) makes the weights whole until the returned scope
+     * closes, so the checkpoint's HF weights are written complete (by rank 0) and checked on every rank.
+     */
+    void wholeWeights(Supplier<? extends AutoCloseable> gather) {
+        wholeWeights = gather;
     }
 
     private static RngState withRanks(RngState rng, List<byte[]> ranks) {

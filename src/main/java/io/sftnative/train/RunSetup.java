@@ -70,8 +70,10 @@ final class RunSetup implements AutoCloseable {
         this.addedTokens = addedTokens;
         this.opts = opts;
         this.parallel = parallel;
-        this.sync = parallel.worldSize() > 1 ? parallel.prepare(model.trainable(), gradientsOutsideAutograd(model))
-                : parallel.prepare(model.trainable());
+        // ZeRO-2/3 work layer by layer when the loss step checkpoints layers (it then calls parallel.layerHooks())
+        boolean layerwise = opts.loss() == null && cfg.training().gradientCheckpointing();
+        this.sync = parallel.worldSize() > 1 ? parallel.prepare(model.trainable(), gradientsOutsideAutograd(model),
+                layerwise) : parallel.prepare(model.trainable());
         this.outputDir = outputDir;
         this.resume = resume;
         this.data = data;
@@ -80,7 +82,8 @@ final class RunSetup implements AutoCloseable {
         this.autocast = Autocast.of(cfg.training().bf16(), cfg.training().fp16());
         TrainingArgs t = cfg.training();
         this.loss = opts.loss() != null ? opts.loss()
-                : new MemoryEfficientLoss(t.gradientCheckpointing(), t.fusedCrossEntropy(), 0, autocast);
+                : new MemoryEfficientLoss(t.gradientCheckpointing(), t.fusedCrossEntropy(), 0, autocast)
+                        .withHooks(layerwise ? parallel.layerHooks() : io.sftnative.loss.LayerHooks.NONE);
         this.collator = new Collator(data.data().padId(), cfg.data().padToMultipleOf(), data.data().neatPacking());
     }
 
@@ -160,6 +163,8 @@ final class RunSetup implements AutoCloseable {
             opts.say(tracking);
         }
         DataParallel.checkOptimizer(cfg.distributed(), cfg.training().optim(), rank.worldSize());
+        DataParallel.checkStage3(cfg.distributed(), rank.worldSize(), cfg.training().gradientCheckpointing(),
+                cfg.model().quantizationBit());
         DataParallel parallel = DataParallel.join(rank, cfg.distributed(), !device.startsWith("cpu"), opts::say);
         try {
             return open(cfg, stage, opts, parallel, device);

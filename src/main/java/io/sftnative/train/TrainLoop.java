@@ -85,7 +85,8 @@ final class TrainLoop {
                 targets += b.targetTokens();
                 tokens += nonPadding(b);
             }
-            GradientSync.StepTotals all = p.sync().totals(targets, tokens, p.cancelled().getAsBoolean());
+            GradientSync.StepTotals all = p.sync().totals(targets, tokens, micro.size(),
+                    p.cancelled().getAsBoolean());
             if (all.stop()) { // every rank stops before the same step
                 if (step > startStep || p.checkpointer().last() == null) {
                     checkpoint(p, step, false);

@@ -98,9 +98,15 @@ final class TrainPhase {
             }
             if (run.parallel.worldSize() > 1) {
                 checkpointer.gatherRandomStates(() -> run.parallel.allGather(TorchRng.cpuState()));
+                checkpointer.wholeWeights(run.parallel::fullWeights); // ZeRO-3: gathered while saving
             }
+            TrainLoop.Evaluator evaluate = evaluator == null || run.parallel.worldSize() < 2 ? evaluator : () -> {
+                try (var whole = run.parallel.fullWeights()) { // ZeRO-3: evaluation needs the whole weights
+                    return evaluator.run();
+                }
+            };
             TrainLoop.Parts parts = new TrainLoop.Parts(run.model, run.data.data().train(), run.collator, order,
-                    run.loss, optimizer, scheduler, scaler, t.maxGradNorm(), total, cadence, evaluator, best,
+                    run.loss, optimizer, scheduler, scaler, t.maxGradNorm(), total, cadence, evaluate, best,
                     checkpointer, record, run.opts.listener(), run.opts.cancelled(), t.seed(), t.numTrainEpochs(),
                     run.sync);
             boolean pissaConvert = writes && run.cfg.finetuning().pissaConvert() && run.model.isPissa();
@@ -110,6 +116,10 @@ final class TrainPhase {
             }
             run.opts.listener().onStart(start, total);
             TrainLoop.End end = TrainLoop.run(parts, start);
+            if (run.parallel.zeroStage() == 3) { // its moments go before the weights are gathered: a lower peak
+                optimizer.close(); // idempotent; nothing steps or saves it after the loop
+            }
+            run.parallel.endTraining(); // ZeRO-3: the whole weights from here on (saving, evaluation, prediction)
             long step = end == TrainLoop.End.COMPLETED ? total : CheckpointDirs.step(checkpointer.last())
                     .orElse(start);
             if (end == TrainLoop.End.EARLY_STOPPED) {

@@ -87,9 +87,16 @@ class DistributedSetupTest {
         DistributedArgs d = args(Map.of("deepspeed", write(dir, "z3.json", z3).toString()));
         assertEquals(3, d.sharding().stage());
         DataParallel.checkSupported(d, 1); // one process: nothing to shard
-        ConfigException refused = assertThrows(ConfigException.class, () -> DataParallel.checkSupported(d, 2));
-        assertTrue(refused.getMessage().contains("ZeRO stage 3") && refused.getMessage().contains("not implemented"),
-                refused.getMessage());
+        DataParallel.checkSupported(d, 2); // stage 3 runs (Zero3EquivalenceTest) ...
+        DataParallel.checkStage3(d, 2, true, 0);
+        ConfigException noCheckpointing = assertThrows(ConfigException.class,
+                () -> DataParallel.checkStage3(d, 2, false, 0)); // ... with gradient checkpointing only
+        assertTrue(noCheckpointing.getMessage().contains("disable_gradient_checkpointing"),
+                noCheckpointing.getMessage());
+        ConfigException qlora = assertThrows(ConfigException.class, () -> DataParallel.checkStage3(d, 2, true, 4));
+        assertTrue(qlora.getMessage().contains("FSDP-QLoRA") && qlora.getMessage().contains("quantization_bit"),
+                qlora.getMessage());
+        DataParallel.checkStage3(d, 1, false, 4); // one process: nothing is sharded
         DistributedArgs z0 = args(Map.of("deepspeed", write(dir, "z0.json",
                 z3.replace("\"stage\": 3", "\"stage\": 0")).toString()));
         DataParallel.checkSupported(z0, 2);

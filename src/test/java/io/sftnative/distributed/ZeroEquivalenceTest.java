@@ -119,8 +119,21 @@ class ZeroEquivalenceTest {
     @Test
     void stage2TrainsLikeDdp() throws Exception {
         Path z = z2();
-        assertTrue(DataParallelEquivalenceTest.log(shared.resolve("z2"), 0).contains("ZeRO-2 gradients"));
+        assertTrue(DataParallelEquivalenceTest.log(shared.resolve("z2"), 0).contains("ZeRO-2 gradients:")
+                && DataParallelEquivalenceTest.log(shared.resolve("z2"), 0).contains("gradients reduced per unit"));
         compare("stage 2", ddp(), z);
+    }
+
+    /**
+     * Without gradient checkpointing there are no layer hooks: stage 2 reduce-scatters the whole gradient after
+     * the step's last backward instead of reducing each layer's during it.
+     */
+    @Test
+    void stage2WithoutCheckpointingReduceScattersAfterBackward() throws Exception {
+        Path z = run(dir.resolve("z2nock"), 2, List.of("disable_gradient_checkpointing=true"));
+        String log = DataParallelEquivalenceTest.log(dir.resolve("z2nock"), 0);
+        assertTrue(log.contains("reduce-scatter in buckets"), log);
+        compare("stage 2 without gradient checkpointing", ddp(), z);
     }
 
     /** Same world size: resumed from checkpoint-2, every later step and the final weights are bit-identical. */

@@ -18,14 +18,14 @@ import io.sftnative.model.RandomInit;
 import io.sftnative.torch.TorchRuntime;
 
 /**
- * Per-rank peak memory of full fine-tuning at world size 2: plain data parallelism (ZeRO stage 0) vs ZeRO stages 1
- * and 2. A Qwen2-shaped fp32 decoder of ~106M parameters (hidden 768, 8 layers, 12 heads, intermediate 2048,
+ * Per-rank peak memory of full fine-tuning at world size 2: plain data parallelism (ZeRO stage 0) vs ZeRO stages 1,
+ * 2 and 3. A Qwen2-shaped fp32 decoder of ~106M parameters (hidden 768, 8 layers, 12 heads, intermediate 2048,
  * vocab 32000, untied head) is random-initialised once and saved as an HF directory; then, stage by stage, two
  * ranks of the real trainer ({@code train}, child JVMs with torchrun's environment on loopback, 1 thread each) run
  * a few AdamW steps on pre-tokenized rows, while this process samples each rank's VmHWM (peak resident set) from
  * /proc. Not a test: nothing is asserted.
  * <pre>
- * mvn -o -q test-compile && benchmarks/run-java.sh ZeroMemoryBench [--steps 3] [--stages 0,1,2] [--seq 128]
+ * mvn -o -q test-compile && benchmarks/run-java.sh ZeroMemoryBench [--steps 3] [--stages 0,1,2,3] [--seq 128]
  * </pre>
  */
 public final class ZeroMemoryBench {
@@ -46,7 +46,7 @@ public final class ZeroMemoryBench {
         System.out.printf(Locale.ROOT, "model: %,d parameters (fp32, %.0f MB of weights)%n", params, params * 4 / 1e6);
         List<long[]> peaks = new ArrayList<>();
         List<Integer> stages = new ArrayList<>();
-        for (String s : a.getOrDefault("stages", "0,1,2").split(",")) {
+        for (String s : a.getOrDefault("stages", "0,1,2,3").split(",")) {
             int stage = Integer.parseInt(s.trim());
             long[] kb = runStage(work, model, data, stage, steps, seq);
             stages.add(stage);

@@ -1,0 +1,289 @@
+package io.sftnative.distributed;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.MemoryFormatOptional;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.global.torch;
+
+import io.sftnative.loss.LayerHooks;
+
+/**
+ * ZeRO stages 2 and 3 one unit at a time (FSDP's unit: a decoder layer, the embedding, the head), driven by the
+ * training step's {@link LayerHooks}. The flat parameter space and who owns which slice are {@link ZeroPartition}'s;
+ * a unit's parameters cover some runs of it, and each run meets one or more ranks' slices:
+ * <ul>
+ * <li>{@link #gradientsReady}: for every (parameter, owner) piece of the unit, a SUM <b>reduce to the owner</b>, which
+ * adds the result into its gradient slice ({@code gradShard}); then the parameters' full-size gradients are freed.
+ * Per micro-batch: with gradient accumulation the slice accumulates, so no full-size gradient outlives its unit's
+ * backward.</li>
+ * <li>stage 3 ({@code shardWeights}), after {@link #shardWeights()}: each rank keeps only its slice of the weights
+ * ({@code paramShard}, what its optimizer updates) and the parameters hold an empty (0,) tensor. {@link #gather}
+ * gives a unit's parameters full-size storage ({@code Tensor.set_data}, so every module keeps its handles) and
+ * <b>broadcasts</b> each piece from its owner; {@link #release} swaps the empty tensor back in, freeing them.</li>
+ * </ul>
+ * Broadcast and reduce per owner (instead of FSDP's per-unit all-gather / reduce-scatter) keep the one flat
+ * partition of stages 1 and 2, so the optimizer, its checkpoints and their re-slicing stay the same at every stage.
+ * The collectives are synchronous: the next layer's gather does not overlap the current layer's compute.
+ */
+@SuppressWarnings("try") // scopes and guards are held for their side effect
+final class LayerShards implements LayerHooks {
+    private static final Pattern LAYER = Pattern.compile("(?:^|\\.)layers\\.(\\d+)\\.");
+
+    private final DistributedGroup group;
+    private final ZeroPartition part;
+    private final Tensor gradShard; // (shardSize,) this rank's summed gradient slice, borrowed from ShardedGradients
+    private final boolean shardWeights;
+    private final Map<Integer, int[]> units = new LinkedHashMap<>(); // unit -> parameter indices, flat order
+    private final List<Integer> layers = new ArrayList<>(); // decoder layer units, ascending
+    private final long[][] shapes; // per parameter, its full shape
+    private final boolean[] released; // per parameter: holds the empty tensor (stage 3, sharded)
+    private final boolean[] localGrad; // per parameter: this rank had a gradient for it in this step
+    private Tensor paramShard; // (shardSize,) stage 3 once sharded; owned
+    private Tensor empty; // (0,) what a released parameter holds; owned
+
+    /**
+     * @param lateParams trainable parameters whose gradient the head writes (the LM head, an embedding tied to it):
+     *                   an embedding among them belongs to the head unit too
+     */
+    LayerShards(DistributedGroup group, ZeroPartition part, Tensor gradShard, boolean shardWeights,
+            Set<String> lateParams) {
+        this.group = group;
+        this.part = part;
+        this.gradShard = gradShard;
+        this.shardWeights = shardWeights;
+        int n = part.params().size();
+        this.shapes = new long[n][];
+        this.released = new boolean[n];
+        this.localGrad = new boolean[n];
+        Map<Integer, List<Integer>> members = new LinkedHashMap<>();
+        for (int i = 0; i < n; i++) {
+            String name = part.names().get(i);
+            shapes[i] = part.params().get(i).sizes().vec().get();
+            Matcher m = LAYER.matcher(name);
+            if (m.find()) {
+                members.computeIfAbsent(Integer.parseInt(m.group(1)), k -> new ArrayList<>()).add(i);
+            } else if (name.contains("embed_tokens.")) { // tied to lm_head: the head reads it as well
+                members.computeIfAbsent(EMBEDDING, k -> new ArrayList<>()).add(i);
+                if (lateParams.contains(name)) {
+                    members.computeIfAbsent(HEAD, k -> new ArrayList<>()).add(i);
+                }
+            } else {
+                members.computeIfAbsent(HEAD, k -> new ArrayList<>()).add(i);
+            }
+        }
+        members.forEach((u, idx) -> units.put(u, idx.stream().mapToInt(Integer::intValue).toArray()));
+        units.keySet().stream().filter(u -> u >= 0).sorted().forEach(layers::add);
+    }
+
+    /** Stage 3: from now on each rank keeps only its slice of the weights; returns it (shardSize,), owned here. */
+    Tensor shardWeights() {
+        if (!shardWeights || paramShard != null) {
+            throw new IllegalStateException("weights are not sharded at this stage, or already are");
+        }
+        try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
+            TensorOptions like = part.params().get(0).options(); // dtype and device of the parameters
+            empty = torch.empty(new long[] {0}, like, new MemoryFormatOptional()).retainReference();
+            paramShard = torch.zeros(new long[] {part.shardSize()}, like).retainReference();
+            long mine = part.rank() * part.shardSize();
+            part.pack(mine, mine + part.shardSize(), paramShard, false);
+            for (int i = 0; i < released.length; i++) {
+                releaseParam(i);
+            }
+        }
+        return paramShard;
+    }
+
+    @Override
+    public void gather(int unit) {
+        int[] idx = units.get(unit);
+        if (idx != null && paramShard != null) {
+            for (int i : idx) {
+                gatherParam(i);
+            }
+        }
+    }
+
+    @Override
+    public void release(int unit) {
+        int[] idx = units.get(unit);
+        if (idx != null && paramShard != null) {
+            for (int i : idx) {
+                releaseParam(i);
+            }
+        }
+    }
+
+    @Override
+    public void gradientsReady(int unit) {
+        int[] idx = units.get(unit);
+        if (idx == null) {
+            return;
+        }
+        long size = part.shardSize();
+        try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
+            for (int i : idx) {
+                Tensor p = part.params().get(i);
+                Tensor g = p.grad(); // p's shape, or undefined (not used by this rank's micro-batch)
+                localGrad[i] |= g.defined();
+                Tensor flat = g.defined() ? g.reshape(-1) : null; // (numel,)
+                long at = offset(i);
+                long numel = part.paramNumel(i);
+                for (int r = 0; r < part.worldSize(); r++) {
+                    long lo = Math.max(at, r * size);
+                    long hi = Math.min(at + numel, (r + 1) * size);
+                    if (hi <= lo) {
+                        continue;
+                    }
+                    Tensor buf = flat != null ? flat.narrow(0, lo - at, hi - lo) // (hi - lo,) reduced in place
+                            : torch.zeros(new long[] {hi - lo}, p.options());
+                    group.reduceTo(buf, r, "gradient reduce of '" + part.names().get(i) + "'");
+                    if (r == part.rank()) {
+                        gradShard.narrow(0, lo - r * size, hi - lo).add_(buf);
+                    }
+                }
+                try (Tensor slot = p.mutable_grad()) {
+                    slot.reset(); // the full-size gradient is no longer needed
+                }
+            }
+        }
+    }
+
+    /**
+     * The collectives of {@code passes} micro-batches without data: a rank with fewer micro-batches in a step (an
+     * epoch's short last step) takes part in the others' gathers and reductions with zero gradients.
+     */
+    void replay(int passes) {
+        for (int k = 0; k < passes; k++) {
+            gather(EMBEDDING);
+            release(EMBEDDING);
+            for (int i : layers) {
+                gather(i);
+                release(i);
+            }
+            gather(HEAD);
+            gradientsReady(HEAD);
+            release(HEAD);
+            for (int j = layers.size() - 1; j >= 0; j--) {
+                gather(layers.get(j));
+                gradientsReady(layers.get(j));
+                release(layers.get(j));
+            }
+            gather(EMBEDDING);
+            gradientsReady(EMBEDDING);
+            release(EMBEDDING);
+        }
+    }
+
+    /** Whether this rank had a gradient for parameter {@code i} in this step; clears the flag. */
+    boolean takeLocalGradient(int i) {
+        boolean had = localGrad[i];
+        localGrad[i] = false;
+        return had;
+    }
+
+    /** Stage 3, sharded: every weight gathered (evaluation, checkpoints); a collective. No-op otherwise. */
+    void gatherAll() {
+        if (paramShard != null) {
+            for (int i = 0; i < released.length; i++) {
+                gatherParam(i);
+            }
+        }
+    }
+
+    /** Stage 3, sharded: every weight released again (after {@link #gatherAll}). */
+    void releaseAll() {
+        if (paramShard != null) {
+            for (int i = 0; i < released.length; i++) {
+                releaseParam(i);
+            }
+        }
+    }
+
+    /** Stage 3: every weight gathered for good (training is over); the hooks do nothing from now on. */
+    void unshard() {
+        gatherAll();
+        if (paramShard != null) {
+            paramShard.releaseReference(); // the optimizer's views keep it until the optimizer closes
+            paramShard = null;
+        }
+    }
+
+    boolean sharded() {
+        return paramShard != null;
+    }
+
+    /** Stage 3: the weights are (or will be, once the optimizer takes them) sharded. */
+    boolean shardsWeights() {
+        return shardWeights;
+    }
+
+    /** Gives parameter {@code i} full-size storage and fills it from the owners of its pieces. */
+    private void gatherParam(int i) {
+        if (!released[i]) {
+            return;
+        }
+        long size = part.shardSize();
+        try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
+            Tensor p = part.params().get(i);
+            p.set_data(torch.empty(shapes[i], p.options(), new MemoryFormatOptional()));
+            released[i] = false;
+            Tensor flat = part.flatView(i); // (numel,) the new storage
+            long at = offset(i);
+            long numel = part.paramNumel(i);
+            for (int r = 0; r < part.worldSize(); r++) {
+                long lo = Math.max(at, r * size);
+                long hi = Math.min(at + numel, (r + 1) * size);
+                if (hi <= lo) {
+                    continue;
+                }
+                Tensor piece = flat.narrow(0, lo - at, hi - lo); // (hi - lo,) contiguous
+                if (r == part.rank()) {
+                    piece.copy_(paramShard.narrow(0, lo - r * size, hi - lo));
+                }
+                group.broadcastFrom(piece, r, "weight gather of '" + part.names().get(i) + "'");
+            }
+        }
+    }
+
+    private void releaseParam(int i) {
+        if (released[i]) {
+            return;
+        }
+        try (PointerScope scope = new PointerScope()) {
+            part.params().get(i).set_data(empty);
+        }
+        released[i] = true;
+    }
+
+    private long offset(int i) {
+        return part.paramOffset(i);
+    }
+
+    /** Frees the weight slice (if the optimizer no longer holds it) and the empty tensor. */
+    void close() {
+        if (paramShard != null) {
+            paramShard.releaseReference();
+            paramShard = null;
+        }
+        if (empty != null) {
+            empty.releaseReference();
+            empty = null;
+        }
+    }
+
+    /** One line for the log. */
+    String describe() {
+        return String.format(java.util.Locale.ROOT, "%d units (%d decoder layers), gradients reduced per unit%s",
+                units.size(), layers.size(), shardWeights ? ", weights gathered per unit" : "");
+    }
+}
