@@ -81,7 +81,12 @@ final class HarnessCharts {
                 continue;
             }
             for (String side : List.of(HarnessPlan.Run.OURS, HarnessPlan.Run.REFERENCE)) {
-                HarnessReport.RunStats r = HarnessReport.find(s.runs(), cmp.mode(), side);
+                // a fused mode is compared with the reference's plain run of the same batches
+                HarnessReport.RunStats r = HarnessReport.find(s.runs(), side.equals(HarnessPlan.Run.OURS) ? cmp.mode()
+                        : cmp.referenceMode(), side);
+                if (r == null) {
+                    continue;
+                }
                 double[] x = new double[r.losses().size()];
                 double[] y = new double[x.length];
                 for (int i = 0; i < x.length; i++) {
