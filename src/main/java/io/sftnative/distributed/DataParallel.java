@@ -72,12 +72,8 @@ public final class DataParallel implements AutoCloseable {
             return SINGLE;
         }
         checkSupported(args, env.worldSize());
-        if (cudaDevice && stage > 0) {
-            // ZeRO's flat shard buffers live on the CPU; over NCCL they would have to be CUDA tensors (not built yet)
-            throw new ConfigException("ZeRO stage " + stage + " (" + args.sharding().origin() + ") runs on the CPU"
-                    + " (Gloo) only in this version; on GPUs use plain data parallel (zero_optimization.stage 0 /"
-                    + " fsdp: no_shard) over NCCL");
-        }
+        // every stage runs on a GPU too: ZeRO's flat buffers take the parameters' device (ZeroPartition.options), so
+        // their collectives go over NCCL there, and the step's counts and hashes stay float64 on Gloo
         long t0 = System.nanoTime();
         DistributedGroup group = DistributedGroup.join(env, args, cudaDevice);
         Liveness live = null;

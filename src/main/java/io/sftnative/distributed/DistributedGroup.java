@@ -206,22 +206,22 @@ public final class DistributedGroup implements AutoCloseable {
         }
     }
 
-    /** ZeRO-3: {@code t} (contiguous, CPU) on every rank receives rank {@code root}'s values. */
+    /** ZeRO-3: {@code t} (contiguous; CPU, or CUDA over NCCL) on every rank receives rank {@code root}'s values. */
     void broadcastFrom(Tensor t, int root, String what) {
         try (PointerScope scope = new PointerScope()) {
-            waitFor(gloo.broadcast(new TensorVector(t), new BroadcastOptions().rootRank(root)), what);
+            waitFor(backendFor(t).broadcast(new TensorVector(t), new BroadcastOptions().rootRank(root)), what);
         } catch (RuntimeException e) {
             throw e instanceof DistributedException ? e : failed(what, e);
         }
     }
 
     /**
-     * ZeRO-2/3: rank {@code root}'s {@code t} (contiguous, CPU) receives the SUM over the ranks of their {@code t};
-     * on the other ranks {@code t} is scratch afterwards.
+     * ZeRO-2/3: rank {@code root}'s {@code t} (contiguous; CPU, or CUDA over NCCL) receives the SUM over the ranks of
+     * their {@code t}; on the other ranks {@code t} is scratch afterwards.
      */
     void reduceTo(Tensor t, int root, String what) {
         try (PointerScope scope = new PointerScope()) {
-            waitFor(gloo.reduce(new TensorVector(t), new ReduceOptions().rootRank(root)), what);
+            waitFor(backendFor(t).reduce(new TensorVector(t), new ReduceOptions().rootRank(root)), what);
         } catch (RuntimeException e) {
             throw e instanceof DistributedException ? e : failed(what, e);
         }

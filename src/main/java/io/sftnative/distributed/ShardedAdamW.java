@@ -33,6 +33,10 @@ import io.sftnative.optim.Optimizer;
  * (which hold nothing between their unit's gathers, {@link LayerShards}); the step updates the slice and nothing is
  * all-gathered: the next forward gathers the updated weights unit by unit.
  *
+ * <p>Everything lives on the parameters' device: the pieces view the parameters (or stage 3's weight slice), so
+ * AdamW's moments are created beside them, and the all-gather buckets take the parameters' options; on a GPU the
+ * step runs there and the all-gather goes over NCCL.
+ *
  * <p>The state ({@link #stateDict()}) is this rank's: {@code <name>.exp_avg} etc. shaped like the piece (1-d);
  * {@link ZeroCheckpoint} writes one file per rank and re-slices them for another world size.
  */
@@ -81,11 +85,10 @@ public final class ShardedAdamW implements Optimizer {
             }
         }
         this.inner = pieces.isEmpty() ? null : adamW.apply(pieces);
-        TensorOptions dtype = new TensorOptions(part.params().get(0).scalar_type());
+        TensorOptions like = part.options(); // the parameters' dtype and device: on a GPU the all-gather uses NCCL
         this.bucket = part.bucketElements(bucketBytes);
-        this.send = stage == 3 ? null : torch.zeros(new long[] {bucket}, dtype).retainReference();
-        this.recv = stage == 3 ? null : torch.zeros(new long[] {part.worldSize() * bucket}, dtype)
-                .retainReference();
+        this.send = stage == 3 ? null : torch.zeros(new long[] {bucket}, like).retainReference();
+        this.recv = stage == 3 ? null : torch.zeros(new long[] {part.worldSize() * bucket}, like).retainReference();
     }
 
     /** Updates this rank's slice with its gradients, then all-gathers every rank's slice into the parameters. */
@@ -193,6 +196,11 @@ public final class ShardedAdamW implements Optimizer {
 
     public int stage() {
         return stage;
+    }
+
+    /** The all-gather buckets it owns (send, receive); none at stage 3. */
+    List<Tensor> buffers() {
+        return send == null ? List.of() : List.of(send, recv);
     }
 
     /** Wall time of the last all-gather, in milliseconds. */

@@ -9,7 +9,11 @@ import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import io.sftnative.torch.Devices;
 
 /**
  * ZeRO stage 2's gradient synchronisation: after the step's last backward the gradients are <b>reduce-scattered</b>
@@ -29,7 +33,9 @@ import org.bytedeco.pytorch.global.torch;
  * with fewer micro-batches in a step replays the others' collectives with zero gradients.
  *
  * <p>A parameter without a gradient on every rank stays without one ({@link #present}), as with the all-reduce.
- * Owns its buffers; {@link #close()} frees them.
+ * Owns its buffers, which live on the parameters' device in their dtype (on a GPU the reduce-scatter and the
+ * layer-wise reduces run over NCCL; the step's counts and the norm's sum of squares stay float64 on Gloo);
+ * {@link #close()} frees them.
  */
 @SuppressWarnings("try") // scopes and guards are held for their side effect
 public final class ShardedGradients implements GradientSync, AutoCloseable {
@@ -58,10 +64,10 @@ public final class ShardedGradients implements GradientSync, AutoCloseable {
         this.group = group;
         this.part = part;
         this.allowUnused = allowUnused;
-        TensorOptions dtype = new TensorOptions(part.params().get(0).scalar_type());
+        TensorOptions like = part.options(); // the parameters' dtype and device: on a GPU the collectives use NCCL
         this.bucket = part.bucketElements(bucketBytes);
-        this.shard = torch.zeros(new long[] {part.shardSize()}, dtype).retainReference();
-        this.send = layerwise ? null : torch.zeros(new long[] {part.worldSize() * bucket}, dtype).retainReference();
+        this.shard = torch.zeros(new long[] {part.shardSize()}, like).retainReference();
+        this.send = layerwise ? null : torch.zeros(new long[] {part.worldSize() * bucket}, like).retainReference();
         this.present = new boolean[part.params().size()];
         this.layers = layerwise ? new LayerShards(group, part, shard, shardWeights, lateParams) : null;
     }
@@ -169,12 +175,8 @@ public final class ShardedGradients implements GradientSync, AutoCloseable {
     public double clipGradNorm(Collection<Tensor> trainable, double maxNorm) {
         double squares = 0;
         try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
-            for (ZeroPartition.Piece piece : part.pieces()) {
-                if (present[piece.index()]) {
-                    double norm = torch.linalg_vector_norm(shard.narrow(0, piece.shardOffset(), piece.length()))
-                            .item_double();
-                    squares += norm * norm;
-                }
+            for (double norm : pieceNorms()) {
+                squares += norm * norm;
             }
             float total = (float) Math.sqrt(group.allReduceSum(new double[] {squares})[0]); // torch: fp32 norm
             if (maxNorm > 0 && Float.isFinite(total)) {
@@ -185,9 +187,37 @@ public final class ShardedGradients implements GradientSync, AutoCloseable {
         }
     }
 
+    /**
+     * The L2 norm of each piece of the slice that has a gradient, in piece order, each computed in the slice's dtype
+     * on its device. They are stacked and copied to the host together: the one device-to-host wait of the clip,
+     * needed because the sum of squares crosses the ranks as a float64 over Gloo (CPU) and the clip coefficient is
+     * computed on the host (fp32, as torch). The widening to float64 is exact, so the values are those of
+     * {@code item_double()} per piece.
+     */
+    private double[] pieceNorms() {
+        TensorVector norms = new TensorVector();
+        for (ZeroPartition.Piece piece : part.pieces()) {
+            if (present[piece.index()]) {
+                norms.push_back(torch.linalg_vector_norm(shard.narrow(0, piece.shardOffset(), piece.length()))); // ()
+            }
+        }
+        if (norms.empty()) {
+            return new double[0];
+        }
+        Tensor host = Devices.toHost(torch.stack(norms).to(ScalarType.Double)).contiguous(); // (pieces,) float64
+        double[] out = new double[(int) host.numel()];
+        host.data_ptr_double().get(out);
+        return out;
+    }
+
     /** This rank's summed gradient slice (shardSize,); valid after {@link #afterBackward}. */
     Tensor shard() {
         return shard;
+    }
+
+    /** The flat buffers it owns (the gradient slice, the reduce-scatter bucket when there is one). */
+    List<Tensor> buffers() {
+        return send == null ? List.of(shard) : List.of(shard, send);
     }
 
     /** Whether parameter {@code index} got a gradient on some rank in the last step. */

@@ -41,6 +41,11 @@ import io.sftnative.optim.Optimizer;
  * <p>Reading ({@link #load}) cuts whatever this run needs out of the files, whatever world size wrote them: the
  * same world size gets its own slices back bit for bit; another world size (or plain data parallelism, or one
  * process) gets the same values re-sliced — the moments and step counts are copied exactly, nothing is recomputed.
+ *
+ * <p>Devices: on a GPU the moments are CUDA tensors; the writer copies each to the host to write it, and
+ * {@link #read} cuts the slices in host memory, from which the optimizer's {@code loadStateDict} copies them onto
+ * its parameters' device (AdamW keeps its moments beside the parameters). The values cross the device boundary as
+ * plain copies, so a GPU run resumes bit-exactly as a CPU run does.
  */
 @SuppressWarnings("try") // scopes are held for their side effect
 public final class ZeroCheckpoint {
@@ -73,7 +78,7 @@ public final class ZeroCheckpoint {
         for (ZeroPartition.Piece p : part.pieces()) {
             meta.put(p.name() + ".offset", String.valueOf(p.paramOffset()));
         }
-        try (PointerScope scope = new PointerScope()) {
+        try (PointerScope scope = new PointerScope()) { // device moments: the writer copies each to the host
             SafetensorsWriter.write(dir.resolve(shardName(part.rank(), part.worldSize())), opt.stateDict(), meta);
         }
         opt.barrier("writing the ZeRO optimizer shards of checkpoint-" + step);
@@ -129,7 +134,7 @@ public final class ZeroCheckpoint {
         } else {
             trainable.forEach((name, t) -> wanted.put(name, new Slice(0, t.numel(), shape(t))));
         }
-        try (PointerScope scope = new PointerScope()) {
+        try (PointerScope scope = new PointerScope()) { // host slices, copied onto the parameters' device
             opt.loadStateDict(read(dir, wanted, trainable.keySet()));
         } catch (IllegalArgumentException e) {
             throw new IOException("cannot resume the optimizer state of " + dir + ": " + e.getMessage(), e);
@@ -142,8 +147,9 @@ public final class ZeroCheckpoint {
     /**
      * The AdamW state of the wanted slices from a sharded or a plain checkpoint, as {@code <name>.exp_avg} (shaped
      * {@code slice.shape}), {@code .exp_avg_sq}, {@code .step}; parameters without state in the checkpoint have none
-     * here; the tensors belong to the caller's PointerScope. Fails naming the file on a missing rank file, a parameter of the checkpoint this run does not train
-     * ({@code names}), a slice not fully covered, or non-finite values.
+     * here; the tensors are in host memory and belong to the caller's PointerScope. Fails naming the file on a
+     * missing rank file, a parameter of the checkpoint this run does not train ({@code names}), a slice not fully
+     * covered, or non-finite values.
      */
     public static Map<String, Tensor> read(Path dir, Map<String, Slice> wanted, java.util.Set<String> names)
             throws IOException {

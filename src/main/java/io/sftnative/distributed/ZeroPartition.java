@@ -5,9 +5,12 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
 
 import io.sftnative.config.ConfigException;
+import io.sftnative.torch.Devices;
 
 /**
  * ZeRO's partition of the trainable parameters: their elements, concatenated in the trainable order into one flat
@@ -36,8 +39,8 @@ public final class ZeroPartition {
     public record Piece(int index, String name, long paramOffset, long length, long shardOffset) {}
 
     /**
-     * @param trainable the trainable parameters by name, in the same order on every rank; one floating dtype,
-     *                  contiguous (the optimizer updates them through flat views)
+     * @param trainable the trainable parameters by name, in the same order on every rank; one floating dtype, one
+     *                  device, contiguous (the optimizer updates them through flat views)
      */
     public ZeroPartition(Map<String, Tensor> trainable, int worldSize, int rank) {
         if (worldSize < 1 || rank < 0 || rank >= worldSize) {
@@ -48,12 +51,19 @@ public final class ZeroPartition {
         this.worldSize = worldSize;
         this.rank = rank;
         this.offsets = new long[params.size() + 1];
+        String first = params.isEmpty() ? null : deviceOf(params.get(0));
         for (int i = 0; i < params.size(); i++) {
             Tensor p = params.get(i);
             if (!p.is_contiguous()) {
                 throw new ConfigException("ZeRO: trainable parameter '" + names.get(i) + "' is not contiguous in"
                         + " memory, so it cannot be updated through a flat view; train it with plain data"
                         + " parallelism (zero_optimization.stage 0)");
+            }
+            String device = deviceOf(p);
+            if (!device.equals(first)) {
+                throw new ConfigException("ZeRO: the trainable parameters are on several devices ('" + names.get(0)
+                        + "' on " + first + ", '" + names.get(i) + "' on " + device + "); the"
+                        + " shard buffers live on the parameters' one device. Put the whole model on one device");
             }
             if (p.scalar_type().value != params.get(0).scalar_type().value) {
                 throw new ConfigException("ZeRO: the trainable parameters mix dtypes ('" + names.get(0) + "' is "
@@ -110,6 +120,14 @@ public final class ZeroPartition {
 
     public List<Tensor> params() {
         return params;
+    }
+
+    /**
+     * Options for a new flat buffer of the parameters (gradient slice, bucket, weight slice): their dtype and their
+     * device, so on a GPU every ZeRO buffer is a CUDA tensor and its collectives run over NCCL. Needs a parameter.
+     */
+    public TensorOptions options() {
+        return params.get(0).options();
     }
 
     /** Bytes of one element (all parameters share the dtype). */
@@ -187,6 +205,12 @@ public final class ZeroPartition {
     public void unpack(long from, long to, Tensor buf) {
         forEach(from, to, (i, paramOffset, length, at) -> flatView(i).narrow(0, paramOffset, length)
                 .copy_(buf.narrow(0, at, length)));
+    }
+
+    private static String deviceOf(Tensor t) {
+        try (PointerScope scope = new PointerScope()) {
+            return Devices.name(t.device());
+        }
     }
 
     /** Parameter {@code i} as a flat (numel,) view sharing its storage (it is contiguous). */
