@@ -2,7 +2,8 @@
 # The whole GPU check of issue 19, run on a GPU machine from the repository root after every .gpu-bundle/part-*
 # made by tools/gpu/pack.sh has been carried there. Writes its results under $OUT (default ./gpu-check-out):
 #   versions.txt     driver, GPU, CUDA/cuDNN/NCCL wheel versions, native-info
-#   junit/           DeviceTrainingTest on cuda (golden parity, LoRA/QLoRA/full vs CPU, bf16, generation, resume)
+#   junit/           DeviceTrainingTest on cuda (golden parity, LoRA/QLoRA/full vs CPU, bf16, generation, resume),
+#                    NcclGroupTest and ZeroNcclTest (one-rank Gloo + NCCL group: collectives, ZeRO 1-3 vs the CPU)
 #   demo.txt         the demo on the GPU (java -jar sft-native.jar train --demo device=cuda)
 #   e2e.jsonl        a Qwen2.5-0.5B-shaped model: ours LoRA bf16, ours QLoRA + checkpointing + fused CE, PyTorch+PEFT
 #                    LoRA bf16, each with tokens/s and peak GPU memory (nvidia-smi, sampled every 100 ms)
@@ -45,6 +46,7 @@ peak() { # runs "$@" while sampling the GPU's used memory; prints the peak MiB o
 peak junit "${java[@]}" -Dsft.test.device="$dev" -cp \
   "$work/sft-native.jar:$work/test-classes:$work/junit-platform-console-standalone-1.14.1.jar" \
   org.junit.platform.console.ConsoleLauncher execute --select-class io.sftnative.gpu.DeviceTrainingTest --select-class io.sftnative.distributed.NcclGroupTest \
+  --select-class io.sftnative.distributed.ZeroNcclTest \
   --include-tag gpu --reports-dir "$OUT/junit" --details summary --disable-banner
 peak demo "${java[@]}" -jar "$work/sft-native.jar" train --demo device="$dev" output_dir="$work/demo" ${DEMO_ARGS:-}
 
