@@ -113,21 +113,19 @@ class ZeroDeviceTest {
     }
 
     /**
-     * A GPU job with ZeRO (stages 1-3) is no longer refused by DataParallel.join: it goes on to the rendezvous
-     * (rank 0 of 2 alone here, so the 1 s ddp_timeout ends it with the rendezvous' own error), where the refusal
-     * used to stop it first. The other refusals still come before the rendezvous.
+     * A GPU job with ZeRO is no longer refused by DataParallel.join: with {@code ddp_backend: gloo} it now reaches the
+     * backend check (which comes before any native object is made), where the ZeRO refusal used to stop it first.
+     * (No join that fails after its rendezvous started is tried in this JVM: one that timed out in Gloo's, or failed
+     * at NCCL after it, was followed by a heap corruption abort of the test JVM.)
      */
     @Test
-    void zeroOnAGpuJobGoesOnToTheRendezvous() throws Exception {
-        DistributedEnv env = new DistributedEnv(0, 2, 0, 2, "127.0.0.1", DataParallelEquivalenceTest.freePort());
+    void zeroOnAGpuJobIsNoLongerRefused() {
+        DistributedEnv env = new DistributedEnv(0, 2, 0, 2, "127.0.0.1", 29400);
         for (String fsdp : List.of("full_shard auto_wrap", "shard_grad_op")) {
-            DistributedArgs args = DistributedSetupTest.args(Map.of("fsdp", fsdp, "ddp_timeout", 1));
-            DistributedException e = assertThrows(DistributedException.class,
-                    () -> DataParallel.join(env, args, true, s -> { }));
-            assertTrue(e.getMessage().contains("did not all join within ddp_timeout"), e.getMessage());
+            DistributedArgs args = DistributedSetupTest.args(Map.of("fsdp", fsdp, "ddp_backend", "gloo"));
+            ConfigException c = assertThrows(ConfigException.class, () -> DataParallel.join(env, args, true, s -> { }));
+            assertTrue(c.getMessage().contains("use ddp_backend: nccl") && !c.getMessage().contains("ZeRO"),
+                    c.getMessage());
         }
-        DistributedArgs gloo = DistributedSetupTest.args(Map.of("fsdp", "shard_grad_op", "ddp_backend", "gloo"));
-        ConfigException c = assertThrows(ConfigException.class, () -> DataParallel.join(env, gloo, true, s -> { }));
-        assertTrue(c.getMessage().contains("use ddp_backend: nccl"), c.getMessage());
     }
 }
