@@ -216,6 +216,18 @@ public final class DistributedGroup implements AutoCloseable {
     }
 
     /**
+     * ZeRO-3's prefetch: starts {@link #broadcastFrom} without waiting; {@link #await} the returned work (it keeps
+     * {@code t}'s storage alive until it completes). The caller owns the work: retain it beyond any PointerScope.
+     */
+    Work broadcastAsync(Tensor t, int root, String what) {
+        try (PointerScope scope = new PointerScope()) {
+            return gloo.broadcast(new TensorVector(t), new BroadcastOptions().rootRank(root)).retainReference();
+        } catch (RuntimeException e) {
+            throw failed(what, e);
+        }
+    }
+
+    /**
      * ZeRO-2/3: rank {@code root}'s {@code t} (contiguous, CPU) receives the SUM over the ranks of their {@code t};
      * on the other ranks {@code t} is scratch afterwards.
      */

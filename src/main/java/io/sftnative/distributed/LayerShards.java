@@ -13,6 +13,7 @@ import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.Work;
 import org.bytedeco.pytorch.global.torch;
 
 import io.sftnative.loss.LayerHooks;
@@ -33,11 +34,24 @@ import io.sftnative.loss.LayerHooks;
  * </ul>
  * Broadcast and reduce per owner (instead of FSDP's per-unit all-gather / reduce-scatter) keep the one flat
  * partition of stages 1 and 2, so the optimizer, its checkpoints and their re-slicing stay the same at every stage.
- * The collectives are synchronous: the next layer's gather does not overlap the current layer's compute.
+ *
+ * <p><b>Prefetch</b> (FSDP's forward_prefetch / backward_prefetch; {@code -Dsft.zero3.prefetch=false} turns it off):
+ * the units are gathered in a fixed order per micro-batch ({@link LayerHooks}: embedding, layers 0..L-1, head,
+ * layers L-1..0, embedding; {@link #replay} follows it too). When {@link #gather} has unit u's weights in place it
+ * starts the asynchronous broadcasts of the next unit in that order into fresh full-size buffers ({@link Prefetch}),
+ * which the next {@code gather} waits for and swaps into the parameters; so that unit's transfer runs (in Gloo's
+ * thread) during u's compute, and at most two units' full weights exist at a time. Every rank makes the same calls,
+ * so every rank starts the same broadcasts in the same order (c10d matches collectives by order). Nothing is
+ * prefetched past a micro-batch's last gather (the optimizer may update the slice before the next one), and a call
+ * out of that order waits for the prefetch and discards it. A broadcast copies bytes: prefetched weights are
+ * bit-identical to synchronously gathered ones.
  */
 @SuppressWarnings("try") // scopes and guards are held for their side effect
 final class LayerShards implements LayerHooks {
     private static final Pattern LAYER = Pattern.compile("(?:^|\\.)layers\\.(\\d+)\\.");
+
+    /** Stage 3: start the next unit's gather during this unit's compute; {@code -Dsft.zero3.prefetch=false}: off. */
+    static final boolean PREFETCH = !"false".equals(System.getProperty("sft.zero3.prefetch"));
 
     private final DistributedGroup group;
     private final ZeroPartition part;
@@ -48,8 +62,16 @@ final class LayerShards implements LayerHooks {
     private final long[][] shapes; // per parameter, its full shape
     private final boolean[] released; // per parameter: holds the empty tensor (stage 3, sharded)
     private final boolean[] localGrad; // per parameter: this rank had a gradient for it in this step
+    private final int[] order; // the units in the order one micro-batch gathers them (forward, then backward)
+    private final boolean prefetch;
+    private int cursor; // position in order of the next gather expected
+    private Prefetch pending; // the next unit's weights on their way, or null; owned
     private Tensor paramShard; // (shardSize,) stage 3 once sharded; owned
     private Tensor empty; // (0,) what a released parameter holds; owned
+    private long gatherNanos; // time spent in gather() (waiting for weights, starting the next unit's)
+    private long gathers; // unit gathers
+    private long prefetched; // of them, found prefetched
+    private long steps;
 
     /**
      * @param lateParams trainable parameters whose gradient the head writes (the LM head, an embedding tied to it):
@@ -83,6 +105,14 @@ final class LayerShards implements LayerHooks {
         }
         members.forEach((u, idx) -> units.put(u, idx.stream().mapToInt(Integer::intValue).toArray()));
         units.keySet().stream().filter(u -> u >= 0).sorted().forEach(layers::add);
+        List<Integer> seq = new ArrayList<>();
+        seq.add(EMBEDDING);
+        seq.addAll(layers);
+        seq.add(HEAD);
+        seq.addAll(layers.reversed());
+        seq.add(EMBEDDING);
+        this.order = seq.stream().filter(units::containsKey).mapToInt(Integer::intValue).toArray();
+        this.prefetch = PREFETCH;
     }
 
     /** Stage 3: from now on each rank keeps only its slice of the weights; returns it (shardSize,), owned here. */
@@ -103,14 +133,54 @@ final class LayerShards implements LayerHooks {
         return paramShard;
     }
 
+    /**
+     * Puts {@code unit}'s full weights into its parameters: the prefetched ones when they are {@code unit}'s, else
+     * gathered now; then (prefetch on) starts gathering the unit that comes next in {@link #order}.
+     */
     @Override
     public void gather(int unit) {
         int[] idx = units.get(unit);
-        if (idx != null && paramShard != null) {
-            for (int i : idx) {
-                gatherParam(i);
+        if (idx == null || paramShard == null) {
+            return;
+        }
+        long t0 = System.nanoTime();
+        if (pending != null) {
+            boolean mine = pending.unit == unit;
+            Prefetch p = pending;
+            pending = null;
+            p.finish(mine); // a prefetch of another unit (calls out of order) is waited for and discarded
+            prefetched += mine ? 1 : 0;
+        }
+        for (int i : idx) {
+            gatherParam(i); // whatever is still released: all of it when nothing was prefetched
+        }
+        cursor = next(unit);
+        if (prefetch && cursor > 0) { // cursor 0: the micro-batch's last gather; the optimizer may step next
+            pending = new Prefetch(order[cursor]);
+        }
+        gathers++;
+        gatherNanos += System.nanoTime() - t0;
+    }
+
+    /** The position in {@link #order} after {@code unit}'s gather: the expected one, or (out of order) the next. */
+    private int next(int unit) {
+        for (int k = 0; k < order.length; k++) {
+            int at = (cursor + k) % order.length;
+            if (order[at] == unit) {
+                return (at + 1) % order.length;
             }
         }
+        throw new IllegalStateException("unit " + unit + " is not in the gather order");
+    }
+
+    /** Waits for a prefetch still in flight and discards it; the next gather starts a micro-batch. */
+    private void settle() {
+        if (pending != null) {
+            Prefetch p = pending;
+            pending = null;
+            p.finish(false);
+        }
+        cursor = 0;
     }
 
     @Override
@@ -163,6 +233,7 @@ final class LayerShards implements LayerHooks {
      * epoch's short last step) takes part in the others' gathers and reductions with zero gradients.
      */
     void replay(int passes) {
+        settle(); // every micro-batch of the step ended at its last gather: nothing is in flight
         for (int k = 0; k < passes; k++) {
             gather(EMBEDDING);
             release(EMBEDDING);
@@ -184,6 +255,24 @@ final class LayerShards implements LayerHooks {
         }
     }
 
+    /** After a step's micro-batches (and {@link #replay}), before the optimizer updates the slice. */
+    void endStep() {
+        settle();
+        steps++;
+    }
+
+    /** Steps ended so far. */
+    long steps() {
+        return steps;
+    }
+
+    /** One line for the log at the end of a stage-3 run: what the weight gathers cost the training step. */
+    String summary() {
+        return String.format(java.util.Locale.ROOT, "weight gathers: %d of %d unit gathers prefetched%s; %.1f ms per"
+                + " step spent in weight gathers (%d steps)", prefetched, gathers, prefetch ? "" : " (prefetch off)",
+                steps == 0 ? 0 : gatherNanos / 1e6 / steps, steps);
+    }
+
     /** Whether this rank had a gradient for parameter {@code i} in this step; clears the flag. */
     boolean takeLocalGradient(int i) {
         boolean had = localGrad[i];
@@ -194,6 +283,7 @@ final class LayerShards implements LayerHooks {
     /** Stage 3, sharded: every weight gathered (evaluation, checkpoints); a collective. No-op otherwise. */
     void gatherAll() {
         if (paramShard != null) {
+            settle();
             for (int i = 0; i < released.length; i++) {
                 gatherParam(i);
             }
@@ -269,8 +359,12 @@ final class LayerShards implements LayerHooks {
         return part.paramOffset(i);
     }
 
-    /** Frees the weight slice (if the optimizer no longer holds it) and the empty tensor. */
+    /** Frees the weight slice (if the optimizer no longer holds it), the empty tensor and a prefetch left over. */
     void close() {
+        if (pending != null) { // a failed step: its broadcasts keep their buffers alive until they end
+            pending.abandon();
+            pending = null;
+        }
         if (paramShard != null) {
             paramShard.releaseReference();
             paramShard = null;
@@ -281,9 +375,93 @@ final class LayerShards implements LayerHooks {
         }
     }
 
+    /**
+     * One unit's weights on their way: a full-size buffer per parameter and the broadcasts filling it from each
+     * piece's owner (this rank's pieces copied from its slice first), started in the constructor. Owns the buffers
+     * and the works until {@link #finish} or {@link #abandon}.
+     */
+    private final class Prefetch {
+        final int unit;
+        private final int[] idx;
+        private final Tensor[] buffers; // per idx entry: (parameter's full shape), owned
+        private final List<Work> works = new ArrayList<>(); // owned
+        private final List<String> what = new ArrayList<>(); // per work, for its error
+
+        Prefetch(int unit) {
+            this.unit = unit;
+            this.idx = units.get(unit);
+            this.buffers = new Tensor[idx.length];
+            long size = part.shardSize();
+            try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
+                for (int k = 0; k < idx.length; k++) {
+                    int i = idx[k];
+                    Tensor p = part.params().get(i);
+                    buffers[k] = torch.empty(shapes[i], p.options(), new MemoryFormatOptional()).retainReference();
+                    Tensor flat = buffers[k].view(-1); // (numel,)
+                    long at = offset(i);
+                    long numel = part.paramNumel(i);
+                    for (int r = 0; r < part.worldSize(); r++) {
+                        long lo = Math.max(at, r * size);
+                        long hi = Math.min(at + numel, (r + 1) * size);
+                        if (hi <= lo) {
+                            continue;
+                        }
+                        Tensor piece = flat.narrow(0, lo - at, hi - lo); // (hi - lo,) contiguous
+                        if (r == part.rank()) {
+                            piece.copy_(paramShard.narrow(0, lo - r * size, hi - lo));
+                        }
+                        String w = "weight gather of '" + part.names().get(i) + "'";
+                        works.add(group.broadcastAsync(piece, r, w));
+                        what.add(w);
+                    }
+                }
+            } catch (RuntimeException e) {
+                abandon();
+                throw e;
+            }
+        }
+
+        /** Waits for every broadcast; {@code install}: the buffers become the weights of the still released ones. */
+        void finish(boolean install) {
+            try {
+                for (int k = 0; k < works.size(); k++) {
+                    group.await(works.get(k), what.get(k));
+                }
+                if (install) {
+                    try (PointerScope scope = new PointerScope()) {
+                        for (int k = 0; k < idx.length; k++) {
+                            if (released[idx[k]]) {
+                                part.params().get(idx[k]).set_data(buffers[k]);
+                                released[idx[k]] = false;
+                            }
+                        }
+                    }
+                }
+            } finally {
+                abandon();
+            }
+        }
+
+        /**
+         * Drops this prefetch's handles without waiting (memory-safe: a running broadcast holds its own reference
+         * to its work and tensor); a parameter given a buffer by {@link #finish} keeps it.
+         */
+        void abandon() {
+            works.forEach(Work::releaseReference);
+            works.clear();
+            for (int k = 0; k < buffers.length; k++) {
+                if (buffers[k] != null) {
+                    buffers[k].releaseReference();
+                    buffers[k] = null;
+                }
+            }
+        }
+    }
+
     /** One line for the log. */
     String describe() {
         return String.format(java.util.Locale.ROOT, "%d units (%d decoder layers), gradients reduced per unit%s",
-                units.size(), layers.size(), shardWeights ? ", weights gathered per unit" : "");
+                units.size(), layers.size(), !shardWeights ? "" : prefetch ? ", weights gathered per unit, the next"
+                        + " unit's prefetched" : ", weights gathered per unit");
     }
 }

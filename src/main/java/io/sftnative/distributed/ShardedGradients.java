@@ -105,6 +105,7 @@ public final class ShardedGradients implements GradientSync, AutoCloseable {
         if (layers != null) {
             layers.replay(replays); // first: the other ranks are still in their micro-batches' collectives
             replays = 0;
+            layers.endStep();
         }
         List<Tensor> params = part.params();
         double[] local = new double[1 + params.size()];
