@@ -26,8 +26,11 @@ import io.sftnative.torch.MallocEnvironment;
 public final class LocalLauncher {
     /** How long ranks stopped by a signal get to exit (rank 0 saves a checkpoint) before they are killed. */
     private static final long GRACE_SECONDS = 60;
-    /** After a rank failed the group is broken and nobody saves: the others get a short grace only. */
-    private static final long FAILURE_GRACE_SECONDS = 5;
+    /**
+     * After a rank failed the group is broken and nobody saves: the others get a short grace only, long enough for
+     * them to print why they stop on a busy machine (they exit at once when they can).
+     */
+    private static final long FAILURE_GRACE_SECONDS = 15;
 
     /**
      * One node's part of a job.

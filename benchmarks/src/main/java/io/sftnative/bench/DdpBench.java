@@ -33,7 +33,11 @@ import io.sftnative.torch.TorchRuntime;
  * the synchronisation time left after backward from rank 0's "gradient sync" line. C's after-backward time is the
  * whole communication (pack, all-reduce, unpack); 1 − B/C is the share that backward hid.
  *
- * <pre>benchmarks/run-java.sh DdpBench [--steps 6] [--seq 512] [--layers 8]</pre>
+ * With {@code --runs A,B,C,D,E} also (D) 1 rank × 1 thread with accumulation 2 while the other core idles, and
+ * (E) two unrelated 1-thread trainings at once, each B's micro-batch per step without any job: D and E tell the
+ * cost of one thread per micro-batch from the cost of two processes sharing the machine.
+ *
+ * <pre>benchmarks/run-java.sh DdpBench [--steps 6] [--seq 512] [--layers 8] [--runs A,B,C,D,E]</pre>
  */
 public final class DdpBench {
     private DdpBench() {}
@@ -78,11 +82,18 @@ public final class DdpBench {
         System.out.printf(Locale.ROOT, "DdpBench: %,d parameters, %d steps of 4 rows x %d tokens, load average %s%n",
                 params, steps, seq, loadAverage());
         List<String> results = new ArrayList<>();
-        double[] single = run("A: 1 rank x 2 threads", 1, 2, true, work, model, data, steps, seq, results);
-        double[] overlap = run("B: 2 ranks x 1 thread, overlapped", 2, 1, true, work, model, data, steps, seq,
-                results);
-        double[] after = run("C: 2 ranks x 1 thread, after backward", 2, 1, false, work, model, data, steps, seq,
-                results);
+        String runs = a.getOrDefault("runs", "A,B,C");
+        double[] single = run("A: 1 rank x 2 threads", 1, 2, 2, true, false, work, model, data, steps, seq, results);
+        if (runs.contains("D")) { // one micro-batch on 1 thread with the other core idle
+            run("D: 1 rank x 1 thread, other core idle", 1, 1, 2, true, false, work, model, data, steps, seq, results);
+        }
+        if (runs.contains("E")) { // B's compute without the job: two unrelated 1-thread trainings side by side
+            run("E: 2 independent 1-thread processes", 2, 1, 1, true, true, work, model, data, steps, seq, results);
+        }
+        double[] overlap = run("B: 2 ranks x 1 thread, overlapped", 2, 1, 1, true, false, work, model, data, steps,
+                seq, results);
+        double[] after = run("C: 2 ranks x 1 thread, after backward", 2, 1, 1, false, false, work, model, data,
+                steps, seq, results);
         System.out.println();
         results.forEach(System.out::println);
         System.out.printf(Locale.ROOT, "B/A tokens/s %.2f, C/A %.2f; communication per step (C, after backward)"
@@ -93,12 +104,12 @@ public final class DdpBench {
     }
 
     /** Returns {steady-state seconds per step, tokens/s, ms per step after backward}. */
-    static double[] run(String name, int ranks, int threads, boolean overlap, Path work, Path model, Path data,
-            int steps, int seq, List<String> results) throws Exception {
+    static double[] run(String name, int ranks, int threads, int accumulation, boolean overlap, boolean independent,
+            Path work, Path model, Path data, int steps, int seq, List<String> results) throws Exception {
         Path out = work.resolve(name.substring(0, 1));
         List<String> args = new ArrayList<>(List.of("model_name_or_path=" + model, "dataset=" + data,
                 "stage=sft", "finetuning_type=full", "cutoff_len=" + seq, "per_device_train_batch_size=2",
-                "gradient_accumulation_steps=" + (2 / ranks), "max_steps=" + steps, "learning_rate=1e-4",
+                "gradient_accumulation_steps=" + accumulation, "max_steps=" + steps, "learning_rate=1e-4",
                 "logging_steps=1", "save_strategy=no", "output_dir=" + out, "overwrite_output_dir=true",
                 "plot_loss=false", "preprocessing_num_workers=1", "report_to=none", "overwrite_cache=true"));
         List<String> cmd = new ArrayList<>(LocalLauncher.trainCommand(args));
@@ -109,12 +120,15 @@ public final class DdpBench {
         int port = LocalLauncher.freePort();
         List<Process> procs = new ArrayList<>();
         for (int rank = 0; rank < ranks; rank++) { // as torchrun would start them, each rank's output in a file
-            ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true)
+            ProcessBuilder pb = new ProcessBuilder(new ArrayList<>(cmd)).redirectErrorStream(true)
                     .redirectOutput(work.resolve(name.substring(0, 1) + "-rank" + rank + ".log").toFile());
             Map<String, String> env = pb.environment();
             env.putAll(LocalLauncher.RANK_ENVIRONMENT);
             env.put("SFT_THREADS", String.valueOf(threads));
-            if (ranks > 1) {
+            if (independent) { // each its own job (rank 0 of 1) writing its own output
+                String suffix = "-" + rank;
+                pb.command().replaceAll(c -> c.startsWith("output_dir=") ? c + suffix : c);
+            } else if (ranks > 1) {
                 env.putAll(Map.of("RANK", "" + rank, "LOCAL_RANK", "" + rank, "WORLD_SIZE", "" + ranks,
                         "LOCAL_WORLD_SIZE", "" + ranks, "MASTER_ADDR", "127.0.0.1", "MASTER_PORT", "" + port));
             }
@@ -128,7 +142,8 @@ public final class DdpBench {
         }
         List<double[]> lines = new ArrayList<>(); // (elapsed s, tokens)
         ObjectMapper json = new ObjectMapper();
-        for (String l : Files.readAllLines(out.resolve("trainer_log.jsonl"))) {
+        Path log = independent ? Path.of(out + "-0") : out;
+        for (String l : Files.readAllLines(log.resolve("trainer_log.jsonl"))) {
             JsonNode n = json.readTree(l);
             if (n.has("throughput") && n.get("throughput").asDouble() > 0) {
                 double tokens = n.get("total_tokens").asDouble();
@@ -139,7 +154,7 @@ public final class DdpBench {
         double[] last = lines.get(lines.size() - 1);
         double perStep = (last[0] - first[0]) / (lines.size() - 1);
         double tokensPerSecond = (last[1] - first[1]) / (last[0] - first[0]);
-        double afterBackward = ranks == 1 ? 0
+        double afterBackward = ranks == 1 || independent ? 0
                 : syncMillis(Files.readString(work.resolve(name.substring(0, 1) + "-rank0.log")));
         String r = String.format(Locale.ROOT, "%-40s step %.2f s, %.0f tokens/s, sync after backward %.0f ms/step",
                 name, perStep, tokensPerSecond, afterBackward);
