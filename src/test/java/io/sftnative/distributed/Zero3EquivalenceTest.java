@@ -175,6 +175,10 @@ class Zero3EquivalenceTest {
         }
         assertEquals(0.0, DataParallelEquivalenceTest.maxDiff(z.resolve("model.safetensors"),
                 resumed.resolve("model.safetensors"))[0], "resumed weights are bit-identical");
+        List<Double> ea = DataParallelEquivalenceTest.evalLosses(z);
+        List<Double> eb = DataParallelEquivalenceTest.evalLosses(resumed);
+        assertEquals(ea.subList(ea.size() - 2, ea.size()), eb.subList(eb.size() - 2, eb.size()),
+                "step 4's evaluation and the final one are bit-identical");
     }
 
     /** Another world size: one process (plain AdamW) resumes the 2-rank stage-3 checkpoint, its state re-sliced. */
