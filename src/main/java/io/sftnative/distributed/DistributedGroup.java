@@ -216,18 +216,6 @@ public final class DistributedGroup implements AutoCloseable {
     }
 
     /**
-     * ZeRO-3's prefetch: starts {@link #broadcastFrom} without waiting; {@link #await} the returned work (it keeps
-     * {@code t}'s storage alive until it completes). The caller owns the work: retain it beyond any PointerScope.
-     */
-    Work broadcastAsync(Tensor t, int root, String what) {
-        try (PointerScope scope = new PointerScope()) {
-            return gloo.broadcast(new TensorVector(t), new BroadcastOptions().rootRank(root)).retainReference();
-        } catch (RuntimeException e) {
-            throw failed(what, e);
-        }
-    }
-
-    /**
      * ZeRO-2/3: rank {@code root}'s {@code t} (contiguous, CPU) receives the SUM over the ranks of their {@code t};
      * on the other ranks {@code t} is scratch afterwards.
      */
@@ -236,6 +224,33 @@ public final class DistributedGroup implements AutoCloseable {
             waitFor(gloo.reduce(new TensorVector(t), new ReduceOptions().rootRank(root)), what);
         } catch (RuntimeException e) {
             throw e instanceof DistributedException ? e : failed(what, e);
+        }
+    }
+
+    /**
+     * ZeRO-3: starts a broadcast of rank {@code root}'s {@code t} (contiguous) into {@code t} on every rank, over the
+     * backend for its device; {@link #await} the returned work (it keeps {@code t}'s storage alive until it
+     * completes), which the caller owns.
+     */
+    Work broadcastAsync(Tensor t, int root, String what) {
+        try (PointerScope scope = new PointerScope()) {
+            return backendFor(t).broadcast(new TensorVector(t), new BroadcastOptions().rootRank(root))
+                    .retainReference();
+        } catch (RuntimeException e) {
+            throw failed(what, e);
+        }
+    }
+
+    /**
+     * ZeRO-2/3: starts a SUM reduce of every rank's {@code t} (contiguous) into rank {@code root}'s, over the backend
+     * for its device (on the other ranks {@code t} is scratch afterwards); {@link #await} the returned work (it keeps
+     * {@code t}'s storage alive until it completes), which the caller owns.
+     */
+    Work reduceAsync(Tensor t, int root, String what) {
+        try (PointerScope scope = new PointerScope()) {
+            return backendFor(t).reduce(new TensorVector(t), new ReduceOptions().rootRank(root)).retainReference();
+        } catch (RuntimeException e) {
+            throw failed(what, e);
         }
     }
 

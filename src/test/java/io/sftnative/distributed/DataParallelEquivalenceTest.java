@@ -257,7 +257,7 @@ class DataParallelEquivalenceTest {
         runRanks(ranks, args, logs, List.of());
     }
 
-    /** As {@link #runRanks(int, List, Path)}, with {@code jvmOptions} (e.g. {@code -Dsft.zero3.prefetch=false}). */
+    /** As {@link #runRanks(int, List, Path)}, with {@code jvmOptions} (e.g. {@code -Dsft.zero.overlap=false}). */
     static void runRanks(int ranks, List<String> args, Path logs, List<String> jvmOptions) throws Exception {
         int port = freePort();
         List<Process> procs = new ArrayList<>();

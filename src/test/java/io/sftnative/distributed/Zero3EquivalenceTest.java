@@ -143,16 +143,16 @@ class Zero3EquivalenceTest {
 
     /**
      * Same world size: resumed from checkpoint-2, every later step and the final weights are bit-identical. The
-     * resumed run gathers every unit synchronously ({@code -Dsft.zero3.prefetch=false}) while the first one
-     * prefetched the next unit during each unit's compute, so this also proves that prefetching changes no bit: steps
-     * 3.. (an epoch's uneven last step with its replayed collectives and evaluations among them), grad norms and
-     * final weights, for the cost of no extra run.
+     * resumed run makes every collective synchronous ({@code -Dsft.zero.overlap=false}) while the first one
+     * prefetched the next unit's weights during each unit's compute and reduced each unit's gradients during the
+     * next one's, so this also proves that the overlap changes no bit: steps 3.. (an epoch's uneven last step with
+     * its replayed collectives among them), grad norms, evaluations and final weights, for the cost of no extra run.
      */
     @Test
     void stage3ResumesBitExactlyWithTheSameWorldSizeAndWithoutPrefetch() throws Exception {
         Path z = z3();
         Path resumed = run(dir.resolve("z3r"), List.of("resume_from_checkpoint=" + z.resolve("checkpoint-2")),
-                List.of("-Dsft.zero3.prefetch=false"));
+                List.of("-Dsft.zero.overlap=false"));
         long[] on = gatherCounts(DataParallelEquivalenceTest.log(shared.resolve("z3"), 0));
         int layers = new com.fasterxml.jackson.databind.ObjectMapper().readTree(z.resolve("config.json").toFile())
                 .get("num_hidden_layers").asInt();
@@ -161,7 +161,7 @@ class Zero3EquivalenceTest {
                 + " of " + on[1]);
         String offLog = DataParallelEquivalenceTest.log(dir.resolve("z3r"), 0);
         assertEquals(0, gatherCounts(offLog)[0], offLog);
-        assertTrue(offLog.contains("(prefetch off)"), offLog);
+        assertTrue(offLog.contains("(overlap off)"), offLog);
         Map<Long, Double> a = ZeroEquivalenceTest.losses(z);
         Map<Long, Double> b = ZeroEquivalenceTest.losses(resumed);
         assertEquals(a.size() - 2, b.size(), "steps 3.. after the resume: " + b);
@@ -235,7 +235,7 @@ class Zero3EquivalenceTest {
         assertTrue(ea.size() >= 3 && eval < 1e-5, "eval_loss " + ea + " vs " + eb);
     }
 
-    /** {@code ranks} x accumulation {@code acc} at stage 3 vs one process x accumulation ranks·acc, same tolerances. */
+    /** {@code ranks} x accumulation {@code acc} at stage 3 vs one process x ranks·acc, this class's tolerances. */
     private void compareWithOneProcess(String what, Map<String, Object> cfg, int ranks, int acc) throws Exception {
         Path single = dir.resolve("single");
         List<double[]> ref = new ArrayList<>();

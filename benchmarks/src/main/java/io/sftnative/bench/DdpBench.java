@@ -124,7 +124,8 @@ public final class DdpBench {
 
     /**
      * As above, with {@code jvmOptions} and {@code extraArgs} (train keys) for every rank; returns {steady-state ms
-     * per step, tokens/s, ms per step after backward, ms per step in ZeRO-3 weight gathers (NaN without)}.
+     * per step, tokens/s, ms per step after backward, ms per step in ZeRO-3 weight gathers and in gradient
+     * reduces (NaN without)}.
      */
     static double[] run(String name, int ranks, int threads, int accumulation, List<String> jvmOptions,
             List<String> extraArgs, boolean independent, Path work, Path model, Path data, int steps, int seq,
@@ -180,12 +181,14 @@ public final class DdpBench {
                 : Files.readString(work.resolve(name.substring(0, 1) + "-rank0.log"));
         double afterBackward = rank0.isEmpty() ? 0 : lastNumber(rank0, "; ([0-9.]+) ms per step spent after backward");
         double gathers = lastNumber(rank0, "; ([0-9.]+) ms per step spent in weight gathers");
-        String r = String.format(Locale.ROOT, "%-40s step %.2f s, %.0f tokens/s, %s", name, perStep, tokensPerSecond,
+        double reduces = lastNumber(rank0, ", ([0-9.]+) ms in gradient reduces");
+        String r = String.format(Locale.ROOT, "%-44s step %.2f s, %.0f tokens/s, %s", name, perStep, tokensPerSecond,
                 Double.isNaN(gathers) ? String.format(Locale.ROOT, "sync after backward %.0f ms/step", afterBackward)
-                        : String.format(Locale.ROOT, "in weight gathers %.0f ms/step", gathers));
+                        : String.format(Locale.ROOT, "in weight gathers %.0f ms/step, in gradient reduces %.0f"
+                                + " ms/step", gathers, reduces));
         results.add(r);
         System.out.println(r);
-        return new double[] {perStep * 1000, tokensPerSecond, afterBackward, gathers};
+        return new double[] {perStep * 1000, tokensPerSecond, afterBackward, gathers, reduces};
     }
 
     /** The number in the last match of {@code regex}'s group 1 in {@code log}, or NaN. */
