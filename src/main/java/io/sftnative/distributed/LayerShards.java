@@ -1,19 +1,20 @@
 package io.sftnative.distributed;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.IntStream;
 
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
-import org.bytedeco.pytorch.Work;
 import org.bytedeco.pytorch.global.torch;
 
 import io.sftnative.loss.LayerHooks;
@@ -291,7 +292,7 @@ final class LayerShards implements LayerHooks {
     void gatherAll() {
         if (paramShard != null) {
             settle();
-            gatherNow(java.util.stream.IntStream.range(0, released.length).toArray());
+            gatherNow(IntStream.range(0, released.length).toArray());
         }
     }
 
@@ -324,7 +325,7 @@ final class LayerShards implements LayerHooks {
 
     /** Gathers (and waits for) the weights of those parameters of {@code idx} that are released. */
     private void gatherNow(int[] idx) {
-        int[] missing = java.util.Arrays.stream(idx).filter(i -> released[i]).toArray();
+        int[] missing = Arrays.stream(idx).filter(i -> released[i]).toArray();
         if (missing.length > 0) {
             new UnitTransfers.Gather(group, part, paramShard, shapes, Integer.MIN_VALUE, missing).finish(released);
         }
@@ -338,10 +339,6 @@ final class LayerShards implements LayerHooks {
             part.params().get(i).set_data(empty);
         }
         released[i] = true;
-    }
-
-    private long offset(int i) {
-        return part.paramOffset(i);
     }
 
     /** Frees the weight slice (if the optimizer no longer holds it), the empty tensor and transfers left over. */
