@@ -16,6 +16,7 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.model.DecoderModel;
+import io.sftnative.model.MultimodalText;
 import io.sftnative.model.LinearLayer;
 import io.sftnative.model.FiniteCheck;
 import io.sftnative.model.Tensors;
@@ -117,7 +118,7 @@ final class AdapterFile {
         boolean renamed = false;
         for (String k : ck.names()) {
             String text = k.startsWith(PeftConfig.PREFIX)
-                    ? DecoderModel.textNameOfMultimodal(k.substring(PeftConfig.PREFIX.length())) : null;
+                    ? MultimodalText.textNameOf(k.substring(PeftConfig.PREFIX.length())) : null;
             String key = text == null ? k : PeftConfig.PREFIX + text;
             if (names.containsKey(key)) {
                 ck.close();
@@ -242,9 +243,9 @@ final class AdapterFile {
         List<Tensor> owned = new ArrayList<>();
         try (PointerScope scope = new PointerScope()) {
             for (String p : paths) {
-                Tensor a = LoraAdapters.onDevice(f.load(PeftConfig.PREFIX + p + ".lora_A.weight", adapterDtype),
+                Tensor a = AdapterFactory.onDevice(f.load(PeftConfig.PREFIX + p + ".lora_A.weight", adapterDtype),
                         model); // (r, in), a copy
-                Tensor b = LoraAdapters.onDevice(f.load(PeftConfig.PREFIX + p + ".lora_B.weight", adapterDtype),
+                Tensor b = AdapterFactory.onDevice(f.load(PeftConfig.PREFIX + p + ".lora_B.weight", adapterDtype),
                         model); // (out, r)
                 a.retainReference();
                 owned.add(a);
@@ -255,7 +256,7 @@ final class AdapterFile {
                 requireFinite(b, PeftConfig.PREFIX + p + ".lora_B.weight", f);
                 if (dora) {
                     String key = PeftConfig.PREFIX + p + LoraAdapters.MAGNITUDE;
-                    Tensor m = LoraAdapters.onDevice(f.load(key, adapterDtype), model); // (out)
+                    Tensor m = AdapterFactory.onDevice(f.load(key, adapterDtype), model); // (out)
                     m.retainReference();
                     owned.add(m);
                     ab.put(p, new Tensor[] {a, b, m});

@@ -12,6 +12,7 @@ import java.util.regex.PatternSyntaxException;
 import org.bytedeco.pytorch.Tensor;
 
 import io.sftnative.model.DecoderModel;
+import io.sftnative.model.MultimodalText;
 
 /**
  * Which modules of a model a target list names, with PEFT's matching rules: a name matches a module path when it is
@@ -102,7 +103,7 @@ final class TargetModules {
         boolean gemma3 = model.config().modelType().equals("gemma3_text");
         for (String path : model.linearPaths()) {
             boolean match = p.matcher(path).matches();
-            for (String stored : gemma3 ? DecoderModel.multimodalNames(path) : List.<String>of()) {
+            for (String stored : gemma3 ? MultimodalText.storedNames(path) : List.<String>of()) {
                 match |= p.matcher(stored).matches();
             }
             if (match) {

@@ -2,30 +2,24 @@ package io.sftnative.model;
 
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
-import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import io.sftnative.model.moe.MoeSpec;
 import io.sftnative.model.moe.RouterLog;
-import io.sftnative.model.moe.SparseMoeBlock;
 import io.sftnative.model.safetensors.ShardedSafetensorsWriter;
 import io.sftnative.torch.Devices;
 import io.sftnative.torch.TorchRuntime;
 
 /**
  * A decoder-only transformer with transformers' math, of any family in {@link ModelConfig#SUPPORTED_MODEL_TYPES}:
- * what differs between families is data ({@link Architecture}), read here and in {@link SelfAttention},
- * {@link GatedMlp} and {@link RmsNorm}; a layer is {@code h += postNorm(attention(preNorm(h)))}, then
+ * what differs between families is data ({@link Architecture}), read in {@link DecoderForward} (the forward math),
+ * {@link SelfAttention}, {@link GatedMlp} and {@link RmsNorm}; a layer is {@code h += postNorm(attention(preNorm(h)))}, then
  * {@code h += postMlpNorm(mlp(preMlpNorm(h)))} with whichever norms the family has.
  *
  * <p>Owns its parameters (HF names, e.g. {@code model.layers.0.self_attn.q_proj.weight}); {@link #close()} frees them.
@@ -54,30 +48,14 @@ public final class DecoderModel implements AutoCloseable {
     private ModelConfig config; // replaced only by rescaleRope and resizeVocabulary (vocab_size)
     private final ScalarType dtype;
     private final String device; // "cpu" or "cuda:N": where every parameter and buffer lives
-    private final Map<String, Tensor> parameters; // HF name -> owned leaf tensor
-    private final Map<String, LinearLayer> linears; // HF module path -> projection
+    private final ModelWeights weights; // parameters by HF name, linear slots by HF module path, adopted resources
     private final Architecture arch;
-    private final LayerNorms[] norms;
-    private RotaryEmbedding rope; // replaced only by rescaleRope (with contexts and attention)
-    private final RotaryEmbedding localRope; // the sliding layers' own rotary base (gemma3), or null
-    private AttentionContexts contexts;
-    private SelfAttention attention;
-    private final FeedForward[] mlps; // per layer: the MLP slot
-    private final long paddingIdx;
-    private final List<AutoCloseable> adopted = new ArrayList<>(); // closed after the parameters
+    private final DecoderForward forwardPass; // the family's math: embedding, layers, LM head; rotary tables
     private boolean closed;
     private MultimodalText.Source multimodal; // the gemma3 checkpoint this text model was loaded from, or null
-    // MoE (io.sftnative.model.moe): per layer the sparse block replacing the MLP, null where dense; all null if dense
+    // MoE (io.sftnative.model.moe): the sparse layers' blocks sit in their MLP slots (DecoderForward)
     private final MoeSpec moe;
-    private final SparseMoeBlock[] sparse;
     private final RouterLog routerLog; // null if dense
-
-    /**
-     * Per-layer norm weights (borrowed from {@link #parameters}), each (H) or null where the family has none; q/k:
-     * (D) or (nH*D)/(nKV*D), see {@link Architecture#qkNorm()}.
-     */
-    private record LayerNorms(Tensor preAttention, Tensor postAttention, Tensor preMlp, Tensor postMlp, Tensor q,
-            Tensor k) {}
 
     /**
      * Takes ownership of {@code params} (each already retained once for this model, see
@@ -97,76 +75,11 @@ public final class DecoderModel implements AutoCloseable {
         this.config = config;
         this.dtype = dtype.intern();
         this.device = Devices.common(params); // a model is never split across devices
-        this.parameters = new LinkedHashMap<>(params);
-        this.linears = new LinkedHashMap<>();
         this.arch = config.arch();
-        this.rope = new RotaryEmbedding(config, device);
-        this.localRope = arch.localRopeTheta() != null ? new RotaryEmbedding(config, arch.localRopeTheta(), device)
-                : null;
-        this.contexts = new AttentionContexts(rope, localRope, this.dtype, config.slidingWindow(), arch.allSliding(),
-                device);
-        this.attention = new SelfAttention(config, linears, rope);
-        Integer pad = config.padTokenId();
-        this.paddingIdx = pad != null && pad >= 0 && pad < config.vocabSize() ? pad : -1;
-        for (String module : ParameterLayout.linearModules(config)) {
-            LinearLayer given = prebuilt.get(module);
-            if (given != null) {
-                linears.put(module, given);
-                if (given instanceof AutoCloseable c) {
-                    adopted.add(c);
-                }
-                continue;
-            }
-            String weight = module.equals("lm_head") && config.tieWordEmbeddings()
-                    ? "model.embed_tokens.weight" : module + ".weight";
-            linears.put(module, module.equals("lm_head") && config.arch().normHead()
-                    ? new NormHeadLinear(require(weight))
-                    : new DenseLinear(require(weight), parameters.get(module + ".bias")));
-        }
-        addRouterSlots(config.moe());
-        norms = new LayerNorms[config.numHiddenLayers()];
-        mlps = new FeedForward[config.numHiddenLayers()];
-        Architecture.NormSlots slots = arch.norms();
-        for (int i = 0; i < norms.length; i++) {
-            String p = ParameterLayout.layerPrefix(i);
-            norms[i] = new LayerNorms(optional(p, slots.preAttention()), optional(p, slots.postAttention()),
-                    optional(p, slots.preMlp()), optional(p, slots.postMlp()),
-                    config.qkNorm() ? require(p + "self_attn.q_norm.weight") : null,
-                    config.qkNorm() ? require(p + "self_attn.k_norm.weight") : null);
-            mlps[i] = new GatedMlp(linears, p + "mlp.", arch, config.intermediateSize());
-        }
+        this.weights = new ModelWeights(config, params, prebuilt);
         moe = config.moe();
         routerLog = moe != null ? new RouterLog(moe) : null;
-        sparse = new SparseMoeBlock[norms.length];
-        for (int i = 0; moe != null && i < norms.length; i++) {
-            sparse[i] = moe.isSparse(i) ? new SparseMoeBlock(moe, i, this::require) : null;
-            if (sparse[i] != null) { // MoE: routed experts (+ qwen2_moe's shared expert) in the MLP slot
-                SparseMoeBlock block = sparse[i];
-                mlps[i] = x -> block.forward(x, linears::get, routerLog); // (B, T, H) -> (B, T, H)
-            }
-        }
-    }
-
-    /**
-     * MoE routers ({@code mlp.gate}, {@code block_sparse_moe.gate}) are linear slots too, placed before their
-     * layer's experts, so a LoRA target that names {@code gate} adapts them (PEFT's module path); they are neither
-     * quantized nor part of {@code lora_target: all} ({@link #isRouter}).
-     */
-    private void addRouterSlots(MoeSpec spec) {
-        if (spec == null) {
-            return;
-        }
-        Map<String, LinearLayer> ordered = new LinkedHashMap<>();
-        for (Map.Entry<String, LinearLayer> e : linears.entrySet()) {
-            for (int i = 0; i < config.numHiddenLayers(); i++) {
-                if (spec.isSparse(i) && e.getKey().equals(spec.expert(i, 0) + spec.projections()[0])) {
-                    ordered.put(spec.router(i), new DenseLinear(require(spec.router(i) + ".weight"), null));
-                }
-            }
-            ordered.put(e.getKey(), e.getValue());
-        }
-        linears.clear();
-        linears.putAll(ordered);
+        this.forwardPass = new DecoderForward(config, this.dtype, device, weights, routerLog);
     }
 
     /** Whether linear slot {@code path} is a mixture-of-experts router (never quantized, not in "all"). */
@@ -176,10 +89,6 @@ public final class DecoderModel implements AutoCloseable {
         }
         int layer = ParameterLayout.layerIndexOf(path);
         return layer >= 0 && moe.isSparse(layer) && moe.router(layer).equals(path);
-    }
-
-    private Tensor optional(String prefix, String norm) {
-        return norm == null ? null : require(prefix + norm + ".weight");
     }
 
     /**
@@ -228,14 +137,6 @@ public final class DecoderModel implements AutoCloseable {
         return ModelLoader.load(dir, dtype, device, factory);
     }
 
-    private Tensor require(String name) {
-        Tensor t = parameters.get(name);
-        if (t == null) {
-            throw new IllegalStateException("parameter " + name + " missing");
-        }
-        return t;
-    }
-
     // ---------------------------------------------------------------- parameters and slots
 
     public ModelConfig config() {
@@ -263,12 +164,12 @@ public final class DecoderModel implements AutoCloseable {
     /** Parameters by HF name, in HF order (tied lm_head not repeated). Borrowed: never close them. */
     public Map<String, Tensor> parameters() {
         check();
-        return Collections.unmodifiableMap(parameters);
+        return weights.view();
     }
 
     public Tensor parameter(String name) {
         check();
-        Tensor t = parameters.get(name);
+        Tensor t = weights.get(name);
         if (t == null) {
             throw new IllegalArgumentException("no parameter named '" + name + "' in this " + config.modelType()
                     + " model");
@@ -278,43 +179,28 @@ public final class DecoderModel implements AutoCloseable {
 
     /** Number of parameter elements (tied embeddings once). */
     public long parameterCount() {
-        long n = 0;
-        for (Tensor t : parameters.values()) {
-            n += t.numel();
-        }
-        return n;
+        return weights.count();
     }
 
     /** Bytes held by the parameters. */
     public long parameterBytes() {
-        long n = 0;
-        for (Tensor t : parameters.values()) {
-            n += t.numel() * t.element_size();
-        }
-        return n;
+        return weights.bytes();
     }
 
     /** Sets requires_grad on every parameter (full fine-tuning) or none. */
     public void setRequiresGrad(boolean on) {
         check();
-        for (Tensor t : parameters.values()) {
-            t.requires_grad_(on);
-        }
+        weights.setRequiresGrad(on);
     }
 
     /** HF module paths of the linear slots (q/k/v/o, gate/up/down per layer, then lm_head). */
     public List<String> linearPaths() {
-        return List.copyOf(linears.keySet());
+        return List.copyOf(weights.linears().keySet());
     }
 
     /** The projection in slot {@code path}, e.g. {@code model.layers.0.self_attn.q_proj}. */
     public LinearLayer linear(String path) {
-        LinearLayer l = linears.get(path);
-        if (l == null) {
-            throw new IllegalArgumentException("no linear module '" + path + "'; modules look like "
-                    + linears.keySet().iterator().next());
-        }
-        return l;
+        return weights.linear(path);
     }
 
     /**
@@ -322,13 +208,7 @@ public final class DecoderModel implements AutoCloseable {
      * the same feature sizes. The model keeps owning the dense parameters; see {@link #detachParameter}.
      */
     public void setLinear(String path, LinearLayer layer) {
-        LinearLayer old = linear(path);
-        if (layer.inFeatures() != old.inFeatures() || layer.outFeatures() != old.outFeatures()) {
-            throw new IllegalArgumentException("replacement for " + path + " maps " + layer.inFeatures() + " -> "
-                    + layer.outFeatures() + " features, the module maps " + old.inFeatures() + " -> "
-                    + old.outFeatures());
-        }
-        linears.put(path, layer);
+        weights.setLinear(path, layer);
     }
 
     /**
@@ -337,11 +217,7 @@ public final class DecoderModel implements AutoCloseable {
      */
     public Tensor detachParameter(String name) {
         check();
-        Tensor t = parameters.remove(name);
-        if (t == null) {
-            throw new IllegalArgumentException("no parameter named '" + name + "'");
-        }
-        return t;
+        return weights.detach(name);
     }
 
     /**
@@ -350,8 +226,7 @@ public final class DecoderModel implements AutoCloseable {
      */
     public <T extends AutoCloseable> T adopt(T resource) {
         check();
-        adopted.add(resource);
-        return resource;
+        return weights.adopt(resource);
     }
 
     /**
@@ -365,25 +240,14 @@ public final class DecoderModel implements AutoCloseable {
     public void resizeVocabulary(Tensor embed, Tensor head) {
         check();
         boolean tied = config.tieWordEmbeddings();
-        LinearLayer slot = linears.get("lm_head");
-        if (!(slot instanceof DenseLinear) || parameters.containsKey("lm_head.bias")) {
-            throw new IllegalStateException("cannot resize the vocabulary: lm_head is "
-                    + slot.getClass().getSimpleName() + (parameters.containsKey("lm_head.bias") ? " with a bias" : "")
-                    + ", not a plain dense weight (resize before attaching adapters; quantized heads cannot grow)");
-        }
+        weights.checkHeadResizable();
         if (embed.dim() != 2 || embed.size(1) != config.hiddenSize() || (tied != (head == null))
                 || (head != null && (head.size(0) != embed.size(0) || head.size(1) != config.hiddenSize()))) {
             throw new IllegalArgumentException("resizeVocabulary needs (V', " + config.hiddenSize() + ") tensors"
                     + (tied ? " and no head (tied model)" : " for the embedding and the head"));
         }
-        Tensor oldEmbed = parameters.put("model.embed_tokens.weight", embed);
-        Tensor oldHead = head == null ? null : parameters.put("lm_head.weight", head);
-        linears.put("lm_head", new DenseLinear(tied ? embed : head, null));
+        weights.replaceVocabulary(embed, head, tied);
         config = config.withVocabSize((int) embed.size(0));
-        oldEmbed.releaseReference();
-        if (oldHead != null) {
-            oldHead.releaseReference();
-        }
     }
 
     /** (V, H) the input embedding. */
@@ -407,7 +271,7 @@ public final class DecoderModel implements AutoCloseable {
     }
 
     public RotaryEmbedding rotary() {
-        return rope;
+        return forwardPass.rope();
     }
 
     /**
@@ -424,14 +288,8 @@ public final class DecoderModel implements AutoCloseable {
                     + scaled.modelType() + ", " + scaled.numHiddenLayers() + " layers) than this one ("
                     + config.modelType() + ", " + config.numHiddenLayers() + " layers)");
         }
-        AttentionKernel kernel = contexts.kernel();
-        RotaryEmbedding old = rope;
-        rope = new RotaryEmbedding(scaled, device);
-        contexts = new AttentionContexts(rope, localRope, dtype, scaled.slidingWindow(), arch.allSliding(), device);
-        contexts.kernel(kernel);
-        attention = new SelfAttention(scaled, linears, rope);
+        forwardPass.rescale(scaled);
         config = scaled;
-        old.close();
     }
 
     // ---------------------------------------------------------------- attention contexts
@@ -441,11 +299,11 @@ public final class DecoderModel implements AutoCloseable {
      * {@link AttentionKernel#SDPA}; see docs/attention.md).
      */
     public void attentionKernel(AttentionKernel kernel) {
-        contexts.kernel(kernel);
+        forwardPass.contexts().kernel(kernel);
     }
 
     public AttentionKernel attentionKernel() {
-        return contexts.kernel();
+        return forwardPass.contexts().kernel();
     }
 
     /**
@@ -459,14 +317,14 @@ public final class DecoderModel implements AutoCloseable {
         check();
         // fp32 only: the bf16 kernel (bf16 models, autocast) takes ranges too, but padding-free bf16 steps are not
         // verified yet (UnpaddedLossTest covers fp32)
-        return contexts.nativeKernel() && io.sftnative.bindings.TensorMemory.same(dtype(), ScalarType.Float)
-                && !arch.alibi() && neftuneAlpha == 0 && routerLog() == null;
+        return forwardPass.contexts().nativeKernel() && io.sftnative.bindings.TensorMemory.same(dtype(), ScalarType.Float)
+                && !arch.alibi() && forwardPass.neftuneAlpha() == 0 && routerLog() == null;
     }
 
     /** Full causal attention over (B, T) with positions 0..T-1 (no padding). */
     public AttentionContext causalContext(long batch, long seq) {
         check();
-        return contexts.causal(batch, seq);
+        return forwardPass.contexts().causal(batch, seq);
     }
 
     /**
@@ -475,7 +333,7 @@ public final class DecoderModel implements AutoCloseable {
      */
     public AttentionContext paddedContext(Tensor attentionMask, Tensor positionIds) {
         check();
-        return contexts.padded(attentionMask, positionIds);
+        return forwardPass.contexts().padded(attentionMask, positionIds);
     }
 
     /**
@@ -485,7 +343,7 @@ public final class DecoderModel implements AutoCloseable {
      */
     public AttentionContext packedContext(Tensor segmentIds, Tensor positionIds) {
         check();
-        return contexts.packed(segmentIds, positionIds);
+        return forwardPass.contexts().packed(segmentIds, positionIds);
     }
 
     /**
@@ -494,44 +352,22 @@ public final class DecoderModel implements AutoCloseable {
      */
     public AttentionContext context(Tensor positionIds, Tensor mask, KvCache cache) {
         check();
-        return contexts.general(positionIds, mask, cache);
+        return forwardPass.contexts().general(positionIds, mask, cache);
     }
 
     /** Context for decoding step(s): {@code keyMask} (B, S) over cached + new positions, S = cache.length() + T. */
     AttentionContext decodeContext(Tensor positionIds, Tensor keyMask, KvCache cache) {
         check();
-        return contexts.decode(positionIds, keyMask, cache);
+        return forwardPass.contexts().decode(positionIds, keyMask, cache);
     }
-
-    private double neftuneAlpha; // 0 = off (see #neftune)
 
     // ---------------------------------------------------------------- forward pieces
 
     /** (B, T) token ids (moved to {@link #device()} if elsewhere) -> (B, T, H) embeddings. */
     public Tensor embed(Tensor inputIds) {
         check();
-        inputIds = Devices.to(inputIds, device()); // no copy when already there
-        if (inputIds.numel() > 0) {
-            long max = inputIds.max().item_long();
-            long min = inputIds.min().item_long();
-            if (min < 0 || max >= config.vocabSize()) {
-                throw new IllegalArgumentException("token id " + (min < 0 ? min : max) + " is outside the"
-                        + " vocabulary of this model (vocab_size " + config.vocabSize() + ")");
-            }
-        }
-        Tensor e = torch.embedding(embedWeight(), inputIds, paddingIdx, false, false); // (B, T, H)
-        if (neftuneAlpha > 0) { // HF's neftune_post_forward_hook on embed_tokens: before any family's scaling
-            double mag = neftuneAlpha / Math.sqrt((double) e.size(1) * e.size(2)); // alpha / sqrt(T * H)
-            e = e.add(torch.empty_like(e).uniform_(-mag, mag, new org.bytedeco.pytorch.GeneratorOptional()));
-        }
-        if (arch.embeddingScale() == 1.0) {
-            return e;
-        }
-        if (arch.roundEmbeddingScale()) { // gemma: hidden * torch.tensor(sqrt(H), dtype=hidden.dtype)
-            return e.mul(torch.scalar_tensor(new Scalar(arch.embeddingScale()), Devices.options(ScalarType.Float,
-                    device())).to(e.scalar_type()));
-        }
-        return e.mul(new Scalar(arch.embeddingScale())); // granite: embedding_multiplier
+        Tensor ids = Devices.to(inputIds, device()); // (B, T), no copy when already there
+        return forwardPass.embed(embedWeight(), ids, config.vocabSize()); // (B, T, H)
     }
 
     /**
@@ -540,47 +376,29 @@ public final class DecoderModel implements AutoCloseable {
      * checkpointed RNG state covers it). The trainer turns it on for training steps only; 0 turns it off.
      */
     public void neftune(double alpha) {
-        if (!(alpha >= 0)) {
-            throw new IllegalArgumentException("neftune_noise_alpha must be >= 0, got " + alpha);
-        }
-        this.neftuneAlpha = alpha;
+        forwardPass.neftune(alpha);
     }
 
     /** Decoder layer {@code i}: (B, T, H) -> (B, T, H). */
     public Tensor layer(int i, Tensor hidden, AttentionContext ctx) {
         check();
-        LayerNorms n = norms[i];
-        Tensor x = norm(hidden, n.preAttention()); // (B, T, H)
-        Tensor a = attention.forward(i, x, ctx.forLayer(arch.slidingLayers().get(i)), n.q(), n.k()); // (B, T, H)
-        Tensor h = residual(hidden, norm(a, n.postAttention())); // (B, T, H)
-        Tensor m = mlps[i].forward(norm(h, n.preMlp())); // (B, T, H)
-        return residual(h, norm(m, n.postMlp()));
-    }
-
-    /** {@code h + out} (granite: {@code h + out * residual_multiplier}). */
-    private Tensor residual(Tensor h, Tensor out) {
-        return h.add(arch.residualScale() == 1.0 ? out : out.mul(new Scalar(arch.residualScale())));
-    }
-
-    /** The family's RMSNorm with {@code weight}, or x itself when the family has no norm there (null). */
-    private Tensor norm(Tensor x, Tensor weight) {
-        return weight == null ? x : rmsNorm(x, weight);
+        return forwardPass.layer(i, hidden, ctx); // (B, T, H)
     }
 
     /** The MLP slot of layer {@code i} ({@link GatedMlp} unless replaced). */
     public FeedForward feedForward(int i) {
-        return mlps[i];
+        return forwardPass.feedForward(i);
     }
 
     /** Puts {@code block} into layer {@code i}'s MLP slot (e.g. a mixture-of-experts block). */
     public void setFeedForward(int i, FeedForward block) {
         check();
-        mlps[i] = block;
+        forwardPass.setFeedForward(i, block);
     }
 
     /** The final RMSNorm: (B, T, H) -> (B, T, H). */
     public Tensor finalNorm(Tensor hidden) {
-        return rmsNorm(hidden, parameter("model.norm.weight"));
+        return forwardPass.rmsNorm(hidden, parameter("model.norm.weight"));
     }
 
     /**
@@ -588,14 +406,7 @@ public final class DecoderModel implements AutoCloseable {
      * scaling (granite: / logits_scaling) and final soft-cap (gemma2: {@code cap * tanh(z / cap)}).
      */
     public Tensor lmHead(Tensor hidden) {
-        Tensor z = linears.get("lm_head").forward(hidden); // (B, T, V)
-        if (arch.logitsDivisor() != 1.0) {
-            z = z.div(new Scalar(arch.logitsDivisor()));
-        }
-        if (arch.finalSoftcap() != null) {
-            z = z.div(new Scalar(arch.finalSoftcap())).tanh().mul(new Scalar(arch.finalSoftcap()));
-        }
-        return z;
+        return forwardPass.lmHead(hidden); // (B, T, V)
     }
 
     /** Embeddings, all layers and the final norm: (B, T) ids -> (B, T, H). Advances {@code ctx.cache()}. */
@@ -620,11 +431,6 @@ public final class DecoderModel implements AutoCloseable {
         return forward(inputIds, causalContext(inputIds.size(0), inputIds.size(1)));
     }
 
-    /** The family's RMSNorm with this model's epsilon ({@link RmsNorm}). */
-    Tensor rmsNorm(Tensor x, Tensor weight) {
-        return RmsNorm.apply(x, weight, config.rmsNormEps(), arch.norm());
-    }
-
     // ---------------------------------------------------------------- saving
 
     /**
@@ -637,7 +443,7 @@ public final class DecoderModel implements AutoCloseable {
 
     public void save(Path dir, long maxShardBytes) throws IOException {
         check();
-        ModelWriter.save(config, dtype, parameters, multimodal, dir, maxShardBytes);
+        ModelWriter.save(config, dtype, weights.parameters(), multimodal, dir, maxShardBytes);
     }
 
     /** Set by the loader for a gemma3 checkpoint: saving writes that multimodal layout back (vision included). */
@@ -657,29 +463,11 @@ public final class DecoderModel implements AutoCloseable {
      * The name under which the checkpoint this model was loaded from stores the parameter or module path
      * {@code name} of the text model (a gemma3 checkpoint: {@code language_model.model.*} as transformers 4.x
      * saves it, or {@code model.language_model.*} as 5.x does; {@code lm_head} likewise), so saved models and PEFT
-     * adapters follow the checkpoint's own layout; {@code name} itself for every other model.
+     * adapters follow the checkpoint's own layout ({@link MultimodalText#storedNames} gives both layouts' names);
+     * {@code name} itself for every other model.
      */
     public String storedName(String name) {
         return multimodal == null ? name : multimodal.layout().stored(name);
-    }
-
-    /** The names a Gemma 3 text-model parameter or module path has in the two multimodal checkpoint layouts. */
-    public static List<String> multimodalNames(String name) {
-        return List.of(MultimodalText.LEGACY.stored(name), MultimodalText.NESTED.stored(name));
-    }
-
-    /**
-     * The text model's name of a stored gemma3 name in either multimodal layout ({@code language_model.model.*},
-     * {@code language_model.lm_head*}, {@code model.language_model.*}), or null when {@code name} is in neither
-     * (a text-model name, or a vision tower name). Adapters of Gemma 3 saved by PEFT on
-     * Gemma3ForConditionalGeneration read through it.
-     */
-    public static String textNameOfMultimodal(String name) {
-        String t = MultimodalText.LEGACY.text(name);
-        if (t == null && name.startsWith(MultimodalText.NESTED.textPrefix())) {
-            t = MultimodalText.NESTED.text(name);
-        }
-        return t;
     }
 
     // ---------------------------------------------------------------- lifetime
@@ -701,27 +489,8 @@ public final class DecoderModel implements AutoCloseable {
             return;
         }
         closed = true;
-        List<Tensor> owned = new ArrayList<>(parameters.values());
-        parameters.clear();
-        linears.clear();
-        for (Tensor t : owned) {
-            t.releaseReference();
-        }
-        RuntimeException failure = null;
-        for (AutoCloseable c : adopted) {
-            try {
-                c.close();
-            } catch (Exception e) {
-                if (failure == null) {
-                    failure = new IllegalStateException("closing " + c + " failed", e);
-                }
-            }
-        }
-        adopted.clear();
-        rope.close();
-        if (localRope != null) {
-            localRope.close();
-        }
+        RuntimeException failure = weights.release();
+        forwardPass.close();
         if (failure != null) {
             throw failure;
         }

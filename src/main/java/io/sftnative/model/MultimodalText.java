@@ -27,7 +27,7 @@ import io.sftnative.model.safetensors.SafetensorsCheckpoint;
  * {@code model.*} names. The vision tower and projector ({@code vision_tower.*}, {@code multi_modal_projector.*},
  * under {@code model.} in the newer layout) are not loaded.
  */
-final class MultimodalText {
+public final class MultimodalText {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private MultimodalText() {}
@@ -209,6 +209,25 @@ final class MultimodalText {
             List.of("vision_tower.", "multi_modal_projector."), "language_model.model.* (transformers 4.x)");
     static final Layout NESTED = new Layout("model.language_model.", "lm_head.weight",
             List.of("model.vision_tower.", "model.multi_modal_projector."), "model.language_model.* (transformers 5)");
+
+    /** The names a Gemma 3 text-model parameter or module path has in the two multimodal checkpoint layouts. */
+    public static List<String> storedNames(String name) {
+        return List.of(LEGACY.stored(name), NESTED.stored(name));
+    }
+
+    /**
+     * The text model's name of a stored gemma3 name in either multimodal layout ({@code language_model.model.*},
+     * {@code language_model.lm_head*}, {@code model.language_model.*}), or null when {@code name} is in neither
+     * (a text-model name, or a vision tower name). Adapters of Gemma 3 saved by PEFT on
+     * Gemma3ForConditionalGeneration read through it.
+     */
+    public static String textNameOf(String name) {
+        String t = LEGACY.text(name);
+        if (t == null && name.startsWith(NESTED.textPrefix())) {
+            t = NESTED.text(name);
+        }
+        return t;
+    }
 
     /** Which layout {@code names} use, or a message naming what was found instead. */
     static Layout layout(Set<String> names, String source) {

@@ -11,8 +11,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 import io.sftnative.model.safetensors.DType;
 
 /**
- * transformers' RMSNorm in the three forms of {@link Architecture.NormKind}, used by {@link DecoderModel} for the
- * layer, q/k and final norms.
+ * transformers' RMSNorm in the three forms of {@link Architecture.NormKind}, used by {@link DecoderForward} for the
+ * layer and final norms and by {@link SelfAttention} for the q/k norms.
  */
 final class RmsNorm {
     private RmsNorm() {}
