@@ -24,7 +24,7 @@ import org.bytedeco.pytorch.global.torch;
  *
  * <p>Layer-wise ({@link #layers()} not null: gradient checkpointing on, and always at stage 3): the training step's
  * {@link io.sftnative.loss.LayerHooks} reduce each unit's gradients into the slice right after that unit's backward,
- * micro-batch by micro-batch ({@link LayerShards}), so the full-size gradients of only one unit exist at a time; the
+ * micro-batch by micro-batch ({@link LayerShards}), so at most two units' full-size gradients exist at a time; the
  * slice is zeroed at the start of each step ({@link #totals}) and {@link #afterBackward} only sums the loss. A rank
  * with fewer micro-batches in a step replays the others' collectives with zero gradients.
  *
