@@ -336,6 +336,10 @@ public final class DataParallel implements AutoCloseable {
             if (sync instanceof BucketedAllReduce b && b.steps() > 0) {
                 log.accept(b.summary());
             }
+            LayerShards l = layers();
+            if (l != null && l.shardsWeights() && l.steps() > 0) {
+                log.accept(l.summary());
+            }
             group.barrier("the final barrier");
         }
     }

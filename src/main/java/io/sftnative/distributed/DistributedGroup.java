@@ -206,24 +206,30 @@ public final class DistributedGroup implements AutoCloseable {
         }
     }
 
-    /** ZeRO-3: {@code t} (contiguous; CPU, or CUDA over NCCL) on every rank receives rank {@code root}'s values. */
-    void broadcastFrom(Tensor t, int root, String what) {
+    /**
+     * ZeRO-3: starts a broadcast of rank {@code root}'s {@code t} (contiguous) into {@code t} on every rank, over the
+     * backend for its device; {@link #await} the returned work (it keeps {@code t}'s storage alive until it
+     * completes), which the caller owns.
+     */
+    Work broadcastAsync(Tensor t, int root, String what) {
         try (PointerScope scope = new PointerScope()) {
-            waitFor(backendFor(t).broadcast(new TensorVector(t), new BroadcastOptions().rootRank(root)), what);
+            return backendFor(t).broadcast(new TensorVector(t), new BroadcastOptions().rootRank(root))
+                    .retainReference();
         } catch (RuntimeException e) {
-            throw e instanceof DistributedException ? e : failed(what, e);
+            throw failed(what, e);
         }
     }
 
     /**
-     * ZeRO-2/3: rank {@code root}'s {@code t} (contiguous; CPU, or CUDA over NCCL) receives the SUM over the ranks of
-     * their {@code t}; on the other ranks {@code t} is scratch afterwards.
+     * ZeRO-2/3: starts a SUM reduce of every rank's {@code t} (contiguous) into rank {@code root}'s, over the backend
+     * for its device (on the other ranks {@code t} is scratch afterwards); {@link #await} the returned work (it keeps
+     * {@code t}'s storage alive until it completes), which the caller owns.
      */
-    void reduceTo(Tensor t, int root, String what) {
+    Work reduceAsync(Tensor t, int root, String what) {
         try (PointerScope scope = new PointerScope()) {
-            waitFor(backendFor(t).reduce(new TensorVector(t), new ReduceOptions().rootRank(root)), what);
+            return backendFor(t).reduce(new TensorVector(t), new ReduceOptions().rootRank(root)).retainReference();
         } catch (RuntimeException e) {
-            throw e instanceof DistributedException ? e : failed(what, e);
+            throw failed(what, e);
         }
     }
 

@@ -1,12 +1,14 @@
 package io.sftnative.distributed;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.IntStream;
 
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.MemoryFormatOptional;
@@ -20,24 +22,42 @@ import io.sftnative.loss.LayerHooks;
 /**
  * ZeRO stages 2 and 3 one unit at a time (FSDP's unit: a decoder layer, the embedding, the head), driven by the
  * training step's {@link LayerHooks}. The flat parameter space and who owns which slice are {@link ZeroPartition}'s;
- * a unit's parameters cover some runs of it, and each run meets one or more ranks' slices:
+ * a unit's parameters cover some runs of it, and each run meets one or more ranks' slices (the collectives are
+ * {@link UnitTransfers}'):
  * <ul>
  * <li>{@link #gradientsReady}: for every (parameter, owner) piece of the unit, a SUM <b>reduce to the owner</b>, which
- * adds the result into its gradient slice ({@code gradShard}); then the parameters' full-size gradients are freed.
- * Per micro-batch: with gradient accumulation the slice accumulates, so no full-size gradient outlives its unit's
- * backward.</li>
+ * adds the result into its gradient slice ({@code gradShard}); the parameters' full-size gradients are freed once
+ * reduced. Per micro-batch: with gradient accumulation the slice accumulates, so no full-size gradient outlives the
+ * next unit's backward.</li>
  * <li>stage 3 ({@code shardWeights}), after {@link #shardWeights()}: each rank keeps only its slice of the weights
  * ({@code paramShard}, what its optimizer updates) and the parameters hold an empty (0,) tensor. {@link #gather}
- * gives a unit's parameters full-size storage ({@code Tensor.set_data}, so every module keeps its handles) and
- * <b>broadcasts</b> each piece from its owner; {@link #release} swaps the empty tensor back in, freeing them.</li>
+ * gives a unit's parameters full-size storage ({@code Tensor.set_data}, so every module keeps its handles), each
+ * piece <b>broadcast</b> from its owner; {@link #release} swaps the empty tensor back in, freeing them.</li>
  * </ul>
  * Broadcast and reduce per owner (instead of FSDP's per-unit all-gather / reduce-scatter) keep the one flat
  * partition of stages 1 and 2, so the optimizer, its checkpoints and their re-slicing stay the same at every stage.
- * The collectives are synchronous: the next layer's gather does not overlap the current layer's compute.
+ *
+ * <p><b>Overlap</b> ({@code -Dsft.zero.overlap=false} turns it off): the units are gathered in a fixed order per
+ * micro-batch ({@link LayerHooks}: embedding, layers 0..L-1, head, layers L-1..0, embedding; {@link #replay} follows
+ * it too). When {@link #gather} has unit u's weights in place it starts the asynchronous broadcasts of the next unit
+ * in that order into fresh full-size buffers (FSDP's forward / backward prefetch), which the next {@code gather}
+ * waits for and swaps into the parameters; so that transfer runs (in Gloo's thread) during u's compute, and at most
+ * two units' full weights exist at a time. Likewise {@link #gradientsReady} starts the unit's reduces and completes
+ * the previous unit's. Every rank makes the same calls, so every rank starts the same collectives in the same order
+ * (c10d matches them by order). Nothing is prefetched past a micro-batch's last gather (the optimizer may update
+ * the slice before the next one); the step's end, evaluation and saves complete whatever is in flight first; a
+ * gather out of that order waits for the prefetch and discards it. A broadcast copies bytes and the reduced pieces
+ * are added in the same order: the results are bit-identical to synchronous collectives.
  */
 @SuppressWarnings("try") // scopes and guards are held for their side effect
 final class LayerShards implements LayerHooks {
     private static final Pattern LAYER = Pattern.compile("(?:^|\\.)layers\\.(\\d+)\\.");
+
+    /**
+     * Start the next unit's weight gather (stage 3) and this unit's gradient reduces without waiting, so they run
+     * during the following compute; {@code -Dsft.zero.overlap=false}: every collective synchronous (benchmarks).
+     */
+    static final boolean OVERLAP = !"false".equals(System.getProperty("sft.zero.overlap"));
 
     private final DistributedGroup group;
     private final ZeroPartition part;
@@ -48,8 +68,18 @@ final class LayerShards implements LayerHooks {
     private final long[][] shapes; // per parameter, its full shape
     private final boolean[] released; // per parameter: holds the empty tensor (stage 3, sharded)
     private final boolean[] localGrad; // per parameter: this rank had a gradient for it in this step
+    private final int[] order; // the units in the order one micro-batch gathers them (forward, then backward)
+    private final boolean overlap;
+    private int cursor; // position in order of the next gather expected
+    private UnitTransfers.Gather pending; // the next unit's weights on their way (prefetch), or null; owned
+    private UnitTransfers.Reduce reducing; // the last unit's gradient reduces in flight, or null; owned
     private Tensor paramShard; // (shardSize,) stage 3 once sharded; owned
     private Tensor empty; // (0,) what a released parameter holds; owned
+    private long gatherNanos; // time spent in gather() (waiting for weights, starting the next unit's)
+    private long reduceNanos; // time spent in gradientsReady() (waiting for the last unit's reduces, starting these)
+    private long gathers; // unit gathers
+    private long prefetched; // of them, found prefetched
+    private long steps;
 
     /**
      * @param lateParams trainable parameters whose gradient the head writes (the LM head, an embedding tied to it):
@@ -83,6 +113,14 @@ final class LayerShards implements LayerHooks {
         }
         members.forEach((u, idx) -> units.put(u, idx.stream().mapToInt(Integer::intValue).toArray()));
         units.keySet().stream().filter(u -> u >= 0).sorted().forEach(layers::add);
+        List<Integer> seq = new ArrayList<>();
+        seq.add(EMBEDDING);
+        seq.addAll(layers);
+        seq.add(HEAD);
+        seq.addAll(layers.reversed());
+        seq.add(EMBEDDING);
+        this.order = seq.stream().filter(units::containsKey).mapToInt(Integer::intValue).toArray();
+        this.overlap = OVERLAP;
     }
 
     /** Stage 3: from now on each rank keeps only its slice of the weights; returns it (shardSize,), owned here. */
@@ -103,14 +141,57 @@ final class LayerShards implements LayerHooks {
         return paramShard;
     }
 
+    /**
+     * Puts {@code unit}'s full weights into its parameters: the prefetched ones when they are {@code unit}'s, else
+     * gathered now; then (overlap on) starts gathering the unit that comes next in {@link #order}.
+     */
     @Override
     public void gather(int unit) {
         int[] idx = units.get(unit);
-        if (idx != null && paramShard != null) {
-            for (int i : idx) {
-                gatherParam(i);
+        if (idx == null || paramShard == null) {
+            return;
+        }
+        long t0 = System.nanoTime();
+        if (pending != null) {
+            boolean mine = pending.unit == unit;
+            UnitTransfers.Gather p = pending;
+            pending = null;
+            p.finish(mine ? released : null); // another unit's (calls out of order): waited for and discarded
+            prefetched += mine ? 1 : 0;
+        }
+        gatherNow(idx); // whatever is still released: all of it when nothing was prefetched
+        cursor = next(unit);
+        if (overlap && cursor > 0) { // cursor 0: the micro-batch's last gather; the optimizer may step next
+            int u = order[cursor];
+            pending = new UnitTransfers.Gather(group, part, paramShard, shapes, u, units.get(u));
+        }
+        gathers++;
+        gatherNanos += System.nanoTime() - t0;
+    }
+
+    /** The position in {@link #order} after {@code unit}'s gather: the expected one, or (out of order) the next. */
+    private int next(int unit) {
+        for (int k = 0; k < order.length; k++) {
+            int at = (cursor + k) % order.length;
+            if (order[at] == unit) {
+                return (at + 1) % order.length;
             }
         }
+        throw new IllegalStateException("unit " + unit + " is not in the gather order");
+    }
+
+    /**
+     * Completes the gradient reduces and waits for a prefetch still in flight, discarding it; the next gather starts
+     * a micro-batch.
+     */
+    private void settle() {
+        completeReduces();
+        if (pending != null) {
+            UnitTransfers.Gather p = pending;
+            pending = null;
+            p.finish(null);
+        }
+        cursor = 0;
     }
 
     @Override
@@ -123,38 +204,34 @@ final class LayerShards implements LayerHooks {
         }
     }
 
+    /**
+     * Starts the SUM reduce of each of {@code unit}'s gradient pieces to its owner, after waiting for the previous
+     * unit's (whose results it adds into the slice); with overlap off, waits for this unit's too. The full-size
+     * gradients leave the parameters at once and are freed when their reduce completed.
+     */
     @Override
     public void gradientsReady(int unit) {
         int[] idx = units.get(unit);
         if (idx == null) {
             return;
         }
-        long size = part.shardSize();
-        try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
-            for (int i : idx) {
-                Tensor p = part.params().get(i);
-                Tensor g = p.grad(); // p's shape, or undefined (not used by this rank's micro-batch)
-                localGrad[i] |= g.defined();
-                Tensor flat = g.defined() ? g.reshape(-1) : null; // (numel,)
-                long at = offset(i);
-                long numel = part.paramNumel(i);
-                for (int r = 0; r < part.worldSize(); r++) {
-                    long lo = Math.max(at, r * size);
-                    long hi = Math.min(at + numel, (r + 1) * size);
-                    if (hi <= lo) {
-                        continue;
-                    }
-                    Tensor buf = flat != null ? flat.narrow(0, lo - at, hi - lo) // (hi - lo,) reduced in place
-                            : torch.zeros(new long[] {hi - lo}, p.options());
-                    group.reduceTo(buf, r, "gradient reduce of '" + part.names().get(i) + "'");
-                    if (r == part.rank()) {
-                        gradShard.narrow(0, lo - r * size, hi - lo).add_(buf);
-                    }
-                }
-                try (Tensor slot = p.mutable_grad()) {
-                    slot.reset(); // the full-size gradient is no longer needed
-                }
-            }
+        long t0 = System.nanoTime();
+        completeReduces(); // at most two units' full gradients exist: this one's and the one in flight
+        UnitTransfers.Reduce r = new UnitTransfers.Reduce(group, part, idx, localGrad);
+        if (overlap) {
+            reducing = r;
+        } else {
+            r.finish(gradShard);
+        }
+        reduceNanos += System.nanoTime() - t0;
+    }
+
+    /** Waits for the unit's gradient reduces still in flight and adds their results into the slice. */
+    private void completeReduces() {
+        if (reducing != null) {
+            UnitTransfers.Reduce r = reducing;
+            reducing = null;
+            r.finish(gradShard);
         }
     }
 
@@ -163,6 +240,7 @@ final class LayerShards implements LayerHooks {
      * epoch's short last step) takes part in the others' gathers and reductions with zero gradients.
      */
     void replay(int passes) {
+        settle(); // every micro-batch of the step ended at its last gather: nothing is in flight
         for (int k = 0; k < passes; k++) {
             gather(EMBEDDING);
             release(EMBEDDING);
@@ -184,6 +262,25 @@ final class LayerShards implements LayerHooks {
         }
     }
 
+    /** After a step's micro-batches (and {@link #replay}), before the optimizer updates the slice. */
+    void endStep() {
+        settle();
+        steps++;
+    }
+
+    /** Steps ended so far. */
+    long steps() {
+        return steps;
+    }
+
+    /** One line for the log at the end of a stage-3 run: what the weight gathers cost the training step. */
+    String summary() {
+        return String.format(java.util.Locale.ROOT, "weight gathers: %d of %d unit gathers prefetched%s; %.1f ms per"
+                + " step spent in weight gathers, %.1f ms in gradient reduces (%d steps)", prefetched, gathers,
+                overlap ? "" : " (overlap off)", steps == 0 ? 0 : gatherNanos / 1e6 / steps,
+                steps == 0 ? 0 : reduceNanos / 1e6 / steps, steps);
+    }
+
     /** Whether this rank had a gradient for parameter {@code i} in this step; clears the flag. */
     boolean takeLocalGradient(int i) {
         boolean had = localGrad[i];
@@ -194,9 +291,8 @@ final class LayerShards implements LayerHooks {
     /** Stage 3, sharded: every weight gathered (evaluation, checkpoints); a collective. No-op otherwise. */
     void gatherAll() {
         if (paramShard != null) {
-            for (int i = 0; i < released.length; i++) {
-                gatherParam(i);
-            }
+            settle();
+            gatherNow(IntStream.range(0, released.length).toArray());
         }
     }
 
@@ -227,31 +323,11 @@ final class LayerShards implements LayerHooks {
         return shardWeights;
     }
 
-    /** Gives parameter {@code i} full-size storage and fills it from the owners of its pieces. */
-    private void gatherParam(int i) {
-        if (!released[i]) {
-            return;
-        }
-        long size = part.shardSize();
-        try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
-            Tensor p = part.params().get(i);
-            p.set_data(torch.empty(shapes[i], p.options(), new MemoryFormatOptional()));
-            released[i] = false;
-            Tensor flat = part.flatView(i); // (numel,) the new storage
-            long at = offset(i);
-            long numel = part.paramNumel(i);
-            for (int r = 0; r < part.worldSize(); r++) {
-                long lo = Math.max(at, r * size);
-                long hi = Math.min(at + numel, (r + 1) * size);
-                if (hi <= lo) {
-                    continue;
-                }
-                Tensor piece = flat.narrow(0, lo - at, hi - lo); // (hi - lo,) contiguous
-                if (r == part.rank()) {
-                    piece.copy_(paramShard.narrow(0, lo - r * size, hi - lo));
-                }
-                group.broadcastFrom(piece, r, "weight gather of '" + part.names().get(i) + "'");
-            }
+    /** Gathers (and waits for) the weights of those parameters of {@code idx} that are released. */
+    private void gatherNow(int[] idx) {
+        int[] missing = Arrays.stream(idx).filter(i -> released[i]).toArray();
+        if (missing.length > 0) {
+            new UnitTransfers.Gather(group, part, paramShard, shapes, Integer.MIN_VALUE, missing).finish(released);
         }
     }
 
@@ -265,12 +341,16 @@ final class LayerShards implements LayerHooks {
         released[i] = true;
     }
 
-    private long offset(int i) {
-        return part.paramOffset(i);
-    }
-
-    /** Frees the weight slice (if the optimizer no longer holds it) and the empty tensor. */
+    /** Frees the weight slice (if the optimizer no longer holds it), the empty tensor and transfers left over. */
     void close() {
+        if (pending != null) { // a failed step: its broadcasts keep their buffers alive until they end
+            pending.abandon();
+            pending = null;
+        }
+        if (reducing != null) {
+            reducing.abandon();
+            reducing = null;
+        }
         if (paramShard != null) {
             paramShard.releaseReference();
             paramShard = null;
@@ -284,6 +364,8 @@ final class LayerShards implements LayerHooks {
     /** One line for the log. */
     String describe() {
         return String.format(java.util.Locale.ROOT, "%d units (%d decoder layers), gradients reduced per unit%s",
-                units.size(), layers.size(), shardWeights ? ", weights gathered per unit" : "");
+                units.size(), layers.size(), (!shardWeights ? "" : overlap ? ", weights gathered per unit, the next"
+                        + " unit's prefetched" : ", weights gathered per unit") + (overlap ? ", overlapping compute"
+                        : ", synchronously"));
     }
 }

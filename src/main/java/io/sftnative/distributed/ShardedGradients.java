@@ -28,7 +28,7 @@ import io.sftnative.torch.Devices;
  *
  * <p>Layer-wise ({@link #layers()} not null: gradient checkpointing on, and always at stage 3): the training step's
  * {@link io.sftnative.loss.LayerHooks} reduce each unit's gradients into the slice right after that unit's backward,
- * micro-batch by micro-batch ({@link LayerShards}), so the full-size gradients of only one unit exist at a time; the
+ * micro-batch by micro-batch ({@link LayerShards}), so at most two units' full-size gradients exist at a time; the
  * slice is zeroed at the start of each step ({@link #totals}) and {@link #afterBackward} only sums the loss. A rank
  * with fewer micro-batches in a step replays the others' collectives with zero gradients.
  *
@@ -111,6 +111,7 @@ public final class ShardedGradients implements GradientSync, AutoCloseable {
         if (layers != null) {
             layers.replay(replays); // first: the other ranks are still in their micro-batches' collectives
             replays = 0;
+            layers.endStep();
         }
         List<Tensor> params = part.params();
         double[] local = new double[1 + params.size()];

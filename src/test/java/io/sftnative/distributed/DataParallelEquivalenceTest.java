@@ -254,11 +254,16 @@ class DataParallelEquivalenceTest {
 
     /** Runs {@code sft-native train args} as {@code ranks} child JVMs with torchrun's environment; all must succeed. */
     static void runRanks(int ranks, List<String> args, Path logs) throws Exception {
+        runRanks(ranks, args, logs, List.of());
+    }
+
+    /** As {@link #runRanks(int, List, Path)}, with {@code jvmOptions} (e.g. {@code -Dsft.zero.overlap=false}). */
+    static void runRanks(int ranks, List<String> args, Path logs, List<String> jvmOptions) throws Exception {
         int port = freePort();
         List<Process> procs = new ArrayList<>();
         try {
             for (int r = 0; r < ranks; r++) {
-                procs.add(rank(r, ranks, port, args, logs.resolve("rank" + r + ".log")));
+                procs.add(rank(r, ranks, port, args, logs.resolve("rank" + r + ".log"), jvmOptions));
             }
             for (int r = 0; r < ranks; r++) {
                 assertTrue(procs.get(r).waitFor(150, TimeUnit.SECONDS), "rank " + r + " did not finish: "
@@ -280,11 +285,16 @@ class DataParallelEquivalenceTest {
     }
 
     static List<String> javaCommand(List<String> args) {
+        return javaCommand(args, List.of());
+    }
+
+    static List<String> javaCommand(List<String> args, List<String> jvmOptions) {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED",
                 "--sun-misc-unsafe-memory-access=allow", "-Dai.djl.offline=true", "-XX:+UseSerialGC",
-                "-Dsft.cache.dir=" + System.getProperty("sft.cache.dir"), "-cp",
-                System.getProperty("java.class.path"), "io.sftnative.cli.Main", "train"));
+                "-Dsft.cache.dir=" + System.getProperty("sft.cache.dir")));
+        cmd.addAll(jvmOptions);
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "io.sftnative.cli.Main", "train"));
         cmd.addAll(args);
         return cmd;
     }
@@ -294,7 +304,12 @@ class DataParallelEquivalenceTest {
     }
 
     static Process rank(int rank, int world, int port, List<String> args, Path log) throws IOException {
-        ProcessBuilder pb = new ProcessBuilder(javaCommand(args)).redirectErrorStream(true)
+        return rank(rank, world, port, args, log, List.of());
+    }
+
+    static Process rank(int rank, int world, int port, List<String> args, Path log, List<String> jvmOptions)
+            throws IOException {
+        ProcessBuilder pb = new ProcessBuilder(javaCommand(args, jvmOptions)).redirectErrorStream(true)
                 .redirectOutput(log.toFile());
         Map<String, String> env = pb.environment();
         env.put("SFT_NATIVE_NO_RELAUNCH", "1");

@@ -16,6 +16,8 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import io.sftnative.checkpoint.CheckpointDirs;
 import io.sftnative.testing.TempDatasetCache;
@@ -36,10 +38,16 @@ class DistributedFaultsTest {
                 "output_dir=" + out));
     }
 
-    @Test
-    void aKilledRankStopsTheJobAtOnceNamingTheRankAndTheLastCheckpointStaysIntact() throws Exception {
+    /**
+     * DDP, and ZeRO stage 3 (where rank 0 is mostly inside a weight gather or waiting for a prefetched one when its
+     * peer dies).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"no_shard", "full_shard"})
+    void aKilledRankStopsTheJobAtOnceNamingTheRankAndTheLastCheckpointStaysIntact(String fsdp) throws Exception {
         Path out = dir.resolve("out");
         List<String> args = ptArgs(out);
+        args.add("fsdp=" + fsdp);
         args.add("--nproc-per-node=2");
         Path log = dir.resolve("launcher.log");
         Process launcher = DataParallelEquivalenceTest.launcher(args, log);
@@ -52,7 +60,9 @@ class DistributedFaultsTest {
                     + Files.readString(log));
             double seconds = (System.nanoTime() - t0) / 1e9;
             String text = Files.readString(log);
-            System.out.printf("rank 1 killed: launcher exited with %d after %.1f s%n", launcher.exitValue(), seconds);
+            System.out.printf("fsdp %s, rank 1 killed: launcher exited with %d after %.1f s; rank 0: %s%n", fsdp,
+                    launcher.exitValue(), seconds, text.lines().filter(l -> l.contains("another rank stopped")
+                            || l.contains("lost a peer")).findFirst().orElse("?"));
             assertNotEquals(0, launcher.exitValue(), text);
             assertTrue(text.contains("rank 1 exited with status 137"), text);
             assertTrue(text.contains("another rank stopped") || text.contains("lost a peer"),

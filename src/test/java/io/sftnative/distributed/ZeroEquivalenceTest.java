@@ -70,6 +70,10 @@ class ZeroEquivalenceTest {
     }
 
     static Path run(Path out, int stage, List<String> extra) throws Exception {
+        return run(out, stage, extra, List.of());
+    }
+
+    static Path run(Path out, int stage, List<String> extra, List<String> jvmOptions) throws Exception {
         Files.createDirectories(out);
         List<String> args = new ArrayList<>();
         config().forEach((k, v) -> args.add(k + "=" + v));
@@ -85,7 +89,7 @@ class ZeroEquivalenceTest {
             args.add("deepspeed=" + json);
         }
         args.addAll(extra);
-        DataParallelEquivalenceTest.runRanks(2, args, out);
+        DataParallelEquivalenceTest.runRanks(2, args, out, jvmOptions);
         return out.resolve("run");
     }
 
@@ -136,11 +140,18 @@ class ZeroEquivalenceTest {
         compare("stage 2 without gradient checkpointing", ddp(), z);
     }
 
-    /** Same world size: resumed from checkpoint-2, every later step and the final weights are bit-identical. */
+    /**
+     * Same world size: resumed from checkpoint-2, every later step and the final weights are bit-identical. The
+     * resumed run waits for each unit's gradient reduces at once ({@code -Dsft.zero.overlap=false}) where the first
+     * one let them run during the next unit's backward: the overlap changes no bit either.
+     */
     @Test
     void stage2ResumesBitExactlyWithTheSameWorldSize() throws Exception {
         Path z = z2();
-        Path resumed = run(dir.resolve("z2r"), 2, List.of("resume_from_checkpoint=" + z.resolve("checkpoint-2")));
+        Path resumed = run(dir.resolve("z2r"), 2, List.of("resume_from_checkpoint=" + z.resolve("checkpoint-2")),
+                List.of("-Dsft.zero.overlap=false"));
+        assertTrue(DataParallelEquivalenceTest.log(dir.resolve("z2r"), 0).contains(", synchronously"),
+                DataParallelEquivalenceTest.log(dir.resolve("z2r"), 0));
         Map<Long, Double> a = losses(z);
         Map<Long, Double> b = losses(resumed);
         assertEquals(a.size() - 2, b.size(), "steps 3.. after the resume: " + b);

@@ -50,35 +50,9 @@ public final class DdpBench {
         int steps = Integer.parseInt(a.getOrDefault("steps", "6"));
         int seq = Integer.parseInt(a.getOrDefault("seq", "512"));
         Path work = Path.of(a.getOrDefault("work", "target/ddp-bench")).toAbsolutePath();
-        Files.createDirectories(work);
-        Map<String, Object> keys = new LinkedHashMap<>();
-        keys.put("model_type", "qwen2");
-        keys.put("hidden_size", 512);
-        keys.put("num_hidden_layers", Integer.parseInt(a.getOrDefault("layers", "8")));
-        keys.put("num_attention_heads", 8);
-        keys.put("num_key_value_heads", 8);
-        keys.put("intermediate_size", 1408);
-        keys.put("vocab_size", 32000);
-        keys.put("tie_word_embeddings", false);
-        keys.put("rope_theta", 1000000.0);
+        long params = prepare(work, steps, seq, Integer.parseInt(a.getOrDefault("layers", "8")));
         Path model = work.resolve("model");
-        long params;
-        TorchRuntime.boot(1);
-        try (DecoderModel m = RandomInit.create(ModelConfig.fromMap(keys), 42, ScalarType.Float)) {
-            m.save(model);
-            params = m.parameterCount();
-        }
         Path data = work.resolve("data.jsonl");
-        Random rnd = new Random(42);
-        try (BufferedWriter w = Files.newBufferedWriter(data, StandardCharsets.UTF_8)) {
-            for (int r = 0; r < 4 * steps; r++) {
-                StringBuilder sb = new StringBuilder("{\"input_ids\": [");
-                for (int t = 0; t < seq; t++) {
-                    sb.append(t == 0 ? "" : ",").append(rnd.nextInt(32000));
-                }
-                w.write(sb.append("]}\n").toString());
-            }
-        }
         System.out.printf(Locale.ROOT, "DdpBench: %,d parameters, %d steps of 4 rows x %d tokens, load average %s%n",
                 params, steps, seq, loadAverage());
         List<String> results = new ArrayList<>();
@@ -103,19 +77,68 @@ public final class DdpBench {
                 100 * (1 - overlap[2] / after[2]), loadAverage());
     }
 
-    /** Returns {steady-state seconds per step, tokens/s, ms per step after backward}. */
+    /**
+     * Writes the benchmark model ({@code work}/model: {@code layers} Qwen2-shaped layers, hidden 512, random weights,
+     * seed 42) and 4·steps rows of {@code seq} random token ids ({@code work}/data.jsonl, seed 42); returns the
+     * parameter count.
+     */
+    static long prepare(Path work, int steps, int seq, int layers) throws Exception {
+        Files.createDirectories(work);
+        Map<String, Object> keys = new LinkedHashMap<>();
+        keys.put("model_type", "qwen2");
+        keys.put("hidden_size", 512);
+        keys.put("num_hidden_layers", layers);
+        keys.put("num_attention_heads", 8);
+        keys.put("num_key_value_heads", 8);
+        keys.put("intermediate_size", 1408);
+        keys.put("vocab_size", 32000);
+        keys.put("tie_word_embeddings", false);
+        keys.put("rope_theta", 1000000.0);
+        Path model = work.resolve("model");
+        long params;
+        TorchRuntime.boot(1);
+        try (DecoderModel m = RandomInit.create(ModelConfig.fromMap(keys), 42, ScalarType.Float)) {
+            m.save(model);
+            params = m.parameterCount();
+        }
+        Path data = work.resolve("data.jsonl");
+        Random rnd = new Random(42);
+        try (BufferedWriter w = Files.newBufferedWriter(data, StandardCharsets.UTF_8)) {
+            for (int r = 0; r < 4 * steps; r++) {
+                StringBuilder sb = new StringBuilder("{\"input_ids\": [");
+                for (int t = 0; t < seq; t++) {
+                    sb.append(t == 0 ? "" : ",").append(rnd.nextInt(32000));
+                }
+                w.write(sb.append("]}\n").toString());
+            }
+        }
+        return params;
+    }
+
+    /** Returns {steady-state ms per step, tokens/s, ms per step after backward}. */
     static double[] run(String name, int ranks, int threads, int accumulation, boolean overlap, boolean independent,
             Path work, Path model, Path data, int steps, int seq, List<String> results) throws Exception {
+        return run(name, ranks, threads, accumulation, overlap ? List.of() : List.of("-Dsft.ddp.overlap=false"),
+                List.of(), independent, work, model, data, steps, seq, results);
+    }
+
+    /**
+     * As above, with {@code jvmOptions} and {@code extraArgs} (train keys) for every rank; returns {steady-state ms
+     * per step, tokens/s, ms per step after backward, ms per step in ZeRO-3 weight gathers and in gradient
+     * reduces (NaN without)}.
+     */
+    static double[] run(String name, int ranks, int threads, int accumulation, List<String> jvmOptions,
+            List<String> extraArgs, boolean independent, Path work, Path model, Path data, int steps, int seq,
+            List<String> results) throws Exception {
         Path out = work.resolve(name.substring(0, 1));
         List<String> args = new ArrayList<>(List.of("model_name_or_path=" + model, "dataset=" + data,
                 "stage=sft", "finetuning_type=full", "cutoff_len=" + seq, "per_device_train_batch_size=2",
                 "gradient_accumulation_steps=" + accumulation, "max_steps=" + steps, "learning_rate=1e-4",
                 "logging_steps=1", "save_strategy=no", "output_dir=" + out, "overwrite_output_dir=true",
                 "plot_loss=false", "preprocessing_num_workers=1", "report_to=none", "overwrite_cache=true"));
+        args.addAll(extraArgs);
         List<String> cmd = new ArrayList<>(LocalLauncher.trainCommand(args));
-        if (!overlap) {
-            cmd.add(1, "-Dsft.ddp.overlap=false");
-        }
+        cmd.addAll(1, jvmOptions);
         System.out.println("== " + name + " (load average " + loadAverage() + ")");
         int port = LocalLauncher.freePort();
         List<Process> procs = new ArrayList<>();
@@ -154,17 +177,23 @@ public final class DdpBench {
         double[] last = lines.get(lines.size() - 1);
         double perStep = (last[0] - first[0]) / (lines.size() - 1);
         double tokensPerSecond = (last[1] - first[1]) / (last[0] - first[0]);
-        double afterBackward = ranks == 1 || independent ? 0
-                : syncMillis(Files.readString(work.resolve(name.substring(0, 1) + "-rank0.log")));
-        String r = String.format(Locale.ROOT, "%-40s step %.2f s, %.0f tokens/s, sync after backward %.0f ms/step",
-                name, perStep, tokensPerSecond, afterBackward);
+        String rank0 = ranks == 1 || independent ? ""
+                : Files.readString(work.resolve(name.substring(0, 1) + "-rank0.log"));
+        double afterBackward = rank0.isEmpty() ? 0 : lastNumber(rank0, "; ([0-9.]+) ms per step spent after backward");
+        double gathers = lastNumber(rank0, "; ([0-9.]+) ms per step spent in weight gathers");
+        double reduces = lastNumber(rank0, ", ([0-9.]+) ms in gradient reduces");
+        String r = String.format(Locale.ROOT, "%-44s step %.2f s, %.0f tokens/s, %s", name, perStep, tokensPerSecond,
+                Double.isNaN(gathers) ? String.format(Locale.ROOT, "sync after backward %.0f ms/step", afterBackward)
+                        : String.format(Locale.ROOT, "in weight gathers %.0f ms/step, in gradient reduces %.0f"
+                                + " ms/step", gathers, reduces));
         results.add(r);
         System.out.println(r);
-        return new double[] {perStep * 1000, tokensPerSecond, afterBackward};
+        return new double[] {perStep * 1000, tokensPerSecond, afterBackward, gathers, reduces};
     }
 
-    private static double syncMillis(String log) {
-        Matcher m = Pattern.compile("; ([0-9.]+) ms per step spent after backward").matcher(log);
+    /** The number in the last match of {@code regex}'s group 1 in {@code log}, or NaN. */
+    private static double lastNumber(String log, String regex) {
+        Matcher m = Pattern.compile(regex).matcher(log);
         double v = Double.NaN;
         while (m.find()) {
             v = Double.parseDouble(m.group(1));
@@ -172,7 +201,7 @@ public final class DdpBench {
         return v;
     }
 
-    private static String loadAverage() {
+    static String loadAverage() {
         try {
             return Files.readString(Path.of("/proc/loadavg")).trim();
         } catch (java.io.IOException e) {
