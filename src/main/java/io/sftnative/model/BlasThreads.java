@@ -1,18 +1,10 @@
 package io.sftnative.model;
 
-import java.io.IOException;
-import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
-import java.lang.foreign.SymbolLookup;
-import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandle;
-import java.nio.file.Files;
-import java.nio.file.Path;
-
 import org.bytedeco.pytorch.TensorBase;
 import org.bytedeco.pytorch.VoidTensorHook;
 import org.bytedeco.pytorch.global.torch;
+
+import io.sftnative.torch.OpenBlasThreads;
 
 /**
  * Keeps OpenBLAS single-threaded while libtorch calls it from inside its own OpenMP-parallel loops.
@@ -26,7 +18,7 @@ import org.bytedeco.pytorch.global.torch;
  * A no-op when no OpenBLAS is mapped (e.g. a CUDA or MKL build). Set {@code SFT_BLAS_GUARD=0} to disable.
  */
 final class BlasThreads {
-    private static final MethodHandle SET = bind();
+    private static final boolean GUARD = !"0".equals(System.getenv("SFT_BLAS_GUARD"));
 
     /** Before SDPA backward: single-threaded BLAS. Static: must outlive every backward pass that uses it. */
     static final VoidTensorHook SINGLE = new VoidTensorHook() {
@@ -47,52 +39,17 @@ final class BlasThreads {
     private BlasThreads() {}
 
     static boolean enabled() {
-        return SET != null;
+        return GUARD && OpenBlasThreads.available();
     }
 
     static void set(int n) {
-        if (SET != null) {
-            try {
-                SET.invokeExact(n);
-            } catch (Throwable t) {
-                throw new IllegalStateException("openblas_set_num_threads failed", t);
-            }
+        if (GUARD) {
+            OpenBlasThreads.set(n);
         }
     }
 
     /** OpenBLAS threads = libtorch's intra-op threads (what the user configured). */
     static void restore() {
         set(torch.get_num_threads());
-    }
-
-    private static MethodHandle bind() {
-        if ("0".equals(System.getenv("SFT_BLAS_GUARD"))) {
-            return null;
-        }
-        try {
-            Path maps = Path.of("/proc/self/maps");
-            if (!Files.isReadable(maps)) {
-                return null;
-            }
-            String lib = null;
-            for (String line : Files.readAllLines(maps)) {
-                int slash = line.indexOf('/');
-                if (slash >= 0 && line.endsWith("/libopenblas.so.0")) {
-                    lib = line.substring(slash);
-                    break;
-                }
-            }
-            if (lib == null) {
-                return null;
-            }
-            // dlopen of an already loaded path returns the same library: we reach the copy libtorch uses
-            var f = SymbolLookup.libraryLookup(Path.of(lib), Arena.global()).find("openblas_set_num_threads");
-            if (f.isEmpty()) {
-                return null;
-            }
-            return Linker.nativeLinker().downcallHandle(f.get(), FunctionDescriptor.ofVoid(ValueLayout.JAVA_INT));
-        } catch (IOException | RuntimeException | LinkageError e) {
-            return null;
-        }
     }
 }

@@ -55,6 +55,7 @@ public final class TorchRuntime {
                 info = load(threads);
             } else if (info.threads() != threads) {
                 torch.set_num_threads(threads);
+                OpenBlasThreads.set(threads);
                 info = new Info(info.platform(), info.cacheDir(), threads, info.cudaDevices(), info.cudaUnavailable(),
                         info.ompWaitPolicy());
             }
@@ -145,6 +146,7 @@ public final class TorchRuntime {
         }
         checkNoForeignTorch(cache);
         torch.set_num_threads(threads);
+        OpenBlasThreads.set(threads); // its own pool, which set_num_threads does not reach
         int gpus = 0;
         try {
             gpus = torch.cuda_is_available() ? Math.max(0, (int) torch.cuda_device_count()) : 0;
