@@ -49,16 +49,20 @@ public final class DistributedGroup implements AutoCloseable {
     private final ProcessGroupGloo gloo;
     private final Backend nccl; // CUDA tensors; null on the CPU
     private final ProcessGroup group;
+    private final BackendOptional glooSlot; // what the group was given; holds a reference to gloo
+    private final BackendOptional ncclSlot; // null on the CPU
     private boolean closed;
 
     private DistributedGroup(DistributedEnv env, long timeoutMillis, TCPStore store, ProcessGroupGloo gloo,
-            Backend nccl, ProcessGroup group) {
+            Backend nccl, ProcessGroup group, BackendOptional glooSlot, BackendOptional ncclSlot) {
         this.env = env;
         this.timeoutMillis = timeoutMillis;
         this.store = store;
         this.gloo = gloo;
         this.nccl = nccl;
         this.group = group;
+        this.glooSlot = glooSlot;
+        this.ncclSlot = ncclSlot;
     }
 
     /**
@@ -89,32 +93,53 @@ public final class DistributedGroup implements AutoCloseable {
                             : "Is rank 0 running, and MASTER_ADDR/MASTER_PORT the same on every rank?"), e);
         }
         Backend nccl = null;
+        ProcessGroupGloo gloo = null;
+        ProcessGroup pg = null;
+        BackendOptional glooSlot = null;
+        BackendOptional ncclSlot = null;
         try {
             ProcessGroupGloo.Options o = ProcessGroupGloo.Options.create(new Milliseconds(timeout));
             o.devices(new GlooDeviceVector(glooDevice(env.masterAddr())));
             o.threads(1);
-            ProcessGroupGloo gloo = new ProcessGroupGloo(store, env.rank(), env.worldSize(), o);
+            gloo = new ProcessGroupGloo(store, env.rank(), env.worldSize(), o);
             gloo.retainReference();
-            ProcessGroup pg = new ProcessGroup(env.rank(), env.worldSize());
+            pg = new ProcessGroup(env.rank(), env.worldSize());
             pg.retainReference();
-            pg.setBackend(torch.DeviceType.CPU, ProcessGroup.BackendType.GLOO, new BackendOptional(gloo));
+            glooSlot = new BackendOptional(gloo); // holds a reference to gloo until close() releases it
+            glooSlot.retainReference();
+            pg.setBackend(torch.DeviceType.CPU, ProcessGroup.BackendType.GLOO, glooSlot);
             pg.setDefaultBackend(ProcessGroup.BackendType.GLOO);
             if (cudaDevice) {
                 nccl = NcclBackend.create(store, env.rank(), env.worldSize(), timeout);
-                pg.setBackend(torch.DeviceType.CUDA, ProcessGroup.BackendType.NCCL, new BackendOptional(nccl));
+                ncclSlot = new BackendOptional(nccl);
+                ncclSlot.retainReference();
+                pg.setBackend(torch.DeviceType.CUDA, ProcessGroup.BackendType.NCCL, ncclSlot);
             }
-            return new DistributedGroup(env, timeout, store, gloo, nccl, pg);
-        } catch (ConfigException e) {
-            store.releaseReference();
-            throw e;
+            return new DistributedGroup(env, timeout, store, gloo, nccl, pg, glooSlot, ncclSlot);
         } catch (RuntimeException e) {
-            if (nccl != null) {
-                nccl.releaseReference();
+            release(pg, glooSlot, ncclSlot, gloo, nccl, store);
+            if (e instanceof ConfigException) {
+                throw e;
             }
-            store.releaseReference();
             throw new DistributedException("rank " + env.rank() + " of " + env.worldSize() + ": the other ranks did"
                     + " not all join within ddp_timeout (" + args.timeoutSeconds() + " s): " + firstLine(e)
                     + ". Start WORLD_SIZE processes with the same MASTER_ADDR/MASTER_PORT.", e);
+        }
+    }
+
+    /**
+     * Releases c10d objects in the order that frees them: the group (it holds the backends), the optionals handed
+     * to it (each holds a backend), the backends (each holds the store), and the store last. The order matters: the
+     * store is a plain C++ object that JavaCPP deletes outright, while the backends hold it by intrusive_ptr. Deleted
+     * while a backend still lived — the optionals once kept them alive until the garbage collector freed the
+     * optionals — the backend's later destruction wrote into freed memory, and glibc aborted the JVM at some later
+     * allocation ("corrupted double-linked list"). Nulls are skipped.
+     */
+    private static void release(org.bytedeco.javacpp.Pointer... inOrder) {
+        for (org.bytedeco.javacpp.Pointer p : inOrder) {
+            if (p != null) {
+                p.releaseReference();
+            }
         }
     }
 
@@ -281,18 +306,15 @@ public final class DistributedGroup implements AutoCloseable {
         return i < 0 ? m : m.substring(0, i);
     }
 
-    /** Frees the group, the backends and (last: rank 0 serves it to the others) the store. Idempotent. */
+    /**
+     * Frees the group, the backends and, last, the store (rank 0 stops serving the others then). Idempotent.
+     */
     @Override
     public void close() {
         if (closed) {
             return;
         }
         closed = true;
-        for (org.bytedeco.javacpp.Pointer p : List.of(group, gloo, store)) {
-            p.releaseReference();
-            if (p == gloo && nccl != null) {
-                nccl.releaseReference();
-            }
-        }
+        release(group, glooSlot, ncclSlot, gloo, nccl, store);
     }
 }

@@ -11,6 +11,7 @@ import java.util.Map;
 
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.global.torch.ScalarType;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -47,11 +48,12 @@ class ZeroDeviceTest {
         group = DistributedGroup.join(env, DistributedSetupTest.args(Map.of("ddp_timeout", 60)), false);
     }
 
-    /*
-     * The group is not closed: after this class closed its one-rank Gloo group inside the shared test JVM, that JVM
-     * was aborted by glibc's heap-corruption check several times (at the next class or at exit), so it is left to
-     * the JVM's exit, as a training rank's would be at its end.
-     */
+    @AfterAll
+    static void close() {
+        if (group != null) {
+            group.close();
+        }
+    }
 
     @Test
     void everyStageTrainsLikeOneProcessAndResumesItsMomentsExactly(@TempDir Path dir) throws Exception {
