@@ -178,7 +178,7 @@ public final class FlashAttention {
 
     private static synchronized void backward(Tensor dout) {
         Pending p = STACK.poll();
-        if (p == null || !sameShape(p.out(), dout)) {
+        if (p == null || !Tensors.sameShape(p.out(), dout)) {
             throw new IllegalStateException("flash attention backward found no matching forward record"
                     + " (attention backward must run in the reverse order of the forward passes)");
         }
@@ -214,7 +214,7 @@ public final class FlashAttention {
             public TensorBase call(TensorBase grad) {
                 synchronized (FlashAttention.class) {
                     Tensor g = grads == null ? null : grads[which];
-                    if (g == null || !sameShape(g, new Tensor(grad))) {
+                    if (g == null || !Tensors.sameShape(g, new Tensor(grad))) {
                         throw new IllegalStateException("flash attention: no gradient computed for input " + which);
                     }
                     grads[which] = null;
@@ -222,18 +222,6 @@ public final class FlashAttention {
                 }
             }
         }.retainReference();
-    }
-
-    private static boolean sameShape(Tensor a, Tensor b) {
-        if (a.dim() != b.dim()) {
-            return false;
-        }
-        for (int i = 0; i < a.dim(); i++) {
-            if (a.size(i) != b.size(i)) {
-                return false;
-            }
-        }
-        return true;
     }
 
     private static Tensor view(Tensor t) {

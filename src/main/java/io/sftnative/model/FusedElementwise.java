@@ -49,7 +49,7 @@ public final class FusedElementwise {
 
     /** Whether {@link #swiglu} takes these inputs: fp32 CPU tensors of one shape with rows it can address. */
     public static boolean swigluSupported(Tensor gate, Tensor up) {
-        return ENABLED && fp32Cpu(gate) && fp32Cpu(up) && gate.dim() >= 1 && sameShape(gate, up)
+        return ENABLED && fp32Cpu(gate) && fp32Cpu(up) && gate.dim() >= 1 && Tensors.sameShape(gate, up)
                 && rowStride(gate) > 0 && rowStride(up) > 0;
     }
 
@@ -88,7 +88,8 @@ public final class FusedElementwise {
      */
     public static boolean ropeSupported(Tensor x, Tensor cos, Tensor sinSigned) {
         return ENABLED && fp32Cpu(x) && fp32Cpu(cos) && fp32Cpu(sinSigned) && x.dim() == 4 && cos.dim() == 4
-                && x.stride(3) == 1 && cos.stride(3) == 1 && sinSigned.stride(3) == 1 && sameShape(cos, sinSigned)
+                && x.stride(3) == 1 && cos.stride(3) == 1 && sinSigned.stride(3) == 1
+                && Tensors.sameShape(cos, sinSigned)
                 && cos.stride(0) == sinSigned.stride(0) && cos.stride(1) == sinSigned.stride(1)
                 && (cos.size(0) == x.size(0) || cos.size(0) == 1) && cos.size(1) == x.size(1) && cos.size(2) == 1
                 && cos.size(3) <= x.size(3) && cos.size(3) % 2 == 0 && cos.size(3) >= 2;
@@ -286,18 +287,6 @@ public final class FusedElementwise {
 
     private static boolean fp32Cpu(Tensor t) {
         return !t.is_cuda() && TensorMemory.same(t.scalar_type(), ScalarType.Float);
-    }
-
-    private static boolean sameShape(Tensor a, Tensor b) {
-        if (a.dim() != b.dim()) {
-            return false;
-        }
-        for (int i = 0; i < a.dim(); i++) {
-            if (a.size(i) != b.size(i)) {
-                return false;
-            }
-        }
-        return true;
     }
 
     /**

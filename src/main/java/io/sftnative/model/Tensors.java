@@ -58,4 +58,17 @@ public final class Tensors {
     public static long[] shape(Tensor t) {
         return t.sizes().vec().get();
     }
+
+    /** Whether {@code a} and {@code b} have the same shape (no host copy of either). */
+    public static boolean sameShape(Tensor a, Tensor b) {
+        if (a.dim() != b.dim()) {
+            return false;
+        }
+        for (int i = 0; i < a.dim(); i++) {
+            if (a.size(i) != b.size(i)) {
+                return false;
+            }
+        }
+        return true;
+    }
 }
