@@ -209,13 +209,9 @@ class DataParallelEquivalenceTest {
         }
 
         List<double[]> got = stepsOf(multi);
-        assertEquals(ref.size(), got.size(), "steps");
-        double lossDiff = 0;
-        double normRel = 0;
-        for (int i = 0; i < ref.size(); i++) {
-            lossDiff = Math.max(lossDiff, Math.abs(ref.get(i)[0] - got.get(i)[0]));
-            normRel = Math.max(normRel, Math.abs(ref.get(i)[1] - got.get(i)[1]) / ref.get(i)[1]);
-        }
+        double[] stepDiff = stepDiffs(ref, got);
+        double lossDiff = stepDiff[0];
+        double normRel = stepDiff[1];
         // Step 1: the same weights and rows. The one-process run's GEMMs use 2 threads and each rank's 1, so
         // OpenBLAS may round differently in the last bits (a few fp32 ulps, ~1e-7 relative); a wrong split of the
         // rows would change the loss by far more than 1e-6 relative.
@@ -301,6 +297,18 @@ class DataParallelEquivalenceTest {
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "io.sftnative.cli.Main", "train"));
         cmd.addAll(args);
         return cmd;
+    }
+
+    /** {max |loss diff|, max relative grad-norm diff} over the steps of two runs, which must have as many. */
+    static double[] stepDiffs(List<double[]> ref, List<double[]> got) {
+        assertEquals(ref.size(), got.size(), "steps");
+        double loss = 0;
+        double norm = 0;
+        for (int i = 0; i < ref.size(); i++) {
+            loss = Math.max(loss, Math.abs(ref.get(i)[0] - got.get(i)[0]));
+            norm = Math.max(norm, Math.abs(ref.get(i)[1] - got.get(i)[1]) / ref.get(i)[1]);
+        }
+        return new double[] {loss, norm};
     }
 
     static String log(Path logs, int r) throws IOException {

@@ -111,13 +111,9 @@ class Zero3EquivalenceTest {
         Path single = dir.resolve("single");
         List<double[]> ref = single(single, Map.of());
         List<double[]> got = DataParallelEquivalenceTest.stepsOf(z);
-        assertEquals(ref.size(), got.size(), "steps");
-        double loss = 0;
-        double norm = 0;
-        for (int i = 0; i < ref.size(); i++) {
-            loss = Math.max(loss, Math.abs(ref.get(i)[0] - got.get(i)[0]));
-            norm = Math.max(norm, Math.abs(ref.get(i)[1] - got.get(i)[1]) / ref.get(i)[1]);
-        }
+        double[] stepDiff = DataParallelEquivalenceTest.stepDiffs(ref, got);
+        double loss = stepDiff[0];
+        double norm = stepDiff[1];
         double[] w = DataParallelEquivalenceTest.maxDiff(single.resolve("model.safetensors"),
                 z.resolve("model.safetensors"));
         List<Double> ea = DataParallelEquivalenceTest.evalLosses(single);
@@ -257,13 +253,9 @@ class Zero3EquivalenceTest {
         assertTrue(DataParallelEquivalenceTest.log(dir, 0).contains("weights gathered per unit"),
                 DataParallelEquivalenceTest.log(dir, 0));
         List<double[]> got = DataParallelEquivalenceTest.stepsOf(dir.resolve("multi"));
-        assertEquals(ref.size(), got.size());
-        double loss = 0;
-        double norm = 0;
-        for (int i = 0; i < ref.size(); i++) {
-            loss = Math.max(loss, Math.abs(ref.get(i)[0] - got.get(i)[0]));
-            norm = Math.max(norm, Math.abs(ref.get(i)[1] - got.get(i)[1]) / ref.get(i)[1]);
-        }
+        double[] stepDiff = DataParallelEquivalenceTest.stepDiffs(ref, got);
+        double loss = stepDiff[0];
+        double norm = stepDiff[1];
         String file = cfg.get("finetuning_type").equals("lora") ? "adapter_model.safetensors" : "model.safetensors";
         double[] w = DataParallelEquivalenceTest.maxDiff(single.resolve(file), dir.resolve("multi").resolve(file));
         System.out.printf("%s stage 3, %d ranks x accumulation %d vs 1 x %d: %d steps, max |loss diff| %.3g, max rel"

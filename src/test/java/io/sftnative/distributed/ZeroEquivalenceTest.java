@@ -220,13 +220,9 @@ class ZeroEquivalenceTest {
         assertTrue(DataParallelEquivalenceTest.log(dir, 0).contains("ZeRO stage 2"), DataParallelEquivalenceTest
                 .log(dir, 0));
         List<double[]> got = DataParallelEquivalenceTest.stepsOf(dir.resolve("multi"));
-        assertEquals(ref.size(), got.size());
-        double loss = 0;
-        double norm = 0;
-        for (int i = 0; i < ref.size(); i++) {
-            loss = Math.max(loss, Math.abs(ref.get(i)[0] - got.get(i)[0]));
-            norm = Math.max(norm, Math.abs(ref.get(i)[1] - got.get(i)[1]) / ref.get(i)[1]);
-        }
+        double[] stepDiff = DataParallelEquivalenceTest.stepDiffs(ref, got);
+        double loss = stepDiff[0];
+        double norm = stepDiff[1];
         double[] w = DataParallelEquivalenceTest.maxDiff(single.resolve("adapter_model.safetensors"),
                 dir.resolve("multi").resolve("adapter_model.safetensors"));
         System.out.printf("LoRA stage 2, 2 ranks x accumulation 2 vs 1 x 4: %d steps, max |loss diff| %.3g, max rel"
@@ -266,13 +262,9 @@ class ZeroEquivalenceTest {
     static void compare(String what, Path ref, Path got) throws Exception {
         List<double[]> r = DataParallelEquivalenceTest.stepsOf(ref);
         List<double[]> g = DataParallelEquivalenceTest.stepsOf(got);
-        assertEquals(r.size(), g.size(), "steps");
-        double loss = 0;
-        double norm = 0;
-        for (int i = 0; i < r.size(); i++) {
-            loss = Math.max(loss, Math.abs(r.get(i)[0] - g.get(i)[0]));
-            norm = Math.max(norm, Math.abs(r.get(i)[1] - g.get(i)[1]) / r.get(i)[1]);
-        }
+        double[] stepDiff = DataParallelEquivalenceTest.stepDiffs(r, g);
+        double loss = stepDiff[0];
+        double norm = stepDiff[1];
         double[] w = DataParallelEquivalenceTest.maxDiff(ref.resolve("model.safetensors"),
                 got.resolve("model.safetensors"));
         System.out.printf("%s vs DDP (2 ranks x accumulation 2): %d steps, max |loss diff| %.3g, max rel grad-norm"
