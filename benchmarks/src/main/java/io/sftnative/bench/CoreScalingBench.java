@@ -34,9 +34,9 @@ public final class CoreScalingBench {
             child(Integer.parseInt(argv[1]), Double.parseDouble(argv[2]));
             return;
         }
-        double seconds = argv.length >= 2 && argv[0].equals("--seconds") ? Double.parseDouble(argv[1]) : 15;
+        double seconds = Double.parseDouble(DecoderStepBench.parse(argv).getOrDefault("seconds", "15"));
         System.out.printf(Locale.ROOT, "CoreScalingBench: %d cores, %.0f s per case, load average %s%n",
-                Runtime.getRuntime().availableProcessors(), seconds, loadAverage());
+                Runtime.getRuntime().availableProcessors(), seconds, DdpBench.loadAverage());
         double[] one = runCase("(1) 1 process x 1 thread", 1, 1, seconds);
         double[] two = runCase("(2) 2 processes x 1 thread, together", 2, 1, seconds);
         double[] threads = runCase("(3) 1 process x 2 threads", 1, 2, seconds);
@@ -44,7 +44,7 @@ public final class CoreScalingBench {
                 two[0] / 2 / one[0], two[0] / one[0], threads[0] / one[0]);
         System.out.printf(Locale.ROOT, "copy: (2) per process %.2f of (1), total %.2f; (3) %.2f of (1)%n",
                 two[1] / 2 / one[1], two[1] / one[1], threads[1] / one[1]);
-        System.out.println("load average at the end " + loadAverage());
+        System.out.println("load average at the end " + DdpBench.loadAverage());
     }
 
     /** Starts {@code processes} children together; returns their summed {GEMM GFLOP/s, copy GB/s}. */
@@ -120,14 +120,5 @@ public final class CoreScalingBench {
         double[] a = v.stream().mapToDouble(Double::doubleValue).toArray();
         Arrays.sort(a);
         return a.length == 0 ? 0 : a[a.length / 2];
-    }
-
-    /** The load average line (the machine is shared: every result says how busy it was). */
-    private static String loadAverage() {
-        try {
-            return java.nio.file.Files.readString(java.nio.file.Path.of("/proc/loadavg")).trim();
-        } catch (java.io.IOException e) {
-            return "?";
-        }
     }
 }

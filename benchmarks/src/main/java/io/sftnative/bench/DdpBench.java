@@ -43,10 +43,7 @@ public final class DdpBench {
     private DdpBench() {}
 
     public static void main(String[] argv) throws Exception {
-        Map<String, String> a = new LinkedHashMap<>();
-        for (int i = 0; i + 1 < argv.length; i += 2) {
-            a.put(argv[i].replaceFirst("^--", ""), argv[i + 1]);
-        }
+        Map<String, String> a = DecoderStepBench.parse(argv);
         int steps = Integer.parseInt(a.getOrDefault("steps", "6"));
         int seq = Integer.parseInt(a.getOrDefault("seq", "512"));
         Path work = Path.of(a.getOrDefault("work", "target/ddp-bench")).toAbsolutePath();

@@ -2,7 +2,6 @@ package io.sftnative.bench;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -24,10 +23,7 @@ public final class Zero3StepBench {
     private Zero3StepBench() {}
 
     public static void main(String[] argv) throws Exception {
-        Map<String, String> a = new LinkedHashMap<>();
-        for (int i = 0; i + 1 < argv.length; i += 2) {
-            a.put(argv[i].replaceFirst("^--", ""), argv[i + 1]);
-        }
+        Map<String, String> a = DecoderStepBench.parse(argv);
         int steps = Integer.parseInt(a.getOrDefault("steps", "6"));
         int seq = Integer.parseInt(a.getOrDefault("seq", "512"));
         Path work = Path.of(a.getOrDefault("work", "target/zero3-bench")).toAbsolutePath();
